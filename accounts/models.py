@@ -1,0 +1,123 @@
+"""Who may do what: Pelcro accounts, their sites, members, API keys and OAuth connections."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts import crypto
+
+
+class Account(models.Model):
+    """A Pelcro account. Its Core API key is stored encrypted (see `accounts.crypto`)."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
+    api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_api_key(self, api_key: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(api_key)
+        self.api_key_last4 = api_key[-4:]
+        self.api_key_set_at = timezone.now()
+
+    def get_api_key(self) -> str:
+        if not self.api_key_encrypted:
+            raise ValueError(f"account {self.slug} has no Core API key")
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+
+class Site(models.Model):
+    """A Pelcro site; `site_id` is Pelcro's own id, the one tools take."""
+
+    site_id = models.PositiveIntegerField(unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sites")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["site_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.site_id})"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Administrator"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.role})"
+
+
+class Connection(models.Model):
+    """One user + one OAuth client + one account: what a consent creates.
+
+    Every access and refresh token issued through that consent belongs to it; revoking the
+    connection revokes them all at once.
+    """
+
+    class Access(models.TextChoices):
+        READ_WRITE = "read_write", "Read and write"
+        READ = "read", "Read only"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
+    application = models.ForeignKey(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="connections"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="connections")
+    access = models.CharField(max_length=12, choices=Access.choices, default=Access.READ_WRITE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.application} → {self.account} for {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def can_write(self) -> bool:
+        return self.access == self.Access.READ_WRITE
+
+
+class TokenBinding(models.Model):
+    """Ties one DOT access token to the connection it was issued for.
+
+    DOT's token models stay unswapped; this side table carries the account and access
+    level from the consent (grant) to every access token, including refreshed ones.
+    """
+
+    access_token = models.OneToOneField(
+        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="binding"
+    )
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="token_bindings")
+
+    def __str__(self) -> str:
+        return f"token {self.access_token_id} of connection {self.connection_id}"

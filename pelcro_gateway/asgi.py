@@ -1,0 +1,81 @@
+"""The ASGI entry point: a small router in front of Django and the MCP app.
+
+- MCP traffic at "/" (POST, and GET/DELETE for the 2025 session transport) goes to the
+  MCP app; a browser's `GET /` (Accept: text/html) goes to Django's landing page.
+- Everything else goes to Django.
+- Lifespan is handled here because Django's ASGI handler has none, and a Starlette app
+  mounted inside another app never gets its lifespan run. The MCP session manager (and
+  anything else that needs start-up/shut-down) is entered here.
+"""
+
+import contextlib
+import importlib.util
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pelcro_gateway.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_app = get_asgi_application()
+
+from pelcro_gateway.checks import run_startup_checks  # noqa: E402
+
+MCP_PATH = "/"
+
+
+def _wants_html(scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            return b"text/html" in value
+    return False
+
+
+class GatewayRouter:
+    def __init__(self, django, mcp=None, lifespan=None):
+        self.django = django
+        self.mcp = mcp
+        self.lifespan = lifespan  # an async context manager factory, or None
+
+    def _is_mcp(self, scope) -> bool:
+        if self.mcp is None or scope["path"] != MCP_PATH:
+            return False
+        return not (scope["method"] in ("GET", "HEAD") and _wants_html(scope))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http" and self._is_mcp(scope):
+            await self.mcp(scope, receive, send)
+        else:
+            await self.django(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        stack = contextlib.AsyncExitStack()
+        try:
+            run_startup_checks()
+            if self.lifespan is not None:
+                await stack.enter_async_context(self.lifespan())
+        except BaseException as exc:
+            await stack.aclose()
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        await stack.aclose()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def build_application() -> GatewayRouter:
+    """Wire Django and (once installed) the MCP app into one ASGI application."""
+    if importlib.util.find_spec("mcp_bridge.asgi") is None:  # arrives with the MCP issue
+        return GatewayRouter(django_app)
+    from mcp_bridge.asgi import create_mcp_app
+
+    mcp_app, lifespan = create_mcp_app()
+    return GatewayRouter(django_app, mcp=mcp_app, lifespan=lifespan)
+
+
+application = build_application()

@@ -1,0 +1,57 @@
+"""System checks that refuse an unsafe production configuration.
+
+They run on every `manage.py` command and when the ASGI app starts (asgi.py calls
+`run_startup_checks`), so a misconfigured `prd` deployment never serves a request.
+"""
+
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=False)
+def check_production_safety(app_configs=None, **kwargs):
+    errors = []
+    env = settings.GATEWAY_ENV
+    if env not in {"prd", "stg", "dev"}:
+        errors.append(Error(f"GATEWAY_ENV must be prd, stg or dev, not {env!r}.", id="pelcro_gateway.E001"))
+    for key in settings.API_KEY_ENCRYPTION_KEYS:
+        try:
+            Fernet(key)
+        except Exception:
+            errors.append(
+                Error(
+                    "API_KEY_ENCRYPTION_KEYS holds a value that is not a Fernet key.",
+                    hint='Generate one: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
+                    id="pelcro_gateway.E002",
+                )
+            )
+    if env == "dev":
+        return errors
+    if settings.DEBUG:
+        errors.append(Error(f"DEBUG must be off when GATEWAY_ENV={env}.", id="pelcro_gateway.E010"))
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY or len(settings.SECRET_KEY) < 32:
+        errors.append(
+            Error("SECRET_KEY is the dev default or shorter than 32 characters.", id="pelcro_gateway.E011")
+        )
+    if settings.DEV_ENCRYPTION_KEY in settings.API_KEY_ENCRYPTION_KEYS:
+        errors.append(
+            Error("API_KEY_ENCRYPTION_KEYS still contains the dev default key.", id="pelcro_gateway.E012")
+        )
+    if urlsplit(settings.PUBLIC_URL).scheme != "https":
+        errors.append(Error(f"PUBLIC_URL must be https when GATEWAY_ENV={env}.", id="pelcro_gateway.E013"))
+    if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
+        errors.append(Error("Session and CSRF cookies must be Secure outside dev.", id="pelcro_gateway.E014"))
+    return errors
+
+
+def run_startup_checks() -> None:
+    """Raise SystemCheckError if any registered check fails (used by the ASGI app)."""
+    from django.core.management.base import SystemCheckError
+    from django.core import checks
+
+    failures = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
+    if failures:
+        raise SystemCheckError("\n".join(f"{m.id}: {m.msg}" for m in failures))

@@ -1,0 +1,277 @@
+"""Django settings. Every value comes from the environment; defaults are safe for dev.
+
+Production (`GATEWAY_ENV=prd`) must set SECRET_KEY, API_KEY_ENCRYPTION_KEYS and an https
+PUBLIC_URL: the system checks in `pelcro_gateway/checks.py` refuse to start otherwise.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from pelcro_gateway import __version__
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- Identity of this deployment -------------------------------------------------------
+
+VERSION = __version__
+GATEWAY_ENV = os.environ.get("GATEWAY_ENV", "dev")  # prd | stg | dev
+IS_DEV = GATEWAY_ENV == "dev"
+
+# Known-insecure defaults; checks.py refuses them outside dev.
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_ENCRYPTION_KEY = "ZGV2LWluc2VjdXJlLWVuY3J5cHRpb24ta2V5LTMyYic="  # Fernet key, dev only
+
+SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", IS_DEV)
+
+# The public origin clients use (issuer, resource, redirects). No trailing slash.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
+_public = urlsplit(PUBLIC_URL)
+# The MCP resource identifier (RFC 8707 / RFC 9728): the endpoint at "/".
+MCP_RESOURCE_URL = PUBLIC_URL + "/"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [_public.hostname or "127.0.0.1", "127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
+
+# --- Apps --------------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "pelcro_gateway.apps.GatewayConfig",
+    "accounts",
+    "mcp_bridge",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pelcro_gateway.middleware.SecurityHeadersMiddleware",
+]
+
+ROOT_URLCONF = "pelcro_gateway.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "pelcro_gateway.context_processors.deployment",
+            ],
+        },
+    },
+]
+
+# --- Data --------------------------------------------------------------------------------
+
+DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'gateway.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the web process, the worker and beat share one file.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+    # Tests run servers in subprocesses, so the test database must be a file, not :memory:.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis key the gateway writes starts with this, so several deployments (or test
+# runs) can share one Redis without touching each other's keys.
+REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "pgw:")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
+        "TIMEOUT": 300,
+    }
+}
+
+# --- Secrets at rest ---------------------------------------------------------------------
+
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: put the new key
+# first, run `manage.py rotate_api_keys`, then drop the old one).
+API_KEY_ENCRYPTION_KEYS = env_list("API_KEY_ENCRYPTION_KEYS", [DEV_ENCRYPTION_KEY])
+
+# --- Auth and sessions -------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/connections"
+LOGOUT_REDIRECT_URL = "/login"
+
+SECURE_COOKIES = env_bool("SECURE_COOKIES", _public.scheme == "https")
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 12
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+SECURE_HSTS_SECONDS = 0 if IS_DEV else env_int("SECURE_HSTS_SECONDS", 31536000)
+
+# --- Static files ------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serve from app dirs without collectstatic in dev and tests
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- REST framework (ops JSON API) -------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- The gateway's own knobs -------------------------------------------------------------
+
+PELCRO_GATEWAY = {
+    # Upstream Core API (defaults to the embedded sandbox started by `make run`).
+    "CORE_API_BASE_URL": os.environ.get("CORE_API_BASE_URL", "http://127.0.0.1:8100/api/v1/core").rstrip("/"),
+    "CORE_API_TIMEOUT": env_float("CORE_API_TIMEOUT", 10.0),
+    "CORE_API_CONNECT_TIMEOUT": env_float("CORE_API_CONNECT_TIMEOUT", 3.0),
+    "CORE_API_MAX_RETRIES": env_int("CORE_API_MAX_RETRIES", 2),
+    "CORE_API_BACKOFF_BASE": env_float("CORE_API_BACKOFF_BASE", 0.2),
+    "CORE_API_BACKOFF_MAX": env_float("CORE_API_BACKOFF_MAX", 5.0),
+    # Shared per-account limit (Core API: 120 per minute per account).
+    "RATE_LIMIT": env_int("RATE_LIMIT", 120),
+    "RATE_WINDOW_SECONDS": env_float("RATE_WINDOW_SECONDS", 60.0),
+    # Requests kept back from LIMIT as a margin against clock skew with the upstream.
+    "RATE_SAFETY_MARGIN": env_int("RATE_SAFETY_MARGIN", 2),
+    # How long an interactive tool call may wait for a slot before answering "retry in N s".
+    "RATE_WAIT_BUDGET_SECONDS": env_float("RATE_WAIT_BUDGET_SECONDS", 5.0),
+    # Share of the budget background jobs may use, keeping the rest for interactive calls.
+    "BACKGROUND_BUDGET_SHARE": env_float("BACKGROUND_BUDGET_SHARE", 0.5),
+    # OAuth lifetimes.
+    "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 3600),
+    "REFRESH_TOKEN_SECONDS": env_int("REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
+    # Login guessing protection.
+    "LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
+    "LOGIN_LOCKOUT_SECONDS": env_int("LOGIN_LOCKOUT_SECONDS", 900),
+    # Dynamic client registration: per-IP hourly cap; unused registrations pruned after.
+    "DCR_PER_IP_PER_HOUR": env_int("DCR_PER_IP_PER_HOUR", 20),
+    "DCR_UNUSED_PRUNE_HOURS": env_int("DCR_UNUSED_PRUNE_HOURS", 24),
+    # MCP transport: allowed Origin values (besides PUBLIC_URL); empty Origin is allowed.
+    "MCP_ALLOWED_ORIGINS": env_list("MCP_ALLOWED_ORIGINS", []),
+    # CSV exports.
+    "EXPORT_DIR": os.environ.get("EXPORT_DIR", str(VAR_DIR / "exports")),
+    "EXPORT_RETENTION_HOURS": env_int("EXPORT_RETENTION_HOURS", 24),
+}
+
+# --- Celery ------------------------------------------------------------------------------
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
+CELERY_BEAT_SCHEDULE: dict = {}  # filled by the rate-limit/Celery issue (mcp_bridge/tasks.py)
+
+# --- Logging -----------------------------------------------------------------------------
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "pelcro_gateway.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs full request URLs at INFO; keep it quiet (URLs may carry codes).
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}
+
+# --- OAuth 2.1 provider (django-oauth-toolkit) -------------------------------------------
+
+# DOT's own models, named explicitly so migrations that reference them resolve.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["ACCESS_TOKEN_SECONDS"],
+    "REFRESH_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_SECONDS"],
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data"},
+    "DEFAULT_SCOPES": ["read", "write"],
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make run`: set up everything on a fresh machine, then run web, sandbox, worker and beat.
+source "$(dirname "$0")/lib.sh"
+
+export PORT="${PORT:-8000}"
+export SANDBOX_PORT="${SANDBOX_PORT:-8100}"
+export CORE_API_BASE_URL="${CORE_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT/api/v1/core}"
+export PUBLIC_URL="${PUBLIC_URL:-http://127.0.0.1:$PORT}"
+
+ensure_venv
+ensure_redis
+say "migrating the database (${DATABASE_URL:-SQLite file var/gateway.sqlite3})"
+"$PY" manage.py migrate --no-input -v0
+say "loading demo data"
+logins="$("$PY" manage.py seed_demo)"
+
+cat <<TXT
+
+  Pelcro MCP Gateway ($("$PY" -c 'import pelcro_gateway; print(pelcro_gateway.__version__)'), environment ${GATEWAY_ENV:-dev})
+  MCP endpoint     $PUBLIC_URL/        (claude mcp add --transport http pelcro $PUBLIC_URL/)
+  Sign in          $PUBLIC_URL/login
+  Your connections $PUBLIC_URL/connections
+  Ops dashboard    $PUBLIC_URL/ops/
+  Admin            $PUBLIC_URL/admin/
+  Health           $PUBLIC_URL/health
+  Core API sandbox http://127.0.0.1:$SANDBOX_PORT/api/v1/core
+$(echo "$logins" | sed 's/^/  /')
+
+  Ctrl-C stops everything.
+
+TXT
+export PATH="$VENV/bin:$PATH"
+exec honcho start -f Procfile

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite on PostgreSQL + Redis, then the end-to-end tests on SQLite.
+# Extra arguments go to pytest (e.g. `make test ARGS="-k sandbox"`).
+source "$(dirname "$0")/lib.sh"
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+
+ensure_venv
+ensure_redis
+ensure_postgres "$TEST_DATABASE_URL"
+ensure_chromium
+ensure_compose_client
+
+say "test suite on PostgreSQL"
+DATABASE_URL="$TEST_DATABASE_URL" "$PY" -m pytest "$@"
+say "database-facing tests again on SQLite (the run command's default)"
+env -u DATABASE_URL "$PY" -m pytest -m sqlite "$@"

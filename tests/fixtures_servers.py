@@ -1,0 +1,64 @@
+"""Real servers for end-to-end tests: the Core API sandbox and the gateway itself."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from tests.servers import ServerProcess, database_url_of, free_port, uvicorn_argv
+
+SANDBOX_ADMIN_TOKEN = "sandbox-admin-test-token"
+
+
+def start_sandbox(**env: str) -> ServerProcess:
+    port = free_port()
+    base_env = {"SANDBOX_ADMIN_TOKEN": SANDBOX_ADMIN_TOKEN}
+    argv = [os.sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    return ServerProcess("sandbox", argv, port, {**base_env, **env}, "/_sandbox/health").start()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """The Core API sandbox with its default (real) limits, shared by the session."""
+    server = start_sandbox()
+    yield server
+    server.stop()
+
+
+def gateway_env(sandbox: ServerProcess | None, port: int, **extra: str) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": database_url_of(connection.settings_dict),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PORT": str(port),
+        "GATEWAY_ENV": "dev",
+        "DEBUG": "0",
+    }
+    if sandbox is not None:
+        env["CORE_API_BASE_URL"] = sandbox.url + "/api/v1/core"
+    env.update(extra)
+    return env
+
+
+def start_gateway(sandbox: ServerProcess | None, **extra: str) -> ServerProcess:
+    port = free_port()
+    env = gateway_env(sandbox, port, **extra)
+    return ServerProcess("gateway", uvicorn_argv("pelcro_gateway.asgi:application", port), port, env, "/health").start()
+
+
+@pytest.fixture(scope="session")
+def _session_gateway(django_db_setup, django_db_blocker, sandbox_server):
+    with django_db_blocker.unblock():
+        server = start_gateway(sandbox_server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway_server(transactional_db, _session_gateway):
+    """A live gateway (uvicorn subprocess) on the test database, upstream = the sandbox.
+
+    The process lives for the whole session; `transactional_db` makes each test's rows
+    visible to it (committed) and flushes them afterwards. The gateway keeps no DB state
+    in memory, so that is safe.
+    """
+    return _session_gateway
