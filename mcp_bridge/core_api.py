@@ -1,0 +1,327 @@
+"""Async client for the Pelcro Core API (see ../shared/CORE_API.md).
+
+One `httpx.AsyncClient` (one connection pool) per event loop per process. Every request
+goes through a `RequestGate` first (the shared per-account rate limiter), so nothing can
+reach the upstream around it. Upstream answers become typed errors; retries happen only
+where a retry cannot repeat a write that may already have been processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Methods whose replay cannot change the outcome. DELETE is idempotent in HTTP terms,
+# but its replay after an unseen success answers 404, which would mislead; so it is
+# retried only when the first attempt provably never reached the upstream.
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})
+
+
+# --- Errors ------------------------------------------------------------------------------
+
+
+class CoreAPIError(Exception):
+    """Base of every Core API failure. `status` is the upstream HTTP status (0 if none)."""
+
+    status: int = 0
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class ValidationFailed(CoreAPIError):
+    """400/422 with field-by-field messages: `fields = {"email": ["is required"]}`."""
+
+    status = 400
+
+    def __init__(self, fields: dict[str, list[str]], *, status: int = 400):
+        self.fields = fields
+        summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
+        super().__init__(f"Validation failed: {summary}", status=status)
+
+
+class BusinessRuleError(CoreAPIError):
+    """400 for a request that is well-formed but not allowed now (e.g. voiding a paid invoice)."""
+
+    status = 400
+
+
+class Unauthorized(CoreAPIError):
+    status = 401
+
+
+class Forbidden(CoreAPIError):
+    status = 403
+
+
+class NotFound(CoreAPIError):
+    status = 404
+
+
+class RateLimited(CoreAPIError):
+    """No request was sent (gateway limiter) or the upstream refused it unprocessed (429)."""
+
+    status = 429
+
+    def __init__(self, retry_after: float, *, source: str = "gateway"):
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.source = source
+        super().__init__(f"rate limit for this account reached, retry in {self.retry_after} s")
+
+
+class UpstreamUnavailable(CoreAPIError):
+    """The Core API could not be reached or failed (5xx, timeout, connection error).
+
+    `maybe_processed` is True when a write was sent and its fate is unknown: it is not
+    retried automatically, and the caller must check before trying again.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, maybe_processed: bool = False):
+        super().__init__(message, status=status)
+        self.maybe_processed = maybe_processed
+
+
+# --- The rate-limiter hook ---------------------------------------------------------------
+
+
+class RequestGate(Protocol):
+    """What the client asks before every upstream request (the shared rate limiter)."""
+
+    async def acquire(self, account_id: int, *, background: bool = False) -> None:
+        """Return when one request may start now; raise RateLimited if it may not."""
+
+    async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
+        """The upstream answered 429 anyway: pause every process for this account."""
+
+
+class OpenGate:
+    """A gate that lets everything through (tests of the client alone, the sandbox CLI)."""
+
+    async def acquire(self, account_id: int, *, background: bool = False) -> None:
+        return None
+
+    async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
+        return None
+
+
+# --- The client ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoreAPIResponse:
+    status: int
+    data: Any
+    meta: dict[str, Any] | None = None
+    links: dict[str, Any] | None = None
+
+
+class CoreAPIClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        gate: RequestGate | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        max_retries: int = 2,
+        backoff_base: float = 0.2,
+        backoff_max: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.gate: RequestGate = gate or OpenGate()
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"Accept": "application/json", "User-Agent": "pelcro-mcp-gateway"},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        account_id: int,
+        api_key: str,
+        site_id: int,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        background: bool = False,
+    ) -> CoreAPIResponse:
+        """Make one Core API call for `account_id`, with retries where they are safe."""
+        method = method.upper()
+        query = {"site_id": site_id, **{k: v for k, v in (params or {}).items() if v is not None}}
+        headers = {"Authorization": f"Bearer {api_key}"}
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            # Every attempt is a real upstream request, so each one passes the gate.
+            await self.gate.acquire(account_id, background=background)
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, url, params=query, json=json, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # The request never reached the upstream: safe to retry any method.
+                error = UpstreamUnavailable(f"Core API unreachable ({type(exc).__name__})")
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                raise error from None
+            except httpx.TimeoutException as exc:
+                unsure = method not in REPLAYABLE_METHODS
+                if not unsure and attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                raise UpstreamUnavailable(
+                    _unsure_message("timed out") if unsure else f"Core API timed out ({type(exc).__name__})",
+                    maybe_processed=unsure,
+                ) from None
+            except httpx.TransportError as exc:
+                unsure = method not in REPLAYABLE_METHODS
+                raise UpstreamUnavailable(
+                    _unsure_message("connection failed") if unsure else f"Core API connection failed ({type(exc).__name__})",
+                    maybe_processed=unsure,
+                ) from None
+            elapsed = time.perf_counter() - started
+            logger.debug("core api %s %s -> %s in %.1f ms", method, path, response.status_code, elapsed * 1000)
+
+            if response.status_code == 429:
+                retry_after = _retry_after(response)
+                await self.gate.upstream_rate_limited(account_id, retry_after)
+                # A 429 means "not processed": safe to retry any method, if the wait is short.
+                if attempt < self.max_retries and retry_after <= self.backoff_max:
+                    attempt += 1
+                    await asyncio.sleep(retry_after + random.uniform(0, self.backoff_base))
+                    continue
+                raise RateLimited(retry_after, source="upstream")
+            if response.status_code >= 500:
+                if method in REPLAYABLE_METHODS and attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                raise UpstreamUnavailable(
+                    f"Core API error {response.status_code}"
+                    + ("" if method in REPLAYABLE_METHODS else "; the change may or may not have been applied"),
+                    status=response.status_code,
+                    maybe_processed=method not in REPLAYABLE_METHODS,
+                )
+            return _parse(response)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+
+
+def _unsure_message(what: str) -> str:
+    return (
+        f"Core API {what} after the request was sent; the change may or may not have been "
+        "applied. Check the object's current state before retrying."
+    )
+
+
+def _retry_after(response: httpx.Response) -> float:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamUnavailable(
+            f"Core API answered {response.status_code} with a body that is not JSON", status=response.status_code
+        ) from None
+
+
+def _error_message(body: Any, default: str) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return default
+
+
+def _parse(response: httpx.Response) -> CoreAPIResponse:
+    status = response.status_code
+    if status == 204:
+        return CoreAPIResponse(status=status, data=None)
+    body = _json(response)
+    if status < 400:
+        if not isinstance(body, dict) or "data" not in body:
+            raise UpstreamUnavailable("Core API answered without a data envelope", status=status)
+        return CoreAPIResponse(status=status, data=body["data"], meta=body.get("meta"), links=body.get("links"))
+    if status in (400, 422) and isinstance(body, dict) and isinstance(body.get("errors"), dict):
+        fields = {
+            str(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            for name, msgs in body["errors"].items()
+        }
+        raise ValidationFailed(fields, status=status)
+    if status in (400, 409, 422):
+        raise BusinessRuleError(_error_message(body, "The Core API refused the request"), status=status)
+    if status == 401:
+        raise Unauthorized("The Core API rejected this account's API key", status=401)
+    if status == 403:
+        raise Forbidden(_error_message(body, "This account's API key may not access that site or object"))
+    if status == 404:
+        raise NotFound(_error_message(body, "Not found"))
+    raise CoreAPIError(_error_message(body, f"Core API answered {status}"), status=status)
+
+
+# --- One client per event loop --------------------------------------------------------------
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CoreAPIClient]" = weakref.WeakKeyDictionary()
+
+
+def default_gate() -> RequestGate:
+    """The gate every production request passes: the shared Redis limiter."""
+    return OpenGate()
+
+
+def build_client(gate: RequestGate | None = None) -> CoreAPIClient:
+    conf = settings.PELCRO_GATEWAY
+    return CoreAPIClient(
+        conf["CORE_API_BASE_URL"],
+        gate=gate or default_gate(),
+        timeout=conf["CORE_API_TIMEOUT"],
+        connect_timeout=conf["CORE_API_CONNECT_TIMEOUT"],
+        max_retries=conf["CORE_API_MAX_RETRIES"],
+        backoff_base=conf["CORE_API_BACKOFF_BASE"],
+        backoff_max=conf["CORE_API_BACKOFF_MAX"],
+    )
+
+
+def get_client() -> CoreAPIClient:
+    """This process's client for the running event loop (httpx pools are loop-bound)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = build_client()
+    return client
