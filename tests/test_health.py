@@ -9,6 +9,8 @@ import pytest
 from tests.fixtures_servers import start_gateway
 from tests.servers import ROOT, free_port
 
+pytestmark = pytest.mark.sqlite
+
 
 @pytest.fixture(scope="module")
 def bare_gateway(django_db_setup, django_db_blocker):
