@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import httpx
 from django.conf import settings
 
+from mcp_bridge import metrics
+
 logger = logging.getLogger(__name__)
 
 # Methods whose replay cannot change the outcome. DELETE is idempotent in HTTP terms,
@@ -206,6 +208,7 @@ class CoreAPIClient:
                     maybe_processed=unsure,
                 ) from None
             elapsed = time.perf_counter() - started
+            await metrics.observe_upstream(account_id, method, response.status_code, elapsed)
             logger.debug("core api %s %s -> %s in %.1f ms", method, path, response.status_code, elapsed * 1000)
 
             if response.status_code == 429:
@@ -302,7 +305,9 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CoreAPIClient]" 
 
 def default_gate() -> RequestGate:
     """The gate every production request passes: the shared Redis limiter."""
-    return OpenGate()
+    from mcp_bridge.ratelimit import RedisRateGate  # ratelimit imports this module
+
+    return RedisRateGate()
 
 
 def build_client(gate: RequestGate | None = None) -> CoreAPIClient:

@@ -216,6 +216,10 @@ PELCRO_GATEWAY = {
     "RATE_WAIT_BUDGET_SECONDS": env_float("RATE_WAIT_BUDGET_SECONDS", 5.0),
     # Share of the budget background jobs may use, keeping the rest for interactive calls.
     "BACKGROUND_BUDGET_SHARE": env_float("BACKGROUND_BUDGET_SHARE", 0.5),
+    # Redis socket timeout for limiter calls: past it the limiter fails closed.
+    "RATE_REDIS_TIMEOUT_SECONDS": env_float("RATE_REDIS_TIMEOUT_SECONDS", 1.0),
+    # Per-minute usage roll-ups (ops.UsageMinute) older than this are deleted.
+    "USAGE_RETENTION_DAYS": env_int("USAGE_RETENTION_DAYS", 30),
     # OAuth lifetimes.
     "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 3600),
     "REFRESH_TOKEN_SECONDS": env_int("REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
@@ -230,6 +234,8 @@ PELCRO_GATEWAY = {
     # CSV exports.
     "EXPORT_DIR": os.environ.get("EXPORT_DIR", str(VAR_DIR / "exports")),
     "EXPORT_RETENTION_HOURS": env_int("EXPORT_RETENTION_HOURS", 24),
+    # Rows per Core API page an export asks for (the Core API's maximum is 100).
+    "EXPORT_PAGE_SIZE": env_int("EXPORT_PAGE_SIZE", 100),
 }
 
 # --- Celery ------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""The limiter's Lua scripts against the real (shared) Redis, with fast parameters.
+
+Every key lives under this run's REDIS_KEY_PREFIX and a per-test account id.
+"""
+
+import asyncio
+import multiprocessing
+import time
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+from mcp_bridge.core_api import RateLimited
+from mcp_bridge.ratelimit import AccountKeys, LimitConfig, RedisRateGate, peek
+from tests.fixtures_ratelimit import hammer_process, max_in_window
+
+pytestmark = pytest.mark.usefixtures("close_limiter_redis")
+
+FAST = dict(limit=10, window=2.0, margin=0, wait_budget=0.0, background_share=0.5)
+
+
+def fast(**overrides) -> LimitConfig:
+    return LimitConfig(**{**FAST, **overrides})
+
+
+def account_keys_in_redis(account_id: int) -> dict[bytes, tuple]:
+    """Every key of the account with its value dump and TTL (a snapshot to compare)."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = sorted(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}rl:{{{account_id}}}:*"))
+        return {key: (client.dump(key), client.pttl(key) // 1000) for key in keys}
+    finally:
+        client.close()
+
+
+def test_two_processes_never_exceed_the_limit_in_any_rolling_window(limiter_account):
+    """Two processes × 4 coroutines race for 10 slots per 2 s for 3 windows."""
+    config = fast()
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    start = time.time() + 1.5  # both processes are up before the race starts
+    until = start + 3 * config.window
+    procs = [
+        ctx.Process(target=hammer_process, args=(limiter_account, FAST, until, results))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    grants_per_process = [results.get(timeout=30) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+        assert proc.exitcode == 0
+    assert all(grants_per_process), "both processes got slots"
+    grants = sorted(t for grants in grants_per_process for t in grants)
+
+    # The guarantee, checked on Redis's own grant times: never more than the cap in any
+    # rolling window, whatever its alignment.
+    assert max_in_window(grants, config.window) == config.cap
+    # And the budget is used: cap per window from the first grant on (3 windows, the
+    # last one possibly cut short by `until`).
+    first = grants[0]
+    in_three_windows = [t for t in grants if t < first + 3 * config.window]
+    assert len(in_three_windows) >= 0.95 * 3 * config.cap
+
+
+async def test_retry_after_is_the_exact_time_until_the_oldest_grant_leaves(limiter_account):
+    gate = RedisRateGate(fast())
+    first = await gate.try_acquire(limiter_account)
+    assert first.allowed and first.remaining == 9
+    await asyncio.sleep(0.3)
+    for _ in range(9):
+        assert (await gate.try_acquire(limiter_account)).allowed
+    refused = await gate.try_acquire(limiter_account)
+    assert not refused.allowed and refused.remaining == 0
+    assert refused.retry_after == pytest.approx(first.now + 2.0 - refused.now, abs=1e-6)
+    assert 1.6 < refused.retry_after < 1.71
+
+    await asyncio.sleep(refused.retry_after + 0.002)
+    again = await gate.try_acquire(limiter_account)
+    assert again.allowed and again.remaining == 0
+
+
+async def test_safety_margin_is_kept_back(limiter_account):
+    gate = RedisRateGate(fast(margin=3))
+    granted = [(await gate.try_acquire(limiter_account)).allowed for _ in range(10)]
+    assert granted == [True] * 7 + [False] * 3
+
+
+async def test_background_share_leaves_the_rest_to_interactive_calls(limiter_account):
+    gate = RedisRateGate(fast(background_share=0.3))
+    background = [await gate.try_acquire(limiter_account, background=True) for _ in range(5)]
+    assert [d.allowed for d in background] == [True, True, True, False, False]
+    # The refused background request learns when the oldest background grant leaves.
+    assert background[3].retry_after == pytest.approx(background[0].now + 2.0 - background[3].now, abs=1e-6)
+    interactive = [(await gate.try_acquire(limiter_account)).allowed for _ in range(8)]
+    assert interactive == [True] * 7 + [False]
+    state = peek(limiter_account, fast(background_share=0.3))
+    assert (state.in_window, state.background_in_window, state.remaining) == (10, 3, 0)
+
+
+async def test_upstream_429_blocks_every_acquire_until_retry_after(limiter_account):
+    gate = RedisRateGate(fast())
+    other_process_gate = RedisRateGate(fast())
+    await gate.upstream_rate_limited(limiter_account, 1.0)
+    refused = await other_process_gate.try_acquire(limiter_account)
+    assert not refused.allowed
+    assert 0.9 < refused.retry_after <= 1.0
+    assert peek(limiter_account, fast()).blocked_for > 0.8
+    await asyncio.sleep(refused.retry_after + 0.002)
+    assert (await other_process_gate.try_acquire(limiter_account)).allowed
+    assert peek(limiter_account, fast()).totals().upstream_429s == 1
+
+
+async def test_a_shorter_retry_after_never_shortens_a_block(limiter_account):
+    gate = RedisRateGate(fast())
+    await gate.upstream_rate_limited(limiter_account, 3.0)
+    await gate.upstream_rate_limited(limiter_account, 1.0)
+    assert (await gate.try_acquire(limiter_account)).retry_after > 2.5
+
+
+async def test_acquire_waits_within_the_budget_and_is_seen_waiting(limiter_account):
+    config = fast(wait_budget=3.0)
+    gate = RedisRateGate(config)
+    for _ in range(10):
+        await gate.acquire(limiter_account)
+    started = time.monotonic()
+    waiter = asyncio.create_task(gate.acquire(limiter_account))
+    await asyncio.sleep(0.3)
+    state = peek(limiter_account, config)
+    assert state.waiting == 1 and state.remaining == 0
+    decision = await waiter
+    assert decision.allowed
+    assert 1.0 < time.monotonic() - started < 2.5
+    assert peek(limiter_account, config).waiting == 0
+    totals = peek(limiter_account, config).totals()
+    assert (totals.calls, totals.waits, totals.rejections) == (11, 1, 0)
+
+
+async def test_acquire_refuses_with_retry_after_beyond_the_budget(limiter_account):
+    config = fast(wait_budget=0.5)
+    gate = RedisRateGate(config)
+    for _ in range(10):
+        await gate.acquire(limiter_account)
+    with pytest.raises(RateLimited) as caught:
+        await gate.acquire(limiter_account)
+    assert caught.value.retry_after == 2
+    assert str(caught.value) == "rate limit for this account reached, retry in 2 s"
+    state = peek(limiter_account, config)
+    assert state.totals().rejections == 1 and state.waiting == 0
+
+
+async def test_peek_writes_nothing(limiter_account):
+    config = fast()
+    assert peek(limiter_account, config).in_window == 0
+    assert account_keys_in_redis(limiter_account) == {}, "peeking an idle account creates no key"
+    gate = RedisRateGate(config)
+    for _ in range(4):
+        await gate.try_acquire(limiter_account)
+    before = account_keys_in_redis(limiter_account)
+    state = peek(limiter_account, config)
+    assert account_keys_in_redis(limiter_account) == before
+    assert (state.in_window, state.remaining, state.totals().calls) == (4, 6, 4)
+    assert 1.9 < state.next_free_in <= 2.0
+
+
+async def test_every_key_is_prefixed_hash_tagged_and_expires(limiter_account):
+    gate = RedisRateGate(fast())
+    for background in (True, False):
+        await gate.try_acquire(limiter_account, background=background)
+    await gate.upstream_rate_limited(limiter_account, 1.0)
+    await gate.try_acquire(limiter_account, wait_budget=5.0)  # refused, becomes a waiter
+    from mcp_bridge.ratelimit import record_latency
+
+    await record_latency(limiter_account, 0.012)
+    keys = account_keys_in_redis(limiter_account)
+    expected = AccountKeys.of(limiter_account)
+    assert set(keys) == {k.encode() for k in (expected.log, expected.background, expected.block,
+                                               expected.waiters, expected.usage, expected.latency)}
+    for key, (_, ttl) in keys.items():
+        assert key.startswith(f"{settings.REDIS_KEY_PREFIX}rl:{{{limiter_account}}}:".encode())
+        assert 0 <= ttl <= 2 * 3600, key
