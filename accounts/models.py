@@ -121,3 +121,29 @@ class TokenBinding(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.access_token_id} of connection {self.connection_id}"
+
+
+class AuthorizationConsent(models.Model):
+    """What the person chose on the consent screen for one authorization code.
+
+    DOT's Grant stays unswapped; this side record carries the chosen account and access
+    level from the code to the tokens. It outlives the Grant (which is deleted when the
+    code is redeemed) so that a replayed code can be recognised and the tokens issued
+    from it revoked (OAuth 2.1 §4.1.3).
+    """
+
+    code_checksum = models.CharField(max_length=64, unique=True)  # SHA-256 of the code
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    access = models.CharField(max_length=12, choices=Connection.Access.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    token_family = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"consent {self.pk}: {self.account} ({self.access}) for {self.user}"

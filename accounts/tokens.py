@@ -1,17 +1,20 @@
 """Access-token lookup for the resource server (the MCP endpoint).
 
 Tokens are stored hashed (DOT's RFC 9700 storage), so lookup is by SHA-256 checksum.
-A token is valid only if it is unexpired, bound to `resource`, tied to an active
-connection whose user is still a member of the account.
+A token is valid only if it is unexpired, bound to `resource` (RFC 8707: this server's
+MCP URL), tied to an active connection whose user is active and still a member of the
+account with a role that allows the connection's access level. Nothing is cached: a
+revocation or a membership change takes effect on the very next request.
 """
 
 import hashlib
 
-from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
-from accounts.models import Membership
+from accounts import access as access_policy
+from accounts.connections import touch
 from accounts.principal import Principal
+from accounts.resource import is_mcp_resource
 
 
 def checksum(raw_token: str) -> str:
@@ -19,35 +22,37 @@ def checksum(raw_token: str) -> str:
 
 
 def principal_for_token(raw_token: str, resource: str) -> Principal | None:
-    """Return the principal for a raw bearer token, or None if it must be refused."""
+    """Return the principal for a raw bearer token presented to `resource`, or None if it
+    must be refused. Also records the connection's last use."""
+    if not raw_token or not is_mcp_resource(resource):
+        return None
     AccessToken = get_access_token_model()
     token = (
-        AccessToken.objects.select_related(
-            "user", "application", "binding__connection__account"
-        )
+        AccessToken.objects.select_related("user", "application", "binding__connection__account",
+                                           "binding__connection__user")
         .filter(token_checksum=checksum(raw_token))
         .first()
     )
-    if token is None or token.is_expired() or token.user is None:
+    if token is None or token.is_expired() or token.user is None or token.application is None:
         return None
-    if not token.allows_audience(resource) or not token.resource:
+    if not any(is_mcp_resource(audience) for audience in token.resource or []):
         return None  # every token must be bound to this server (RFC 8707)
     binding = getattr(token, "binding", None)
     if binding is None:
-        return None
+        return None  # e.g. a DCR registration access token: not an API credential
     connection = binding.connection
-    if connection.revoked_at is not None or not token.user.is_active:
+    if connection.user_id != token.user_id or not access_policy.connection_usable(connection):
         return None
-    if not Membership.objects.filter(user_id=token.user_id, account_id=connection.account_id).exists():
-        return None
+    touch(connection.pk)
+    granted = set(access_policy.scopes_for(connection.access))
     return Principal(
         user_id=token.user_id,
         username=token.user.get_username(),
         account_id=connection.account_id,
         account_slug=connection.account.slug,
         connection_id=connection.id,
-        client_id=token.application.client_id if token.application else "",
-        client_name=(token.application.name if token.application else "") or "",
-        scopes=frozenset(token.scope.split()),
+        client_id=token.application.client_id,
+        client_name=token.application.name or token.application.client_id,
+        scopes=frozenset(token.scope.split()) & granted,
         expires_at=token.expires,
     )

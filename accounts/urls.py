@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+from accounts.views import connections, login
+
+urlpatterns = [
+    path("login", login.LoginView.as_view(), name="login"),
+    path("logout", login.LogoutView.as_view(), name="logout"),
+    path("connections", connections.connection_list, name="connections"),
+    path("connections/<int:pk>/revoke", connections.connection_revoke, name="connection-revoke"),
+    path("", include("accounts.oauth_urls")),
+]

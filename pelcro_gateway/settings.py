@@ -226,6 +226,8 @@ PELCRO_GATEWAY = {
     # Login guessing protection.
     "LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
     "LOGIN_LOCKOUT_SECONDS": env_int("LOGIN_LOCKOUT_SECONDS", 900),
+    # Per client IP the cap is higher: one office or NAT shares an address.
+    "LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 20),
     # Dynamic client registration: per-IP hourly cap; unused registrations pruned after.
     "DCR_PER_IP_PER_HOUR": env_int("DCR_PER_IP_PER_HOUR", 20),
     "DCR_UNUSED_PRUNE_HOURS": env_int("DCR_UNUSED_PRUNE_HOURS", 24),
@@ -246,7 +248,15 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
-CELERY_BEAT_SCHEDULE: dict = {}  # filled by the rate-limit/Celery issue (mcp_bridge/tasks.py)
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
+# Tasks report through the database (export jobs, usage rows), not through results.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "rollup-usage": {"task": "ops.tasks.rollup_usage", "schedule": 60.0},
+    "delete-expired-exports": {"task": "mcp_bridge.tasks.delete_expired_exports", "schedule": 600.0},
+    "clear-expired-tokens": {"task": "mcp_bridge.tasks.clear_expired_tokens", "schedule": 3600.0},
+    "prune-unused-registrations": {"task": "mcp_bridge.tasks.prune_unused_registrations", "schedule": 3600.0},
+}
 
 # --- Logging -----------------------------------------------------------------------------
 
@@ -274,13 +284,60 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 
+# Custom URI schemes native MCP clients register as redirect URIs (RFC 8252 §7.1).
+# Loopback http (any port) and https are always accepted; see accounts/redirect_uris.py.
+OAUTH_NATIVE_REDIRECT_SCHEMES = env_list(
+    "OAUTH_NATIVE_REDIRECT_SCHEMES", ["cursor", "vscode", "vscode-insiders", "windsurf", "claude"]
+)
+# Dev/tests only (refused elsewhere by accounts.checks): let client ID metadata documents
+# be fetched from a loopback https server whose certificate is signed by this CA file.
+CIMD_DEV_LOOPBACK_CA_FILE = os.environ.get("CIMD_DEV_LOOPBACK_CA_FILE", "")
+
 OAUTH2_PROVIDER = {
+    # Our own server: authorization code (PKCE S256 only) and refresh, nothing else.
+    "OAUTH2_SERVER_CLASS": "accounts.oauth_server.GatewayServer",
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oauth_validator.GatewayOAuth2Validator",
     "PKCE_REQUIRED": True,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ACCESS_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["ACCESS_TOKEN_SECONDS"],
     "REFRESH_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_SECONDS"],
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data"},
     "DEFAULT_SCOPES": ["read", "write"],
+    # Always show the consent screen: it is where the account is chosen.
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # RFC 9700 gates, all on: no implicit/password grants, no "plain" PKCE, no tokens in
+    # query strings, RFC 9207 `iss` in authorization responses, tokens hashed at rest.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # Redirect URIs: exact match, except the port of loopback ones (RFC 8252 §7.3).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https", *OAUTH_NATIVE_REDIRECT_SCHEMES],
+    "ALLOW_URI_WILDCARDS": False,
+    "ALLOW_LOCALHOST_LOOPBACK": True,
+    # One issuer everywhere (metadata, `iss`, RFC 9728), whatever Host a request carries.
+    "OIDC_ISS_ENDPOINT": PUBLIC_URL,
+    # Open dynamic client registration (rate-limited per IP in accounts.views.registration).
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # Client ID metadata documents; the fetcher adds our redirect-URI policy.
+    "CIMD_ENABLED": True,
+    "CIMD_METADATA_FETCHER": "accounts.cimd_fetch.GatewayMetadataFetcher",
+    # RFC 8414 / RFC 9728: advertise only what the server does.
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
+    "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": MCP_RESOURCE_URL,
+    "OAUTH2_PROTECTED_RESOURCE_AUTHORIZATION_SERVERS": [PUBLIC_URL],
+    "OAUTH2_PROTECTED_RESOURCE_BEARER_METHODS_SUPPORTED": ["header"],
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "Pelcro MCP Gateway",
+    "OAUTH2_PROTECTED_RESOURCE_DOCUMENTATION": PUBLIC_URL + "/",
 }

@@ -1,0 +1,50 @@
+"""What a member may grant, and which OAuth scopes an access level means.
+
+Policy: owners and admins may connect an app with read and write access or read-only
+access; a plain member may connect read-only only (Pelcro lets only owners and admins
+create Core API keys, so a member must not hand out write access to the account's key).
+The same rule is applied at consent, at code exchange, on refresh and on every request.
+"""
+
+from accounts.models import Connection, Membership
+from accounts.principal import READ_SCOPE, WRITE_SCOPE
+
+READ_WRITE = Connection.Access.READ_WRITE
+READ = Connection.Access.READ
+
+_ALLOWED = {
+    Membership.Role.OWNER: {READ_WRITE, READ},
+    Membership.Role.ADMIN: {READ_WRITE, READ},
+    Membership.Role.MEMBER: {READ},
+}
+
+
+def allowed_access(role: str | None) -> set[str]:
+    """Access levels a member with `role` may grant (empty when not a member)."""
+    return set(_ALLOWED.get(role, set()))
+
+
+def scopes_for(access: str) -> list[str]:
+    """The token scopes of an access level: read only → ["read"]; read and write → both."""
+    return [READ_SCOPE, WRITE_SCOPE] if access == READ_WRITE else [READ_SCOPE]
+
+
+def role_of(user_id: int, account_id: int) -> str | None:
+    """The user's role in the account, or None when not (or no longer) a member."""
+    return (
+        Membership.objects.filter(user_id=user_id, account_id=account_id).values_list("role", flat=True).first()
+    )
+
+
+def may_grant(user_id: int, account_id: int, access: str) -> bool:
+    """True if the user is (still) a member whose role allows `access` on the account."""
+    return access in allowed_access(role_of(user_id, account_id))
+
+
+def connection_usable(connection: Connection) -> bool:
+    """An active connection whose user is active and still allowed its access level."""
+    return (
+        connection.revoked_at is None
+        and connection.user.is_active
+        and may_grant(connection.user_id, connection.account_id, connection.access)
+    )

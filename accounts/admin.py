@@ -1,0 +1,108 @@
+"""Admin pages: accounts (API key write-only), sites, members, connections (bulk revoke),
+and members on the user page. DOT registers its own OAuth models."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from accounts.connections import revoke_connections
+from accounts.models import Account, Connection, Membership, Site
+
+
+class AccountForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="Core API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: stored encrypted and never shown. Leave blank to keep the current key.",
+    )
+
+    class Meta:
+        model = Account
+        fields = ["name", "slug"]
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        if self.cleaned_data.get("api_key"):
+            account.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            account.save()
+        return account
+
+
+class SiteInline(admin.TabularInline):
+    model = Site
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
+    list_display = ["name", "slug", "api_key_hint", "api_key_set_at", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["api_key_hint", "api_key_set_at", "created_at"]
+    fields = ["name", "slug", "api_key", "api_key_hint", "api_key_set_at", "created_at"]
+    inlines = [SiteInline, MembershipInline]
+
+    @admin.display(description="API key")
+    def api_key_hint(self, account: Account) -> str:
+        return f"•••• {account.api_key_last4}" if account.has_api_key else "not set"
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["site_id", "name", "account"]
+    list_filter = ["account"]
+    search_fields = ["name", "=site_id", "account__name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "created_at"]
+    list_filter = ["role", "account"]
+    search_fields = ["user__username", "user__email", "account__name"]
+    autocomplete_fields = ["user", "account"]
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ["application", "user", "account", "access", "created_at", "last_used_at", "status"]
+    list_filter = ["access", "account", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "user__email", "account__name", "application__name", "application__client_id"]
+    list_select_related = ["application", "user", "account"]
+    readonly_fields = ["user", "application", "account", "access", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # connections come from consent only
+
+    @admin.display(description="status")
+    def status(self, connection: Connection) -> str:
+        return "active" if connection.is_active else f"revoked {connection.revoked_at:%Y-%m-%d %H:%M}"
+
+    @admin.action(description="Revoke selected connections (and all their tokens)")
+    def revoke(self, request, queryset):
+        count = revoke_connections(queryset)
+        self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.",
+                          messages.SUCCESS)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class GatewayUserAdmin(UserAdmin):
+    """Django's user admin (staff flags, passwords) with the user's account memberships."""
+
+    inlines = [MembershipInline]
+    list_display = ["username", "email", "is_staff", "is_active", "last_login"]

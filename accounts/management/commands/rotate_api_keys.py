@@ -1,0 +1,28 @@
+from cryptography.fernet import InvalidToken
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts import crypto
+from accounts.models import Account
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every stored Core API key under the first key of API_KEY_ENCRYPTION_KEYS. "
+        "Rotation: put the new key first, run this, then remove the old key."
+    )
+
+    def handle(self, *args, **options):
+        rotated = 0
+        with transaction.atomic():
+            for account in Account.objects.select_for_update().exclude(api_key_encrypted=""):
+                try:
+                    account.api_key_encrypted = crypto.rotate(account.api_key_encrypted)
+                except InvalidToken:
+                    raise CommandError(
+                        f"the API key of account {account.slug!r} cannot be decrypted with any configured key; "
+                        "nothing was changed"
+                    ) from None
+                account.save(update_fields=["api_key_encrypted"])
+                rotated += 1
+        self.stdout.write(f"re-encrypted {rotated} API key(s) under the current key")

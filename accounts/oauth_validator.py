@@ -1,0 +1,138 @@
+"""DOT's OAuth2Validator, extended so the consent's account and access level travel
+grant → access token → refresh token, and are checked again at every step.
+
+- save_authorization_code: records the chosen account/access (AuthorizationConsent) next
+  to DOT's Grant, and binds the grant to this server's MCP URL (RFC 8707).
+- validate_code: re-checks membership at code exchange; a replayed code revokes the
+  tokens issued from it.
+- validate_refresh_token: the token's connection must still be active and the user
+  still allowed its access level, else `invalid_grant`.
+- _create_access_token: every access token gets a TokenBinding to its Connection.
+"""
+
+import hashlib
+import logging
+
+from django.utils import timezone
+from oauth2_provider.models import get_refresh_token_model
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
+
+from accounts import access as access_policy
+from accounts.connections import connection_for_consent, touch
+from accounts.models import AuthorizationConsent, TokenBinding
+from accounts.resource import canonical_resources
+
+log = logging.getLogger(__name__)
+
+
+def code_checksum(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+class GatewayOAuth2Validator(OAuth2Validator):
+    # --- authorization endpoint ---------------------------------------------------------
+
+    def save_authorization_code(self, client_id, code, request, *args, **kwargs):
+        account_id = getattr(request, "pelcro_account_id", None)
+        access = getattr(request, "pelcro_access", None)
+        if not account_id or not access:
+            # Only the consent form supplies these; there is no way around choosing.
+            raise errors.InvalidRequestError(description="No account was chosen on the consent screen.",
+                                              request=request)
+        if not access_policy.may_grant(request.user.pk, account_id, access):
+            raise errors.AccessDeniedError(description="You may not grant this access to that account.",
+                                           request=request)
+        if access == access_policy.READ_WRITE and "write" not in request.scopes:
+            raise errors.InvalidScopeError(description="The app did not ask for write access.", request=request)
+        request.scopes = access_policy.scopes_for(access)
+        request.resource = canonical_resources(getattr(request, "resource", None) or [])
+        grant = self._create_authorization_code(request, code)
+        AuthorizationConsent.objects.create(
+            code_checksum=code_checksum(code["code"]),
+            user_id=request.user.pk,
+            application_id=grant.application_id,
+            account_id=account_id,
+            access=access,
+        )
+
+    # --- token endpoint: authorization_code -------------------------------------------
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        consent = (
+            AuthorizationConsent.objects.filter(code_checksum=code_checksum(code), application=client)
+            .first()
+        )
+        if not super().validate_code(client_id, code, client, request, *args, **kwargs):
+            if consent is not None and consent.redeemed_at is not None:
+                self._revoke_replayed_code(consent)
+            return False
+        if consent is None or consent.redeemed_at is not None:
+            return False
+        if not access_policy.may_grant(consent.user_id, consent.account_id, consent.access):
+            return False  # removed from the account (or demoted) since consenting
+        request.pelcro_consent = consent
+        return True
+
+    def _revoke_replayed_code(self, consent: AuthorizationConsent) -> None:
+        log.warning("authorization code replayed for consent %s; revoking the tokens issued from it", consent.pk)
+        if consent.token_family:
+            get_refresh_token_model().revoke_family(consent.token_family)
+
+    # --- token endpoint: refresh_token ---------------------------------------------------
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        rt = request.refresh_token_instance
+        binding = (
+            TokenBinding.objects.select_related("connection__user")
+            .filter(access_token_id=rt.access_token_id)
+            .first()
+        )
+        if binding is None or not access_policy.connection_usable(binding.connection):
+            return False
+        request.pelcro_connection = binding.connection
+        return True
+
+    def _check_and_set_request_resource(self, request):
+        # Resources sent to the token endpoint must also be the MCP URL (any spelling of
+        # it); normalise before DOT compares them with the grant's / refresh token's.
+        resources = getattr(request, "resource", None)
+        if isinstance(resources, str):
+            body = [v for k, v in (getattr(request, "decoded_body", None) or []) if k == "resource"]
+            resources = body or resources.split()
+        if resources:
+            try:
+                request.resource = canonical_resources(resources)
+            except ValueError as exc:
+                raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc), request=request)
+        super()._check_and_set_request_resource(request)
+
+    # --- token persistence ---------------------------------------------------------------
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        connection = getattr(request, "pelcro_connection", None)
+        consent = getattr(request, "pelcro_consent", None)
+        if connection is None and consent is not None:
+            connection = connection_for_consent(consent)
+            consent.connection = connection
+            consent.redeemed_at = timezone.now()
+            consent.save(update_fields=["connection", "redeemed_at"])
+            request.pelcro_connection = connection
+        if connection is None:
+            raise errors.InvalidGrantError(request=request)
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        TokenBinding.objects.create(access_token=access_token, connection=connection)
+        if consent is None:
+            touch(connection.pk)  # a refresh means the app is in use
+        return access_token
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token,
+                                                      previous_refresh_token)
+        consent = getattr(request, "pelcro_consent", None)
+        if consent is not None and consent.token_family is None:
+            consent.token_family = refresh_token.token_family
+            consent.save(update_fields=["token_family"])
+        return refresh_token

@@ -1,0 +1,43 @@
+"""RFC 8707 resource indicators: this gateway issues tokens for its MCP URL only."""
+
+import posixpath
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _canonical_parts(uri: str):
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.hostname or parts.fragment or "@" in parts.netloc or parts.query:
+        return None
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    path = posixpath.normpath(parts.path or "/").rstrip("/") + "/"
+    return (parts.scheme.lower(), parts.hostname.lower(), port, path)
+
+
+def is_mcp_resource(uri: str) -> bool:
+    """True if `uri` names this gateway's MCP endpoint (trailing slash, case and default
+    port do not matter: `https://mcp.pelcro.com` and `https://mcp.pelcro.com/` are the same)."""
+    if not isinstance(uri, str):
+        return False
+    parts = _canonical_parts(uri)
+    return parts is not None and parts == _canonical_parts(settings.MCP_RESOURCE_URL)
+
+
+def canonical_resources(requested: list[str]) -> list[str]:
+    """The resource list to bind into a grant or token: always exactly the MCP URL.
+
+    Raises ValueError naming the first resource that is not this server's MCP URL.
+    """
+    for uri in requested:
+        if not is_mcp_resource(uri):
+            raise ValueError(
+                f"The resource {uri!r} is not served by this authorization server; "
+                f"the only resource is {settings.MCP_RESOURCE_URL}"
+            )
+    return [settings.MCP_RESOURCE_URL]

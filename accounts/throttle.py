@@ -1,0 +1,108 @@
+"""Redis counters that slow down guessing and registration floods.
+
+- Login: failures are counted per user and per client IP. Once a counter reaches its cap
+  (`LOGIN_MAX_FAILURES` per user, `LOGIN_MAX_FAILURES_PER_IP` per IP), sign-in for that
+  user / from that IP is refused for `LOGIN_LOCKOUT_SECONDS`, without checking the
+  password. A successful sign-in clears the user's counter.
+- Dynamic client registration: at most `DCR_PER_IP_PER_HOUR` registrations per IP.
+
+Keys start with `settings.REDIS_KEY_PREFIX`; identifiers are hashed so no e-mail address
+or username appears in Redis. If Redis is unreachable the limits are skipped (logged):
+Redis being down must not lock everyone out.
+"""
+
+import hashlib
+import logging
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+def _redis() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+def _key(kind: str, value: str) -> str:
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+    return f"{settings.REDIS_KEY_PREFIX}{kind}:{digest}"
+
+
+def _knob(name: str) -> int:
+    return settings.PELCRO_GATEWAY[name]
+
+
+# --- login ---------------------------------------------------------------------------------
+
+def _login_keys(user_key: str, ip: str) -> list[tuple[str, int]]:
+    return [
+        (_key("login-fail:user", user_key), _knob("LOGIN_MAX_FAILURES")),
+        (_key("login-fail:ip", ip), _knob("LOGIN_MAX_FAILURES_PER_IP")),
+    ]
+
+
+def login_retry_after(user_key: str, ip: str) -> int:
+    """Seconds until sign-in is allowed again for this user or IP; 0 when not locked."""
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        keys = _login_keys(user_key, ip)
+        for key, _cap in keys:
+            pipe.get(key)
+            pipe.ttl(key)
+        values = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("login throttle unavailable (%s); not limiting", type(exc).__name__)
+        return 0
+    wait = 0
+    for index, (_key_name, cap) in enumerate(keys):
+        count, ttl = values[2 * index], values[2 * index + 1]
+        if count is not None and int(count) >= cap:
+            wait = max(wait, ttl if ttl and ttl > 0 else 1)
+    return wait
+
+
+def record_login_failure(user_key: str, ip: str) -> None:
+    """Count one failed sign-in; the counters (and any lock-out) last LOGIN_LOCKOUT_SECONDS
+    from the latest failure."""
+    window = _knob("LOGIN_LOCKOUT_SECONDS")
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        for key, _cap in _login_keys(user_key, ip):
+            pipe.incr(key)
+            pipe.expire(key, window)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("login throttle unavailable (%s); failure not counted", type(exc).__name__)
+
+
+def clear_login_failures(user_key: str) -> None:
+    try:
+        _redis().delete(_key("login-fail:user", user_key))
+    except redis.RedisError as exc:
+        log.warning("login throttle unavailable (%s)", type(exc).__name__)
+
+
+# --- dynamic client registration -------------------------------------------------------------
+
+def registration_retry_after(ip: str) -> int:
+    """Count one registration from `ip`; return 0 if allowed, else seconds to wait."""
+    key = _key("dcr:ip", ip)
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        pipe.set(key, 0, ex=3600, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("registration throttle unavailable (%s); not limiting", type(exc).__name__)
+        return 0
+    if count > _knob("DCR_PER_IP_PER_HOUR"):
+        return ttl if ttl and ttl > 0 else 1
+    return 0

@@ -1,0 +1,1 @@
+"""People-facing pages (login, consent, connections) and the OAuth endpoints we extend."""

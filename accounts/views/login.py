@@ -1,0 +1,24 @@
+"""Sign-in and sign-out."""
+
+from django.contrib.auth import views as auth_views
+
+from accounts.forms import LOCKED, LoginForm
+
+
+class LoginView(auth_views.LoginView):
+    """GET/POST /login. Locked-out attempts answer 429 with a clear message; other
+    failures re-show the form (200)."""
+
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error("__all__", LOCKED):
+            response.status_code = 429
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST /logout (Django refuses GET, so a link or image cannot sign anyone out)."""

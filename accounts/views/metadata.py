@@ -1,0 +1,26 @@
+"""Discovery documents: RFC 8414, OpenID discovery, RFC 9728 — one each, one issuer.
+
+DOT builds them from OAUTH2_PROVIDER settings; we only correct what DOT cannot know:
+introspection needs a client secret (public clients cannot introspect). The OpenID
+document is the RFC 8414 document served at the OpenID path, so a client that probes
+either finds the same issuer and endpoints; the gateway issues no ID tokens, so it
+advertises no OpenID-only features.
+"""
+
+import json
+
+from django.http import JsonResponse
+from oauth2_provider.views import OAuthServerMetadataView
+
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class AuthorizationServerMetadataView(OAuthServerMetadataView):
+    def get(self, request, *args, **kwargs):
+        data = json.loads(super().get(request, *args, **kwargs).content)
+        if "introspection_endpoint" in data:
+            data["introspection_endpoint_auth_methods_supported"] = SECRET_AUTH_METHODS
+        response = JsonResponse(data)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Cache-Control"] = "public, max-age=300"
+        return response

@@ -1,0 +1,75 @@
+"""Token revocation (RFC 7009) and introspection (RFC 7662), scoped to our connections."""
+
+import base64
+import json
+from urllib.parse import unquote_plus
+
+from django.http import JsonResponse
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.views import IntrospectTokenView, RevokeTokenView
+
+from accounts import access as access_policy
+from accounts.models import Connection
+from accounts.tokens import checksum
+
+
+def _connection_of(raw_token: str) -> Connection | None:
+    """The connection an access or refresh token belongs to, if any."""
+    digest = checksum(raw_token)
+    access = get_access_token_model().objects.filter(token_checksum=digest).values_list("pk", flat=True).first()
+    if access is None:
+        access = (
+            get_refresh_token_model().objects.filter(token_checksum=digest, revoked__isnull=True)
+            .values_list("access_token_id", flat=True).first()
+        )
+    return Connection.objects.filter(token_bindings__access_token_id=access).first() if access else None
+
+
+class RevokeView(RevokeTokenView):
+    """POST /oauth/revoke. After DOT revokes the token, a connection left with no live
+    token is marked revoked too, so the connections page shows what is really active."""
+
+    def post(self, request, *args, **kwargs):
+        connection = _connection_of(request.POST.get("token", ""))
+        response = super().post(request, *args, **kwargs)
+        if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
+            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        return response
+
+
+def _caller_client_id(request) -> str:
+    """The client_id the (already authenticated) introspection caller presented."""
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    if auth.startswith("Basic "):
+        try:
+            return unquote_plus(base64.b64decode(auth[6:]).decode("utf-8").split(":", 1)[0])
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return request.POST.get("client_id", "")
+
+
+class IntrospectView(IntrospectTokenView):
+    """POST /oauth/introspect for confidential clients, about their own tokens only; a
+    token is active only while its connection is usable."""
+
+    http_method_names = ["post", "options"]
+
+    def post(self, request, *args, **kwargs):
+        raw = request.POST.get("token")
+        response = self.get_token_response(raw)
+        if response.status_code != 200 or not json.loads(response.content).get("active"):
+            return response
+        token = (
+            get_access_token_model().objects.select_related("application", "binding__connection__user")
+            .get(token_checksum=checksum(raw))
+        )
+        binding = getattr(token, "binding", None)
+        if (
+            token.application is None
+            or token.application.client_id != _caller_client_id(request)
+            or binding is None
+            or not access_policy.connection_usable(binding.connection)
+        ):
+            return JsonResponse({"active": False})
+        return response
