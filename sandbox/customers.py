@@ -24,7 +24,8 @@ def _checked(body: dict, *, creating: bool) -> dict:
         "mail_marketing": check.boolean("mail_marketing"),
         "tele_marketing": check.boolean("tele_marketing"),
     }
-    if creating and not values["email"] and not values["display_name"] and "email" not in check.errors:
+    given = {name for name, value in values.items() if value not in (MISSING, None)}
+    if creating and not given & {"email", "display_name"} and "email" not in check.errors:
         check.add("email", "The email field is required when display name is not present.")
     check.done()
     return {name: value for name, value in values.items() if value is not MISSING}

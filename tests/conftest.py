@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 import redis as redis_lib  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-pytest_plugins = ["tests.fixtures_servers", "tests.fixtures_ratelimit", "tests.fixtures_oauth"]
+pytest_plugins = ["tests.fixtures_servers", "tests.fixtures_ratelimit", "tests.fixtures_sandbox", "tests.fixtures_oauth",
+                  "tests.fixtures_mcp"]
 
 
 @pytest.fixture
