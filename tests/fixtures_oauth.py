@@ -3,7 +3,8 @@
 `obtain_tokens(gateway_url, username, password, account_slug, access=...)` runs the real
 flow over HTTP against a live gateway — dynamic client registration, sign-in, the consent
 form (parsed and submitted like a browser), PKCE S256, code exchange — and returns the
-token response plus the client's registration. The smaller helpers it is built from
+token response plus the client's registration. `gateway_principal(gateway_url, token)`
+checks a token the way that gateway's MCP endpoint does. The smaller helpers it is built from
 (`register_client`, `signed_in`, `authorize`, `exchange_code`, `refresh`) are here too for
 tests that need to bend one step.
 
@@ -175,6 +176,17 @@ def obtain_tokens(gateway_url: str, username: str, password: str, account_slug: 
     response = exchange_code(gateway_url, client["client_id"], result["code"], result["verifier"])
     assert response.status_code == 200, response.text
     return {**response.json(), "client_id": client["client_id"]}
+
+
+def gateway_principal(gateway_url: str, raw_token: str, resource: str | None = None):
+    """`principal_for_token` as the gateway at `gateway_url` sees it (its MCP URL is the
+    resource), run in the test process against the shared test database."""
+    from django.test import override_settings
+
+    from accounts.tokens import principal_for_token
+
+    with override_settings(PUBLIC_URL=gateway_url, MCP_RESOURCE_URL=mcp_url(gateway_url)):
+        return principal_for_token(raw_token, resource or mcp_url(gateway_url))
 
 
 @pytest.fixture
