@@ -89,7 +89,7 @@ def _share_or_switch(raw) -> float:
 
 
 _PARSERS = {
-    "rate_limit": lambda raw: int(_in_range(_number(raw, integer=True), 1, 1_000_000)),
+    "rate_limit": lambda raw: int(_in_range(_number(raw, integer=True), 1, 1_000_000_000)),
     "rate_window": lambda raw: _in_range(_number(raw), 0, 86_400, low_open=True),
     "latency_ms": lambda raw: _in_range(_number(raw), 0, 60_000),
     "error_rate": lambda raw: _in_range(_number(raw), 0, 1),
