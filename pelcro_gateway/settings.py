@@ -220,6 +220,8 @@ PELCRO_GATEWAY = {
     "RATE_REDIS_TIMEOUT_SECONDS": env_float("RATE_REDIS_TIMEOUT_SECONDS", 1.0),
     # Per-minute usage roll-ups (ops.UsageMinute) older than this are deleted.
     "USAGE_RETENTION_DAYS": env_int("USAGE_RETENTION_DAYS", 30),
+    # When set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (set it in production).
+    "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
     # OAuth lifetimes.
     "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 3600),
     "REFRESH_TOKEN_SECONDS": env_int("REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),

@@ -3,8 +3,8 @@
 - `limiter_account`: a fresh account id whose limiter keys are deleted afterwards.
 - `OwnRedis`: a private redis-server on a free port, for tests that stop Redis (never
   the shared one on 6379).
-- `sandbox_log` / `max_in_window`: what really reached the upstream, and the busiest
-  rolling window of a list of times.
+- `log_times` / `max_in_window`: when requests really reached the upstream (from the
+  sandbox's log), and the busiest rolling window of a list of times.
 - `hammer_process`: a process entry point that acquires slots as fast as it can.
 """
 
@@ -22,12 +22,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from tests.fixtures_servers import SANDBOX_ADMIN_TOKEN
 from tests.servers import OUTPUT_DIR, free_port
 
 
@@ -61,16 +59,6 @@ def max_in_window(times: list[float], window: float) -> int:
     """The most events in any half-open window (t - window, t] ending on an event."""
     ordered = sorted(times)
     return max((i + 1 - bisect.bisect_right(ordered, t - window) for i, t in enumerate(ordered)), default=0)
-
-
-def sandbox_log(sandbox, since: int = 0) -> list[dict]:
-    """Every request the sandbox served after sequence number `since`."""
-    response = httpx.get(
-        sandbox.url + "/_sandbox/log", params={"since": since}, headers={"X-Sandbox-Admin": SANDBOX_ADMIN_TOKEN}
-    )
-    response.raise_for_status()
-    body = response.json()
-    return body["entries"] if isinstance(body, dict) else body
 
 
 def log_times(entries: list[dict]) -> list[float]:

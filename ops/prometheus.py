@@ -1,0 +1,82 @@
+"""`/metrics` for Prometheus: this process's counters plus the shared limiter state.
+
+Counters and histograms (`mcp_bridge.metrics`) are per process; with
+`PROMETHEUS_MULTIPROC_DIR` set, every process's files are aggregated. The per-account
+limiter gauges are read from Redis at scrape time, so they are right whichever process
+is scraped. With `METRICS_TOKEN` set, a scrape must send `Authorization: Bearer <token>`.
+"""
+
+import hmac
+import os
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from accounts.models import Account
+from mcp_bridge.ratelimit import LimitConfig, RateLimiterUnavailable, peek_many
+
+
+class LimiterStateCollector:
+    """Per-account gauges from Redis, collected at scrape time."""
+
+    def collect(self):
+        up = GaugeMetricFamily("pelcro_ratelimit_redis_up", "1 if the limiter's Redis answered this scrape.")
+        families = {
+            "in_window": GaugeMetricFamily(
+                "pelcro_ratelimit_in_window", "Requests started in the current rolling window.", labels=["account"]
+            ),
+            "remaining": GaugeMetricFamily(
+                "pelcro_ratelimit_remaining", "Requests that may start now.", labels=["account"]
+            ),
+            "waiting": GaugeMetricFamily(
+                "pelcro_ratelimit_waiting", "Callers waiting for a slot.", labels=["account"]
+            ),
+            "blocked_for": GaugeMetricFamily(
+                "pelcro_ratelimit_blocked_seconds", "Seconds left of an upstream-429 block.", labels=["account"]
+            ),
+        }
+        accounts = dict(Account.objects.values_list("id", "slug"))
+        try:
+            states = peek_many(list(accounts), LimitConfig.from_settings())
+        except RateLimiterUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        for account_id, live in states.items():
+            slug = accounts[account_id]
+            for name, family in families.items():
+                value = live.remaining if name == "remaining" else getattr(live, name)
+                family.add_metric([slug], value)
+        yield from families.values()
+
+
+_limiter_registry = CollectorRegistry(auto_describe=False)
+_limiter_registry.register(LimiterStateCollector())
+
+
+def _process_registry():
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+@require_GET
+@never_cache
+def metrics(request):
+    token = settings.PELCRO_GATEWAY.get("METRICS_TOKEN", "")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return HttpResponse("metrics need the scrape token\n", status=401, content_type="text/plain",
+                                headers={"WWW-Authenticate": "Bearer"})
+    body = generate_latest(_process_registry()) + generate_latest(_limiter_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,224 @@
+// Ops dashboard: poll the JSON API every 2 s and redraw, without reloading the page.
+// Everything is built with DOM methods and textContent (no HTML from data).
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-ops-api]");
+  if (!root) return;
+  var API = root.getAttribute("data-ops-api");
+  var PAGE = root.getAttribute("data-ops-page");
+  var INTERVAL_MS = 2000;
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+  function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
+  function setText(node, value) {
+    if (!node) return;
+    var text = String(value);
+    if (node.textContent !== text) {
+      node.textContent = text;
+      node.classList.remove("changed");
+      void node.offsetWidth; // restart the flash animation
+      node.classList.add("changed");
+    }
+  }
+  function clockOf(iso) { return iso ? iso.slice(11, 19) + " UTC" : ""; }
+
+  function statePill(row) {
+    if (row.blocked_for > 0) return el("span", { "class": "pill pill-bad" }, "blocked " + row.blocked_for + " s");
+    if (row.remaining === 0) return el("span", { "class": "pill pill-warn" }, "at limit");
+    return el("span", { "class": "pill pill-ok" }, "ok");
+  }
+
+  // --- All accounts ----------------------------------------------------------------------
+  var accountUrl = root.getAttribute("data-ops-account-url") || "";
+  var NUMERIC = ["in_window", "background_in_window", "waiting", "calls_last_hour",
+                 "rejections_last_hour", "upstream_429s_last_hour", "active_connections"];
+
+  function accountRow(row, cap) {
+    var tr = el("tr", { "data-account": row.id });
+    var name = el("td");
+    name.appendChild(el("a", { href: accountUrl.replace(/0\/$/, row.id + "/") }, row.name));
+    name.appendChild(document.createTextNode(" "));
+    name.appendChild(el("span", { "class": "muted small" }, row.slug));
+    tr.appendChild(name);
+    var budget = el("td", { "class": "col-budget" });
+    var meter = el("span", { "class": "meter" });
+    var used = el("span", { "class": "meter-used" + (row.remaining === 0 ? " full" : "") });
+    used.style.width = Math.min(100, Math.round(100 * row.in_window / Math.max(1, cap))) + "%";
+    meter.appendChild(used);
+    budget.appendChild(meter);
+    budget.appendChild(el("span", { "class": "meter-text", "data-cell": "remaining" }, row.remaining + " left"));
+    tr.appendChild(budget);
+    NUMERIC.forEach(function (key) {
+      var bad = (key === "rejections_last_hour" || key === "upstream_429s_last_hour") && row[key] > 0;
+      tr.appendChild(el("td", { "class": "num" + (bad ? " bad" : ""), "data-cell": key }, row[key]));
+    });
+    var stateCell = el("td");
+    stateCell.appendChild(statePill(row));
+    tr.appendChild(stateCell);
+    return tr;
+  }
+
+  function renderDashboard(data) {
+    var cap = data.limit.cap;
+    var tbody = field("accounts");
+    var existing = {};
+    Array.prototype.forEach.call(tbody.querySelectorAll("tr[data-account]"), function (tr) {
+      existing[tr.getAttribute("data-account")] = tr;
+    });
+    var totals = { in_window: 0, waiting: 0, rejections_last_hour: 0, upstream_429s_last_hour: 0 };
+    var fragment = document.createDocumentFragment();
+    data.accounts.forEach(function (row) {
+      Object.keys(totals).forEach(function (k) { totals[k] += row[k]; });
+      var fresh = accountRow(row, cap);
+      var old = existing[String(row.id)];
+      if (old) {
+        // Flash the cells whose value changed since the last poll.
+        Array.prototype.forEach.call(fresh.querySelectorAll("[data-cell]"), function (cell) {
+          var before = old.querySelector('[data-cell="' + cell.getAttribute("data-cell") + '"]');
+          if (before && before.textContent !== cell.textContent) cell.classList.add("changed");
+        });
+      }
+      fragment.appendChild(fresh);
+    });
+    if (!data.accounts.length) {
+      var empty = el("tr");
+      empty.appendChild(el("td", { colspan: "10", "class": "muted empty" }, "No accounts yet."));
+      fragment.appendChild(empty);
+    }
+    tbody.replaceChildren(fragment);
+    Object.keys(totals).forEach(function (k) {
+      var node = root.querySelector('[data-total="' + k + '"]');
+      setText(node, totals[k]);
+      if (node) node.classList.toggle("bad", (k === "rejections_last_hour" || k === "upstream_429s_last_hour") && totals[k] > 0);
+    });
+  }
+
+  // --- One account -------------------------------------------------------------------------
+  function renderChart(data) {
+    var chart = field("chart");
+    var W = 960, H = 260, left = 44, right = 12, top = 14, bottom = 28;
+    var minutes = data.per_minute;
+    var limit = data.limit.cap_per_minute;
+    var peak = Math.max(limit, 1);
+    minutes.forEach(function (m) { peak = Math.max(peak, m.calls + m.rejections); });
+    var yMax = Math.ceil(peak * 1.1);
+    var plotW = W - left - right, plotH = H - top - bottom;
+    var step = plotW / minutes.length;
+    function y(v) { return top + plotH - (v / yMax) * plotH; }
+    chart.replaceChildren();
+    for (var i = 0; i <= 4; i++) {
+      var value = Math.round(yMax * i / 4);
+      chart.appendChild(svg("line", { "class": "grid", x1: left, x2: W - right, y1: y(value), y2: y(value) }));
+      chart.appendChild(svg("text", { "class": "axis-label", x: left - 6, y: y(value) + 4, "text-anchor": "end" }, value));
+    }
+    minutes.forEach(function (m, i) {
+      var x = left + i * step + 1, w = Math.max(1, step - 2);
+      var interactive = m.calls - m.background_calls;
+      var title = m.minute.slice(11, 16) + " UTC: " + m.calls + " requests (" + m.background_calls +
+        " background), " + m.waits + " waited, " + m.rejections + " rejected, " + m.upstream_429s + " upstream 429";
+      var group = svg("g");
+      group.appendChild(svg("title", {}, title));
+      group.appendChild(svg("rect", { "class": "bar-interactive", x: x, width: w, y: y(interactive), height: y(0) - y(interactive) }));
+      group.appendChild(svg("rect", { "class": "bar-background", x: x, width: w, y: y(m.calls), height: y(interactive) - y(m.calls) }));
+      if (m.rejections) {
+        group.appendChild(svg("rect", { "class": "bar-rejected", x: x, width: w, y: y(m.calls + m.rejections), height: y(m.calls) - y(m.calls + m.rejections) }));
+      }
+      chart.appendChild(group);
+      if (i % 10 === 0 || i === minutes.length - 1) {
+        chart.appendChild(svg("text", { "class": "axis-label", x: x + w / 2, y: H - 8, "text-anchor": "middle" }, m.minute.slice(11, 16)));
+      }
+    });
+    chart.appendChild(svg("line", { "class": "limit", x1: left, x2: W - right, y1: y(limit), y2: y(limit) }));
+    chart.appendChild(svg("text", { "class": "limit-label", x: W - right - 4, y: y(limit) - 6, "text-anchor": "end" },
+      "limit " + (Math.round(limit * 10) / 10) + "/min"));
+  }
+
+  function rows(tbody, items, columns, emptyText) {
+    var fragment = document.createDocumentFragment();
+    items.forEach(function (item) {
+      var tr = el("tr");
+      columns.forEach(function (col) {
+        var td = el("td", { "class": col.cls ? col.cls(item) : "" }, col.value(item));
+        tr.appendChild(td);
+      });
+      fragment.appendChild(tr);
+    });
+    if (!items.length) {
+      var tr = el("tr");
+      tr.appendChild(el("td", { colspan: String(columns.length), "class": "muted empty" }, emptyText));
+      fragment.appendChild(tr);
+    }
+    tbody.replaceChildren(fragment);
+  }
+
+  function renderAccount(data) {
+    var a = data.account;
+    ["remaining", "in_window", "waiting", "rejections_last_hour", "upstream_429s_last_hour"].forEach(function (k) {
+      var node = root.querySelector('[data-stat="' + k + '"]');
+      setText(node, a[k]);
+      if (node) node.classList.toggle("bad", (k === "rejections_last_hour" || k === "upstream_429s_last_hour") && a[k] > 0);
+    });
+    var lat = data.latency_last_5_min;
+    setText(root.querySelector('[data-stat="latency"]'),
+      lat.samples ? Math.round(lat.p50_ms) + " / " + Math.round(lat.p95_ms) + " ms" : "no calls");
+    setText(field("limit-summary"), data.limit.cap + " requests per " + data.limit.window_seconds + " s · " +
+      a.active_connections + " active connection" + (a.active_connections === 1 ? "" : "s") +
+      (a.blocked_for > 0 ? " · blocked by the Core API for " + a.blocked_for + " s" : ""));
+    renderChart(data);
+    rows(field("tool-calls"), data.tool_calls, [
+      { value: function (c) { return c.at.slice(0, 19).replace("T", " "); } },
+      { value: function (c) { return c.tool; } },
+      { value: function (c) { return c.outcome.replace("_", " "); }, cls: function (c) { return "outcome-" + c.outcome; } },
+      { value: function (c) { return c.user; } },
+      { value: function (c) { return c.client; } },
+      { value: function (c) { return c.site_id === null ? "" : c.site_id; }, cls: function () { return "num"; } },
+      { value: function (c) { return c.upstream_status === null ? "" : c.upstream_status; }, cls: function () { return "num"; } },
+      { value: function (c) { return c.latency_ms; }, cls: function () { return "num"; } }
+    ], "No tool calls yet.");
+    rows(field("exports"), data.exports, [
+      { value: function (j) { return j.created_at.slice(0, 19).replace("T", " "); } },
+      { value: function (j) { return j.job_id.slice(0, 8); } },
+      { value: function (j) { return j.kind; } },
+      { value: function (j) { return j.site_id; }, cls: function () { return "num"; } },
+      { value: function (j) { return j.status; } },
+      { value: function (j) { return j.rows_done + " / " + (j.rows_total === null ? "?" : j.rows_total); }, cls: function () { return "num"; } }
+    ], "No exports.");
+  }
+
+  // --- Polling ---------------------------------------------------------------------------
+  var live = root.querySelector(".live");
+  function showProblem(down) {
+    var banner = field("redis-down");
+    if (banner) banner.hidden = !down;
+  }
+  function poll() {
+    fetch(API, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 503) { showProblem(true); live.classList.add("stale"); return null; }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (!data) return;
+        showProblem(false);
+        live.classList.remove("stale");
+        if (PAGE === "dashboard") renderDashboard(data); else renderAccount(data);
+        setText(field("updated"), "updated " + clockOf(data.generated_at));
+      })
+      .catch(function () { live.classList.add("stale"); setText(field("updated"), "connection lost, retrying"); })
+      .then(function () { window.setTimeout(poll, INTERVAL_MS); });
+  }
+  poll();
+})();
