@@ -51,7 +51,7 @@ class Checker:
             return MISSING
         return value
 
-    def string(self, field: str, *, required: bool = False, nullable: bool = True, min_len: int = 0, max_len: int = 255):
+    def string(self, field: str, *, required: bool = False, nullable: bool = True, max_len: int = 255):
         value = self._get(field, required, nullable)
         if value is MISSING or value is None:
             return value
@@ -61,8 +61,8 @@ class Checker:
         value = value.strip()
         if not value and not required and nullable:
             return None  # "" means "no value", as in a form left blank
-        if len(value) < max(min_len, 1 if required else 0):
-            self.add(field, f"The {label(field)} field is required." if required else f"The {label(field)} must be at least {min_len} characters.")
+        if not value:
+            self.add(field, f"The {label(field)} field is required.")
             return MISSING
         if len(value) > max_len:
             self.add(field, f"The {label(field)} may not be greater than {max_len} characters.")
