@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from mcp_bridge import views
+
+urlpatterns = [
+    # Only browsers reach this: the ASGI router sends MCP traffic at "/" to the MCP app.
+    path("", views.landing, name="landing"),
+]

@@ -1,0 +1,54 @@
+"""The MCP endpoint as an ASGI app, for the router in `pelcro_gateway/asgi.py`.
+
+Stateless Streamable HTTP with JSON responses: no session lives in a process, so any
+replica answers any request. The SDK serves 2026-07-28 (one self-contained POST) and the
+2025 handshake versions (2025-03-26, 2025-06-18, 2025-11-25) from the same app. In front
+of it sit the gates (`mcp_bridge.gates`): Host/Origin, bearer token, write scope.
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from django.conf import settings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp
+
+from mcp_bridge.auth import PrincipalTokenVerifier
+from mcp_bridge.gates import BearerGate, OriginGate, WriteScopeGate
+from mcp_bridge.server import build_server
+from mcp_bridge.tools.catalog import WRITE_TOOLS
+
+
+def resource_metadata_url() -> str:
+    """This server's RFC 9728 metadata document (the resource is the origin's root)."""
+    return settings.PUBLIC_URL + "/.well-known/oauth-protected-resource"
+
+
+def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[None]]]:
+    """(the MCP ASGI app, the lifespan that runs its session manager)."""
+    server = build_server()
+    transport = server.streamable_http_app(
+        streamable_http_path="/",
+        stateless_http=True,
+        json_response=True,
+        # Host and Origin are checked by OriginGate from Django's settings; the SDK still
+        # checks Content-Type.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    scopes = " ".join(settings.OAUTH2_PROVIDER["SCOPES"])
+    metadata_url = resource_metadata_url()
+    app: ASGIApp = WriteScopeGate(
+        transport, write_tools=WRITE_TOOLS, resource_metadata_url=metadata_url, scopes=scopes
+    )
+    app = BearerGate(
+        app,
+        verifier=PrincipalTokenVerifier(settings.MCP_RESOURCE_URL),
+        resource_metadata_url=metadata_url,
+        scopes=scopes,
+    )
+    app = OriginGate(
+        app,
+        allowed_hosts=settings.ALLOWED_HOSTS,
+        allowed_origins=[settings.PUBLIC_URL, *settings.PELCRO_GATEWAY["MCP_ALLOWED_ORIGINS"]],
+    )
+    return app, server.session_manager.run

@@ -1,0 +1,134 @@
+"""Recording tool calls: the record a call fills in as it runs, and its one audit row.
+
+`CallRecord` is created when a `tools/call` arrives (or is refused at the HTTP edge),
+filled in by the shared call path (site, upstream status, outcome), and saved exactly
+once. The record of the running call is reachable through `current_record()`, so tool
+handlers never pass it around.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from accounts.principal import Principal
+from mcp_bridge.models import ToolCall
+from mcp_bridge.orm import run_db
+
+REDACTED = "[redacted]"
+# Argument names whose values are never stored, at any depth (e.g. inside metadata).
+_SECRET_NAME = re.compile(r"(?i)(pass(word)?|secret|token|api[_-]?key|authorization|card|cvc|cvv|iban)")
+_MAX_STRING = 500  # long values are cut: the audit log is not a data store
+_MAX_ITEMS = 50
+_MAX_DEPTH = 4
+_MAX_ERROR = 2000
+_MAX_TOOL_NAME = ToolCall._meta.get_field("tool").max_length
+
+_current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("mcp_tool_call", default=None)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, size-capped copy of tool arguments with secret-looking keys masked."""
+    if depth > _MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {
+            str(key)[:100]: REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1) for key, item in items
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(item, depth + 1) for item in list(value)[:_MAX_ITEMS]]
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value)[:_MAX_STRING]
+
+
+@dataclass
+class CallRecord:
+    """What is known about one tool call so far; `save()` turns it into a `ToolCall` row."""
+
+    principal: Principal
+    tool: str
+    arguments: Any
+    started_at: datetime = field(default_factory=timezone.now)
+    started: float = field(default_factory=time.perf_counter)
+    site_id: int | None = None
+    outcome: str = ToolCall.Outcome.OK
+    upstream_status: int | None = None
+    error_message: str = ""
+    saved: bool = False
+
+    def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:
+        """Mark the call failed (unless already marked) and return `message` for chaining."""
+        if self.outcome == ToolCall.Outcome.OK:
+            self.outcome = outcome
+            self.error_message = message
+        return message
+
+    def row(self) -> ToolCall:
+        principal = self.principal
+        site_id = self.site_id
+        if site_id is None and isinstance(self.arguments, dict):
+            # A refused call still names the site it aimed at, when it is a plausible id.
+            raw = self.arguments.get("site_id")
+            if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**31:
+                site_id = raw
+        return ToolCall(
+            created_at=self.started_at,
+            user_id=principal.user_id,
+            username=principal.username,
+            client_id=principal.client_id,
+            client_name=principal.client_name,
+            account_id=principal.account_id,
+            account_slug=principal.account_slug,
+            connection_id=principal.connection_id,
+            site_id=site_id,
+            tool=self.tool[:_MAX_TOOL_NAME],
+            arguments=redact(self.arguments if isinstance(self.arguments, dict) else {}),
+            outcome=self.outcome,
+            upstream_status=self.upstream_status,
+            latency_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
+            error_message=self.error_message[:_MAX_ERROR],
+        )
+
+    async def save(self) -> None:
+        """Write the audit row (once; a second call is a no-op)."""
+        if self.saved:
+            return
+        self.saved = True
+        await run_db(_insert, self.row())
+
+
+def _insert(row: ToolCall) -> None:
+    row.save(force_insert=True)
+
+
+def start(principal: Principal, tool: str, arguments: Any) -> tuple[CallRecord, contextvars.Token]:
+    """Begin recording a call; the record becomes `current_record()` until `finish`."""
+    record = CallRecord(principal=principal, tool=tool, arguments=arguments)
+    return record, _current.set(record)
+
+
+def finish(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def current_record() -> CallRecord:
+    """The record of the tool call being handled (raises outside a tool call)."""
+    record = _current.get()
+    if record is None:
+        raise RuntimeError("no tool call is being recorded")
+    return record
+
+
+def recent_calls_for_connection(connection_id: int, limit: int = 20) -> list[ToolCall]:
+    """The latest tool calls made through one connection, newest first (sync; for pages)."""
+    return list(ToolCall.objects.filter(connection_id=connection_id).order_by("-created_at", "-id")[:limit])

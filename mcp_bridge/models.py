@@ -1,0 +1,99 @@
+"""The audit log: one row per MCP tool call, whatever its outcome."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ToolCall(models.Model):
+    """One `tools/call` as the gateway saw it: who, which account and site, what, how it went.
+
+    Written for every call, including refused arguments, unknown tools, denials and
+    rate-limited calls. Arguments are stored with secrets redacted (`mcp_bridge.audit`).
+    The names of the user, client and account are copied so the row stays readable
+    after they are deleted.
+    """
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        ERROR = "error", "Error"
+        DENIED = "denied", "Denied"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+
+    created_at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="tool_calls"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    client_name = models.CharField(max_length=255, blank=True)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="tool_calls"
+    )
+    account_slug = models.CharField(max_length=100, blank=True)
+    connection = models.ForeignKey(
+        "accounts.Connection", on_delete=models.SET_NULL, null=True, blank=True, related_name="tool_calls"
+    )
+    site_id = models.PositiveIntegerField(null=True, blank=True)
+    tool = models.CharField(max_length=100)
+    arguments = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["connection", "-created_at"], name="toolcall_connection_recent"),
+            models.Index(fields=["account", "-created_at"], name="toolcall_account_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} by {self.username or '?'} on {self.account_slug or '?'}: {self.outcome}"
+
+
+class ExportJob(models.Model):
+    """A CSV export of every customer or invoice of one site (`mcp_bridge.exports`).
+
+    Started by the `start_export` tool, run by a Celery worker on the account's background
+    share of the rate limit, and readable only through the connection that started it
+    until `expires_at`, when beat deletes the file.
+    """
+
+    class Kind(models.TextChoices):
+        CUSTOMERS = "customers", "Customers"
+        INVOICES = "invoices", "Invoices"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    connection = models.ForeignKey("accounts.Connection", on_delete=models.CASCADE, related_name="export_jobs")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="export_jobs")
+    site_id = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    pages_done = models.PositiveIntegerField(default=0)
+    # The CSV's length after the last saved page: a retried task truncates to it first.
+    bytes_written = models.PositiveBigIntegerField(default=0)
+    file_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="exportjob_expiry")]
+
+    def __str__(self) -> str:
+        return f"export {self.kind} of site {self.site_id} ({self.status})"

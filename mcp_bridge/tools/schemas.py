@@ -1,0 +1,142 @@
+"""Input and output shapes shared by every tool.
+
+Inputs are pydantic models that refuse unknown arguments (`extra="forbid"`, so the JSON
+Schema says `additionalProperties: false`). They subclass the SDK's `ArgModelBase`
+because the SDK validates a call's arguments with the tool's model before the handler
+runs. Outputs are typed objects; upstream objects allow extra fields, because the Core
+API may add fields and an assistant loses nothing by seeing them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+# --- Inputs ------------------------------------------------------------------------------
+
+
+class ToolInput(ArgModelBase):
+    """Base of every tool's arguments: unknown arguments are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SiteInput(ToolInput):
+    site_id: int = Field(
+        ge=1,
+        le=2_147_483_647,
+        description="The Pelcro site to act on (an integer, e.g. 14). It must be one of the connected "
+        "account's sites; ask the user if you do not know it.",
+    )
+
+
+class ListInput(SiteInput):
+    page: int = Field(1, ge=1, le=1_000_000, description="Page number, starting at 1.")
+    per_page: int = Field(10, ge=1, le=100, description="Items per page, 1 to 100.")
+
+    def list_query(self) -> dict[str, Any]:
+        """The Core API query for paging and sorting (`per_page` is the API's `limit`)."""
+        query: dict[str, Any] = {"page": self.page, "limit": self.per_page}
+        sort = getattr(self, "sort", None)
+        if sort:
+            query["sort"] = sort
+        return query
+
+
+def id_field(noun: str) -> Any:
+    return Field(ge=1, le=2_147_483_647, description=f"The {noun}'s id (integer).")
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+Currency = Annotated[
+    str,
+    BeforeValidator(_lower),
+    Field(pattern="^[a-z]{3}$", description="Three-letter ISO 4217 currency code in lower case, e.g. usd."),
+]
+Cents = Annotated[int, Field(ge=0, le=2_147_483_647)]
+MetadataValue = Annotated[str, Field(max_length=500)] | int | float | bool | None
+Metadata = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=40)], MetadataValue],
+    Field(
+        max_length=50,
+        description="Your own key/value data: up to 50 keys of 1-40 characters; values are strings "
+        "(up to 500 characters), numbers or booleans. It is merged into what is there: a key set to "
+        "null is removed, keys you leave out stay.",
+    ),
+]
+
+
+def eq_filter(**fields: Any) -> dict[str, str]:
+    """Core API exact-match filters (`filter[field]=eq:value`) for the fields that are set."""
+    return {f"filter[{name}]": f"eq:{_filter_value(value)}" for name, value in fields.items() if value is not None}
+
+
+def contains_filter(**fields: str | None) -> dict[str, str]:
+    """Core API substring filters (`filter[field]=like:%value%`).
+
+    `%` and `_` in `value` keep their wildcard meaning; they match themselves too, so at
+    worst the filter is slightly broader than asked.
+    """
+    return {f"filter[{name}]": f"like:%{value}%" for name, value in fields.items() if value}
+
+
+def _filter_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --- Outputs -----------------------------------------------------------------------------
+
+
+class UpstreamObject(BaseModel):
+    """An object as the Core API returns it; fields beyond the typed ones are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    page: int = Field(description="This page's number (1-based).")
+    per_page: int = Field(description="Page size used.")
+    total: int = Field(description="Number of items across all pages.")
+    last_page: int = Field(description="Number of the last page.")
+    has_more: bool = Field(description="True if a later page exists (call again with page + 1).")
+
+
+ErrorKind = Literal[
+    "invalid_arguments",
+    "unknown_site",
+    "insufficient_scope",
+    "validation_failed",
+    "refused",
+    "not_found",
+    "forbidden",
+    "unauthorized",
+    "rate_limited",
+    "upstream_unavailable",
+    "upstream_error",
+]
+
+
+class ToolFailure(BaseModel):
+    """The `structuredContent` of a failed call (`isError: true`)."""
+
+    error: ErrorKind
+    message: str
+    upstream_status: int | None = Field(None, description="The Core API's HTTP status, if it answered.")
+    fields: dict[str, list[str]] | None = Field(None, description="Validation messages per argument.")
+    retry_after: int | None = Field(None, description="Seconds to wait before retrying (rate limit).")
+    may_have_been_applied: bool | None = Field(
+        None, description="True when a write's fate is unknown: check the object before retrying."
+    )

@@ -1,0 +1,96 @@
+"""Fixtures and helpers for the MCP endpoint and tool tests.
+
+- `mcp_sandbox` / `mcp_gateway`: this feature's own sandbox and gateway (session-scoped),
+  with both rate limits out of reach so calling every tool twice never trips them; rate
+  limits have their own tests. The sandbox's data changes as tools write to it, so
+  tests read the truth from it (`truth`) instead of assuming seed values.
+- `mcp_env`: the demo users and accounts committed for the gateway, with `token(...)`
+  running the real OAuth flow (DCR, sign-in, consent, PKCE) for a user and an account.
+- `mcp_session(url, token, mode)`: a real SDK client over Streamable HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.fixtures_oauth import obtain_tokens
+from tests.fixtures_sandbox import DEMO, SandboxClient
+from tests.fixtures_servers import start_gateway, start_sandbox
+from tests.servers import ServerProcess
+
+PASSWORDS = {user["username"]: user["password"] for user in DEMO["users"]}
+SITES = {account["slug"]: [site["site_id"] for site in account["sites"]] for account in DEMO["accounts"]}
+# The two protocol eras: 2026-07-28 (stateless, no handshake) and the handshake era
+# (the SDK's "legacy" mode negotiates 2025-11-25).
+ERAS = ["2026-07-28", "legacy"]
+OUT_OF_REACH = "1000000"
+
+
+@pytest.fixture(scope="session")
+def mcp_sandbox():
+    server = start_sandbox(SANDBOX_RATE_LIMIT=OUT_OF_REACH)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mcp_gateway(django_db_setup, django_db_blocker, mcp_sandbox) -> ServerProcess:
+    with django_db_blocker.unblock():
+        server = start_gateway(mcp_sandbox, RATE_LIMIT=OUT_OF_REACH)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def truth(mcp_sandbox) -> SandboxClient:
+    """Straight access to the sandbox with the accounts' own keys: what the gateway must show."""
+    return SandboxClient(mcp_sandbox)
+
+
+@dataclass
+class McpEnv:
+    gateway: ServerProcess
+    sandbox: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url + "/"
+
+    def token(self, account: str = "acme", access: str = "read_write", username: str | None = None) -> str:
+        """An access token from the real OAuth flow for `account` (its first member by default)."""
+        username = username or {"acme": "demo", "other": "demo", "globex": "alice"}[account]
+        tokens = obtain_tokens(self.gateway.url, username, PASSWORDS[username], account, access=access)
+        return tokens["access_token"]
+
+    def post(self, body, token: str | None, *, version: str | None = "2025-06-18", **headers) -> httpx.Response:
+        """One raw JSON-RPC POST to the MCP endpoint."""
+        base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        if token is not None:
+            base["Authorization"] = f"Bearer {token}"
+        if version is not None:
+            base["MCP-Protocol-Version"] = version
+        base.update(headers)
+        content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return httpx.post(self.url, content=content, headers=base, timeout=30)
+
+
+@pytest.fixture
+def mcp_env(transactional_db, demo_users, mcp_gateway, mcp_sandbox) -> McpEnv:
+    return McpEnv(gateway=mcp_gateway, sandbox=mcp_sandbox)
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(url: str, token: str, mode: str) -> AsyncIterator[Client]:
+    """A connected SDK client (`mode`: "2026-07-28", "legacy" or "auto") with a bearer token."""
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+            yield client
