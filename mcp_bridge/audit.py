@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.principal import Principal
+from mcp_bridge import metrics
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
 
@@ -64,6 +65,7 @@ class CallRecord:
     outcome: str = ToolCall.Outcome.OK
     upstream_status: int | None = None
     error_message: str = ""
+    known_tool: bool = True  # False: metrics count it as "unknown" (names are caller-chosen)
     saved: bool = False
 
     def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:
@@ -100,11 +102,13 @@ class CallRecord:
         )
 
     async def save(self) -> None:
-        """Write the audit row (once; a second call is a no-op)."""
+        """Count the call in the metrics and write its audit row (once; again is a no-op)."""
         if self.saved:
             return
         self.saved = True
-        await run_db(_insert, self.row())
+        row = self.row()
+        metrics.record_tool_call(row.tool if self.known_tool else "unknown", row.outcome, row.latency_ms / 1000)
+        await run_db(_insert, row)
 
 
 def _insert(row: ToolCall) -> None:

@@ -26,6 +26,7 @@ from mcp_bridge.auth import current_principal
 from mcp_bridge.calls import failure_result
 from mcp_bridge.models import ToolCall
 from mcp_bridge.tools.catalog import TOOLS, WRITE_TOOLS
+from mcp_bridge.tools.exports import register_export_resource
 from mcp_bridge.tools.registry import ToolDef
 from mcp_bridge.tools.schemas import ToolFailure
 
@@ -69,6 +70,7 @@ class GatewayMCPServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         spec = TOOLS.get(name)
         if spec is None:
+            record.known_tool = False
             shown = name if len(name) <= 100 else name[:100] + "…"
             message = f"Unknown tool: {shown!r}. Call tools/list to see the tools this connection can use."
             raise MCPError(code=INVALID_PARAMS, message=record.fail(message))
@@ -120,8 +122,8 @@ async def _save(record: audit.CallRecord) -> None:
 
 
 def build_server() -> GatewayMCPServer:
-    """The MCP server with every tool registered."""
-    return GatewayMCPServer(
+    """The MCP server with every tool (and the export files resource) registered."""
+    server = GatewayMCPServer(
         name="pelcro",
         title="Pelcro",
         description="Pelcro Core API tools for one Pelcro account",
@@ -131,3 +133,5 @@ def build_server() -> GatewayMCPServer:
         tools=[spec.sdk_tool() for spec in TOOLS.values()],
         log_level=settings.LOG_LEVEL if settings.LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
     )
+    register_export_resource(server)
+    return server

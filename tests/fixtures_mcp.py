@@ -33,6 +33,19 @@ SITES = {account["slug"]: [site["site_id"] for site in account["sites"]] for acc
 # (the SDK's "legacy" mode negotiates 2025-11-25).
 ERAS = ["2026-07-28", "legacy"]
 OUT_OF_REACH = "1000000"
+# The Core API tools this feature serves (the export tools of the ops feature come on top).
+CORE_TOOLS = {
+    "list_customers", "get_customer", "create_customer", "update_customer", "delete_customer",
+    "list_subscriptions", "get_subscription", "create_subscription", "cancel_subscription",
+    "list_invoices", "get_invoice", "create_invoice", "update_invoice", "pay_invoice_offline", "void_invoice",
+    "mark_invoice_uncollectible", "list_plans", "get_plan", "list_coupons", "get_coupon",
+    "list_charges", "get_charge", "create_offline_charge",
+}
+WRITE_TOOLS = {
+    "create_customer", "update_customer", "delete_customer", "create_subscription", "cancel_subscription",
+    "create_invoice", "update_invoice", "pay_invoice_offline", "void_invoice", "mark_invoice_uncollectible",
+    "create_offline_charge",
+}
 
 
 @pytest.fixture(scope="session")
