@@ -31,6 +31,11 @@ def code_checksum(code: str) -> str:
 
 
 class GatewayOAuth2Validator(OAuth2Validator):
+    def _check_secret(self, provided_secret, stored_secret):
+        # Self-registered public clients are stored without a secret (accounts.signals);
+        # an empty secret must never count as client authentication.
+        return bool(stored_secret) and super()._check_secret(provided_secret, stored_secret)
+
     # --- authorization endpoint ---------------------------------------------------------
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):

@@ -1,9 +1,13 @@
-"""Membership changes revoke the connections they no longer allow, so the connections
-page and the admin show the truth. (Requests and refreshes check membership anyway,
-which also covers bulk deletes that send no signals.)"""
+"""Signal handlers.
 
-from django.db.models.signals import post_delete, post_save
+Membership changes revoke the connections they no longer allow, so the connections page
+and the admin show the truth. (Requests and refreshes check membership anyway, which
+also covers bulk deletes that send no signals.)
+"""
+
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
+from oauth2_provider.models import get_application_model
 
 from accounts import access as access_policy
 from accounts.connections import revoke_connections
@@ -23,3 +27,17 @@ def revoke_on_role_change(sender, instance: Membership, **kwargs):
         Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id,
                                   revoked_at__isnull=True).exclude(access__in=allowed)
     )
+
+
+@receiver(pre_save, sender=get_application_model())
+def public_clients_have_no_secret(sender, instance, **kwargs):
+    """DOT gives every new application a random secret and hashes it (PBKDF2, ~0.2 s of
+    CPU). A public client never uses one, and open registration must stay cheap, so a
+    self-registered public client is stored without a secret."""
+    if (
+        instance._state.adding
+        and instance.client_type == instance.CLIENT_PUBLIC
+        and instance.registration_source in (instance.RegistrationSource.DCR, instance.RegistrationSource.CIMD)
+    ):
+        instance.client_secret = ""
+        instance.hash_client_secret = False

@@ -21,12 +21,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from django.contrib.auth.hashers import ScryptPasswordHasher
 
 # Every test registers clients from 127.0.0.1 against the session's gateways; the
 # per-IP registration cap itself is tested on a dedicated gateway (test_oauth_dcr.py).
 os.environ.setdefault("DCR_PER_IP_PER_HOUR", "100000")
 
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:47123/callback"
+# Headers of an MCP Streamable HTTP request.
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
 
 
 def mcp_url(gateway_url: str) -> str:
@@ -189,10 +192,20 @@ def gateway_principal(gateway_url: str, raw_token: str, resource: str | None = N
         return principal_for_token(raw_token, resource or mcp_url(gateway_url))
 
 
+class QuickScryptHasher(ScryptPasswordHasher):
+    """Test-only scrypt with a tiny work factor, so seeding users takes milliseconds. The
+    encoded hash carries its parameters, so gateways (default hashers) verify it."""
+
+    work_factor = 2**4
+    parallelism = 1
+
+
 @pytest.fixture
-def demo_users(transactional_db):
+def demo_users(transactional_db, settings):
     """The demo accounts/sites/keys/users (demo/accounts.json), committed so live gateways
-    see them. Returns the spec: users[i]["username"/"password"], accounts[i]["slug"]…"""
+    see them. Returns the spec: users[i]["username"/"password"], accounts[i]["slug"]…
+    Users this test creates get quickly-hashed passwords too."""
     from accounts.demo import seed_demo
 
+    settings.PASSWORD_HASHERS = ["tests.fixtures_oauth.QuickScryptHasher"]
     return seed_demo()

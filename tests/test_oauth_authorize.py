@@ -1,0 +1,183 @@
+"""The authorization endpoint and its consent screen, against a live gateway."""
+
+import httpx
+import pytest
+
+from tests.fixtures_oauth import (
+    DEFAULT_REDIRECT_URI,
+    authorize,
+    authorize_url,
+    consent_form,
+    parse_forms,
+    pkce_pair,
+    redirect_params,
+    register_client,
+    signed_in,
+    submit_consent,
+)
+
+DEMO = ("demo", "pelcro-demo-2026")
+ALICE = ("alice", "pelcro-alice-2026")  # a plain member of globex
+
+
+@pytest.fixture
+def client_id(gateway_server, demo_users):
+    return register_client(gateway_server.url, client_name="Test Assistant")["client_id"]
+
+
+@pytest.fixture
+def demo_session(gateway_server, demo_users):
+    session = signed_in(gateway_server.url, *DEMO)
+    yield session
+    session.close()
+
+
+def test_signed_out_person_is_sent_to_login_and_back(gateway_server, client_id):
+    _, challenge = pkce_pair()
+    url = authorize_url(gateway_server.url, client_id, challenge)
+    response = httpx.get(gateway_server.url + url)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("/login?next=")
+    assert httpx.URL(response.headers["location"]).params["next"] == url
+
+
+def test_consent_page_shows_app_redirect_and_only_own_accounts(gateway_server, client_id, demo_session):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge))
+    assert page.status_code == 200
+    assert "Test Assistant" in page.text
+    assert "registered itself" in page.text
+    assert "127.0.0.1:47123" in page.text  # where the browser goes next
+    form = consent_form(page.text)
+    assert sorted(r["data-slug"] for r in form["radios"]["account"]) == ["acme", "other"]  # not globex
+    assert [r["value"] for r in form["radios"]["access"]] == ["read_write", "read"]
+    assert "checked" in next(r for r in form["radios"]["access"] if r["value"] == "read_write")
+    # Not frameable, and the form may only post here and to the client's redirect origin.
+    assert page.headers["x-frame-options"] == "DENY"
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "form-action 'self' http://127.0.0.1:47123;" in csp
+    assert page.headers["cache-control"].startswith("no-store") or "no-store" in page.headers["cache-control"]
+
+
+def test_single_account_is_preselected(gateway_server, client_id):
+    session = signed_in(gateway_server.url, *ALICE)
+    _, challenge = pkce_pair()
+    page = session.get(authorize_url(gateway_server.url, client_id, challenge))
+    session.close()
+    (radio,) = consent_form(page.text)["radios"]["account"]
+    assert radio["data-slug"] == "globex" and "checked" in radio
+
+
+def test_authorize_redirects_with_code_state_and_issuer(gateway_server, client_id, demo_session):
+    result = authorize(demo_session, gateway_server.url, client_id, "acme", state="xyz-123")
+    assert result["state"] == "xyz-123"
+    assert result["iss"] == gateway_server.url  # RFC 9207, identical to the metadata issuer
+    assert len(result["code"]) >= 20
+
+
+def test_cancel_returns_access_denied_to_the_app(gateway_server, client_id, demo_session):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, state="s1"))
+    params = redirect_params(submit_consent(demo_session, page, None, allow=False))
+    assert params["error"] == "access_denied" and params["state"] == "s1"
+    assert "code" not in params
+
+
+def test_member_may_grant_read_only_but_not_write(gateway_server, client_id):
+    session = signed_in(gateway_server.url, *ALICE)
+    _, challenge = pkce_pair()
+    page = session.get(authorize_url(gateway_server.url, client_id, challenge))
+    refused = submit_consent(session, page, "globex", access="read_write")
+    assert refused.status_code == 400
+    assert "read-only" in refused.text and "location" not in refused.headers
+    granted = redirect_params(submit_consent(session, page, "globex", access="read"))
+    session.close()
+    assert "code" in granted
+
+
+def test_account_outside_the_users_memberships_is_refused(gateway_server, client_id, demo_users):
+    from accounts.models import Account
+
+    session = signed_in(gateway_server.url, *ALICE)
+    _, challenge = pkce_pair()
+    page = session.get(authorize_url(gateway_server.url, client_id, challenge))
+    data = dict(consent_form(page.text)["hidden"], allow="true", access="read",
+                account=str(Account.objects.get(slug="acme").pk))
+    response = session.post(consent_form(page.text)["action"], data=data)
+    session.close()
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_person_without_accounts_gets_a_clear_page(gateway_server, client_id, demo_users):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("loner", "loner@example.com", "loner-password-2026")
+    session = signed_in(gateway_server.url, "loner", "loner-password-2026")
+    _, challenge = pkce_pair()
+    page = session.get(authorize_url(gateway_server.url, client_id, challenge, state="s2"))
+    assert page.status_code == 403
+    assert "don't belong to any Pelcro account" in page.text
+    form = next(f for f in parse_forms(page.text) if "client_id" in f["hidden"])
+    back = session.post(form["action"], data={**form["hidden"], "allow": ""})
+    session.close()
+    assert redirect_params(back)["error"] == "access_denied"
+
+
+def test_consent_post_requires_csrf(gateway_server, client_id, demo_session):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge))
+    form = consent_form(page.text)
+    data = {k: v for k, v in form["hidden"].items() if k != "csrfmiddlewaretoken"}
+    response = demo_session.post(form["action"], data={**data, "allow": "true", "access": "read",
+                                                      "account": form["radios"]["account"][0]["value"]})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        ({"challenge": None, "method": None}, "invalid_request"),  # PKCE missing
+        ({"method": "plain"}, "invalid_request"),                  # PKCE plain refused
+        ({"method": None}, "invalid_request"),                     # no method means plain: refused
+        ({"resource": "https://evil.example/mcp"}, "invalid_target"),  # RFC 8707: another resource
+        ({"scope": "read admin"}, "invalid_scope"),
+        ({"prompt": "none"}, "consent_required"),
+    ],
+)
+def test_bad_authorization_requests_go_back_to_the_app_with_an_error(gateway_server, client_id, demo_session,
+                                                                      overrides, error):
+    _, challenge = pkce_pair()
+    kwargs = {"challenge": challenge, "state": "st", **overrides}
+    response = demo_session.get(authorize_url(gateway_server.url, client_id, kwargs.pop("challenge"), **kwargs))
+    params = redirect_params(response)
+    assert params["error"] == error
+    assert params["state"] == "st"
+    assert response.headers["location"].startswith(DEFAULT_REDIRECT_URI)
+
+
+@pytest.mark.parametrize("redirect_uri", [
+    "http://127.0.0.1:47123/other-path",
+    "https://evil.example/callback",
+    DEFAULT_REDIRECT_URI + "?extra=1",
+])
+def test_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(gateway_server, client_id, demo_session,
+                                                                     redirect_uri):
+    _, challenge = pkce_pair()
+    response = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, redirect_uri=redirect_uri))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "cannot continue" in response.text
+
+
+def test_loopback_redirect_may_use_any_port(gateway_server, client_id, demo_session):
+    # RFC 8252 §7.3: native apps bind an ephemeral port at request time.
+    result = authorize(demo_session, gateway_server.url, client_id, "acme",
+                       redirect_uri="http://127.0.0.1:50999/callback")
+    assert "code" in result
+
+
+def test_unknown_client_gets_an_error_page(gateway_server, demo_session):
+    _, challenge = pkce_pair()
+    response = demo_session.get(authorize_url(gateway_server.url, "no-such-client", challenge))
+    assert response.status_code == 400 and "location" not in response.headers
