@@ -1,0 +1,138 @@
+"""Bad input and upstream failures: every one is a clear `isError` result naming what is
+wrong (never a 500, a traceback or a protocol failure), and every one is audited."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from mcp_bridge.models import ToolCall
+from tests.fixtures_mcp import ERAS, OUT_OF_REACH, mcp_session
+from tests.fixtures_oauth import obtain_tokens
+from tests.fixtures_servers import start_gateway
+from tests.servers import free_port
+
+pytestmark = pytest.mark.sqlite
+
+# (tool, arguments, {argument: part of its message})
+BAD_INPUT = [
+    ("list_customers", {"site_id": "fourteen"}, {"site_id": "valid integer"}),
+    ("list_customers", {}, {"site_id": "is required"}),
+    ("list_customers", {"site_id": 14, "per_page": 101}, {"per_page": "less than or equal to 100"}),
+    ("list_customers", {"site_id": 14, "per_page": 0}, {"per_page": "greater than or equal to 1"}),
+    ("list_customers", {"site_id": 14, "page": 0}, {"page": "greater than or equal to 1"}),
+    ("list_customers", {"site_id": 14, "sort": "balance"}, {"sort": "'id', '-id', 'email'"}),
+    ("list_invoices", {"site_id": 14, "sort": "-amount"}, {"sort": "'status'"}),
+    ("list_invoices", {"site_id": 14, "status": "overdue"}, {"status": "'draft'"}),
+    ("list_customers", {"site_id": 14, "limit": 5}, {"limit": "is not an argument of this tool"}),
+    ("get_customer", {"site_id": 14, "customer_id": "12abc"}, {"customer_id": "valid integer"}),
+    ("get_customer", {"site_id": 14, "customer_id": 1.5}, {"customer_id": "integer"}),
+    ("create_customer", {"site_id": 14, "first_name": "No Email"}, {"arguments": "email or a display_name"}),
+    ("create_customer", {"site_id": 14, "email": "not-an-email"}, {"email": "pattern"}),
+    ("create_customer", {"site_id": 14, "email": "a@b.co", "metadata": ["x"]}, {"metadata": "valid dictionary"}),
+    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "dollars", "total": 5},
+     {"currency": "pattern"}),
+    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5,
+                        "line_items": [{"description": "x", "unit_price": 5}]}, {"arguments": "exactly one"}),
+    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd",
+                        "line_items": [{"description": "x", "unit_price": -5, "colour": "red"}]},
+     {"line_items.0.unit_price": "greater than or equal to 0", "line_items.0.colour": "not an argument"}),
+    ("pay_invoice_offline", {"site_id": 14, "invoice_id": 1, "reference": "R", "category": 9}, {"category": "2"}),
+    ("create_offline_charge", {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R",
+                               "payment_category": 2}, {"amount": "greater than or equal to 1"}),
+    ("update_invoice", {"site_id": 14, "invoice_id": 1}, {"arguments": "at least one of"}),
+]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_bad_arguments_are_named_one_by_one(mcp_env, truth, mode):
+    token = mcp_env.token()
+    before = truth.last_seq()
+    async with mcp_session(mcp_env.url, token, mode) as client:
+        for name, arguments, expected in BAD_INPUT:
+            result = await client.call_tool(name, arguments)
+            assert result.is_error, (name, arguments)
+            failure = result.structured_content
+            assert failure["error"] == "invalid_arguments", (name, arguments)
+            for field, text in expected.items():
+                assert any(text in message for message in failure["fields"][field]), (field, failure["fields"])
+                assert field in result.content[0].text
+            assert "Traceback" not in result.content[0].text and "pydantic" not in result.content[0].text
+    # Refused before the upstream: nothing reached the sandbox.
+    assert truth.log(since=before) == []
+    rows = await sync_to_async(lambda: list(ToolCall.objects.values_list("outcome", "error_message")))()
+    assert len(rows) == len(BAD_INPUT)
+    assert all(outcome == "error" and message.startswith("Invalid arguments for") for outcome, message in rows)
+
+
+async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
+    token = mcp_env.token()
+    taken = truth.ok("GET", "/customers", site_id=14, params={"limit": 1})[0]["email"]
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
+        duplicate = await client.call_tool("create_customer", {"site_id": 14, "email": taken})
+        assert duplicate.is_error
+        failure = duplicate.structured_content
+        assert (failure["error"], failure["upstream_status"]) == ("validation_failed", 400)
+        assert failure["fields"] == {"email": ["The email has already been taken."]}
+        assert "- email: The email has already been taken." in duplicate.content[0].text
+
+        customer = truth.ok("GET", "/customers", site_id=14, params={"limit": 1})[0]["id"]
+        paid = truth.ok("GET", "/invoices", site_id=14, params={"filter[status]": "eq:paid", "limit": 1})[0]
+        mismatch = await client.call_tool("create_offline_charge", {
+            "site_id": 14, "customer_id": customer, "amount": 100, "currency": "eur", "reference": "R",
+            "payment_category": 2, "invoice_id": paid["id"]})
+        assert mismatch.is_error and mismatch.structured_content["error"] == "validation_failed"
+        assert "currency" in mismatch.structured_content["fields"]  # the invoice is in usd
+
+        refused = await client.call_tool("pay_invoice_offline", {"site_id": 14, "invoice_id": paid["id"],
+                                                                  "reference": "again", "category": 6})
+        assert refused.structured_content["error"] == "refused"
+        assert "already paid" in refused.content[0].text
+
+        missing = await client.call_tool("get_invoice", {"site_id": 14, "invoice_id": 987654})
+        assert missing.structured_content == {"error": "not_found", "upstream_status": 404,
+                                              "message": "Invoice 987654 was not found on site 14."}
+    rows = await sync_to_async(lambda: list(ToolCall.objects.order_by("created_at", "id")))()
+    assert [(r.tool, r.outcome, r.upstream_status) for r in rows] == [
+        ("create_customer", "error", 400), ("create_offline_charge", "error", 400),
+        ("pay_invoice_offline", "error", 400), ("get_invoice", "error", 404)]
+
+
+@pytest.fixture
+def limited_gateway(transactional_db, demo_users, mcp_sandbox):
+    """A gateway whose own limiter allows 3 calls a minute and never waits."""
+    server = start_gateway(mcp_sandbox, RATE_LIMIT="3", RATE_SAFETY_MARGIN="0", RATE_WINDOW_SECONDS="60",
+                           RATE_WAIT_BUDGET_SECONDS="0")
+    yield server
+    server.stop()
+
+
+async def test_rate_limited_calls_say_when_to_retry(limited_gateway):
+    token = obtain_tokens(limited_gateway.url, "demo", "pelcro-demo-2026", "other")["access_token"]
+    async with mcp_session(limited_gateway.url + "/", token, "2026-07-28") as client:
+        results = [await client.call_tool("list_plans", {"site_id": 27}) for _ in range(5)]
+    assert [r.is_error for r in results] == [False, False, False, True, True]
+    limited = results[3]
+    retry_after = limited.structured_content["retry_after"]
+    assert limited.structured_content["error"] == "rate_limited" and 1 <= retry_after <= 60
+    assert limited.content[0].text == f"rate limit for this account reached, retry in {retry_after} s"
+    outcomes = await sync_to_async(lambda: list(ToolCall.objects.order_by("id").values_list("outcome", flat=True)))()
+    assert outcomes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+
+
+@pytest.fixture
+def orphan_gateway(transactional_db, demo_users):
+    """A gateway whose Core API is down (nothing listens on its port)."""
+    server = start_gateway(None, CORE_API_BASE_URL=f"http://127.0.0.1:{free_port()}/api/v1/core",
+                           CORE_API_MAX_RETRIES="0", RATE_LIMIT=OUT_OF_REACH)
+    yield server
+    server.stop()
+
+
+async def test_an_unreachable_upstream_is_a_clear_tool_error(orphan_gateway):
+    token = obtain_tokens(orphan_gateway.url, "demo", "pelcro-demo-2026", "acme")["access_token"]
+    async with mcp_session(orphan_gateway.url + "/", token, "legacy") as client:
+        result = await client.call_tool("get_customer", {"site_id": 14, "customer_id": 1})
+    assert result.is_error
+    assert result.structured_content["error"] == "upstream_unavailable"
+    assert "unreachable" in result.content[0].text
+    row = await sync_to_async(ToolCall.objects.get)()
+    assert (row.outcome, row.upstream_status) == ("error", None)

@@ -1,0 +1,91 @@
+"""Tool declarations: names, annotations, descriptions, and valid JSON Schemas, as the
+registry declares them and as a client receives them over the wire."""
+
+import jsonschema
+import pytest
+
+from mcp_bridge.tools.catalog import TOOLS
+from tests.fixtures_mcp import CORE_TOOLS, WRITE_TOOLS, mcp_session
+
+DESTRUCTIVE = {"delete_customer", "void_invoice", "mark_invoice_uncollectible", "cancel_subscription"}
+LISTS = {name for name in CORE_TOOLS if name.startswith("list_")}
+
+
+def test_the_core_tools_are_all_declared():
+    assert CORE_TOOLS <= set(TOOLS)
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_every_tool_states_all_four_annotations_truthfully(name):
+    annotations = TOOLS[name].annotations.model_dump(by_alias=True)
+    for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
+        assert isinstance(annotations[hint], bool), (name, hint)
+    if name in CORE_TOOLS:
+        assert annotations["readOnlyHint"] is (name not in WRITE_TOOLS)
+        assert annotations["destructiveHint"] is (name in DESTRUCTIVE)
+        assert annotations["openWorldHint"] is True  # they all reach the Core API
+        if annotations["readOnlyHint"]:
+            assert annotations["idempotentHint"] is True
+        if name.startswith("create_"):
+            assert annotations["idempotentHint"] is False  # each call creates another object
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+def test_every_schema_is_valid_json_schema(name):
+    spec = TOOLS[name]
+    tool = spec.sdk_tool()
+    for schema in (tool.parameters, tool.output_schema):
+        assert schema["type"] == "object"
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    inputs = tool.parameters
+    assert inputs["additionalProperties"] is False
+    assert "site_id" in inputs["required"] and inputs["properties"]["site_id"]["type"] == "integer"
+    # The output schema admits both the typed result and the failure shape.
+    jsonschema.validate({"error": "not_found", "message": "Customer 1 was not found on site 14."}, tool.output_schema)
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_list_tools_page_and_sort(name):
+    properties = TOOLS[name].sdk_tool().parameters["properties"]
+    assert properties["page"]["minimum"] == 1
+    assert (properties["per_page"]["minimum"], properties["per_page"]["maximum"]) == (1, 100)
+    sorts = next(option["enum"] for option in properties["sort"]["anyOf"] if "enum" in option)
+    assert "id" in sorts and "-id" in sorts and "created_at" in sorts
+    assert all(f"-{field}" in sorts for field in sorts if not field.startswith("-"))
+    output = TOOLS[name].sdk_tool().output_schema
+    page = next(d for key, d in output["$defs"].items() if key.startswith("Page"))
+    assert {"items", "page", "per_page", "total", "last_page", "has_more"} <= set(page["required"])
+
+
+@pytest.mark.parametrize("name,filters", [
+    ("list_customers", {"email"}),
+    ("list_invoices", {"status", "customer_id"}),
+    ("list_subscriptions", {"status", "customer_id"}),
+    ("list_charges", {"status", "customer_id"}),
+])
+def test_list_tools_offer_useful_filters(name, filters):
+    assert filters <= set(TOOLS[name].sdk_tool().parameters["properties"])
+
+
+@pytest.mark.parametrize("name", sorted(CORE_TOOLS))
+def test_descriptions_tell_an_assistant_what_matters(name):
+    description = TOOLS[name].description
+    assert len(description) > 80
+    if name in DESTRUCTIVE:
+        assert "irreversible" in description.lower() or "cannot be undone" in description.lower()
+    if name in {"list_invoices", "get_invoice", "list_charges", "create_offline_charge", "create_invoice"}:
+        assert "cents" in description
+
+
+@pytest.mark.sqlite
+async def test_the_wire_carries_the_same_valid_schemas(mcp_env):
+    token = mcp_env.token()
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
+        tools = (await client.list_tools()).tools
+    assert {tool.name for tool in tools} == set(TOOLS)
+    for tool in tools:
+        assert tool.description and tool.title
+        for schema in (tool.input_schema, tool.output_schema):
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        hints = tool.annotations
+        assert None not in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint)
