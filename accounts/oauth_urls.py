@@ -10,13 +10,13 @@ from oauth2_provider import views as dot_views
 from accounts.views.consent import ConsentView
 from accounts.views.metadata import AuthorizationServerMetadataView
 from accounts.views.registration import RegistrationManagementView, RegistrationView
-from accounts.views.token_endpoints import IntrospectView, RevokeView
+from accounts.views.token_endpoints import IntrospectView, RevokeView, TokenView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
     path("oauth/authorize", ConsentView.as_view(), name="authorize"),
-    path("oauth/token", dot_views.TokenView.as_view(), name="token"),
+    path("oauth/token", TokenView.as_view(), name="token"),
     path("oauth/revoke", RevokeView.as_view(), name="revoke-token"),
     path("oauth/introspect", IntrospectView.as_view(), name="introspect"),
     path("oauth/register", RegistrationView.as_view(), name="dcr-register"),

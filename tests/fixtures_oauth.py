@@ -21,7 +21,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.contrib.auth.hashers import ScryptPasswordHasher
+
+from tests.fixtures_servers import start_gateway
 
 # Every test registers clients from 127.0.0.1 against the session's gateways; the
 # per-IP registration cap itself is tested on a dedicated gateway (test_oauth_dcr.py).
@@ -209,3 +213,40 @@ def demo_users(transactional_db, settings):
 
     settings.PASSWORD_HASHERS = ["tests.fixtures_oauth.QuickScryptHasher"]
     return seed_demo()
+
+
+# A gateway with tight limits for lock-out and registration-cap tests. It has its own
+# Redis key prefix, so its counters never touch the session gateway's.
+STRICT_LIMITS = {
+    "LOGIN_MAX_FAILURES": "3",
+    "LOGIN_MAX_FAILURES_PER_IP": "5",
+    "LOGIN_LOCKOUT_SECONDS": "60",
+    "DCR_PER_IP_PER_HOUR": "3",
+}
+
+
+@pytest.fixture(scope="session")
+def _strict_gateway(django_db_setup, django_db_blocker):
+    prefix = os.environ["REDIS_KEY_PREFIX"] + "strict:"
+    with django_db_blocker.unblock():
+        server = start_gateway(None, REDIS_KEY_PREFIX=prefix, **STRICT_LIMITS)
+    server.redis_prefix = prefix
+    yield server
+    server.stop()
+
+
+def _clear_redis_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    try:
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def strict_gateway(transactional_db, _strict_gateway):
+    """A live gateway with STRICT_LIMITS, its counters reset for each test."""
+    _clear_redis_prefix(_strict_gateway.redis_prefix)
+    yield _strict_gateway
+    _clear_redis_prefix(_strict_gateway.redis_prefix)

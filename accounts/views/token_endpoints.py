@@ -1,4 +1,4 @@
-"""Token revocation (RFC 7009) and introspection (RFC 7662), scoped to our connections."""
+"""The token endpoint, token revocation (RFC 7009) and introspection (RFC 7662)."""
 
 import base64
 import json
@@ -7,11 +7,20 @@ from urllib.parse import unquote_plus
 from django.http import JsonResponse
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
-from oauth2_provider.views import IntrospectTokenView, RevokeTokenView
+from oauth2_provider.views import IntrospectTokenView, RevokeTokenView, TokenView as DOTTokenView
 
 from accounts import access as access_policy
 from accounts.models import Connection
 from accounts.tokens import checksum
+
+
+class TokenView(DOTTokenView):
+    """POST /oauth/token. Every grant goes to oauthlib (DOT would answer device-code
+    polls itself); this server has only authorization_code and refresh_token, so anything
+    else is `unsupported_grant_type`."""
+
+    def post(self, request, *args, **kwargs):
+        return self.authorization_flow_token_response(request)
 
 
 def _connection_of(raw_token: str) -> Connection | None:
