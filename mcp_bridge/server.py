@@ -56,6 +56,9 @@ class GatewayMCPServer(MCPServer):
         record, token = audit.start(current_principal(), name, arguments)
         try:
             return await self._call(record, name, arguments, context)
+        except anyio.get_cancelled_exc_class():
+            record.fail("cancelled: the client went away before the call finished")
+            raise
         except BaseException as exc:
             record.fail(f"internal error ({type(exc).__name__})")
             raise

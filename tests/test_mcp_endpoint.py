@@ -5,10 +5,10 @@ import json
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
 from mcp.shared.exceptions import MCPError
 
 from mcp_bridge.models import ToolCall
+from mcp_bridge.orm import run_db
 from mcp_bridge.tools.catalog import TOOLS
 from tests.fixtures_mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, mcp_session
 
@@ -23,7 +23,7 @@ INIT = {
 
 
 async def rows_of(**filters) -> list[ToolCall]:
-    return await sync_to_async(lambda: list(ToolCall.objects.filter(**filters).order_by("created_at", "id")))()
+    return await run_db(lambda: list(ToolCall.objects.filter(**filters).order_by("created_at", "id")))
 
 
 def call(name, arguments, request_id=7):
@@ -214,7 +214,7 @@ async def test_every_call_leaves_exactly_one_audit_row(mcp_env):
         bad_args = await client.call_tool("list_plans", {"site_id": 14, "per_page": 0, "api_key": "sk_live_secret"})
         missing = await client.call_tool("get_plan", {"site_id": 14, "plan_id": 999999})
     assert not ok.is_error and wrong_site.is_error and bad_args.is_error and missing.is_error
-    await sync_to_async(check_audit_rows)()
+    await run_db(check_audit_rows)
 
 
 def check_audit_rows():
