@@ -45,10 +45,10 @@ def limiter_decision(decision: str, kind: str) -> None:
 
 
 async def observe_upstream(account_id: int, method: str, status: int, seconds: float) -> None:
-    """Record one Core API response: the latency histogram here, and a sample in Redis for
-    the account's per-minute p50/p95 (shared by every process)."""
+    """Record one Core API response: the latency histogram here; and in Redis, the end of
+    the request in the limiter's log plus a latency sample (`ratelimit.request_finished`)."""
     # Imported here: ratelimit imports this module for its decision counters.
-    from mcp_bridge.ratelimit import record_latency
+    from mcp_bridge.ratelimit import request_finished
 
     UPSTREAM_LATENCY.labels(method=method, status=f"{status // 100}xx").observe(seconds)
-    await record_latency(account_id, seconds)
+    await request_finished(account_id, seconds)

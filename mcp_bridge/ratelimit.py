@@ -3,11 +3,19 @@
 The Core API allows LIMIT requests per rolling WINDOW per account and answers 429 beyond.
 Every web process and Celery worker asks Redis before each upstream request; one atomic
 Lua script (`lua/acquire.lua`, Redis `TIME` as the only clock) keeps a rolling log of
-grants per account and grants a request only if fewer than `cap = LIMIT - SAFETY_MARGIN`
-lie in the last WINDOW. So in ANY rolling window, all processes together start at most
-`cap` requests. A token bucket alone could not promise that (capacity C refilling at R/s
-lets C + WINDOW·R through in one window); the log also says exactly how long until the
-next slot frees (`retry_after`), so callers sleep precisely instead of polling.
+requests per account and grants one only if fewer than `cap = LIMIT - SAFETY_MARGIN` lie
+in the last WINDOW. So in ANY rolling window, all processes together start at most `cap`
+requests. A token bucket alone could not promise that (capacity C refilling at R/s lets
+C + WINDOW·R through in one window); the log also says exactly how long until the next
+slot frees (`retry_after`), so callers sleep precisely instead of polling.
+
+The upstream counts requests when they ARRIVE, and arrival jitter (queues, connection
+set-up, a busy event loop) reorders grant times by milliseconds, enough for a burst to
+land one window after the previous burst's stragglers. So a request's log entry is its
+grant time plus `hold` while it is in flight, and drops to the moment its answer came
+back (`request_finished`, called from the client's metrics hook): every counted request
+reached the upstream before its entry's time, every new one after its grant, so the
+guarantee holds for arrivals too, whatever the delays (tests/test_ratelimit_gateway.py).
 
 Background work (Celery exports) additionally has its own log capped at
 `BACKGROUND_BUDGET_SHARE` of `cap`, so interactive tool calls always keep the rest.
@@ -25,6 +33,7 @@ state lives only in Redis: run it with AOF persistence so a restart keeps the la
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import uuid
@@ -79,6 +88,9 @@ class LimitConfig:
     margin: int
     wait_budget: float
     background_share: float
+    # The longest a granted request can take to reach the upstream (pool wait, connect and
+    # write timeouts); an unfinished request (crashed caller) holds its slot that long.
+    hold: float = 24.0
 
     @classmethod
     def from_settings(cls) -> "LimitConfig":
@@ -89,6 +101,7 @@ class LimitConfig:
             margin=int(conf["RATE_SAFETY_MARGIN"]),
             wait_budget=float(conf["RATE_WAIT_BUDGET_SECONDS"]),
             background_share=float(conf["BACKGROUND_BUDGET_SHARE"]),
+            hold=2 * float(conf["CORE_API_TIMEOUT"]) + float(conf["CORE_API_CONNECT_TIMEOUT"]) + 1.0,
         )
         config.validate()
         return config
@@ -121,6 +134,10 @@ class LimitConfig:
     @property
     def window_us(self) -> int:
         return round(self.window * US)
+
+    @property
+    def hold_us(self) -> int:
+        return round(self.hold * US)
 
     @property
     def per_minute(self) -> float:
@@ -209,6 +226,7 @@ class Decision:
     remaining: int
     retry_after: float  # seconds until a slot frees; 0 when allowed
     now: float  # Redis time (epoch seconds) of the decision
+    call_id: str  # the request's entry in the log (pass it to `request_finished`)
 
 
 @dataclass(frozen=True)
@@ -231,7 +249,7 @@ class LimiterState:
     background_in_window: int
     waiting: int
     blocked_for: float
-    next_free_in: float  # seconds until the oldest grant leaves the window (0 if none)
+    next_free_in: float  # seconds until the oldest request leaves the window (0 if none)
     minutes: dict[int, MinuteUsage]
 
     @property
@@ -288,7 +306,7 @@ def _state_from_reply(reply: list, config: LimitConfig) -> LimiterState:
         background_in_window=int(bg_in_window),
         waiting=int(waiting),
         blocked_for=max(0, block_until_us - now_us) / US,
-        next_free_in=max(0, oldest_us + config.window_us - now_us) / US if oldest_us >= 0 else 0.0,
+        next_free_in=(min(oldest_us - now_us, 0) + config.window_us) / US if oldest_us >= 0 else 0.0,
         minutes=_usage_from_hash(dict(zip(flat[0::2], flat[1::2]))),
     )
 
@@ -341,7 +359,9 @@ class RedisRateGate:
     `acquire` returns when a request may start. When the next slot frees within the wait
     budget it sleeps exactly that long and asks again (shown as a waiting caller on the
     dashboard); otherwise it raises `RateLimited(retry_after)`. Redis down →
-    `RateLimiterUnavailable`: fail closed, nothing is sent.
+    `RateLimiterUnavailable`: fail closed, nothing is sent. The granted request's log
+    entry is remembered in this task's context, so `request_finished` (the client's
+    metrics hook after the response) can close it.
     """
 
     def __init__(self, config: LimitConfig | None = None):
@@ -360,6 +380,7 @@ class RedisRateGate:
             )
             if decision.allowed:
                 metrics.limiter_decision("granted_after_wait" if waited else "granted", kind)
+                _in_flight.set((account_id, decision.call_id))
                 return decision
             if decision.retry_after > budget_left:
                 metrics.limiter_decision("rejected", kind)
@@ -386,15 +407,17 @@ class RedisRateGate:
         """
         client = redis_for_loop()
         script = _async_script(client, "acquire.lua")
+        call_id = call_id or uuid.uuid4().hex
         args = [
             self.config.cap,
             self.config.window_us,
             self.config.background_cap,
             1 if background else 0,
-            call_id or uuid.uuid4().hex,
+            call_id,
             round(wait_budget * US),
             1 if already_waited else 0,
             USAGE_TTL_SECONDS,
+            self.config.hold_us,
         ]
         try:
             allowed, remaining, retry_us, now_us = await script(keys=AccountKeys.of(account_id).limiter, args=args)
@@ -402,7 +425,7 @@ class RedisRateGate:
             metrics.limiter_decision("unavailable", "background" if background else "interactive")
             logger.warning("rate limiter unavailable (Redis down); refusing a request for account %s", account_id)
             raise RateLimiterUnavailable() from None
-        return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US)
+        return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
         """Block the account in every process until the upstream's Retry-After has passed."""
@@ -416,16 +439,31 @@ class RedisRateGate:
             logger.warning("could not record an upstream 429 for account %s: Redis down", account_id)
 
 
-async def record_latency(account_id: int, seconds: float) -> None:
-    """Keep one upstream latency sample for the per-minute p50/p95 roll-up."""
-    script = _async_script(redis_for_loop(), "latency.lua")
+# The log entry of the request this task was last granted, for `request_finished`.
+_in_flight: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("pelcro_in_flight", default=None)
+
+
+async def request_finished(account_id: int, seconds: float, call_id: str | None = None) -> float | None:
+    """The upstream answered the request this task was granted (or `call_id`): its log
+    entry drops to now, and its latency is kept for the per-minute p50/p95 roll-up.
+    Returns that moment (Redis time), or None if Redis could not be told."""
+    if call_id is None:
+        granted = _in_flight.get()
+        if granted is not None and granted[0] == account_id:
+            call_id = granted[1]
+            _in_flight.set(None)
+    keys = AccountKeys.of(account_id)
+    script = _async_script(redis_for_loop(), "finish.lua")
     try:
-        await script(
-            keys=[AccountKeys.of(account_id).latency],
-            args=[f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
+        finished_us = await script(
+            keys=[keys.log, keys.background, keys.latency],
+            args=[call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
         )
     except REDIS_DOWN_ERRORS:
-        logger.debug("latency sample dropped: Redis down")
+        # The entry keeps its in-flight time and frees its slot later: conservative.
+        logger.debug("could not mark a request finished: Redis down")
+        return None
+    return finished_us / US
 
 
 _scripts: "weakref.WeakKeyDictionary[aioredis.Redis, dict]" = weakref.WeakKeyDictionary()

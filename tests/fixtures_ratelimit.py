@@ -6,6 +6,7 @@
 - `log_times` / `max_in_window`: when requests really reached the upstream (from the
   sandbox's log), and the busiest rolling window of a list of times.
 - `hammer_process`: a process entry point that acquires slots as fast as it can.
+- `tight_sandbox` / `tight_gateways` / `run_tool_callers`: the end-to-end contention set-up.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
     import django
 
     django.setup()
-    from mcp_bridge.ratelimit import LimitConfig, RedisRateGate, close_redis_for_loop
+    from mcp_bridge.ratelimit import LimitConfig, RedisRateGate, close_redis_for_loop, request_finished
 
     gate = RedisRateGate(LimitConfig(**config_kwargs))
     grants: list[float] = []
@@ -128,6 +129,7 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
             decision = await gate.try_acquire(account_id, background=background)
             if decision.allowed:
                 grants.append(decision.now)
+                await request_finished(account_id, 0.0, decision.call_id)  # an instant request
             else:
                 await asyncio.sleep(min(decision.retry_after, max(0.0, until - time.time())) + 0.001)
 
@@ -137,3 +139,97 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
 
     asyncio.run(main())
     result_queue.put(grants)
+
+
+# --- End-to-end: a tight sandbox, two gateways, tool-calling processes ------------------------
+
+# The sandbox's own limit, compressed; the gateways use the same numbers and no safety
+# margin: the limiter counts a request until its answer is back, so arrivals upstream
+# never exceed the limit even with a margin of 0 (the setting exists for upstreams that
+# count differently).
+TIGHT_LIMIT, TIGHT_WINDOW, TIGHT_MARGIN = 20, 3.0, 0
+TIGHT_GATEWAY_ENV = {
+    "RATE_LIMIT": str(TIGHT_LIMIT),
+    "RATE_WINDOW_SECONDS": str(TIGHT_WINDOW),
+    "RATE_SAFETY_MARGIN": str(TIGHT_MARGIN),
+}
+
+
+@pytest.fixture(scope="session")
+def tight_sandbox():
+    """A sandbox whose own limit is TIGHT_LIMIT per TIGHT_WINDOW s (429 beyond)."""
+    from tests.fixtures_servers import start_sandbox
+
+    server = start_sandbox(SANDBOX_RATE_LIMIT=str(TIGHT_LIMIT), SANDBOX_RATE_WINDOW=str(TIGHT_WINDOW))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tight_gateways(django_db_setup, django_db_blocker, tight_sandbox):
+    """Two gateway processes sharing the test database and Redis, limited like the sandbox."""
+    from tests.fixtures_servers import start_gateway
+
+    with django_db_blocker.unblock():
+        servers = [start_gateway(tight_sandbox, **TIGHT_GATEWAY_ENV) for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def acme(demo_users):
+    """The demo account `acme` (committed for the live gateways); its limiter keys are
+    deleted afterwards so later tests start with an empty window."""
+    from accounts.models import Account
+
+    account = Account.objects.get(slug="acme")
+    delete_account_keys(account.id)
+    yield account
+    delete_account_keys(account.id)
+
+
+def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessions: int, start: float,
+                        until: float, result_queue) -> None:
+    """Process entry point: `sessions` MCP clients call `tool` back to back from `start`
+    until `until` (epoch seconds); puts {"ok": n, "errors": {kind: n}} on `result_queue`."""
+    from tests.fixtures_mcp import mcp_session
+
+    outcome = {"ok": 0, "errors": {}}
+
+    async def session_loop():
+        async with mcp_session(url, token, "2026-07-28") as client:
+            await asyncio.sleep(max(0.0, start - time.time()))
+            while time.time() < until:
+                result = await client.call_tool(tool, arguments)
+                if result.is_error:
+                    kind = (result.structured_content or {}).get("error", "unknown")
+                    outcome["errors"][kind] = outcome["errors"].get(kind, 0) + 1
+                else:
+                    outcome["ok"] += 1
+
+    async def main():
+        await asyncio.gather(*(session_loop() for _ in range(sessions)))
+
+    asyncio.run(main())
+    result_queue.put(outcome)
+
+
+def run_tool_callers(targets: list[tuple[str, str]], tool: str, arguments: dict, *, processes: int,
+                     sessions: int, start: float, until: float) -> list[dict]:
+    """Run `processes` tool-calling processes spread over `targets` [(mcp url, token)]."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = []
+    for index in range(processes):
+        url, token = targets[index % len(targets)]
+        procs.append(ctx.Process(target=tool_caller_process,
+                                 args=(url, token, tool, arguments, sessions, start, until, queue)))
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=until - time.time() + 60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+    return results

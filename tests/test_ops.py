@@ -144,7 +144,7 @@ def test_record_tool_call_counts_by_tool_and_outcome(client):
 
 
 def test_rollup_writes_usage_minutes_with_latency_percentiles(account):
-    from mcp_bridge.ratelimit import record_latency, redis_time
+    from mcp_bridge.ratelimit import redis_time, request_finished
 
     # Keep the whole test inside one minute of Redis time.
     seconds_into_minute = redis_time() % 60
@@ -155,7 +155,7 @@ def test_rollup_writes_usage_minutes_with_latency_percentiles(account):
         gate = RedisRateGate()
         for ms in (10, 20, 30, 40, 500):
             await gate.acquire(account.id)
-            await record_latency(account.id, ms / 1000)
+            await request_finished(account.id, ms / 1000)
         await gate.acquire(account.id, background=True)
         await gate.upstream_rate_limited(account.id, 1)
         await close_redis_for_loop()

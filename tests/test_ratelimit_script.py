@@ -1,6 +1,7 @@
 """The limiter's Lua scripts against the real (shared) Redis, with fast parameters.
 
-Every key lives under this run's REDIS_KEY_PREFIX and a per-test account id.
+Every key lives under this run's REDIS_KEY_PREFIX and a per-test account id. `grant`
+stands for a whole request: a slot is acquired and the "answer" comes back at once.
 """
 
 import asyncio
@@ -12,7 +13,7 @@ import redis as redis_lib
 from django.conf import settings
 
 from mcp_bridge.core_api import RateLimited
-from mcp_bridge.ratelimit import AccountKeys, LimitConfig, RedisRateGate, peek
+from mcp_bridge.ratelimit import AccountKeys, LimitConfig, RedisRateGate, peek, request_finished
 from tests.fixtures_ratelimit import hammer_process, max_in_window
 
 pytestmark = pytest.mark.usefixtures("close_limiter_redis")
@@ -22,6 +23,13 @@ FAST = dict(limit=10, window=2.0, margin=0, wait_budget=0.0, background_share=0.
 
 def fast(**overrides) -> LimitConfig:
     return LimitConfig(**{**FAST, **overrides})
+
+
+async def grant(gate: RedisRateGate, account_id: int, **kwargs):
+    """Acquire a slot and finish the request at once; returns (decision, finish time)."""
+    decision = await gate.try_acquire(account_id, **kwargs)
+    finished = await request_finished(account_id, 0.001, decision.call_id) if decision.allowed else None
+    return decision, finished
 
 
 def account_keys_in_redis(account_id: int) -> dict[bytes, tuple]:
@@ -41,10 +49,7 @@ def test_two_processes_never_exceed_the_limit_in_any_rolling_window(limiter_acco
     results = ctx.Queue()
     start = time.time() + 1.5  # both processes are up before the race starts
     until = start + 3 * config.window
-    procs = [
-        ctx.Process(target=hammer_process, args=(limiter_account, FAST, until, results))
-        for _ in range(2)
-    ]
+    procs = [ctx.Process(target=hammer_process, args=(limiter_account, FAST, until, results)) for _ in range(2)]
     for proc in procs:
         proc.start()
     grants_per_process = [results.get(timeout=30) for _ in procs]
@@ -57,45 +62,78 @@ def test_two_processes_never_exceed_the_limit_in_any_rolling_window(limiter_acco
     # The guarantee, checked on Redis's own grant times: never more than the cap in any
     # rolling window, whatever its alignment.
     assert max_in_window(grants, config.window) == config.cap
-    # And the budget is used: cap per window from the first grant on (3 windows, the
-    # last one possibly cut short by `until`).
-    first = grants[0]
-    in_three_windows = [t for t in grants if t < first + 3 * config.window]
+    # And the budget is used: the cap in each window from the first grant on.
+    in_three_windows = [t for t in grants if t < grants[0] + 3 * config.window]
     assert len(in_three_windows) >= 0.95 * 3 * config.cap
 
 
-async def test_retry_after_is_the_exact_time_until_the_oldest_grant_leaves(limiter_account):
+async def test_retry_after_is_the_exact_time_until_the_oldest_request_leaves(limiter_account):
     gate = RedisRateGate(fast())
-    first = await gate.try_acquire(limiter_account)
+    first, first_finished = await grant(gate, limiter_account)
     assert first.allowed and first.remaining == 9
     await asyncio.sleep(0.3)
     for _ in range(9):
-        assert (await gate.try_acquire(limiter_account)).allowed
+        assert (await grant(gate, limiter_account))[0].allowed
     refused = await gate.try_acquire(limiter_account)
     assert not refused.allowed and refused.remaining == 0
-    assert refused.retry_after == pytest.approx(first.now + 2.0 - refused.now, abs=1e-6)
+    # The oldest request's slot frees one window after its answer came back.
+    assert refused.retry_after == pytest.approx(first_finished + 2.0 - refused.now, abs=1e-6)
     assert 1.6 < refused.retry_after < 1.71
 
     await asyncio.sleep(refused.retry_after + 0.002)
-    again = await gate.try_acquire(limiter_account)
+    again, _ = await grant(gate, limiter_account)
     assert again.allowed and again.remaining == 0
+
+
+async def test_a_request_in_flight_holds_its_slot_until_answered_plus_a_window(limiter_account):
+    gate = RedisRateGate(fast(hold=30.0))
+    granted = [await gate.try_acquire(limiter_account) for _ in range(10)]
+    refused = await gate.try_acquire(limiter_account)
+    # Nothing has been answered: no slot can free sooner than a window from now.
+    assert not refused.allowed and refused.retry_after == pytest.approx(2.0)
+    assert peek(limiter_account, fast()).next_free_in == pytest.approx(2.0)
+    await asyncio.sleep(0.5)
+    finished = await request_finished(limiter_account, 0.5, granted[3].call_id)
+    refused = await gate.try_acquire(limiter_account)
+    assert refused.retry_after == pytest.approx(finished + 2.0 - refused.now, abs=1e-6)
+
+
+async def test_a_caller_that_never_reports_back_frees_its_slot_after_the_hold(limiter_account):
+    gate = RedisRateGate(fast(hold=0.3, limit=2))
+    assert (await gate.try_acquire(limiter_account)).allowed
+    first_unanswered = await gate.try_acquire(limiter_account)
+    assert first_unanswered.allowed
+    refused = await gate.try_acquire(limiter_account)
+    assert not refused.allowed
+    await asyncio.sleep(0.3 + 2.0 + 0.01)
+    assert (await gate.try_acquire(limiter_account)).allowed
+
+
+async def test_acquire_remembers_its_request_for_the_clients_finish_hook(limiter_account):
+    gate = RedisRateGate(fast(hold=30.0, limit=1))
+    await gate.acquire(limiter_account)
+    # What core_api's metrics hook does after the response: no call id at hand.
+    await request_finished(limiter_account, 0.01)
+    refused = await gate.try_acquire(limiter_account)
+    assert 1.9 < refused.retry_after < 2.0
 
 
 async def test_safety_margin_is_kept_back(limiter_account):
     gate = RedisRateGate(fast(margin=3))
-    granted = [(await gate.try_acquire(limiter_account)).allowed for _ in range(10)]
+    granted = [(await grant(gate, limiter_account))[0].allowed for _ in range(10)]
     assert granted == [True] * 7 + [False] * 3
 
 
 async def test_background_share_leaves_the_rest_to_interactive_calls(limiter_account):
-    gate = RedisRateGate(fast(background_share=0.3))
-    background = [await gate.try_acquire(limiter_account, background=True) for _ in range(5)]
-    assert [d.allowed for d in background] == [True, True, True, False, False]
-    # The refused background request learns when the oldest background grant leaves.
-    assert background[3].retry_after == pytest.approx(background[0].now + 2.0 - background[3].now, abs=1e-6)
-    interactive = [(await gate.try_acquire(limiter_account)).allowed for _ in range(8)]
+    config = fast(background_share=0.3)
+    gate = RedisRateGate(config)
+    background = [await grant(gate, limiter_account, background=True) for _ in range(5)]
+    assert [d.allowed for d, _ in background] == [True, True, True, False, False]
+    # The refused background request learns when the oldest background request leaves.
+    assert background[3][0].retry_after == pytest.approx(background[0][1] + 2.0 - background[3][0].now, abs=1e-6)
+    interactive = [(await grant(gate, limiter_account))[0].allowed for _ in range(8)]
     assert interactive == [True] * 7 + [False]
-    state = peek(limiter_account, fast(background_share=0.3))
+    state = peek(limiter_account, config)
     assert (state.in_window, state.background_in_window, state.remaining) == (10, 3, 0)
 
 
@@ -108,7 +146,7 @@ async def test_upstream_429_blocks_every_acquire_until_retry_after(limiter_accou
     assert 0.9 < refused.retry_after <= 1.0
     assert peek(limiter_account, fast()).blocked_for > 0.8
     await asyncio.sleep(refused.retry_after + 0.002)
-    assert (await other_process_gate.try_acquire(limiter_account)).allowed
+    assert (await grant(other_process_gate, limiter_account))[0].allowed
     assert peek(limiter_account, fast()).totals().upstream_429s == 1
 
 
@@ -123,7 +161,7 @@ async def test_acquire_waits_within_the_budget_and_is_seen_waiting(limiter_accou
     config = fast(wait_budget=3.0)
     gate = RedisRateGate(config)
     for _ in range(10):
-        await gate.acquire(limiter_account)
+        await grant(gate, limiter_account)
     started = time.monotonic()
     waiter = asyncio.create_task(gate.acquire(limiter_account))
     await asyncio.sleep(0.3)
@@ -132,16 +170,16 @@ async def test_acquire_waits_within_the_budget_and_is_seen_waiting(limiter_accou
     decision = await waiter
     assert decision.allowed
     assert 1.0 < time.monotonic() - started < 2.5
-    assert peek(limiter_account, config).waiting == 0
-    totals = peek(limiter_account, config).totals()
-    assert (totals.calls, totals.waits, totals.rejections) == (11, 1, 0)
+    state = peek(limiter_account, config)
+    assert state.waiting == 0
+    assert (state.totals().calls, state.totals().waits, state.totals().rejections) == (11, 1, 0)
 
 
 async def test_acquire_refuses_with_retry_after_beyond_the_budget(limiter_account):
     config = fast(wait_budget=0.5)
     gate = RedisRateGate(config)
     for _ in range(10):
-        await gate.acquire(limiter_account)
+        await grant(gate, limiter_account)
     with pytest.raises(RateLimited) as caught:
         await gate.acquire(limiter_account)
     assert caught.value.retry_after == 2
@@ -156,7 +194,7 @@ async def test_peek_writes_nothing(limiter_account):
     assert account_keys_in_redis(limiter_account) == {}, "peeking an idle account creates no key"
     gate = RedisRateGate(config)
     for _ in range(4):
-        await gate.try_acquire(limiter_account)
+        await grant(gate, limiter_account)
     before = account_keys_in_redis(limiter_account)
     state = peek(limiter_account, config)
     assert account_keys_in_redis(limiter_account) == before
@@ -167,12 +205,9 @@ async def test_peek_writes_nothing(limiter_account):
 async def test_every_key_is_prefixed_hash_tagged_and_expires(limiter_account):
     gate = RedisRateGate(fast())
     for background in (True, False):
-        await gate.try_acquire(limiter_account, background=background)
+        await grant(gate, limiter_account, background=background)
     await gate.upstream_rate_limited(limiter_account, 1.0)
     await gate.try_acquire(limiter_account, wait_budget=5.0)  # refused, becomes a waiter
-    from mcp_bridge.ratelimit import record_latency
-
-    await record_latency(limiter_account, 0.012)
     keys = account_keys_in_redis(limiter_account)
     expected = AccountKeys.of(limiter_account)
     assert set(keys) == {k.encode() for k in (expected.log, expected.background, expected.block,

@@ -1,16 +1,21 @@
 -- Acquire one Core API request slot for one account. Atomic; Redis TIME is the only clock.
 --
--- KEYS[1] log      sorted set: every grant in the rolling window (score = grant time, µs)
--- KEYS[2] bg       sorted set: the background grants among them
+-- KEYS[1] log      sorted set: the requests of the rolling window (member = call id)
+-- KEYS[2] bg       sorted set: the background requests among them
 -- KEYS[3] block    string: upstream said 429, nobody starts a request before this time (µs)
 -- KEYS[4] waiters  sorted set: callers sleeping until a slot frees (score = give-up time)
 -- KEYS[5] usage    hash: per-minute counters (usage.lua)
 -- ARGV: cap, window_us, background_cap, background (0/1), call_id, wait_budget_us,
---       already_waited (0/1), usage_ttl_s
+--       already_waited (0/1), usage_ttl_s, hold_us
 -- Returns {allowed 0/1, remaining, retry_after_us, now_us}.
 --
--- The guarantee: a grant at time t happens only if fewer than `cap` grants lie in
--- (t - window, t], so no rolling window of any alignment ever holds more than `cap`.
+-- A request's score is when it last may have reached the upstream: while it is in flight,
+-- grant time + hold_us (the longest a request can take to arrive, so a crashed caller
+-- still frees its slot); once its answer is back, finish.lua lowers it to that moment.
+-- A request is granted at time t only if fewer than `cap` requests score after t - window.
+-- Every counted request arrived upstream before its score and the new one arrives after t,
+-- so the upstream never sees more than `cap` in any rolling window, whatever the network
+-- delays.
 local cap = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local bg_cap = tonumber(ARGV[3])
@@ -19,6 +24,7 @@ local call_id = ARGV[5]
 local budget = tonumber(ARGV[6])
 local already_waited = ARGV[7] == '1'
 local usage_ttl = tonumber(ARGV[8])
+local hold = tonumber(ARGV[9])
 
 local now = redis_now_us()
 local minute = math.floor(now / 60000000)
@@ -29,10 +35,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local count = redis.call('ZCARD', KEYS[1])
 local bg_count = redis.call('ZCARD', KEYS[2])
 
--- Exact time until the entry that must leave for this request to fit leaves the window.
+-- Time until the request that must leave for this one to fit leaves the window: exact for
+-- a finished request; for one still in flight, the least it can be (window from now).
 local function time_until_below(key, n, limit)
   local entry = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-  return tonumber(entry[2]) + window - now
+  return math.min(tonumber(entry[2]) - now, 0) + window
 end
 
 local retry = 0
@@ -68,11 +75,11 @@ if retry > 0 then
   return {0, math.max(0, remaining), retry, now}
 end
 
-local ttl_ms = math.ceil(window / 1000) + 1000
-redis.call('ZADD', KEYS[1], now, call_id)
+local ttl_ms = math.ceil((hold + window) / 1000) + 1000
+redis.call('ZADD', KEYS[1], now + hold, call_id)
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
 if background then
-  redis.call('ZADD', KEYS[2], now, call_id)
+  redis.call('ZADD', KEYS[2], now + hold, call_id)
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
   usage_bump(KEYS[5], minute, 'b', usage_ttl)
 end
