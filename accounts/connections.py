@@ -79,8 +79,13 @@ def revoke_connection(connection: Connection) -> bool:
     return revoke_connections([connection]) == 1
 
 
-def touch(connection_id: int) -> None:
-    """Record that a connection was just used (at most once per resolution window)."""
+def touch(connection: Connection) -> None:
+    """Record that a connection was just used, writing at most once per resolution window
+    (the check is on the loaded row, so the hot path usually issues no write at all)."""
     now = timezone.now()
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS))
-    Connection.objects.filter(stale, pk=connection_id).update(last_used_at=now)
+    cutoff = now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    if connection.last_used_at is not None and connection.last_used_at >= cutoff:
+        return
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+    Connection.objects.filter(stale, pk=connection.pk).update(last_used_at=now)
+    connection.last_used_at = now

@@ -130,7 +130,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
         TokenBinding.objects.create(access_token=access_token, connection=connection)
         if consent is None:
-            touch(connection.pk)  # a refresh means the app is in use
+            touch(connection)  # a refresh means the app is in use
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):

@@ -43,7 +43,7 @@ def principal_for_token(raw_token: str, resource: str) -> Principal | None:
     connection = binding.connection
     if connection.user_id != token.user_id or not access_policy.connection_usable(connection):
         return None
-    touch(connection.pk)
+    touch(connection)
     granted = set(access_policy.scopes_for(connection.access))
     return Principal(
         user_id=token.user_id,

@@ -81,6 +81,7 @@ def test_cancel_returns_access_denied_to_the_app(gateway_server, client_id, demo
     page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, state="s1"))
     params = redirect_params(submit_consent(demo_session, page, None, allow=False))
     assert params["error"] == "access_denied" and params["state"] == "s1"
+    assert params["iss"] == gateway_server.url  # RFC 9207: on error responses too
     assert "code" not in params
 
 
@@ -153,6 +154,7 @@ def test_bad_authorization_requests_go_back_to_the_app_with_an_error(gateway_ser
     params = redirect_params(response)
     assert params["error"] == error
     assert params["state"] == "st"
+    assert params["iss"] == gateway_server.url
     assert response.headers["location"].startswith(DEFAULT_REDIRECT_URI)
 
 

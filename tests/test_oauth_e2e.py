@@ -296,3 +296,17 @@ def test_metadata_document_with_a_forbidden_redirect_uri_is_refused(cimd_setup, 
     assert page.status_code == 400
     assert "location" not in page.headers
     assert not get_application_model().objects.filter(client_id=client_id).exists()
+
+
+def test_loopback_metadata_fetching_is_refused_outside_dev(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    env = {**os.environ, "GATEWAY_ENV": "prd", "DEBUG": "0", "SECRET_KEY": "x" * 50,
+           "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
+           "PUBLIC_URL": "https://mcp.example.test", "CIMD_DEV_LOOPBACK_CA_FILE": str(tmp_path / "ca.pem")}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "accounts.E001" in result.stderr
