@@ -322,6 +322,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     # Redirect URIs: exact match, except the port of loopback ones (RFC 8252 §7.3).
+    # "http" is for loopback only (accounts.redirect_uris refuses other http hosts), so
+    # DOT's `check --deploy` warning oauth2_provider.W008 is expected.
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https", *OAUTH_NATIVE_REDIRECT_SCHEMES],
     "ALLOW_URI_WILDCARDS": False,
     "ALLOW_LOCALHOST_LOOPBACK": True,
