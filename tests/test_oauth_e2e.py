@@ -9,7 +9,10 @@ code/state/iss back to the SDK.
 """
 
 import json
+import os
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -31,7 +34,7 @@ from oauth2_provider.models import get_application_model, get_refresh_token_mode
 from accounts.models import Connection
 from tests.fixtures_oauth import gateway_principal, redirect_params, signed_in, submit_consent
 from tests.fixtures_servers import start_gateway
-from tests.servers import OUTPUT_DIR, free_port
+from tests.servers import ROOT, free_port
 
 REDIRECT_URI = "http://127.0.0.1:47200/callback"
 INITIALIZE = {
@@ -299,12 +302,6 @@ def test_metadata_document_with_a_forbidden_redirect_uri_is_refused(cimd_setup, 
 
 
 def test_loopback_metadata_fetching_is_refused_outside_dev(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from tests.servers import ROOT
-
     env = {**os.environ, "GATEWAY_ENV": "prd", "DEBUG": "0", "SECRET_KEY": "x" * 50,
            "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
            "PUBLIC_URL": "https://mcp.example.test", "CIMD_DEV_LOOPBACK_CA_FILE": str(tmp_path / "ca.pem")}
