@@ -19,6 +19,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -169,26 +170,104 @@ TIGHT_GATEWAY_ENV = {
 }
 
 
+# Exports page through 10 customers at a time, so a few hundred take many requests.
+EXPORT_PAGE_SIZE = 10
+CUSTOMERS_PER_SITE = 300
+
+
 @pytest.fixture(scope="session")
 def tight_sandbox():
     """A sandbox whose own limit is TIGHT_LIMIT per TIGHT_WINDOW s (429 beyond)."""
     from tests.fixtures_servers import start_sandbox
 
-    server = start_sandbox(SANDBOX_RATE_LIMIT=str(TIGHT_LIMIT), SANDBOX_RATE_WINDOW=str(TIGHT_WINDOW))
+    server = start_sandbox(SANDBOX_RATE_LIMIT=str(TIGHT_LIMIT), SANDBOX_RATE_WINDOW=str(TIGHT_WINDOW),
+                           SANDBOX_CUSTOMERS_PER_SITE=str(CUSTOMERS_PER_SITE))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def tight_gateways(django_db_setup, django_db_blocker, tight_sandbox):
+def tight_env(tmp_path_factory) -> dict[str, str]:
+    """Settings shared by the tight gateways and the Celery worker."""
+    return {
+        **TIGHT_GATEWAY_ENV,
+        "EXPORT_PAGE_SIZE": str(EXPORT_PAGE_SIZE),
+        "EXPORT_DIR": str(tmp_path_factory.mktemp("exports")),
+    }
+
+
+@pytest.fixture(scope="session")
+def tight_gateways(django_db_setup, django_db_blocker, tight_sandbox, tight_env):
     """Two gateway processes sharing the test database and Redis, limited like the sandbox."""
     from tests.fixtures_servers import start_gateway
 
     with django_db_blocker.unblock():
-        servers = [start_gateway(tight_sandbox, **TIGHT_GATEWAY_ENV) for _ in range(2)]
+        servers = [start_gateway(tight_sandbox, **tight_env) for _ in range(2)]
     yield servers
     for server in servers:
         server.stop()
+
+
+class WorkerProcess:
+    """A real Celery worker (prefork, 2 processes) on the test database and Redis."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = {**os.environ, **env}
+        self.name = f"celery-{free_port()}"
+        self.log_path = OUTPUT_DIR / f"{self.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        from tests.servers import ROOT
+
+        OUTPUT_DIR.mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")
+        argv = [sys.executable, "-m", "celery", "-A", "pelcro_gateway", "worker", "--loglevel", "INFO",
+                "--concurrency", "2", "--hostname", f"{self.name}@127.0.0.1",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited; log tail:\n{self.log_text()[-3000:]}")
+            if " ready." in self.log_text():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"celery worker not ready in {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tight_sandbox, tight_env):
+    """A Celery worker like the tight gateways, whose limiter waits at most 0.5 s in-process,
+    so longer waits go through Celery's retry with countdown."""
+    from django.db import connection
+
+    from tests.servers import database_url_of
+
+    with django_db_blocker.unblock():
+        env = {
+            **tight_env,
+            "DATABASE_URL": database_url_of(connection.settings_dict),
+            "CORE_API_BASE_URL": tight_sandbox.url + "/api/v1/core",
+            "RATE_WAIT_BUDGET_SECONDS": "0.5",
+        }
+        worker = WorkerProcess(env).start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,178 @@
+"""CSV exports: started by an MCP tool, run by a real Celery worker on the account's
+background share of the limit, while interactive tool calls keep working; the file is
+readable by the starting connection only, and deleted after the retention period."""
+
+import asyncio
+import csv
+import io
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from django.utils import timezone
+
+from mcp_bridge.models import ExportJob
+from mcp_bridge.tasks import delete_expired_exports
+from tests.fixtures_mcp import PASSWORDS, mcp_session
+from tests.fixtures_oauth import mcp_url, obtain_tokens
+from tests.fixtures_ratelimit import (
+    CUSTOMERS_PER_SITE,
+    EXPORT_PAGE_SIZE,
+    TIGHT_LIMIT,
+    TIGHT_WINDOW,
+    log_times,
+    max_in_window,
+)
+from tests.fixtures_sandbox import SandboxClient
+
+pytestmark = pytest.mark.sqlite
+SITE = 14
+
+
+def is_export_request(entry: dict) -> bool:
+    query = parse_qs(entry["query"])
+    return entry["path"].endswith("/customers") and query.get("limit") == [str(EXPORT_PAGE_SIZE)]
+
+
+async def export_while_working(url: str, token: str, deadline: float) -> dict:
+    """Start an export, keep calling an interactive tool until it is done; returns what happened."""
+    interactive: list[tuple[bool, float]] = []
+    async with mcp_session(url, token, "2026-07-28") as client:
+        started = time.monotonic()
+        start = await client.call_tool("start_export", {"site_id": SITE, "kind": "customers"})
+        start_seconds = time.monotonic() - started
+        assert not start.is_error, start.structured_content
+        job_id = start.structured_content["job_id"]
+        progress_seen = []
+
+        async def poll():
+            while time.monotonic() < deadline:
+                result = await client.call_tool("get_export", {"site_id": SITE, "job_id": job_id})
+                progress_seen.append(result.structured_content)
+                if result.structured_content["status"] in ("succeeded", "failed"):
+                    return result
+                await asyncio.sleep(0.5)
+            raise AssertionError(f"export not done in time: {progress_seen[-1]}")
+
+        async def work(done: asyncio.Event):
+            async with mcp_session(url, token, "2026-07-28") as other:
+                while not done.is_set():
+                    t0 = time.monotonic()
+                    result = await other.call_tool("list_plans", {"site_id": SITE, "per_page": 1})
+                    interactive.append((not result.is_error, time.monotonic() - t0))
+                    await asyncio.sleep(0.4)
+
+        done = asyncio.Event()
+        worker = asyncio.create_task(work(done))
+        final = await poll()
+        done.set()
+        await worker
+        csv_text = None
+        if final.structured_content["status"] == "succeeded":
+            read = await client.read_resource(final.structured_content["resource_uri"])
+            csv_text = read.contents[0].text
+    return {"start_seconds": start_seconds, "job_id": job_id, "final": final, "progress": progress_seen,
+            "interactive": interactive, "csv": csv_text}
+
+
+def test_export_runs_in_the_background_while_interactive_calls_continue(
+    acme, tight_sandbox, tight_gateways, celery_worker_process
+):
+    gateway = tight_gateways[0]
+    url = mcp_url(gateway.url)
+    token = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+    sandbox = SandboxClient(tight_sandbox)
+    since = sandbox.last_seq()
+
+    outcome = asyncio.run(export_while_working(url, token, time.monotonic() + 90))
+
+    # The tool answers at once with a job id; progress was visible while it ran.
+    assert outcome["start_seconds"] < 2.0
+    final = outcome["final"].structured_content
+    assert final["status"] == "succeeded", final
+    running = [p for p in outcome["progress"] if p["status"] == "running" and p["rows_total"]]
+    assert running and all(0 < p["rows_done"] < p["rows_total"] for p in running)
+    upstream_total = running[0]["rows_total"]  # the Core API's own count (a few are deleted)
+    assert CUSTOMERS_PER_SITE * 0.9 < upstream_total <= CUSTOMERS_PER_SITE
+    assert final["rows_done"] == final["rows_total"] == upstream_total
+
+    # The CSV: a header and every customer once, in id order.
+    rows = list(csv.DictReader(io.StringIO(outcome["csv"])))
+    assert len(rows) == upstream_total
+    ids = [int(r["id"]) for r in rows]
+    assert ids == sorted(set(ids))
+    assert all(r["email"] or r["display_name"] for r in rows)
+
+    # Interactive calls kept working, without waiting for the export's requests.
+    assert len(outcome["interactive"]) >= 10
+    assert all(ok for ok, _ in outcome["interactive"])
+    assert max(seconds for _, seconds in outcome["interactive"]) < 1.5
+
+    # The upstream never said 429, never saw more than its limit in a window, and the
+    # export never used more than its share (half the limit) in any window.
+    entries = sandbox.log(since, account="acme")
+    assert {e["status"] for e in entries} == {200}
+    assert max_in_window(log_times(entries), TIGHT_WINDOW) <= TIGHT_LIMIT
+    export_requests = [e for e in entries if is_export_request(e)]
+    assert len(export_requests) == -(-upstream_total // EXPORT_PAGE_SIZE)
+    assert max_in_window(log_times(export_requests), TIGHT_WINDOW) <= TIGHT_LIMIT // 2
+    # Beyond its in-process wait budget, the worker handed waits to Celery (retry with countdown).
+    assert "Retry in" in celery_worker_process.log_text()
+
+
+async def read_as(url: str, token: str, job_id: str):
+    async with mcp_session(url, token, "2026-07-28") as client:
+        progress = await client.call_tool("get_export", {"site_id": SITE, "job_id": job_id})
+        try:
+            read = await client.read_resource(f"pelcro://exports/{job_id}")
+        except Exception as exc:  # the SDK raises the JSON-RPC error
+            read = exc
+    return progress, read
+
+
+def test_only_the_starting_connection_can_read_an_export(acme, tight_gateways, tight_env):
+    gateway = tight_gateways[0]
+    url = mcp_url(gateway.url)
+    owner = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", client_name="owner")["access_token"]
+    other = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", client_name="other")["access_token"]
+    job = finished_job(acme, tight_env, owner_client="owner")
+
+    progress, read = asyncio.run(read_as(url, owner, str(job.id)))
+    assert progress.structured_content["status"] == "succeeded"
+    assert read.contents[0].text == "id,email\n1,a@example.com\n"
+
+    progress, read = asyncio.run(read_as(url, other, str(job.id)))
+    assert progress.is_error and progress.structured_content["error"] == "not_found"
+    assert isinstance(read, Exception) and "No finished export" in str(read)
+
+
+def finished_job(account, tight_env, owner_client: str) -> ExportJob:
+    """A succeeded export of `owner_client`'s connection, with its file in EXPORT_DIR."""
+    from accounts.models import Connection
+
+    connection = Connection.objects.get(account=account, application__name=owner_client)
+    job = ExportJob.objects.create(connection=connection, account=account, site_id=SITE, kind="customers",
+                                   status=ExportJob.Status.SUCCEEDED, rows_done=1, rows_total=1,
+                                   finished_at=timezone.now(), expires_at=timezone.now() + timedelta(hours=1))
+    job.file_path = str(Path(tight_env["EXPORT_DIR"]) / f"{job.id}.csv")
+    Path(job.file_path).write_text("id,email\n1,a@example.com\n")
+    job.save()
+    return job
+
+
+def test_expired_exports_are_deleted(acme, tight_gateways, tight_env):
+    gateway = tight_gateways[0]
+    url = mcp_url(gateway.url)
+    token = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", client_name="owner")["access_token"]
+    job = finished_job(acme, tight_env, owner_client="owner")
+    keep = finished_job(acme, tight_env, owner_client="owner")
+    ExportJob.objects.filter(id=job.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert delete_expired_exports.apply().get() == 1  # the beat task, run in this process
+
+    assert not Path(job.file_path).exists() and Path(keep.file_path).exists()
+    progress, read = asyncio.run(read_as(url, token, str(job.id)))
+    assert progress.structured_content["status"] == "expired"
+    assert isinstance(read, Exception)
