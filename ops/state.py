@@ -17,7 +17,7 @@ from mcp_bridge.ratelimit import LimitConfig, LimiterState, latency_samples, pee
 from ops.rollups import minute_start, percentile
 
 HOUR_MINUTES = 60
-LATEST_TOOL_CALLS = 25
+LATEST_TOOL_CALLS = 15
 LATEST_EXPORTS = 5
 
 

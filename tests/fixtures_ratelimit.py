@@ -1,6 +1,5 @@
 """Fixtures and helpers for the rate-limiter, Celery and ops tests.
 
-- `run_redis_prefix`: this process uses the run's Redis key prefix, like the servers.
 - `limiter_account`: a fresh account id whose limiter keys are deleted afterwards.
 - `OwnRedis`: a private redis-server on a free port, for tests that stop Redis (never
   the shared one on 6379).
@@ -32,19 +31,6 @@ from django.conf import settings
 from tests.servers import OUTPUT_DIR, free_port
 
 
-@pytest.fixture
-def run_redis_prefix(settings):
-    """Use this run's REDIS_KEY_PREFIX in the test process too.
-
-    conftest puts a per-run prefix in the environment, which every server subprocess
-    gets; but pytest-django imports the settings before conftest runs, so in this process
-    `settings.REDIS_KEY_PREFIX` is still the dev default. The limiter reads the prefix at
-    call time, so aligning the setting makes this process see the servers' keys (and
-    keeps its own off the dev prefix)."""
-    settings.REDIS_KEY_PREFIX = os.environ["REDIS_KEY_PREFIX"]
-    return settings.REDIS_KEY_PREFIX
-
-
 def delete_account_keys(account_id: int, url: str | None = None) -> None:
     client = redis_lib.Redis.from_url(url or settings.REDIS_URL)
     try:
@@ -55,7 +41,7 @@ def delete_account_keys(account_id: int, url: str | None = None) -> None:
 
 
 @pytest.fixture
-def limiter_account(run_redis_prefix):
+def limiter_account():
     """An account id no other test uses; its limiter keys are removed at teardown."""
     account_id = random.randint(10**8, 10**9)
     yield account_id
@@ -271,7 +257,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tight_sandbox, tig
 
 
 @pytest.fixture
-def acme(demo_users, run_redis_prefix):
+def acme(demo_users):
     """The demo account `acme` (committed for the live gateways); its limiter keys are
     deleted afterwards so later tests start with an empty window."""
     from accounts.models import Account

@@ -17,7 +17,7 @@ from ops.models import UsageMinute
 from ops.rollups import rollup_usage
 from tests.fixtures_ratelimit import delete_account_keys
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_redis_prefix")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

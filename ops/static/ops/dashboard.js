@@ -22,13 +22,14 @@
     return node;
   }
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
-  function setText(node, value) {
+  function setText(node, value, quiet) {
     if (!node) return;
     var text = String(value);
     if (node.textContent !== text) {
       node.textContent = text;
+      if (quiet) return;
       node.classList.remove("changed");
-      void node.offsetWidth; // restart the flash animation
+      void node.offsetWidth; // restart the highlight animation
       node.classList.add("changed");
     }
   }
@@ -48,9 +49,8 @@
   function accountRow(row, cap) {
     var tr = el("tr", { "data-account": row.id });
     var name = el("td");
-    name.appendChild(el("a", { href: accountUrl.replace(/0\/$/, row.id + "/") }, row.name));
-    name.appendChild(document.createTextNode(" "));
-    name.appendChild(el("span", { "class": "muted small" }, row.slug));
+    name.appendChild(el("a", { "class": "account-name", href: accountUrl.replace(/0\/$/, row.id + "/") }, row.name));
+    name.appendChild(el("span", { "class": "account-slug" }, row.slug));
     tr.appendChild(name);
     var budget = el("td", { "class": "col-budget" });
     var meter = el("span", { "class": "meter" });
@@ -106,6 +106,13 @@
   }
 
   // --- One account -------------------------------------------------------------------------
+  function niceStep(raw) {
+    var power = Math.pow(10, Math.floor(Math.log10(Math.max(raw, 1))));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (steps[i] * power >= raw) return steps[i] * power;
+    return 10 * power;
+  }
+
   function renderChart(data) {
     var chart = field("chart");
     var W = 960, H = 260, left = 44, right = 12, top = 14, bottom = 28;
@@ -113,13 +120,13 @@
     var limit = data.limit.cap_per_minute;
     var peak = Math.max(limit, 1);
     minutes.forEach(function (m) { peak = Math.max(peak, m.calls + m.rejections); });
-    var yMax = Math.ceil(peak * 1.1);
+    var tick = niceStep(peak * 1.05 / 5);
+    var yMax = tick * Math.ceil(peak * 1.05 / tick);
     var plotW = W - left - right, plotH = H - top - bottom;
     var step = plotW / minutes.length;
     function y(v) { return top + plotH - (v / yMax) * plotH; }
     chart.replaceChildren();
-    for (var i = 0; i <= 4; i++) {
-      var value = Math.round(yMax * i / 4);
+    for (var value = 0; value <= yMax; value += tick) {
       chart.appendChild(svg("line", { "class": "grid", x1: left, x2: W - right, y1: y(value), y2: y(value) }));
       chart.appendChild(svg("text", { "class": "axis-label", x: left - 6, y: y(value) + 4, "text-anchor": "end" }, value));
     }
@@ -172,13 +179,13 @@
     });
     var lat = data.latency_last_5_min;
     setText(root.querySelector('[data-stat="latency"]'),
-      lat.samples ? Math.round(lat.p50_ms) + " / " + Math.round(lat.p95_ms) + " ms" : "no calls");
+      lat.samples ? Math.round(lat.p50_ms) + " / " + Math.round(lat.p95_ms) + " ms" : "no calls", true);
     setText(field("limit-summary"), data.limit.cap + " requests per " + data.limit.window_seconds + " s · " +
       a.active_connections + " active connection" + (a.active_connections === 1 ? "" : "s") +
-      (a.blocked_for > 0 ? " · blocked by the Core API for " + a.blocked_for + " s" : ""));
+      (a.blocked_for > 0 ? " · blocked by the Core API for " + a.blocked_for + " s" : ""), true);
     renderChart(data);
     rows(field("tool-calls"), data.tool_calls, [
-      { value: function (c) { return c.at.slice(0, 19).replace("T", " "); } },
+      { value: function (c) { return c.at.slice(11, 19); } },
       { value: function (c) { return c.tool; } },
       { value: function (c) { return c.outcome.replace("_", " "); }, cls: function (c) { return "outcome-" + c.outcome; } },
       { value: function (c) { return c.user; } },
@@ -215,9 +222,9 @@
         showProblem(false);
         live.classList.remove("stale");
         if (PAGE === "dashboard") renderDashboard(data); else renderAccount(data);
-        setText(field("updated"), "updated " + clockOf(data.generated_at));
+        setText(field("updated"), "updated " + clockOf(data.generated_at), true);
       })
-      .catch(function () { live.classList.add("stale"); setText(field("updated"), "connection lost, retrying"); })
+      .catch(function () { live.classList.add("stale"); setText(field("updated"), "connection lost, retrying", true); })
       .then(function () { window.setTimeout(poll, INTERVAL_MS); });
   }
   poll();

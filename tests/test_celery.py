@@ -1,0 +1,49 @@
+"""Celery wiring: the beat schedule names real tasks, the periodic tasks run, and a
+rate-limited task is retried with countdown = retry_after."""
+
+import pytest
+from celery.exceptions import Retry
+from django.conf import settings
+
+from mcp_bridge import tasks
+from mcp_bridge.core_api import RateLimited
+from mcp_bridge.tasks import RateLimitedTask
+from ops import tasks as ops_tasks
+from pelcro_gateway.celery import app
+
+
+def test_every_beat_entry_is_a_registered_task():
+    names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert names == {
+        "ops.tasks.rollup_usage",
+        "mcp_bridge.tasks.delete_expired_exports",
+        "mcp_bridge.tasks.clear_expired_tokens",
+        "mcp_bridge.tasks.prune_unused_registrations",
+    }
+    assert names <= set(app.tasks)
+    assert settings.CELERY_BEAT_SCHEDULE["rollup-usage"]["schedule"] == 60.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["clear_expired_tokens", "prune_unused_registrations", "delete_expired_exports"])
+def test_periodic_clean_ups_run(name):
+    result = getattr(tasks, name).apply()
+    assert result.successful(), result.traceback
+    assert isinstance(result.get(), int)
+
+
+@pytest.mark.django_db
+def test_usage_rollup_task_runs():
+    result = ops_tasks.rollup_usage.apply()
+    assert result.successful(), result.traceback
+
+
+def test_rate_limited_task_retries_with_countdown_retry_after():
+    @app.task(base=RateLimitedTask, bind=True, name="tests.limited_probe")
+    def limited(self):
+        raise RateLimited(7.2)
+
+    with pytest.raises(Retry) as caught:
+        limited.apply(throw=True)  # eager: the retry is raised, not scheduled
+    assert caught.value.when == 8  # whole seconds, rounded up
+    assert "retry in 8 s" in str(caught.value.exc)
