@@ -4,7 +4,8 @@
    deployment or an allowed one (DNS-rebinding and cross-site protection) → 400 / 403.
 2. `BearerGate`: a valid access token for this server → else 401 with
    `WWW-Authenticate: Bearer resource_metadata=…, scope=…` (RFC 6750, RFC 9728).
-3. `WriteScopeGate`: a read-only token calling a write tool → 403 `insufficient_scope`
+3. `PostOnlyGate`: the stateless transport takes POST only → else 405.
+4. `WriteScopeGate`: a read-only token calling a write tool → 403 `insufficient_scope`
    (the MCP scope challenge), with its audit row.
 """
 
@@ -135,6 +136,22 @@ class BearerGate:
         await _send_json(
             send, 401, {"error": error, "error_description": description}, [("www-authenticate", challenge)]
         )
+
+
+class PostOnlyGate:
+    """Answers anything but POST with 405: the transport is stateless, so there is no
+    server-to-client stream to open with GET and no session to end with DELETE (a GET
+    stream would otherwise stay open, holding a connection, with nothing ever sent on it)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "POST":
+            message = "This MCP server is stateless: send JSON-RPC messages with POST"
+            await _send_json(send, 405, _jsonrpc_error(-32600, message), [("allow", "POST")])
+            return
+        await self.app(scope, receive, send)
 
 
 class WriteScopeGate:

@@ -124,6 +124,15 @@ def test_handshake_versions_are_served_statelessly(mcp_env, version):
     assert len(data["items"]) == 3 and data["per_page"] == 3
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+def test_only_post_is_served_no_stream_is_left_open(mcp_env, method):
+    token = mcp_env.token()
+    response = httpx.request(method, mcp_env.url, timeout=5, headers={
+        "Authorization": f"Bearer {token}", "Accept": "text/event-stream", "MCP-Protocol-Version": "2025-06-18"})
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert "stateless" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("mode", ERAS + ["auto"])
 async def test_sdk_client_negotiates_each_era(mcp_env, mode):
     token = mcp_env.token()
