@@ -148,6 +148,19 @@ def test_only_the_starting_connection_can_read_an_export(acme, tight_gateways, t
     assert isinstance(read, Exception) and "No finished export" in str(read)
 
 
+async def start_on_site(url: str, token: str, site_id: int):
+    async with mcp_session(url, token, "2026-07-28") as client:
+        return await client.call_tool("start_export", {"site_id": site_id, "kind": "invoices"})
+
+
+def test_an_export_of_another_accounts_site_is_refused(acme, tight_gateways):
+    gateway = tight_gateways[0]
+    token = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+    result = asyncio.run(start_on_site(mcp_url(gateway.url), token, 27))  # a site of "other"
+    assert result.is_error and result.structured_content["error"] == "unknown_site"
+    assert not ExportJob.objects.exists()
+
+
 def finished_job(account, tight_env, owner_client: str) -> ExportJob:
     """A succeeded export of `owner_client`'s connection, with its file in EXPORT_DIR."""
     from accounts.models import Connection
