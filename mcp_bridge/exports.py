@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,7 +75,7 @@ def job_for_connection(connection_id: int, job_id: str) -> ExportJob:
     """The export `job_id` if this connection started it, else ExportNotFound."""
     try:
         return ExportJob.objects.get(id=job_id, connection_id=connection_id)
-    except (ExportJob.DoesNotExist, ValueError, TypeError):
+    except (ExportJob.DoesNotExist, ValidationError, ValueError, TypeError):  # not a UUID: no such job
         raise ExportNotFound(job_id) from None
 
 
