@@ -2,20 +2,21 @@
 
 - `tools/list` shows a read-only connection only the read tools.
 - `tools/call` leaves exactly one audit row whatever happens (unknown tool, refused
-  arguments, denial, upstream failure, crash), and refused arguments come back as an
-  `isError` result naming each bad argument.
+  arguments, denial, upstream failure, crash); refused arguments come back as an `isError`
+  result naming each bad argument, and a crash as an `internal_error` result.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 from django.conf import settings
 from django.db import DatabaseError
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, InputRequiredResult
 from mcp_types import Tool as MCPTool
@@ -25,7 +26,7 @@ from mcp_bridge import audit
 from mcp_bridge.auth import current_principal
 from mcp_bridge.calls import failure_result
 from mcp_bridge.models import ToolCall
-from mcp_bridge.tools.catalog import TOOLS, WRITE_TOOLS
+from mcp_bridge.tools.catalog import TOOLS
 from mcp_bridge.tools.exports import register_export_resource
 from mcp_bridge.tools.registry import ToolDef
 from mcp_bridge.tools.schemas import ToolFailure
@@ -42,13 +43,18 @@ irreversible: confirm with the user before calling them."""
 
 
 class GatewayMCPServer(MCPServer):
-    """`MCPServer` whose tool list and tool calls are scoped to the request's principal."""
+    """`MCPServer` serving `specs`, with the tool list and tool calls scoped to the
+    request's principal."""
+
+    def __init__(self, specs: Mapping[str, ToolDef], **kwargs: Any):
+        super().__init__(tools=[spec.sdk_tool() for spec in specs.values()], **kwargs)
+        self.specs = dict(specs)
 
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         if current_principal().can_write:
             return tools
-        return [t for t in tools if t.name not in WRITE_TOOLS]
+        return [t for t in tools if self.specs[t.name].read_only]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Any = None
@@ -71,7 +77,7 @@ class GatewayMCPServer(MCPServer):
     async def _call(
         self, record: audit.CallRecord, name: str, arguments: dict[str, Any], context: Any
     ) -> CallToolResult | InputRequiredResult:
-        spec = TOOLS.get(name)
+        spec = self.specs.get(name)
         if spec is None:
             record.known_tool = False
             shown = name if len(name) <= 100 else name[:100] + "…"
@@ -86,6 +92,16 @@ class GatewayMCPServer(MCPServer):
             return failure_result(ToolFailure(error="insufficient_scope", message=message))
         try:
             return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            # A bug, not the caller's fault: logged with its traceback, answered in the
+            # same shape as every other failure, with nothing of the crash in it.
+            logger.exception("tool %s crashed", name)
+            failure = ToolFailure(
+                error="internal_error",
+                message=f"{name} failed inside the gateway (the failure is logged). Try again later.",
+            )
+            record.fail(failure.message)
+            return failure_result(failure)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
                 failure = invalid_arguments(spec, exc.__cause__)
@@ -127,13 +143,13 @@ async def _save(record: audit.CallRecord) -> None:
 def build_server() -> GatewayMCPServer:
     """The MCP server with every tool (and the export files resource) registered."""
     server = GatewayMCPServer(
+        TOOLS,
         name="pelcro",
         title="Pelcro",
         description="Pelcro Core API tools for one Pelcro account",
         instructions=INSTRUCTIONS,
         website_url=settings.PUBLIC_URL + "/",
         version=settings.VERSION,
-        tools=[spec.sdk_tool() for spec in TOOLS.values()],
         log_level=settings.LOG_LEVEL if settings.LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
     )
     register_export_resource(server)

@@ -126,6 +126,7 @@ ErrorKind = Literal[
     "rate_limited",
     "upstream_unavailable",
     "upstream_error",
+    "internal_error",
 ]
 
 

@@ -1,0 +1,54 @@
+"""The server's own guarantees, in process: a crashing tool answers `internal_error` (its
+message never leaks), and still leaves its audit row."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+
+from accounts.models import Account
+from accounts.principal import Principal
+from mcp_bridge.auth import PrincipalAccessToken
+from mcp_bridge.models import ToolCall
+from mcp_bridge.orm import run_db
+from mcp_bridge.server import GatewayMCPServer
+from mcp_bridge.tools.registry import ToolDef
+from mcp_bridge.tools.schemas import SiteInput, ToolFailure
+
+
+async def explode(args):
+    raise RuntimeError("secret internals: dsn=postgres://user:pw@db/prod")
+
+
+BROKEN = ToolDef(
+    name="broken_tool", title="Broken", description="Always fails.", input_model=SiteInput,
+    output_model=ToolFailure, handler=explode, read_only=True, destructive=False, idempotent=True,
+    open_world=False,
+)
+
+
+@pytest.fixture
+def as_principal(transactional_db):
+    account = Account.objects.create(name="Crash Co", slug="crash")
+    principal = Principal(
+        user_id=None, username="tester", account_id=account.pk, account_slug="crash", connection_id=None,
+        client_id="cid", client_name="Unit", scopes=frozenset({"read"}),
+        expires_at=datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+    token = PrincipalAccessToken(token="t", client_id="cid", scopes=["read"], principal=principal)
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    yield principal
+    auth_context_var.reset(reset)
+
+
+async def test_a_crashing_tool_answers_internal_error_and_is_audited(as_principal, caplog):
+    server = GatewayMCPServer({"broken_tool": BROKEN}, name="t")
+    result = await server.call_tool("broken_tool", {"site_id": 14})
+    assert result.is_error
+    assert result.structured_content["error"] == "internal_error"
+    assert "secret internals" not in result.content[0].text and "postgres" not in str(result.structured_content)
+    assert "secret internals" in caplog.text  # the traceback is in the server log
+    row = await run_db(ToolCall.objects.get)
+    assert (row.tool, row.outcome, row.site_id, row.account_slug) == ("broken_tool", "error", 14, "crash")
+    assert "failed inside the gateway" in row.error_message
