@@ -75,11 +75,22 @@ async def run_handler(handler: Callable[[Any], Awaitable[CallToolResult]], args:
 # --- The Core API call ---------------------------------------------------------------------
 
 
-def _site_access(account_id: int, site_id: int) -> tuple[str | None, list[str]]:
-    """(the account's API key if `site_id` is one of its sites, else None; its sites)."""
+class _NoKey:
+    """The site is the account's, but the account has no usable Core API key."""
+
+
+NO_KEY = _NoKey()
+
+
+def _site_access(account_id: int, site_id: int) -> tuple[str | _NoKey | None, list[str]]:
+    """(the account's API key if `site_id` is one of its sites (NO_KEY if it has none that
+    decrypts), else None; the account's sites, listed only when the site is not one)."""
     site = Site.objects.select_related("account").filter(site_id=site_id, account_id=account_id).first()
     if site is not None:
-        return site.account.get_api_key(), []
+        try:
+            return site.account.get_api_key(), []
+        except ValueError:  # no key stored, or encrypted with a key no longer configured
+            return NO_KEY, []
     sites = Site.objects.filter(account_id=account_id).order_by("site_id")
     return None, [f"{s.site_id} ({s.name})" for s in sites]
 
@@ -106,6 +117,9 @@ async def core_api(
                 f"Its sites are: {', '.join(sites) or 'none'}.",
             )
         )
+    if api_key is NO_KEY:
+        message = "The account has no usable Core API key; an account administrator must set it."
+        raise ToolFailed(ToolFailure(error="unauthorized", message=message))
     try:
         response = await get_client().request(
             method, path, account_id=principal.account_id, api_key=api_key, site_id=site_id,

@@ -96,6 +96,32 @@ async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
         ("pay_invoice_offline", "error", 400), ("get_invoice", "error", 404)]
 
 
+async def test_a_missing_or_rejected_account_key_is_explained(mcp_env):
+    from accounts.models import Account
+
+    token = mcp_env.token()
+
+    def set_key(value):
+        account = Account.objects.get(slug="acme")
+        if value is None:
+            account.api_key_encrypted = ""
+        else:
+            account.set_api_key(value)
+        account.save()
+
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
+        await run_db(set_key, "sbx_acme_wrong_key_000")
+        rejected = await client.call_tool("list_plans", {"site_id": 14})
+        await run_db(set_key, None)
+        missing = await client.call_tool("list_plans", {"site_id": 14})
+    assert rejected.structured_content == {
+        "error": "unauthorized", "upstream_status": 401,
+        "message": "The Core API rejected the account's API key; an account administrator must replace it."}
+    assert missing.structured_content["error"] == "unauthorized"
+    assert "no usable Core API key" in missing.content[0].text
+    assert "sbx_" not in rejected.content[0].text + missing.content[0].text
+
+
 @pytest.fixture
 def limited_gateway(transactional_db, demo_users, mcp_sandbox):
     """A gateway whose own limiter allows 3 calls a minute and never waits."""
