@@ -96,6 +96,23 @@ def test_this_deployments_own_origin_and_no_origin_are_served(mcp_env):
     assert mcp_env.post(INIT, token).status_code == 200
 
 
+def test_configured_extra_origins_are_served(transactional_db, demo_users, mcp_sandbox):
+    from tests.fixtures_oauth import obtain_tokens
+    from tests.fixtures_servers import start_gateway
+
+    gateway = start_gateway(mcp_sandbox, MCP_ALLOWED_ORIGINS="https://app.example.com, http://localhost:6274")
+    try:
+        token = obtain_tokens(gateway.url, "demo", "pelcro-demo-2026", "acme")["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+        for origin, status in [("https://app.example.com", 200), ("http://localhost:6274", 200),
+                               ("https://APP.example.com:443", 200), ("https://app.example.com:8443", 403),
+                               ("https://example.com", 403)]:
+            response = httpx.post(gateway.url + "/", json=INIT, headers={**headers, "Origin": origin})
+            assert response.status_code == status, origin
+    finally:
+        gateway.stop()
+
+
 def test_an_unknown_host_is_refused(mcp_env):
     token = mcp_env.token()
     response = mcp_env.post(INIT, token, Host="attacker.example")
