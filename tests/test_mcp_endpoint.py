@@ -2,6 +2,7 @@
 malformed requests, audit rows, the landing page."""
 
 import json
+import re
 
 import httpx
 import pytest
@@ -297,5 +298,8 @@ def test_browser_get_is_the_landing_page_with_this_deployments_url(mcp_env):
     assert f"&quot;url&quot;: &quot;{url}&quot;" in page  # Cursor / VS Code JSON, escaped in HTML
     assert "&quot;serverUrl&quot;" in page  # Windsurf's key
     assert "void_invoice" in page and "list_customers" in page
+    href = re.search(r'href="(/static/mcp_bridge/landing[^"]*\.css)"', page).group(1)
+    stylesheet = httpx.get(mcp_env.gateway.url + href)
+    assert stylesheet.status_code == 200 and "server-url" in stylesheet.text
     # A non-browser GET is MCP traffic, not the page.
     assert "claude mcp add" not in httpx.get(url, headers={"Accept": "application/json"}).text
