@@ -17,6 +17,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 import httpx
 from django.conf import settings
 
@@ -43,6 +44,17 @@ class CoreAPIError(Exception):
         self.message = message
         if status is not None:
             self.status = status
+        self.__dict__.setdefault("_init", ((message,), {"status": status}))
+
+    def __reduce__(self):
+        # Keyword-only arguments do not survive default exception pickling; Celery
+        # ships these errors between processes.
+        args, kwargs = self._init
+        return (_rebuild_error, (type(self), args, kwargs))
+
+
+def _rebuild_error(cls, args, kwargs):
+    return cls(*args, **kwargs)
 
 
 class ValidationFailed(CoreAPIError):
@@ -52,6 +64,7 @@ class ValidationFailed(CoreAPIError):
 
     def __init__(self, fields: dict[str, list[str]], *, status: int = 400):
         self.fields = fields
+        self.__dict__.setdefault("_init", ((fields,), {"status": status}))
         summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
         super().__init__(f"Validation failed: {summary}", status=status)
 
@@ -80,6 +93,7 @@ class RateLimited(CoreAPIError):
     status = 429
 
     def __init__(self, retry_after: float, *, source: str = "gateway"):
+        self.__dict__.setdefault("_init", ((retry_after,), {"source": source}))
         self.retry_after = max(1, math.ceil(retry_after))
         self.source = source
         super().__init__(f"rate limit for this account reached, retry in {self.retry_after} s")
@@ -93,6 +107,7 @@ class UpstreamUnavailable(CoreAPIError):
     """
 
     def __init__(self, message: str, *, status: int = 0, maybe_processed: bool = False):
+        self.__dict__.setdefault("_init", ((message,), {"status": status, "maybe_processed": maybe_processed}))
         super().__init__(message, status=status)
         self.maybe_processed = maybe_processed
 
@@ -106,6 +121,9 @@ class RequestGate(Protocol):
     async def acquire(self, account_id: int, *, background: bool = False) -> None:
         """Return when one request may start now; raise RateLimited if it may not."""
 
+    async def finished(self, account_id: int, seconds: float) -> None:
+        """The request granted by the last `acquire` in this task is over (answered or failed)."""
+
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
         """The upstream answered 429 anyway: pause every process for this account."""
 
@@ -114,6 +132,9 @@ class OpenGate:
     """A gate that lets everything through (tests of the client alone, the sandbox CLI)."""
 
     async def acquire(self, account_id: int, *, background: bool = False) -> None:
+        return None
+
+    async def finished(self, account_id: int, seconds: float) -> None:
         return None
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
@@ -178,11 +199,8 @@ class CoreAPIClient:
         url = self.base_url + path
         attempt = 0
         while True:
-            # Every attempt is a real upstream request, so each one passes the gate.
-            await self.gate.acquire(account_id, background=background)
-            started = time.perf_counter()
             try:
-                response = await self._http.request(method, url, params=query, json=json, headers=headers)
+                response = await self._attempt(method, url, account_id, background, query, json, headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The request never reached the upstream: safe to retry any method.
                 error = UpstreamUnavailable(f"Core API unreachable ({type(exc).__name__})")
@@ -207,9 +225,7 @@ class CoreAPIClient:
                     _unsure_message("connection failed") if unsure else f"Core API connection failed ({type(exc).__name__})",
                     maybe_processed=unsure,
                 ) from None
-            elapsed = time.perf_counter() - started
-            await metrics.observe_upstream(account_id, method, response.status_code, elapsed)
-            logger.debug("core api %s %s -> %s in %.1f ms", method, path, response.status_code, elapsed * 1000)
+            logger.debug("core api %s %s -> %s", method, path, response.status_code)
 
             if response.status_code == 429:
                 retry_after = _retry_after(response)
@@ -232,6 +248,23 @@ class CoreAPIClient:
                     maybe_processed=method not in REPLAYABLE_METHODS,
                 )
             return _parse(response)
+
+    async def _attempt(self, method, url, account_id, background, query, json, headers) -> httpx.Response:
+        """One upstream request. It passes the gate first (every attempt is a request the
+        upstream counts), and the gate hears when it is over, however it ended."""
+        await self.gate.acquire(account_id, background=background)
+        started = time.perf_counter()
+        status = 0
+        try:
+            response = await self._http.request(method, url, params=query, json=json, headers=headers)
+            status = response.status_code
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_upstream(method, status, elapsed)
+            # Shielded: a cancelled caller must still release its slot promptly.
+            with anyio.CancelScope(shield=True):
+                await self.gate.finished(account_id, elapsed)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""

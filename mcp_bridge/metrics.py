@@ -44,11 +44,6 @@ def limiter_decision(decision: str, kind: str) -> None:
     LIMITER_DECISIONS.labels(decision=decision, kind=kind).inc()
 
 
-async def observe_upstream(account_id: int, method: str, status: int, seconds: float) -> None:
-    """Record one Core API response: the latency histogram here; and in Redis, the end of
-    the request in the limiter's log plus a latency sample (`ratelimit.request_finished`)."""
-    # Imported here: ratelimit imports this module for its decision counters.
-    from mcp_bridge.ratelimit import request_finished
-
-    UPSTREAM_LATENCY.labels(method=method, status=f"{status // 100}xx").observe(seconds)
-    await request_finished(account_id, seconds)
+def observe_upstream(method: str, status: int, seconds: float) -> None:
+    """Record one Core API attempt's latency (status 0: no answer, e.g. a timeout)."""
+    UPSTREAM_LATENCY.labels(method=method, status=f"{status // 100}xx" if status else "none").observe(seconds)

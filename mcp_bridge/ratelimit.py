@@ -13,7 +13,7 @@ The upstream counts requests when they ARRIVE, and arrival jitter (queues, conne
 set-up, a busy event loop) reorders grant times by milliseconds, enough for a burst to
 land one window after the previous burst's stragglers. So a request's log entry is its
 grant time plus `hold` while it is in flight, and drops to the moment its answer came
-back (`request_finished`, called from the client's metrics hook): every counted request
+back (`request_finished`, via the gate's `finished`, which the client calls): every counted request
 reached the upstream before its entry's time, every new one after its grant, so the
 guarantee holds for arrivals too, whatever the delays (tests/test_ratelimit_gateway.py).
 
@@ -73,6 +73,7 @@ class RateLimiterUnavailable(UpstreamUnavailable):
     status = 503
 
     def __init__(self) -> None:
+        self._init = ((), {})  # for pickling (core_api.CoreAPIError.__reduce__)
         super().__init__("rate limiter unavailable (Redis down); no request was sent", status=503)
 
 
@@ -360,8 +361,8 @@ class RedisRateGate:
     budget it sleeps exactly that long and asks again (shown as a waiting caller on the
     dashboard); otherwise it raises `RateLimited(retry_after)`. Redis down →
     `RateLimiterUnavailable`: fail closed, nothing is sent. The granted request's log
-    entry is remembered in this task's context, so `request_finished` (the client's
-    metrics hook after the response) can close it.
+    entry is remembered in this task's context, so `finished` (which the client calls
+    when the request is over) can close it.
     """
 
     def __init__(self, config: LimitConfig | None = None):
@@ -390,6 +391,9 @@ class RedisRateGate:
             waited = True
             # A millisecond past the exact moment, so the slot has surely left the window.
             await asyncio.sleep(decision.retry_after + 0.001)
+
+    async def finished(self, account_id: int, seconds: float) -> None:
+        await request_finished(account_id, seconds)
 
     async def try_acquire(
         self,
