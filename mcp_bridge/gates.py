@@ -212,7 +212,8 @@ def _write_tool_call(body: bytes, write_tools: frozenset[str]) -> tuple[str, dic
     if not isinstance(message, dict) or message.get("method") != "tools/call":
         return None
     params = message.get("params")
-    if not isinstance(params, dict) or params.get("name") not in write_tools:
+    # A name of any JSON type may arrive; only a string can name a tool (a list is unhashable).
+    if not isinstance(params, dict) or not isinstance(params.get("name"), str) or params["name"] not in write_tools:
         return None
     arguments = params.get("arguments")
     request_id = message.get("id")
