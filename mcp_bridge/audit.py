@@ -9,6 +9,7 @@ handlers never pass it around.
 from __future__ import annotations
 
 import contextvars
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ _MAX_TOOL_NAME = ToolCall._meta.get_field("tool").max_length
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("mcp_tool_call", default=None)
 
 
+def storable(text: str) -> str:
+    """`text` as every database column takes it: caller-chosen text may hold NUL (refused
+    by PostgreSQL) or lone surrogates (not UTF-8), which would lose the audit row."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def redact(value: Any, depth: int = 0) -> Any:
     """A JSON-safe, size-capped copy of tool arguments with secret-looking keys masked."""
     if depth > _MAX_DEPTH:
@@ -41,15 +48,18 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         items = list(value.items())[:_MAX_ITEMS]
         return {
-            str(key)[:100]: REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1) for key, item in items
+            storable(str(key)[:100]): REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1)
+            for key, item in items
         }
     if isinstance(value, (list, tuple)):
         return [redact(item, depth + 1) for item in list(value)[:_MAX_ITEMS]]
     if isinstance(value, str):
-        return value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…"
+        return storable(value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are not JSON: a JSON column refuses them
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    return str(value)[:_MAX_STRING]
+    return storable(str(value)[:_MAX_STRING])
 
 
 @dataclass
@@ -93,12 +103,12 @@ class CallRecord:
             account_slug=principal.account_slug,
             connection_id=principal.connection_id,
             site_id=site_id,
-            tool=self.tool[:_MAX_TOOL_NAME],
+            tool=storable(self.tool[:_MAX_TOOL_NAME]),
             arguments=redact(self.arguments if isinstance(self.arguments, dict) else {}),
             outcome=self.outcome,
             upstream_status=self.upstream_status,
             latency_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
-            error_message=self.error_message[:_MAX_ERROR],
+            error_message=storable(self.error_message[:_MAX_ERROR]),
         )
 
     async def save(self) -> None:
