@@ -1,0 +1,64 @@
+"""The database going away under a running gateway, and coming back.
+
+Readiness answers 503 naming the database (liveness stays 200, so the process is not
+killed for it), MCP requests get a clear 503 with Retry-After instead of a crash, and
+both recover without a restart. The gateway reaches the test database through a link
+that the test cuts: a symlink on SQLite, a TCP proxy on PostgreSQL
+(tests.fixtures_faults.DatabaseOutage), so this runs on both engines.
+"""
+
+import time
+
+import httpx
+import pytest
+
+from tests.fixtures_faults import PLANS_ARGS, LogWatch, audit_rows, call_tools, post_jsonrpc, start_fault_gateway
+from tests.fixtures_mcp import PASSWORDS
+from tests.fixtures_oauth import obtain_tokens
+
+pytestmark = pytest.mark.sqlite
+
+
+@pytest.fixture
+def db_gateway(faults, database_outage, fault_sandbox, django_db_blocker):
+    with django_db_blocker.unblock():
+        server = start_fault_gateway(fault_sandbox, DATABASE_URL=database_outage.url)
+    yield server
+    server.stop()
+
+
+def ready(gateway) -> httpx.Response:
+    return httpx.get(gateway.url + "/health/ready", timeout=10)
+
+
+def test_database_outage_is_named_by_readiness_and_recovers(faults, database_outage, db_gateway):
+    token = obtain_tokens(db_gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+    url, pid = db_gateway.url + "/", db_gateway.proc.pid
+    assert not call_tools(url, token, [("list_plans", PLANS_ARGS)])[0].is_error
+    assert ready(db_gateway).status_code == 200
+
+    database_outage.cut()
+    watch = LogWatch(db_gateway)
+    response = ready(db_gateway)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"] and body["checks"]["redis"] == "ok"
+    assert body["checks"]["database"].startswith("fail")
+    assert httpx.get(db_gateway.url + "/health").status_code == 200  # liveness: keep the process
+
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_plans", "arguments": PLANS_ARGS}}
+    refused = post_jsonrpc(url, call, token)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert refused.json() == {"error": "temporarily_unavailable", "error_description": "Try again shortly"}
+    assert "Traceback" not in refused.text
+    assert "database unavailable" in watch.text()  # the operator is told why
+
+    database_outage.restore()
+    deadline = time.monotonic() + 5
+    while ready(db_gateway).status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not recover"
+        time.sleep(0.1)
+    assert not call_tools(url, token, [("list_plans", PLANS_ARGS)])[0].is_error
+    assert db_gateway.proc.poll() is None and db_gateway.proc.pid == pid
+    # The refused request never became a tool call; the two that ran have their rows.
+    assert [(r.tool, r.outcome) for r in audit_rows()] == [("list_plans", "ok")] * 2
