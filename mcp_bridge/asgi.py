@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from mcp_bridge.auth import PrincipalTokenVerifier
 from mcp_bridge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
+from mcp_bridge.orm import RequestConnections
 from mcp_bridge.server import build_server
 from mcp_bridge.tools.catalog import WRITE_TOOLS
 
@@ -52,4 +53,4 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
         allowed_hosts=settings.ALLOWED_HOSTS,
         allowed_origins=[settings.PUBLIC_URL, *settings.PELCRO_GATEWAY["MCP_ALLOWED_ORIGINS"]],
     )
-    return app, server.session_manager.run
+    return RequestConnections(app), server.session_manager.run
