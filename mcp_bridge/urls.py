@@ -5,4 +5,5 @@ from mcp_bridge import views
 urlpatterns = [
     # Only browsers reach this: the ASGI router sends MCP traffic at "/" to the MCP app.
     path("", views.landing, name="landing"),
+    path("connections/<int:pk>/activity", views.connection_activity, name="connection-activity"),
 ]

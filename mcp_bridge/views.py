@@ -1,11 +1,15 @@
-"""The landing page a browser gets at "/": how to connect each MCP client to this deployment."""
+"""Pages of the MCP side: the landing page a browser gets at "/" (how to connect each
+client), and a person's view of the tool calls made through one of their connections."""
 
 import json
 
 from django.conf import settings
-from django.shortcuts import render
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
+from accounts.models import Connection
+from mcp_bridge.audit import recent_calls_for_connection
 from mcp_bridge.tools.catalog import TOOLS
 
 
@@ -42,3 +46,14 @@ def landing(request):
         "landing.html",
         {"mcp_url": url, "configs": client_configs(url), "tool_groups": tool_groups()},
     )
+
+
+@require_safe
+@login_required
+def connection_activity(request, pk: int):
+    """The latest tool calls through one of the signed-in person's own connections."""
+    connection = get_object_or_404(
+        Connection.objects.select_related("application", "account"), pk=pk, user=request.user
+    )
+    calls = recent_calls_for_connection(connection.pk, limit=50)
+    return render(request, "mcp_bridge/connection_activity.html", {"connection": connection, "calls": calls})
