@@ -32,7 +32,7 @@ async def test_connection_activity_shows_own_calls_only(mcp_env):
     assert f"/connections/{connection.pk}/activity" in listing
     assert activity.status_code == 200
     assert "list_plans" in activity.text and "get_customer" in activity.text
-    assert "Ok" in activity.text and "Error" in activity.text
+    assert ">OK<" in activity.text and ">Error<" in activity.text
     assert "is not a site of the connected account" in activity.text  # the refused call's reason
     assert token not in activity.text
     assert theirs.status_code == 404  # someone else's connection does not exist for alice
