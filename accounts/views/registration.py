@@ -26,6 +26,8 @@ def metadata_problem(body: bytes) -> JsonResponse | None:
     (Malformed JSON is left to DOT, which answers it the same way.)"""
     try:
         data = json.loads(body)
+    except RecursionError:  # DOT's parser would crash on it too (a 500): refuse it here
+        return _error("invalid_client_metadata", "The request body is nested too deeply to be client metadata")
     except ValueError:
         return None
     if not isinstance(data, dict):
