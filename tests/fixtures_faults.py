@@ -13,6 +13,8 @@
   gateway runs (a symlink for SQLite, a TCP proxy for PostgreSQL).
 - `LogWatch`: what a server process wrote to its log since a point in time.
 - `post_jsonrpc`: one raw JSON-RPC POST to an MCP endpoint.
+- Hypothesis building blocks for bad input (`JUNK`, `to_json`, `mostly`, `FUZZ`) and
+  `assert_no_traceback_logged`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -33,6 +36,8 @@ import httpx
 import pytest
 import redis as redis_lib
 from django.conf import settings as django_settings
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from tests.fixtures_mcp import OUT_OF_REACH, PASSWORDS, mcp_session
 from tests.fixtures_oauth import obtain_tokens
@@ -353,3 +358,59 @@ def post_jsonrpc(url: str, body, token: str | None, *, version: str | None = "20
     base.update(headers)
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return httpx.post(url, content=content, headers=base, timeout=timeout)
+
+
+# --- Bad input: hypothesis building blocks ---------------------------------------------------
+
+FUZZ = settings(
+    deadline=None,
+    database=None,  # nothing written into the working tree
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(), st.text(max_size=30),
+)
+NESTED = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+HUGE = st.sampled_from(["x" * 70_000, "é" * 20_000, "\x00" * 2_000, "%s{}\\u0000" * 3_000, "9" * 5_000])
+# What JSON can carry but a database column cannot: NUL, lone surrogates, NaN/Infinity.
+UNSTORABLE = st.sampled_from(["a\x00b", "\ud800", "x\udfffy", float("nan"), float("inf"), -float("inf")])
+
+
+class Deep:
+    """`depth` nested lists around 1; spliced into the JSON text by `to_json` (Python's own
+    encoder, and hypothesis's printer, would hit the recursion limit on it)."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+
+    def __repr__(self) -> str:
+        return f"Deep({self.depth})"
+
+
+_DEEP_MARK = re.compile(r'"\\u0000deep(\d+)\\u0000"')
+
+
+def to_json(value) -> bytes:
+    text = json.dumps(value, default=lambda deep: f"\x00deep{deep.depth}\x00")
+    return _DEEP_MARK.sub(lambda m: "[" * int(m[1]) + "1" + "]" * int(m[1]), text).encode()
+
+
+DEEP = st.integers(10, 3_000).map(Deep)
+JUNK = st.one_of(SCALARS, NESTED, HUGE, DEEP, UNSTORABLE)
+
+
+@st.composite
+def mostly(draw, good: st.SearchStrategy, bad: st.SearchStrategy = JUNK):
+    """`good` three times in four, else `bad`: most messages get past the first check."""
+    return draw(good if draw(st.sampled_from([True, True, True, False])) else bad)
+
+
+def assert_no_traceback_logged(watch: LogWatch) -> None:
+    logged = watch.text()
+    assert "Traceback" not in logged, logged[-3000:]
+    assert "Exception in ASGI application" not in logged, logged[-3000:]

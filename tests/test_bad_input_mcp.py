@@ -16,13 +16,12 @@ gateway's log. Example counts are modest (hypothesis `settings` below) so CI sta
 from __future__ import annotations
 
 import json
-import re
 import typing
 from collections import Counter
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp.shared.inbound import encode_header_value
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
@@ -30,7 +29,16 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 from mcp_bridge.models import ToolCall
 from mcp_bridge.tools.catalog import TOOLS
 from mcp_bridge.tools.schemas import ErrorKind
-from tests.fixtures_faults import LogWatch
+from tests.fixtures_faults import (
+    FUZZ,
+    HEADER_TEXT,
+    JUNK,
+    SCALARS,
+    LogWatch,
+    assert_no_traceback_logged,
+    mostly,
+    to_json,
+)
 from tests.fixtures_mcp import PASSWORDS
 from tests.fixtures_oauth import obtain_tokens
 
@@ -38,11 +46,6 @@ ERAS = ["2025-06-18", "2026-07-28"]
 MAX_BODY = 4 * 1024 * 1024
 INTERNAL_ERROR = -32603
 ERROR_KINDS = set(typing.get_args(ErrorKind))
-FUZZ = settings(
-    deadline=None,
-    database=None,  # nothing written into the working tree
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 class Target:
@@ -115,49 +118,7 @@ def assert_proper_answer(response: httpx.Response) -> dict | list | None:
     return body
 
 
-def assert_no_traceback_logged(watch: LogWatch) -> None:
-    logged = watch.text()
-    assert "Traceback" not in logged, logged[-3000:]
-    assert "Exception in ASGI application" not in logged, logged[-3000:]
-
-
 # --- Strategies --------------------------------------------------------------------------------
-
-HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(), st.text(max_size=30),
-)
-NESTED = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-HUGE = st.sampled_from(["x" * 70_000, "é" * 20_000, "\x00" * 2_000, "%s{}\\u0000" * 3_000, "9" * 5_000])
-# What JSON can carry but a database column cannot: NUL, lone surrogates, NaN/Infinity.
-UNSTORABLE = st.sampled_from(["a\x00b", "\ud800", "x\udfffy", float("nan"), float("inf"), -float("inf")])
-
-
-class Deep:
-    """`depth` nested lists around 1; spliced into the JSON text by `to_json` (Python's own
-    encoder, and hypothesis's printer, would hit the recursion limit on it)."""
-
-    def __init__(self, depth: int):
-        self.depth = depth
-
-    def __repr__(self) -> str:
-        return f"Deep({self.depth})"
-
-
-_DEEP_MARK = re.compile(r'"\\u0000deep(\d+)\\u0000"')
-
-
-def to_json(value) -> bytes:
-    text = json.dumps(value, default=lambda deep: f"\x00deep{deep.depth}\x00")
-    return _DEEP_MARK.sub(lambda m: "[" * int(m[1]) + "1" + "]" * int(m[1]), text).encode()
-
-
-DEEP = st.integers(10, 3_000).map(Deep)
-JUNK = st.one_of(SCALARS, NESTED, HUGE, DEEP, UNSTORABLE)
-
 
 def valid_value(schema: dict, defs: dict) -> st.SearchStrategy:
     """Values the schema allows (roughly: enough to get past validation often)."""
@@ -302,12 +263,6 @@ METHODS = [
     "server/discover", "tasks/get", "no/such/method", "",
 ]
 WRITE_CALL = {"name": "void_invoice", "arguments": {"site_id": 14, "invoice_id": 1}}
-
-
-@st.composite
-def mostly(draw, good: st.SearchStrategy, bad: st.SearchStrategy = JUNK):
-    """`good` three times in four, else `bad`: most messages get past the first check."""
-    return draw(good if draw(st.sampled_from([True, True, True, False])) else bad)
 
 
 @st.composite
