@@ -31,9 +31,10 @@ def scopes_for(access: str) -> list[str]:
 
 def role_of(user_id: int, account_id: int) -> str | None:
     """The user's role in the account, or None when not (or no longer) a member."""
-    return (
-        Membership.objects.filter(user_id=user_id, account_id=account_id).values_list("role", flat=True).first()
-    )
+    # (user, account) is unique: no .first(), whose ORDER BY costs more than the query
+    # (every MCP request runs this).
+    roles = Membership.objects.filter(user_id=user_id, account_id=account_id).values_list("role", flat=True)
+    return next(iter(roles), None)
 
 
 def may_grant(user_id: int, account_id: int, access: str) -> bool:
