@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway (see BENCHMARKS.md); run the scripts, not this package."""
