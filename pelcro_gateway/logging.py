@@ -10,6 +10,8 @@ import re
 _PATTERNS = [
     # Authorization headers and "Bearer xyz" anywhere.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
+    # Prose, e.g. oauthlib's DEBUG "Validating refresh token <token> for client ...".
+    (re.compile(r"(?i)\b((?:access|refresh) token,?\s+)[A-Za-z0-9._~+/=-]{20,}"), r"\1[redacted]"),
     # key=value pairs in query strings, form bodies and reprs.
     (
         re.compile(
