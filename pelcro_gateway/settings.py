@@ -274,6 +274,9 @@ LOGGING = {
         # httpx logs full request URLs at INFO; keep it quiet (URLs may carry codes).
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # uvicorn's access log through our handler and its redaction: a client may put a
+        # token in a query string (?access_token=…), and the request line would carry it.
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
     },
 }
 
