@@ -1,0 +1,188 @@
+"""Security as tests: Core API keys encrypted at rest, the security headers on every page,
+Secure and HttpOnly cookies in production, and unsafe production settings refused
+(extending tests/test_health.py's checks; tests/test_security_logs.py covers the logs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from django.db import connection
+from django.test import override_settings
+
+from tests.fixtures_mcp import PASSWORDS
+from tests.fixtures_oauth import DEFAULT_REDIRECT_URI, authorize_url, parse_forms, pkce_pair, register_client, signed_in
+from tests.fixtures_sandbox import KEYS
+from tests.fixtures_servers import start_gateway
+from tests.servers import ROOT
+
+SAFE_PRD = {
+    "GATEWAY_ENV": "prd",
+    "DEBUG": "0",
+    "SECRET_KEY": "k3Jv9-pQ2x_Lm8sT4wZ1yB6nR0cF5hD7gA2eU9iO3lK8jH4mN6bV1cX5zS0qW7rE",
+    "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
+    "PUBLIC_URL": "https://mcp.example.test",
+}
+
+
+# --- Core API keys at rest ---------------------------------------------------------------------
+
+
+def test_api_keys_are_stored_encrypted_with_the_configured_key(demo_users, settings):
+    from accounts.models import Account
+
+    current = Fernet(settings.API_KEY_ENCRYPTION_KEYS[0])
+    for slug, key in KEYS.items():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT api_key_encrypted, api_key_last4 FROM accounts_account WHERE slug = %s", [slug])
+            raw, last4 = cursor.fetchone()
+        assert raw != key and key not in raw and key[4:-4] not in raw
+        assert current.decrypt(raw.encode()).decode() == key
+        assert last4 == key[-4:]  # all that is ever shown
+        account = Account.objects.get(slug=slug)
+        assert account.get_api_key() == key
+        # Without the key it is unreadable.
+        with override_settings(API_KEY_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
+            with pytest.raises(ValueError, match="cannot be decrypted"):
+                account.get_api_key()
+    # Fresh randomness per encryption: equal keys do not give equal ciphertexts.
+    account = Account.objects.get(slug="acme")
+    before = account.api_key_encrypted
+    account.set_api_key(KEYS["acme"])
+    assert account.api_key_encrypted != before and account.get_api_key() == KEYS["acme"]
+
+
+# --- Security headers on every page ----------------------------------------------------------
+
+
+def assert_security_headers(response: httpx.Response, page: str) -> None:
+    headers = response.headers
+    csp = headers.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp, (page, csp)
+    assert "default-src 'self'" in csp and "object-src 'none'" in csp and "base-uri 'none'" in csp, (page, csp)
+    assert headers.get("x-frame-options") == "DENY", page
+    assert headers.get("x-content-type-options") == "nosniff", page
+    assert headers.get("referrer-policy") == "same-origin", page
+    assert headers.get("cross-origin-opener-policy") == "same-origin", page
+
+
+def test_every_page_sends_the_security_headers(demo_users, fuzz_gateway):
+    url = fuzz_gateway.url
+    client = register_client(url, client_name="headers")
+    session = signed_in(url, "demo", PASSWORDS["demo"])  # staff, so /ops/ renders
+    anonymous = httpx.Client(base_url=url, follow_redirects=False, timeout=10)
+    _, challenge = pkce_pair()
+    pages = {
+        "landing page": anonymous.get("/", headers={"Accept": "text/html"}),
+        "login": anonymous.get("/login"),
+        "consent": session.get(authorize_url(url, client["client_id"], challenge)),
+        "authorize error page": session.get(authorize_url(url, "no-such-client", challenge)),
+        "authorize, signed out": anonymous.get(authorize_url(url, client["client_id"], challenge)),
+        "connections": session.get("/connections"),
+        "ops dashboard": session.get("/ops/"),
+        "admin": session.get("/admin/"),
+        "not found": anonymous.get("/no-such-page"),
+    }
+    expected = {"authorize error page": 400, "authorize, signed out": 302, "not found": 404}
+    for page, response in pages.items():
+        assert response.status_code == expected.get(page, 200), (page, response.status_code)
+        assert_security_headers(response, page)
+    # Pages with personal data or secrets in forms are never cached.
+    for page in ("login", "consent", "connections", "ops dashboard"):
+        assert "no-store" in pages[page].headers.get("cache-control", ""), page
+    # The consent form may only be posted here or to the client's registered redirect URI.
+    assert "form-action 'self' http://127.0.0.1:47123" in pages["consent"].headers["content-security-policy"]
+    assert DEFAULT_REDIRECT_URI.startswith("http://127.0.0.1:47123")
+    session.close()
+    anonymous.close()
+
+
+# --- Production: cookies, HSTS, no debug pages -------------------------------------------------------
+
+
+@pytest.fixture
+def prd_gateway(demo_users, django_db_blocker):
+    """A gateway with safe production settings, behind a TLS-terminating proxy."""
+    with django_db_blocker.unblock():
+        server = start_gateway(None, **SAFE_PRD, BEHIND_PROXY="1")
+    yield server
+    server.stop()
+
+
+def cookie(response: httpx.Response, name: str) -> tuple[str, set[str]]:
+    """(value, lower-cased attributes) of the Set-Cookie for `name`."""
+    for header in response.headers.get_list("set-cookie"):
+        first, *attributes = [part.strip() for part in header.split(";")]
+        if first.startswith(name + "="):
+            return first.split("=", 1)[1], {attribute.lower() for attribute in attributes}
+    raise AssertionError(f"no {name} cookie set: {response.headers.get_list('set-cookie')}")
+
+
+def test_production_sets_secure_http_only_cookies_and_hsts(prd_gateway):
+    url = prd_gateway.url
+    via_https = {"X-Forwarded-Proto": "https"}
+    page = httpx.get(url + "/login", headers=via_https)
+    assert page.status_code == 200
+    assert page.headers["strict-transport-security"].startswith("max-age=31536000")
+    assert_security_headers(page, "login (prd)")
+    csrf, attributes = cookie(page, "csrftoken")
+    assert {"secure", "samesite=lax"} <= attributes, attributes
+
+    form_token = next(f for f in parse_forms(page.text) if f["action"] == "/login")["hidden"]["csrfmiddlewaretoken"]
+    # A Secure cookie only travels over https; the proxy is https, so send it as a browser would.
+    signed = httpx.post(url + "/login", headers={**via_https, "Cookie": f"csrftoken={csrf}",
+                                                  "Referer": f"https://127.0.0.1:{prd_gateway.port}/login"},
+                        data={"csrfmiddlewaretoken": form_token, "username": "demo", "password": PASSWORDS["demo"],
+                              "next": "/connections"})
+    assert signed.status_code == 302, signed.text[:300]
+    _, attributes = cookie(signed, "sessionid")
+    assert {"secure", "httponly", "samesite=lax"} <= attributes, attributes
+
+    # DEBUG is off: an unknown page or a refused request shows no debug page.
+    for response in (httpx.get(url + "/no-such-page", headers=via_https),
+                     httpx.post(url + "/login", headers=via_https, data={"username": "demo"})):
+        assert response.status_code in (403, 404)
+        assert "DEBUG = True" not in response.text and "Traceback" not in response.text
+
+
+# --- Unsafe production settings are refused ----------------------------------------------------------
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+# What tests/test_health.py does not check yet; checks that do not depend on each other
+# share a run (each subprocess costs seconds).
+UNSAFE = [
+    ({"SECURE_COOKIES": "0", "SECRET_KEY": "s" * 31, "OAUTH_NATIVE_REDIRECT_SCHEMES": "cursor,javascript"},
+     {"pelcro_gateway.E014", "pelcro_gateway.E011", "accounts.E002"}),
+    ({"GATEWAY_ENV": "production"}, {"pelcro_gateway.E001"}),
+    ({"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
+     {"pelcro_gateway.E010", "pelcro_gateway.E013"}),
+]
+# `check --deploy` warnings that are deliberate (documented in settings/README): TLS ends at
+# the proxy (no SSL redirect here), HSTS subdomains/preload are the operator's choice, and
+# DOT's http warning is for loopback redirect URIs only.
+EXPECTED_DEPLOY_WARNINGS = {"security.W005", "security.W008", "security.W021", "oauth2_provider.W008"}
+
+
+def test_production_refuses_unsafe_settings_and_deploy_checks_pass():
+    with ThreadPoolExecutor(max_workers=len(UNSAFE) + 1) as pool:
+        refused = [pool.submit(manage, "check", **{**SAFE_PRD, **override}) for override, _ in UNSAFE]
+        deploy = pool.submit(manage, "check", "--deploy", **SAFE_PRD)
+        for (override, error_ids), future in zip(UNSAFE, refused):
+            result = future.result()
+            assert result.returncode != 0, override
+            assert all(error_id in result.stderr for error_id in error_ids), (override, result.stderr[-800:])
+        result = deploy.result()
+    assert result.returncode == 0, result.stderr
+    warnings = {line.split(")")[0].lstrip("?: (") for line in result.stderr.splitlines() if line.startswith("?: (")}
+    assert warnings <= EXPECTED_DEPLOY_WARNINGS, warnings - EXPECTED_DEPLOY_WARNINGS
