@@ -32,7 +32,10 @@ def check_redirect_uri(uri: str) -> None:
         raise RedirectURIError(f"redirect URI {uri!r} has a fragment, which OAuth forbids")
     if "*" in uri:
         raise RedirectURIError(f"redirect URI {uri!r} contains a wildcard; URIs must be exact")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 literal, "http://[::1"
+        raise RedirectURIError(f"redirect URI {uri!r} is not a valid URL") from None
     scheme = parts.scheme.lower()
     if "@" in parts.netloc:
         raise RedirectURIError(f"redirect URI {uri!r} carries credentials")
