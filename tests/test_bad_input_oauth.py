@@ -16,7 +16,7 @@ import base64
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures_faults import FUZZ, HEADER_TEXT, JUNK, LogWatch, assert_no_traceback_logged, mostly, to_json
@@ -234,6 +234,9 @@ def test_registration_answers_any_body_with_a_client_or_an_oauth_error(oauth):
     statuses = []
 
     @settings(FUZZ, max_examples=150)
+    # Inputs that once crashed the server, always tried.
+    @example(body=b'{"redirect_uris": ["http://[::1"]}', content_type="application/json")
+    @example(body=b'{"redirect_uris": ' + b"[" * 5000 + b"]" * 5000 + b"}", content_type="application/json")
     @given(body=registration_bodies(),
            content_type=st.sampled_from(["application/json"] * 4 + ["text/plain", "application/x-www-form-urlencoded"]))
     def check(body, content_type):
