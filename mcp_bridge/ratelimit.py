@@ -45,6 +45,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -176,12 +177,13 @@ def _lua(name: str) -> str:
 
 # One retry on a fresh connection: a pooled connection broken by a Redis restart fails
 # once, and the retry reconnects. No backoff: a down Redis must fail fast (fail closed).
-def _redis_options() -> dict:
+# The asyncio client needs the asyncio Retry: given the blocking one, it never retries.
+def _redis_options(retry_class: type = Retry) -> dict:
     timeout = float(settings.PELCRO_GATEWAY.get("RATE_REDIS_TIMEOUT_SECONDS", 1.0))
     return {
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": retry_class(NoBackoff(), 1),
         "health_check_interval": 30,
     }
 
@@ -196,7 +198,7 @@ def redis_for_loop() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, **_redis_options())
+        client = _async_clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, **_redis_options(AsyncRetry))
     return client
 
 
