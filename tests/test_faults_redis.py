@@ -42,6 +42,12 @@ async def test_redis_restarted_in_the_middle_of_load(faults, own_redis, redis_ga
         async with mcp_session(redis_gateway.url + "/", token, "2026-07-28") as client:
             turn = 0
             while time.monotonic() - start < LOAD_SECONDS:
+                # While Redis is down only worker 0 calls, so most of the gateway's pooled
+                # Redis connections are still the ones the crash broke when Redis is back:
+                # the first calls after the restart must get through on them anyway.
+                if index and "down" in marks and "up" not in marks:
+                    await asyncio.sleep(0.01)
+                    continue
                 turn += 1
                 call = ("create_customer", new_customer_args(f"redis{index}")) if turn % 2 else ("list_plans", PLANS_ARGS)
                 began = time.monotonic() - start
@@ -64,10 +70,10 @@ async def test_redis_restarted_in_the_middle_of_load(faults, own_redis, redis_ga
     for began, outcome in failed:
         assert outcome.error == "upstream_unavailable" and outcome.text == DOWN_MESSAGE, outcome
         assert outcome.seconds < 1.5, "fails fast, does not hang"
-        assert marks["down"] - 0.1 < began + outcome.seconds and began < marks["up"] + 0.1
-    # Before the crash and from a moment after the restart, everything succeeds.
-    assert all(not o.is_error for began, o in outcomes if began < marks["down"] - 0.1)
-    recovered = [o for began, o in outcomes if began > marks["up"] + 0.1]
+        assert marks["down"] - 0.1 < began + outcome.seconds and began < marks["up"]
+    # What ended before the crash succeeded, and from a moment after the restart, everything does.
+    assert all(not o.is_error for began, o in outcomes if began + o.seconds < marks["down"])
+    recovered = [o for began, o in outcomes if began > marks["up"]]
     assert len(recovered) >= WORKERS and all(not o.is_error for o in recovered), recovered
     assert redis_gateway.proc.poll() is None and redis_gateway.proc.pid == pid
 
