@@ -1,5 +1,6 @@
 # The two commands (see README): `make run` and `make test`. Both set up a fresh machine.
-.PHONY: run test
+# `make bench` runs the benchmarks of BENCHMARKS.md (QUICK=1 for short runs).
+.PHONY: run test bench
 
 run:
 	./scripts/run.sh
@@ -7,3 +8,5 @@ run:
 test:
 	./scripts/test.sh $(ARGS)
 
+bench:
+	./scripts/bench.sh

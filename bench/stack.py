@@ -25,7 +25,7 @@ import redis
 from tests.fixtures_oauth import obtain_tokens
 from tests.servers import ROOT, ServerProcess, free_port, uvicorn_argv
 
-DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 SANDBOX_ADMIN_TOKEN = "bench-sandbox-admin"
 # "Effectively unlimited" for both limiters: the gateway's still runs its Lua script on
