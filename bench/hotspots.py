@@ -30,6 +30,11 @@ from bench.stack import DEMO_SITE, Stack
 from tests.servers import OUTPUT_DIR
 
 
+# The gateway's own code: the inclusive table lists only these frames (the rest are the
+# server's and libraries' call chains, which the exclusive table shows where they cost).
+PROJECT_MODULES = ("mcp_bridge", "accounts", "pelcro_gateway", "ops")
+
+
 def py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(found).exists():
@@ -38,8 +43,8 @@ def py_spy() -> str:
 
 
 def summarize(collapsed: Path, top: int) -> tuple[list[list[object]], list[list[object]], int]:
-    """From py-spy's collapsed stacks: the `top` functions by inclusive share, by exclusive
-    share (rows of function, total %, self %), and the sample count."""
+    """From py-spy's collapsed stacks: the gateway's own `top` functions by inclusive share,
+    all functions by exclusive share (rows of function, total %, self %), the sample count."""
     inclusive: Counter[str] = Counter()
     exclusive: Counter[str] = Counter()
     samples = 0
@@ -55,11 +60,11 @@ def summarize(collapsed: Path, top: int) -> tuple[list[list[object]], list[list[
             inclusive[name] += count
         exclusive[names[-1]] += count
 
-    def rows(counter: Counter[str]) -> list[list[object]]:
-        return [[name[:110], 100 * inclusive[name] / samples, 100 * exclusive[name] / samples]
-                for name, _ in counter.most_common(top)]
+    def rows(names: list[str]) -> list[list[object]]:
+        return [[name[:110], 100 * inclusive[name] / samples, 100 * exclusive[name] / samples] for name in names[:top]]
 
-    return rows(inclusive), rows(exclusive), samples
+    ours = [name for name, _ in inclusive.most_common() if any(f"({m}/" in name for m in PROJECT_MODULES)]
+    return rows(ours), rows([name for name, _ in exclusive.most_common()]), samples
 
 
 def main() -> int:
