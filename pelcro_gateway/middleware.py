@@ -1,4 +1,7 @@
-"""Response headers every page carries (CSP and friends) on top of Django's own."""
+"""Response headers every page carries (CSP and friends) on top of Django's own, and the
+refusal of NUL characters in request parameters."""
+
+from django.http import HttpResponseBadRequest, JsonResponse
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -19,3 +22,32 @@ class SecurityHeadersMiddleware:
         if request.path.startswith(("/login", "/oauth/", "/connections", "/ops/", "/admin/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+# Only url-encoded forms are read here: reading a multipart body would consume the stream
+# that views reading `request.body` (the OAuth server) still need.
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class RefuseNulMiddleware:
+    """400 for a NUL character in the path, the query or a form field.
+
+    No parameter of this app may hold one, and PostgreSQL cannot even look such a value up
+    (a DataError, i.e. a 500, from e.g. the OAuth server's client_id or code lookups).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        form = request.content_type == FORM_TYPE and request.method == "POST"
+        sources = [request.GET, request.POST] if form else [request.GET]
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for params in sources for key, values in params.lists()
+        ):
+            message = "Request parameters may not contain NUL characters."
+            if request.path.startswith("/oauth/"):
+                return JsonResponse({"error": "invalid_request", "error_description": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)

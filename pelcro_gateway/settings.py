@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "pelcro_gateway.middleware.SecurityHeadersMiddleware",
+    "pelcro_gateway.middleware.RefuseNulMiddleware",
 ]
 
 ROOT_URLCONF = "pelcro_gateway.urls"

@@ -21,6 +21,22 @@ def _error(error: str, description: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": error, "error_description": description}, status=status)
 
 
+def _holds_nul(data) -> bool:
+    """Whether a NUL character is in any key or string of `data` (iterative: JSON can nest
+    deeper than Python's recursion limit)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 def metadata_problem(body: bytes) -> JsonResponse | None:
     """An RFC 7591 error response if the client metadata breaks our policy, else None.
     (Malformed JSON is left to DOT, which answers it the same way.)"""
@@ -32,6 +48,8 @@ def metadata_problem(body: bytes) -> JsonResponse | None:
         return None
     if not isinstance(data, dict):
         return None
+    if _holds_nul(data):  # the database cannot store it (PostgreSQL: a DataError, a 500)
+        return _error("invalid_client_metadata", "client metadata may not contain NUL characters")
     try:
         check_redirect_uris(data.get("redirect_uris"))
     except RedirectURIError as exc:
