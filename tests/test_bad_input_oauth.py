@@ -55,10 +55,6 @@ class OAuthTarget:
 
         self.watch = LogWatch(gateway)
 
-    def watch_from_here(self) -> None:
-        """Check the gateway's log for tracebacks only from now on (at teardown)."""
-        self.watch = LogWatch(self.gateway)
-
     def close(self) -> None:
         self.http.close()
         self.session.close()
@@ -69,7 +65,9 @@ def oauth(transactional_db, demo_users, fuzz_gateway):
     target = OAuthTarget(fuzz_gateway)
     yield target
     target.close()
-    assert_no_traceback_logged(target.watch)
+    # Django's security log (a redirect without a scheme, an oversized body…) is allowed:
+    # each such request was refused with a 4xx, which the tests check.
+    assert_no_traceback_logged(target.watch, allowed_loggers=("django.security.",))
 
 
 def assert_proper(response: httpx.Response, json_errors: bool = False) -> None:
@@ -129,6 +127,7 @@ def test_authorize_survives_any_query_signed_in_or_not(oauth):
     statuses = []
 
     @settings(FUZZ, max_examples=120)
+    @example(query={**{k: [v] for k, v in good.items()}, "client_id": ["\x00"]}, signed_in=True)
     @given(query=params(good, odd), signed_in=st.sampled_from([True, True, False]))
     def check(query, signed_in):
         http = oauth.session if signed_in else oauth.http
@@ -186,6 +185,9 @@ def test_token_endpoint_answers_any_request_with_an_oauth_error_or_tokens(oauth)
     good.update({"client_secret": oauth.confidential["client_secret"], "username": "demo", "password": "wrong"})
 
     @settings(FUZZ, max_examples=150)
+    # NUL in a parameter was a 500 on PostgreSQL (it cannot even look the value up).
+    @example(fields={"grant_type": ["authorization_code"], "code": ["\x00"], "client_id": [public, "\x00"]},
+             authorization=None, encoding="form", raw=b"")
     @given(fields=params(good, odd), authorization=AUTH_HEADERS,
            encoding=st.sampled_from(["form", "form", "form", "json", "raw"]), raw=st.binary(max_size=200))
     def check(fields, authorization, encoding, raw):
@@ -236,6 +238,8 @@ def test_registration_answers_any_body_with_a_client_or_an_oauth_error(oauth):
     @settings(FUZZ, max_examples=150)
     # Inputs that once crashed the server, always tried.
     @example(body=b'{"redirect_uris": ["http://[::1"]}', content_type="application/json")
+    @example(body=b'{"redirect_uris": ["http://127.0.0.1:5/cb"], "client_name": "a\\u0000b"}',
+             content_type="application/json")
     @example(body=b'{"redirect_uris": ' + b"[" * 5000 + b"]" * 5000 + b"}", content_type="application/json")
     @given(body=registration_bodies(),
            content_type=st.sampled_from(["application/json"] * 4 + ["text/plain", "application/x-www-form-urlencoded"]))
@@ -254,6 +258,9 @@ def test_registration_management_refuses_junk(oauth):
     client_id = oauth.public["client_id"]
 
     @settings(FUZZ, max_examples=60)
+    @example(method="GET", path_id="%00", token=None, body=b"{}")
+    @example(method="PUT", path_id=client_id, token=oauth.access_token,
+             body=b'{"redirect_uris": ["http://127.0.0.1:5/cb"], "client_name": "a\\u0000b"}')
     @given(method=st.sampled_from(["GET", "PUT", "DELETE"]),
            path_id=st.one_of(st.just(client_id), st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
                                                                                 exclude_characters="/?#%"),
@@ -312,6 +319,5 @@ def test_huge_bodies_to_the_oauth_endpoints_are_refused(oauth, fuzz_gateway):
         assert_proper(response)
         assert 400 <= response.status_code < 500, (path, response.status_code)
     # Django's security log records each refusal with its stack (its design; nothing of it
-    # reaches the caller). Swallow that here, so the fixture's check covers the rest.
+    # reaches the caller).
     assert_no_traceback_logged(watch, allowed_loggers=("django.security.RequestDataTooBig",))
-    oauth.watch_from_here()
