@@ -15,6 +15,7 @@ import pytest
 from mcp_bridge.orm import run_db
 from tests.fixtures_faults import (
     ACME_SITE,
+    PLANS_ARGS,
     audit_rows,
     call_tool,
     call_tools,
@@ -25,7 +26,7 @@ from tests.fixtures_faults import (
 from tests.fixtures_mcp import PASSWORDS, mcp_session
 from tests.fixtures_oauth import obtain_tokens
 
-PLANS = ("list_plans", {"site_id": ACME_SITE, "per_page": 1})
+PLANS = ("list_plans", PLANS_ARGS)
 UNSURE = "may or may not have been applied"
 
 
