@@ -198,8 +198,11 @@ def test_no_secret_in_the_gateways_own_log_output_in_process(captured_log, demo_
 
     from mcp_bridge.core_api import CoreAPIClient, OpenGate
 
+    # This process's registrations count against the same per-IP cap as every live
+    # gateway's of the run (same Redis prefix, same 127.0.0.1): lift it here.
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "DCR_PER_IP_PER_HOUR": 10**6}
     secrets = Secrets()
-    browser = Client()
+    browser = Client(REMOTE_ADDR="127.0.0.9")
     registered = browser.post("/oauth/register", content_type="application/json", data={
         "client_name": "inproc", "redirect_uris": [DEFAULT_REDIRECT_URI], "token_endpoint_auth_method": "client_secret_post",
         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}).json()
