@@ -21,6 +21,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from accounts import access as access_policy
 from accounts.connections import connection_for_consent, touch
 from accounts.models import AuthorizationConsent, TokenBinding
+from accounts.oauth_server import requested_resources
 from accounts.resource import canonical_resources
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ class GatewayOAuth2Validator(OAuth2Validator):
         if access == access_policy.READ_WRITE and "write" not in request.scopes:
             raise errors.InvalidScopeError(description="The app did not ask for write access.", request=request)
         request.scopes = access_policy.scopes_for(access)
-        request.resource = canonical_resources(getattr(request, "resource", None) or [])
+        # As the pre-auth check read them: a form without the field leaves the query's
+        # string here, which must not be taken character by character.
+        request.resource = canonical_resources(requested_resources(request))
         grant = self._create_authorization_code(request, code)
         AuthorizationConsent.objects.create(
             code_checksum=code_checksum(code["code"]),
