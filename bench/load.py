@@ -125,7 +125,9 @@ async def run_load(
     connection per client."""
     headers = tool_call_headers(tool, token)
     result = LoadResult(concurrency=concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout: at equal timeouts
+    # a request sent on a connection idle for ~5 s races the server closing it (ReadError).
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=4.0)
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=timeout) as http:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -148,7 +150,7 @@ async def run_load(
                     response = await http.post(url, content=body)
                     problem = _failure(response)
                 except httpx.HTTPError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
+                    problem = f"{type(exc).__name__}: {exc!r}"
                 took = time.perf_counter() - began
                 if not counted:
                     continue
@@ -157,7 +159,7 @@ async def run_load(
                 else:
                     result.errors += 1
                     if len(result.error_samples) < 5:
-                        result.error_samples.append(problem)
+                        result.error_samples.append(f"{problem} (client {index}, call {request_id}, after {took:.2f} s)")
 
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         # Until the last counted call came back (calls in flight at the deadline included).
