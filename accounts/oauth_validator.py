@@ -37,6 +37,14 @@ class GatewayOAuth2Validator(OAuth2Validator):
         # an empty secret must never count as client authentication.
         return bool(stored_secret) and super()._check_secret(provided_secret, stored_secret)
 
+    def _load_application(self, client_id, request):
+        # A client_id holding NUL (e.g. from a Basic auth header) names no client, and
+        # PostgreSQL cannot even look it up (DOT catches psycopg2's ValueError, not
+        # psycopg 3's DataError): a 500 otherwise.
+        if isinstance(client_id, str) and "\x00" in client_id:
+            return None
+        return super()._load_application(client_id, request)
+
     # --- authorization endpoint ---------------------------------------------------------
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
