@@ -190,6 +190,7 @@ def test_token_endpoint_answers_any_request_with_an_oauth_error_or_tokens(oauth)
     # NUL in a parameter was a 500 on PostgreSQL (it cannot even look the value up).
     @example(fields={"grant_type": ["authorization_code"], "code": ["\x00"], "client_id": [public, "\x00"]},
              authorization=None, encoding="form", raw=b"")
+    @example(fields={"grant_type": ["refresh_token"]}, authorization=basic("a\x00b", "x"), encoding="form", raw=b"")
     @given(fields=params(good, odd), authorization=AUTH_HEADERS,
            encoding=st.sampled_from(["form", "form", "form", "json", "raw"]), raw=st.binary(max_size=200))
     def check(fields, authorization, encoding, raw):
