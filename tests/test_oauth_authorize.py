@@ -85,6 +85,20 @@ def test_cancel_returns_access_denied_to_the_app(gateway_server, client_id, demo
     assert "code" not in params
 
 
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_tampered_redirect_uri_in_the_consent_form_never_redirects(gateway_server, client_id, demo_session, allow):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, state="s1"))
+    form = consent_form(page.text)
+    data = {**form["hidden"], "redirect_uri": "https://attacker.example/cb", "access": "read_write"}
+    data["account"] = next(r["value"] for r in form["radios"]["account"] if r["data-slug"] == "acme")
+    data["allow"] = "true" if allow else ""
+    response = demo_session.post(form["action"], data=data)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "not registered" in response.text
+
+
 def test_member_may_grant_read_only_but_not_write(gateway_server, client_id):
     session = signed_in(gateway_server.url, *ALICE)
     _, challenge = pkce_pair()

@@ -98,6 +98,13 @@ class ConsentView(AuthorizationView):
 
     def form_valid(self, form, application):
         data = form.cleaned_data
+        # The hidden redirect_uri comes back from the browser: never redirect (even with a
+        # denial) anywhere the app did not register. DOT trusts the posted value on deny.
+        if not application.redirect_uri_allowed(data.get("redirect_uri") or ""):
+            return self.render_to_response(
+                {"error": {"error": "invalid_request", "description": "That redirect URI is not registered for this app."}},
+                status=400,
+            )
         credentials = {
             key: data.get(key)
             for key in ("client_id", "redirect_uri", "response_type", "state", "code_challenge",
