@@ -14,3 +14,5 @@ urlpatterns = [
     path("", include("mcp_bridge.urls")),
     path("", include("ops.urls")),
 ]
+
+handler500 = "pelcro_gateway.errors.server_error"
