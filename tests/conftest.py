@@ -5,7 +5,7 @@ import redis as redis_lib
 from django.conf import settings
 
 pytest_plugins = ["tests.fixtures_servers", "tests.fixtures_ratelimit", "tests.fixtures_sandbox", "tests.fixtures_oauth",
-                  "tests.fixtures_mcp", "tests.fixtures_faults"]
+                  "tests.fixtures_mcp", "tests.fixtures_faults", "tests.fixtures_browser"]
 
 
 @pytest.fixture

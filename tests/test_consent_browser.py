@@ -1,31 +1,14 @@
 """The consent flow in a real browser (headless Chromium): login → account picker →
 authorize → the app's redirect URI receives the code. Screenshots go to test-output/."""
 
-import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.fixtures_oauth import authorize_url, exchange_code, gateway_principal, pkce_pair, register_client
 from tests.servers import OUTPUT_DIR
 
 CALLBACK = "http://127.0.0.1:47123/callback"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API keeps an event loop running in this thread; Django's ORM (used
-    # by the test itself, between browser steps) refuses to run under one unless allowed.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def open_page(browser):

@@ -2,34 +2,17 @@
 processes load an account, the numbers change without a page reload. Screenshots:
 test-output/ops.png (all accounts) and test-output/ops-account.png (one account)."""
 
-import os
 import threading
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.fixtures_mcp import PASSWORDS
 from tests.fixtures_oauth import mcp_url, obtain_tokens
 from tests.fixtures_ratelimit import run_tool_callers
 from tests.servers import OUTPUT_DIR
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LOAD_SECONDS = 9
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
-    # (fixtures) must be allowed next to it.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def signed_in_page(browser, base_url: str, username: str, password: str, path: str):
