@@ -6,7 +6,8 @@ Starts the same stack as bench/overhead.py (sandbox, one gateway worker), loads 
 gateway with `get_customer` calls and samples the gateway process with py-spy (by default
 the thread holding the GIL, i.e. where its CPU goes; `--wall` for every thread) (`pip install py-spy==0.4.3`; it needs ptrace rights over its child, which root
 or a same-user child has). Prints the functions that hold the most samples, inclusive
-("total") and exclusive ("self"), and writes the collapsed stacks to
+("total") and exclusive ("self"), how the samples split between the parts of a tool call
+(token check, site check, audit row, limiter, ...), and writes the collapsed stacks to
 test-output/bench-hotspots.txt (load them into speedscope or flamegraph.pl).
 """
 
@@ -33,6 +34,29 @@ from tests.servers import OUTPUT_DIR
 # The gateway's own code: the inclusive table lists only these frames (the rest are the
 # server's and libraries' call chains, which the exclusive table shows where they cost).
 PROJECT_MODULES = ("mcp_bridge", "accounts", "pelcro_gateway", "ops")
+
+
+# Where a tool call's CPU goes: a sample belongs to the first part whose marker is in its
+# stack (the DB work runs in asgiref's thread, so its stacks hold no request frames; some
+# library frames reached from callbacks have lost their caller, hence the library markers).
+PARTS = [
+    ("token check (accounts.tokens.principal_for_token)", "principal_for_token ("),
+    ("site check and API key (mcp_bridge.calls._site_access)", "_site_access ("),
+    ("audit row (mcp_bridge.audit)", "(mcp_bridge/audit.py"),
+    ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/ratelimit.py"),
+    ("limiter: acquire + finish Lua scripts (Redis)", "(redis/"),
+    ("other DB work (connection checks, psycopg, ORM)", "close_old_connections ("),
+    ("other DB work (connection checks, psycopg, ORM)", "(psycopg"),
+    ("other DB work (connection checks, psycopg, ORM)", "(django/db/"),
+    ("thread hops to the DB thread (asgiref)", "(asgiref/"),
+    ("thread hops to the DB thread (asgiref)", "(concurrent/futures/"),
+    ("Core API request (httpx)", "CoreAPIClient"),
+    ("Core API request (httpx)", "(httpcore/"),
+    ("Core API request (httpx)", "(httpx/"),
+    ("tool result (pydantic, JSON)", "(mcp_bridge/calls.py"),
+    ("access log line", "(logging/"),
+    ("MCP SDK, gates, HTTP server, event loop", ""),
+]
 
 
 def py_spy() -> str:
@@ -65,6 +89,17 @@ def summarize(collapsed: Path, top: int) -> tuple[list[list[object]], list[list[
 
     ours = [name for name, _ in inclusive.most_common() if any(f"({m}/" in name for m in PROJECT_MODULES)]
     return rows(ours), rows([name for name, _ in exclusive.most_common()]), samples
+
+
+def parts(collapsed: Path) -> list[list[object]]:
+    """The share of samples of each of PARTS (rows of part, %)."""
+    shares: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack:
+            shares[next(name for name, marker in PARTS if marker in stack)] += int(count_text)
+    total = sum(shares.values()) or 1
+    return [[name, 100 * count / total] for name, count in shares.most_common()]
 
 
 def main() -> int:
@@ -104,6 +139,8 @@ def main() -> int:
     print(f"\nload: {result.throughput:.1f} calls/s, p50 {result.p(50):.2f} ms, p99 {result.p(99):.2f} ms, "
           f"errors {result.errors}; {samples} samples of "
           + ("every gateway thread" if args.wall else "the gateway thread holding the GIL"))
+    print(table(["part of a tool call", "% of samples"], parts(collapsed)))
+    print()
     print(table(["function (file)", "total %", "self %"], by_total))
     print()
     print(table(["function (file)", "total %", "self %"], by_self))
