@@ -7,9 +7,10 @@ full gateway (one uvicorn worker: token check, site check, the Redis limiter wit
 out of reach so its Lua script runs but never refuses, the Core API call, the audit row)
 and bench/bare_server.py (one worker, the same SDK and the same single upstream request).
 Both get the same `get_customer` calls from the same load generator, target after target
-in alternating order, at each concurrency. Prints throughput and p50/p99 per target and
-the ratios, checks the floors (gateway >= 0.6x the bare throughput, p50 at most 2 ms more)
-and that every gateway call left exactly one audit row.
+in alternating order, at each concurrency. Prints throughput, p50/p99 and the server
+process's CPU per call for each target and the ratios, checks the floors (gateway >= 0.6x
+the bare throughput, p50 at most 2 ms more) and that every gateway call left exactly one
+audit row. `--gateway-env DB_POOL_SIZE=4` measures the gateway with its connection pool.
 """
 
 from __future__ import annotations

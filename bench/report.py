@@ -12,7 +12,8 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     """A markdown table (numbers right-aligned), ready for BENCHMARKS.md."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [bool(cells) and all(_is_number(r[i]) for r in cells) for i in range(len(headers))]
+    # A column is numeric (right-aligned) when every non-empty cell in it is a number.
+    numeric = [any(r[i] for r in cells) and all(_is_number(r[i]) for r in cells if r[i]) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
         return "| " + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)) + " |"
