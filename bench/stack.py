@@ -161,6 +161,7 @@ class Stack:
             "PORT": str(port),
             "CORE_API_BASE_URL": sandbox.url + "/api/v1/core",
             "RATE_LIMIT": UNLIMITED,
+            "ACCESS_LOG": "0",  # like the bare server (--no-access-log)
             **env,
         }
         argv = uvicorn_argv("pelcro_gateway.asgi:application", port, "--workers", str(workers))

@@ -287,7 +287,13 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         # uvicorn's access log through our handler and its redaction: a client may put a
         # token in a query string (?access_token=…), and the request line would carry it.
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # This config replaces uvicorn's own, so its --no-access-log flag no longer
+        # applies: ACCESS_LOG=0 turns the access log off.
+        "uvicorn.access": {
+            "handlers": ["console"],
+            "propagate": False,
+            "level": "INFO" if env_bool("ACCESS_LOG", True) else "WARNING",
+        },
     },
 }
 

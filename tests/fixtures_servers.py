@@ -32,6 +32,7 @@ def gateway_env(sandbox: ServerProcess | None, port: int, **extra: str) -> dict[
         "PORT": str(port),
         "GATEWAY_ENV": "dev",
         "DEBUG": "0",
+        "ACCESS_LOG": "0",
     }
     if sandbox is not None:
         env["CORE_API_BASE_URL"] = sandbox.url + "/api/v1/core"

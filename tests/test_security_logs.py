@@ -44,7 +44,7 @@ def start_verbose_gateway(sandbox: ServerProcess) -> ServerProcess:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "pelcro_gateway.asgi:application", "--host", "127.0.0.1",
             "--port", str(port)]
-    env = gateway_env(sandbox, port, LOG_LEVEL="DEBUG", RATE_LIMIT="1000000")
+    env = gateway_env(sandbox, port, LOG_LEVEL="DEBUG", RATE_LIMIT="1000000", ACCESS_LOG="1")
     return ServerProcess("gateway-verbose", argv, port, env, "/health").start()
 
 
