@@ -256,16 +256,28 @@ def celery_worker_process(django_db_setup, django_db_blocker, tight_sandbox, tig
     worker.stop()
 
 
+def _demo_account(slug: str):
+    from accounts.models import Account
+
+    account = Account.objects.get(slug=slug)
+    delete_account_keys(account.id)
+    yield account
+    delete_account_keys(account.id)
+
+
 @pytest.fixture
 def acme(demo_users):
     """The demo account `acme` (committed for the live gateways); its limiter keys are
     deleted afterwards so later tests start with an empty window."""
-    from accounts.models import Account
+    yield from _demo_account("acme")
 
-    account = Account.objects.get(slug="acme")
-    delete_account_keys(account.id)
-    yield account
-    delete_account_keys(account.id)
+
+@pytest.fixture
+def other(demo_users):
+    """The demo account `other` (site 27), for tests that must not see requests that an
+    earlier test's callers left waiting in a gateway for `acme` (they may still arrive at
+    the shared sandbox after that test ended)."""
+    yield from _demo_account("other")
 
 
 def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessions: int, start: float,
