@@ -8,6 +8,8 @@ also exports comes from Redis and is shared by all processes anyway.
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 LIMITER_DECISIONS = Counter(
@@ -33,17 +35,25 @@ TOOL_CALL_DURATION = Histogram(
 )
 
 
+# `labels()` looks its child up under a lock on every call; each tool call records four
+# metrics, so the children are remembered here (label values come from small fixed sets:
+# tool names are the catalog's or "unknown").
+@cache
+def _child(metric, *values: str):
+    return metric.labels(*values)
+
+
 def record_tool_call(tool: str, outcome: str, seconds: float) -> None:
     """Count one MCP tool call (outcome: ok, error, denied, rate_limited) and its duration."""
-    TOOL_CALLS.labels(tool=tool, outcome=outcome).inc()
-    TOOL_CALL_DURATION.labels(tool=tool).observe(seconds)
+    _child(TOOL_CALLS, tool, outcome).inc()
+    _child(TOOL_CALL_DURATION, tool).observe(seconds)
 
 
 def limiter_decision(decision: str, kind: str) -> None:
     """Count one limiter decision (kind: interactive or background)."""
-    LIMITER_DECISIONS.labels(decision=decision, kind=kind).inc()
+    _child(LIMITER_DECISIONS, decision, kind).inc()
 
 
 def observe_upstream(method: str, status: int, seconds: float) -> None:
     """Record one Core API attempt's latency (status 0: no answer, e.g. a timeout)."""
-    UPSTREAM_LATENCY.labels(method=method, status=f"{status // 100}xx" if status else "none").observe(seconds)
+    _child(UPSTREAM_LATENCY, method, f"{status // 100}xx" if status else "none").observe(seconds)
