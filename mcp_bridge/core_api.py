@@ -13,7 +13,6 @@ import logging
 import math
 import random
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ import httpx
 from django.conf import settings
 
 from mcp_bridge import metrics
+from mcp_bridge.per_loop import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -333,8 +333,6 @@ def _parse(response: httpx.Response) -> CoreAPIResponse:
 
 # --- One client per event loop --------------------------------------------------------------
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CoreAPIClient]" = weakref.WeakKeyDictionary()
-
 
 def default_gate() -> RequestGate:
     """The gate every production request passes: the shared Redis limiter."""
@@ -356,10 +354,9 @@ def build_client(gate: RequestGate | None = None) -> CoreAPIClient:
     )
 
 
+_clients: PerLoop[CoreAPIClient] = PerLoop(build_client)
+
+
 def get_client() -> CoreAPIClient:
     """This process's client for the running event loop (httpx pools are loop-bound)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = build_client()
-    return client
+    return _clients.get()

@@ -24,9 +24,11 @@ An upstream 429 sets a block key until its Retry-After that every acquire honour
 Keys: `<REDIS_KEY_PREFIX>rl:{<account_id>}:<name>`; the hash tag keeps one account's keys
 in one Redis Cluster slot. Every key expires on its own.
 
-Redis down: the gate fails closed (`RateLimiterUnavailable`, no request is sent). redis-py
-reconnects on the next call, so service resumes by itself when Redis is back. The limiter
-state lives only in Redis: run it with AOF persistence so a restart keeps the last window
+Redis down: the gate fails closed (`RateLimiterUnavailable`, no request is sent). The
+client reconnects on the next call, so service resumes by itself when Redis is back. The
+scripts go through `mcp_bridge.redis_pipe` (a pipelined client, far cheaper per command
+than redis-py's asyncio client on this hot path); the dashboard and roll-ups use redis-py.
+The limiter state lives only in Redis: run it with AOF persistence so a restart keeps the last window
 (otherwise the upstream's own 429, honoured via the block key, is the backstop).
 """
 
@@ -37,20 +39,19 @@ import contextvars
 import logging
 import math
 import uuid
-import weakref
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mcp_bridge import metrics
 from mcp_bridge.core_api import RateLimited, UpstreamUnavailable
+from mcp_bridge.per_loop import PerLoop
+from mcp_bridge.redis_pipe import PipelinedRedis
 
 logger = logging.getLogger(__name__)
 
@@ -158,13 +159,18 @@ class AccountKeys:
 
     @classmethod
     def of(cls, account_id: int) -> "AccountKeys":
-        base = f"{settings.REDIS_KEY_PREFIX}rl:{{{int(account_id)}}}:"
-        return cls(*(base + name for name in ("log", "bg", "block", "waiters", "usage", "latency")))
+        return _account_keys(settings.REDIS_KEY_PREFIX, int(account_id))
 
     @property
     def limiter(self) -> list[str]:
         """The keys acquire.lua and peek.lua take, in their order."""
         return [self.log, self.background, self.block, self.waiters, self.usage]
+
+
+@lru_cache(maxsize=4096)  # every Core API request needs its account's keys
+def _account_keys(prefix: str, account_id: int) -> AccountKeys:
+    base = f"{prefix}rl:{{{account_id}}}:"
+    return AccountKeys(*(base + name for name in ("log", "bg", "block", "waiters", "usage", "latency")))
 
 
 @cache
@@ -175,36 +181,34 @@ def _lua(name: str) -> str:
 
 # --- Redis connections ---------------------------------------------------------------------
 
+def _redis_timeout() -> float:
+    return float(settings.PELCRO_GATEWAY.get("RATE_REDIS_TIMEOUT_SECONDS", 1.0))
+
+
 # One retry on a fresh connection: a pooled connection broken by a Redis restart fails
 # once, and the retry reconnects. No backoff: a down Redis must fail fast (fail closed).
-# The asyncio client needs the asyncio Retry: given the blocking one, it never retries.
-def _redis_options(retry_class: type = Retry) -> dict:
-    timeout = float(settings.PELCRO_GATEWAY.get("RATE_REDIS_TIMEOUT_SECONDS", 1.0))
+def _redis_options() -> dict:
     return {
-        "socket_connect_timeout": timeout,
-        "socket_timeout": timeout,
-        "retry": retry_class(NoBackoff(), 1),
+        "socket_connect_timeout": _redis_timeout(),
+        "socket_timeout": _redis_timeout(),
+        "retry": Retry(NoBackoff(), 1),
         "health_check_interval": 30,
     }
 
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
-    weakref.WeakKeyDictionary()
+_async_clients: PerLoop[PipelinedRedis] = PerLoop(
+    lambda: PipelinedRedis(settings.REDIS_URL, timeout=_redis_timeout())
 )
 
 
-def redis_for_loop() -> aioredis.Redis:
+def redis_for_loop() -> PipelinedRedis:
     """This event loop's Redis client (asyncio connections cannot cross loops)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, **_redis_options(AsyncRetry))
-    return client
+    return _async_clients.get()
 
 
 async def close_redis_for_loop() -> None:
-    """Close this loop's Redis pool (before a short-lived loop, e.g. a Celery task's, ends)."""
-    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    """Close this loop's Redis connection (before a short-lived loop, e.g. a Celery task's, ends)."""
+    client = _async_clients.pop()
     if client is not None:
         await client.aclose()
 
@@ -395,7 +399,9 @@ class RedisRateGate:
             await asyncio.sleep(decision.retry_after + 0.001)
 
     async def finished(self, account_id: int, seconds: float) -> None:
-        await request_finished(account_id, seconds)
+        # Not waited for: nothing here needs its answer. It goes out with the next command
+        # on the connection (at most redis_pipe.UNANSWERED_DELAY later), ahead of it.
+        await request_finished(account_id, seconds, wait=False)
 
     async def try_acquire(
         self,
@@ -411,8 +417,6 @@ class RedisRateGate:
         `wait_budget` only decides how a refusal is counted: a caller that will wait
         (retry_after within it) is a waiting caller, otherwise the refusal is a rejection.
         """
-        client = redis_for_loop()
-        script = _async_script(client, "acquire.lua")
         call_id = call_id or uuid.uuid4().hex
         args = [
             self.config.cap,
@@ -426,7 +430,9 @@ class RedisRateGate:
             self.config.hold_us,
         ]
         try:
-            allowed, remaining, retry_us, now_us = await script(keys=AccountKeys.of(account_id).limiter, args=args)
+            allowed, remaining, retry_us, now_us = await redis_for_loop().evalsha(
+                _lua("acquire.lua"), AccountKeys.of(account_id).limiter, args
+            )
         except REDIS_DOWN_ERRORS:
             metrics.limiter_decision("unavailable", "background" if background else "interactive")
             logger.warning("rate limiter unavailable (Redis down); refusing a request for account %s", account_id)
@@ -437,9 +443,10 @@ class RedisRateGate:
         """Block the account in every process until the upstream's Retry-After has passed."""
         metrics.UPSTREAM_429.inc()
         keys = AccountKeys.of(account_id)
-        script = _async_script(redis_for_loop(), "upstream_429.lua")
         try:
-            await script(keys=[keys.block, keys.usage], args=[round(max(retry_after, 1.0) * US), USAGE_TTL_SECONDS])
+            await redis_for_loop().evalsha(
+                _lua("upstream_429.lua"), [keys.block, keys.usage], [round(max(retry_after, 1.0) * US), USAGE_TTL_SECONDS]
+            )
         except REDIS_DOWN_ERRORS:
             # The next acquire fails closed anyway, so nothing is sent while Redis is down.
             logger.warning("could not record an upstream 429 for account %s: Redis down", account_id)
@@ -449,35 +456,28 @@ class RedisRateGate:
 _in_flight: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("pelcro_in_flight", default=None)
 
 
-async def request_finished(account_id: int, seconds: float, call_id: str | None = None) -> float | None:
+async def request_finished(
+    account_id: int, seconds: float, call_id: str | None = None, *, wait: bool = True
+) -> float | None:
     """The upstream answered the request this task was granted (or `call_id`): its log
     entry drops to now, and its latency is kept for the per-minute p50/p95 roll-up.
-    Returns that moment (Redis time), or None if Redis could not be told."""
+    Returns that moment (Redis time), or None if Redis could not be told or `wait` is
+    False (the script is sent, its answer not awaited)."""
     if call_id is None:
         granted = _in_flight.get()
         if granted is not None and granted[0] == account_id:
             call_id = granted[1]
             _in_flight.set(None)
     keys = AccountKeys.of(account_id)
-    script = _async_script(redis_for_loop(), "finish.lua")
     try:
-        finished_us = await script(
-            keys=[keys.log, keys.background, keys.latency],
-            args=[call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
+        finished_us = await redis_for_loop().evalsha(
+            _lua("finish.lua"),
+            [keys.log, keys.background, keys.latency],
+            [call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
+            wait=wait,
         )
     except REDIS_DOWN_ERRORS:
         # The entry keeps its in-flight time and frees its slot later: conservative.
         logger.debug("could not mark a request finished: Redis down")
         return None
-    return finished_us / US
-
-
-_scripts: "weakref.WeakKeyDictionary[aioredis.Redis, dict]" = weakref.WeakKeyDictionary()
-
-
-def _async_script(client: aioredis.Redis, name: str):
-    """The registered script object (EVALSHA, reloading it after a Redis restart)."""
-    per_client = _scripts.setdefault(client, {})
-    if name not in per_client:
-        per_client[name] = client.register_script(_lua(name))
-    return per_client[name]
+    return finished_us / US if finished_us is not None else None

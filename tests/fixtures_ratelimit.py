@@ -71,9 +71,11 @@ class OwnRedis:
     """A private redis-server on 127.0.0.1:<free port> with AOF persistence in a temp dir
     (the production recommendation: a restart keeps the limiter's last window)."""
 
-    def __init__(self):
+    def __init__(self, password: str | None = None):
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.dir = Path(tempfile.mkdtemp(prefix="pgw-redis-"))
         self.proc: subprocess.Popen | None = None
 
@@ -82,7 +84,8 @@ class OwnRedis:
         log = open(OUTPUT_DIR / f"redis-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         client = redis_lib.Redis.from_url(self.url, socket_connect_timeout=0.2)
