@@ -6,13 +6,14 @@ replica answers any request. The SDK serves 2026-07-28 (one self-contained POST)
 of it sit the gates (`mcp_bridge.gates`): Host/Origin, bearer token, POST only, write scope.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from django.conf import settings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
+from mcp_bridge import audit
 from mcp_bridge.auth import PrincipalTokenVerifier
 from mcp_bridge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
 from mcp_bridge.orm import RequestConnections
@@ -53,4 +54,11 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
         allowed_hosts=settings.ALLOWED_HOSTS,
         allowed_origins=[settings.PUBLIC_URL, *settings.PELCRO_GATEWAY["MCP_ALLOWED_ORIGINS"]],
     )
-    return RequestConnections(app), server.session_manager.run
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with server.session_manager.run():
+            yield
+        await audit.flush_backlog()  # audit rows kept through a database outage
+
+    return RequestConnections(app), lifespan

@@ -1,25 +1,79 @@
 """Running Django ORM work from the async MCP path.
 
 The MCP app is served outside Django's request cycle, so nothing opens and closes DB
-connections for it. `RequestConnections` does for each MCP HTTP request what Django does
-around a request: connections that are broken or past `CONN_MAX_AGE` are closed before and
-after it, and the DB work inside (token check, site check, audit row) reuses one
-connection. Outside such a request (Celery, tests), `run_db` does the same around each call.
+connections for it. All its ORM work runs in asgiref's one sync thread (`sync_to_async`,
+thread-sensitive, outside any Django request), so that thread can keep its connection open
+across requests: opening a PostgreSQL connection per request costs more than the rest of
+the request's database work. `RequestConnections` marks an MCP request; the first ORM call
+of a request first drops a connection that is broken, idle too long to trust, or older
+than `KEEP_SECONDS` (SQLite: any, so each request sees the database file as it is now).
+Outside such a request (Celery, tests), `run_db` opens and closes around each call.
+
+`database_suspect()` says whether the last ORM call found the database unreachable: the
+token cache then stops trusting itself and asks the database again (see
+`mcp_bridge.credential_cache`), so an outage turns into clear 503s.
 """
 
+from __future__ import annotations
+
 import contextvars
+import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-import anyio
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_in_request = contextvars.ContextVar("mcp_db_request", default=False)
+KEEP_SECONDS = 300.0  # a kept connection is replaced after this long (as CONN_MAX_AGE would)
+IDLE_CHECK_SECONDS = 5.0  # a connection idle this long is pinged before it is used again
+
+
+class _RequestState:
+    __slots__ = ("recycled",)
+
+    def __init__(self) -> None:
+        self.recycled = False
+
+
+_request: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar("mcp_db_request", default=None)
+_suspect = False
+
+
+def database_suspect() -> bool:
+    """True when this process's last ORM call found the database unreachable."""
+    return _suspect
+
+
+def note_database_reachable(ok: bool) -> None:
+    """What a database call outside `run_db` found (the audit writer's own connection)."""
+    global _suspect
+    _suspect = not ok
+
+
+def _kept_connections() -> None:
+    """Before a request's first query: keep a healthy connection, drop any other."""
+    now = time.monotonic()
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None or conn.vendor == "sqlite":
+            continue
+        state = conn.__dict__.setdefault("_mcp_kept", {"raw": None, "used": now})
+        if state["raw"] is not conn.connection:
+            # Opened since the last look: Django set it to close at once (CONN_MAX_AGE=0).
+            state["raw"] = conn.connection
+            conn.close_at = now + KEEP_SECONDS
+        elif now - state["used"] > IDLE_CHECK_SECONDS and not conn.errors_occurred:
+            conn.errors_occurred = True  # makes close_old_connections ping it first
+        state["used"] = now
+    close_old_connections()
+
+
+def _first_in_request(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    _kept_connections()
+    return fn(*args, **kwargs)
 
 
 def _with_fresh_connection(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -32,13 +86,24 @@ def _with_fresh_connection(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 
 async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run a synchronous ORM function in Django's sync thread and return its result."""
-    if _in_request.get():
-        return await sync_to_async(fn)(*args, **kwargs)
-    return await sync_to_async(_with_fresh_connection)(fn, *args, **kwargs)
+    state = _request.get()
+    try:
+        if state is None:
+            result = await sync_to_async(_with_fresh_connection)(fn, *args, **kwargs)
+        elif not state.recycled:
+            state.recycled = True
+            result = await sync_to_async(_first_in_request)(fn, *args, **kwargs)
+        else:
+            result = await sync_to_async(fn)(*args, **kwargs)
+    except (OperationalError, InterfaceError):  # unreachable, dropped, pool exhausted
+        note_database_reachable(False)
+        raise
+    note_database_reachable(True)
+    return result
 
 
 class RequestConnections:
-    """ASGI middleware: one DB connection lifecycle per HTTP request, as in Django."""
+    """ASGI middleware: marks an MCP request, so its ORM calls reuse the kept connection."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -47,11 +112,8 @@ class RequestConnections:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await sync_to_async(close_old_connections)()
-        token = _in_request.set(True)
+        token = _request.set(_RequestState())
         try:
             await self.app(scope, receive, send)
         finally:
-            _in_request.reset(token)
-            with anyio.CancelScope(shield=True):
-                await sync_to_async(close_old_connections)()
+            _request.reset(token)

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 from django.conf import settings
-from django.db import DatabaseError
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
@@ -72,7 +71,7 @@ class GatewayMCPServer(MCPServer):
             audit.finish(token)
             # Shielded: a client that hangs up mid-call still leaves its audit row.
             with anyio.CancelScope(shield=True):
-                await _save(record)
+                await record.save()
 
     async def _call(
         self, record: audit.CallRecord, name: str, arguments: dict[str, Any], context: Any
@@ -130,14 +129,6 @@ def invalid_arguments(spec: ToolDef, error: ValidationError) -> ToolFailure:
         message=f"Invalid arguments for {spec.name}: {problems}. This tool takes: {allowed}.",
         fields=fields,
     )
-
-
-async def _save(record: audit.CallRecord) -> None:
-    try:
-        await record.save()
-    except DatabaseError:
-        # The call already happened; losing its row must not turn it into an error.
-        logger.exception("could not write the audit row for %s", record.tool[:100])
 
 
 def build_server() -> GatewayMCPServer:
