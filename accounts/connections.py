@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
+from accounts import auth_epoch
 from accounts.models import AuthorizationConsent, Connection
 
 # How stale `last_used_at` may get before a request writes it again: keeps the hot path
@@ -58,6 +59,7 @@ def revoke_connections(connections) -> int:
     if not ids:
         return 0
     Connection.objects.filter(pk__in=ids).update(revoked_at=now)
+    auth_epoch.bump_on_commit()  # update() sends no signal
     token_ids = AccessToken.objects.filter(binding__connection_id__in=ids).values_list("pk", flat=True)
     families = set(
         RefreshToken.objects.filter(access_token_id__in=token_ids).exclude(token_family=None)
@@ -86,6 +88,13 @@ def touch(connection: Connection) -> None:
     cutoff = now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
     if connection.last_used_at is not None and connection.last_used_at >= cutoff:
         return
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
-    Connection.objects.filter(stale, pk=connection.pk).update(last_used_at=now)
+    touch_by_id(connection.pk, now)
     connection.last_used_at = now
+
+
+def touch_by_id(connection_id: int, now=None) -> None:
+    """`touch` for a connection that is not loaded: one UPDATE, a no-op when it is fresh."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+    Connection.objects.filter(stale, pk=connection_id).update(last_used_at=now)

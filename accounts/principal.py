@@ -1,10 +1,10 @@
-"""The account-scoped principal a verified access token yields.
+"""The account-scoped principal a verified access token yields, and what it may use.
 
 MCP tool handlers receive this and never look tokens up themselves (DESIGN.md:
 "decorators carry the principal").
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 READ_SCOPE = "read"
@@ -26,3 +26,18 @@ class Principal:
     @property
     def can_write(self) -> bool:
         return WRITE_SCOPE in self.scopes
+
+
+@dataclass(frozen=True, eq=False)
+class Credentials:
+    """A verified token's principal, its account's sites and the account's Core API key
+    (None when the account has none that decrypts). The key never shows in a repr.
+    Compared (and hashed) by identity: one object per check."""
+
+    principal: Principal
+    sites: dict[int, str]  # site_id -> name
+    api_key: str | None = field(default=None, repr=False)
+
+    def site_list(self) -> str:
+        """The account's sites as people read them, e.g. "14 (Acme Daily), 15 (Acme Weekly)"."""
+        return ", ".join(f"{site_id} ({name})" for site_id, name in sorted(self.sites.items())) or "none"

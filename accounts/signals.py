@@ -1,17 +1,27 @@
 """Signal handlers.
 
+Saves and deletes of what a token check reads change the auth epoch (`accounts.auth_epoch`).
 Membership changes revoke the connections they no longer allow, so the connections page
 and the admin show the truth. (Requests and refreshes check membership anyway, which
 also covers bulk deletes that send no signals.)
 """
 
+from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
-from oauth2_provider.models import get_application_model
+from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts import access as access_policy
+from accounts import auth_epoch
 from accounts.connections import revoke_connections
-from accounts.models import Connection, Membership
+from accounts.models import Account, Connection, Membership, Site, TokenBinding
+
+# Everything a token check reads (accounts.tokens): a change makes cached checks stale.
+auth_epoch.watch_models(
+    get_access_token_model(), TokenBinding, Connection, get_application_model(), get_user_model(),
+    Membership, Account, Site,
+    silent_creates=(get_access_token_model(), TokenBinding, Connection),
+)
 
 
 @receiver(post_delete, sender=Membership)

@@ -26,7 +26,8 @@ def _client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
 
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """This process's client for short commands (1 s timeouts: a slow Redis counts as down)."""
     return _client_for(settings.REDIS_URL)
 
 
@@ -51,7 +52,7 @@ def _login_keys(user_key: str, ip: str) -> list[tuple[str, int]]:
 def login_retry_after(user_key: str, ip: str) -> int:
     """Seconds until sign-in is allowed again for this user or IP; 0 when not locked."""
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = redis_client().pipeline(transaction=False)
         keys = _login_keys(user_key, ip)
         for key, _cap in keys:
             pipe.get(key)
@@ -73,7 +74,7 @@ def record_login_failure(user_key: str, ip: str) -> None:
     from the latest failure."""
     window = _knob("LOGIN_LOCKOUT_SECONDS")
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = redis_client().pipeline(transaction=True)
         for key, _cap in _login_keys(user_key, ip):
             pipe.incr(key)
             pipe.expire(key, window)
@@ -84,7 +85,7 @@ def record_login_failure(user_key: str, ip: str) -> None:
 
 def clear_login_failures(user_key: str) -> None:
     try:
-        _redis().delete(_key("login-fail:user", user_key))
+        redis_client().delete(_key("login-fail:user", user_key))
     except redis.RedisError as exc:
         log.warning("login throttle unavailable (%s)", type(exc).__name__)
 
@@ -95,7 +96,7 @@ def registration_retry_after(ip: str) -> int:
     """Count one registration from `ip`; return 0 if allowed, else seconds to wait."""
     key = _key("dcr:ip", ip)
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = redis_client().pipeline(transaction=True)
         pipe.set(key, 0, ex=3600, nx=True)
         pipe.incr(key)
         pipe.ttl(key)

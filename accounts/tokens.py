@@ -3,8 +3,10 @@
 Tokens are stored hashed (DOT's RFC 9700 storage), so lookup is by SHA-256 checksum.
 A token is valid only if it is unexpired, bound to `resource` (RFC 8707: this server's
 MCP URL), tied to an active connection whose user is active and still a member of the
-account with a role that allows the connection's access level. Nothing is cached: a
-revocation or a membership change takes effect on the very next request.
+account with a role that allows the connection's access level. Nothing is cached here:
+the MCP endpoint caches whole checks per process, valid while the auth epoch
+(`accounts.auth_epoch`) is unchanged, so a revocation or a membership change still takes
+effect on the very next request.
 """
 
 import hashlib
@@ -13,7 +15,8 @@ from oauth2_provider.models import get_access_token_model
 
 from accounts import access as access_policy
 from accounts.connections import touch
-from accounts.principal import Principal
+from accounts.models import Connection, Site
+from accounts.principal import Credentials, Principal
 from accounts.resource import is_mcp_resource
 
 
@@ -24,6 +27,25 @@ def checksum(raw_token: str) -> str:
 def principal_for_token(raw_token: str, resource: str) -> Principal | None:
     """Return the principal for a raw bearer token presented to `resource`, or None if it
     must be refused. Also records the connection's last use."""
+    checked = _check(raw_token, resource)
+    return checked[0] if checked else None
+
+
+def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
+    """`principal_for_token` plus the account's sites and its decrypted Core API key."""
+    checked = _check(raw_token, resource)
+    if checked is None:
+        return None
+    principal, connection = checked
+    sites = dict(Site.objects.filter(account_id=principal.account_id).values_list("site_id", "name"))
+    try:
+        api_key = connection.account.get_api_key()
+    except ValueError:  # no key stored, or encrypted with a key no longer configured
+        api_key = None
+    return Credentials(principal=principal, sites=sites, api_key=api_key)
+
+
+def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None:
     if not raw_token or not is_mcp_resource(resource):
         return None
     AccessToken = get_access_token_model()
@@ -45,7 +67,7 @@ def principal_for_token(raw_token: str, resource: str) -> Principal | None:
         return None
     touch(connection)
     granted = set(access_policy.scopes_for(connection.access))
-    return Principal(
+    principal = Principal(
         user_id=token.user_id,
         username=token.user.get_username(),
         account_id=connection.account_id,
@@ -56,3 +78,4 @@ def principal_for_token(raw_token: str, resource: str) -> Principal | None:
         scopes=frozenset(token.scope.split()) & granted,
         expires_at=token.expires,
     )
+    return principal, connection

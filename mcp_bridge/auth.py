@@ -1,20 +1,25 @@
 """Who is calling: the token verifier for the MCP endpoint and the principal accessor.
 
 `PrincipalTokenVerifier` implements the SDK's `TokenVerifier` over the DOT access tokens
-(`accounts.tokens.principal_for_token`: hashed lookup, expiry, audience, active
-connection and membership). The verified token carries the account-scoped `Principal`;
-tool handlers read it with `current_principal()` and never look tokens up themselves.
+(`accounts.tokens.credentials_for_token`: hashed lookup, expiry, audience, active
+connection and membership; cached per process by `mcp_bridge.credential_cache`). The
+verified token carries the account-scoped `Principal` and its `Credentials` (sites, API
+key); tool handlers read them with `current_principal()` / `current_credentials()` and
+never look tokens up themselves.
 """
 
 from __future__ import annotations
 
+import weakref
+
+from django.conf import settings
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from accounts.principal import Principal
-from accounts.tokens import checksum, principal_for_token
-from mcp_bridge.orm import run_db
+from accounts.principal import Credentials, Principal
+from accounts.tokens import checksum
+from mcp_bridge.credential_cache import CredentialCache
 
 
 class PrincipalAccessToken(AccessToken):
@@ -23,6 +28,7 @@ class PrincipalAccessToken(AccessToken):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     principal: Principal
+    credentials: Credentials | None = Field(default=None, repr=False)
 
 
 class PrincipalTokenVerifier:
@@ -30,15 +36,25 @@ class PrincipalTokenVerifier:
 
     def __init__(self, resource: str):
         self.resource = resource
+        self.cache = CredentialCache(resource, max_age=settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"])
+        # The SDK's token object for each cached check, built once (it is immutable).
+        self._issued: weakref.WeakKeyDictionary[Credentials, PrincipalAccessToken] = weakref.WeakKeyDictionary()
 
     async def verify_token(self, token: str) -> PrincipalAccessToken | None:
         """The token's info with its principal, or None if the token must be refused."""
         if not token or len(token) > 512:
             return None
-        # principal_for_token also records the connection's last use (throttled).
-        principal = await run_db(principal_for_token, token, self.resource)
-        if principal is None:
+        # The check also records the connection's last use (at most once a minute).
+        credentials = await self.cache.credentials(token)
+        if credentials is None:
             return None
+        issued = self._issued.get(credentials)
+        if issued is None:
+            issued = self._issued[credentials] = self._token_info(token, credentials)
+        return issued
+
+    def _token_info(self, token: str, credentials: Credentials) -> PrincipalAccessToken:
+        principal = credentials.principal
         return PrincipalAccessToken(
             # The raw token is not kept: this object may end up in a repr or a log.
             token=checksum(token)[:16],
@@ -48,6 +64,7 @@ class PrincipalTokenVerifier:
             resource=self.resource,
             subject=str(principal.user_id),
             principal=principal,
+            credentials=credentials,
         )
 
 
@@ -57,3 +74,11 @@ def current_principal() -> Principal:
     if not isinstance(token, PrincipalAccessToken):
         raise RuntimeError("no authenticated principal for this request")
     return token.principal
+
+
+def current_credentials() -> Credentials:
+    """The credentials (sites, API key) of the MCP request being handled."""
+    token = get_access_token()
+    if not isinstance(token, PrincipalAccessToken) or token.credentials is None:
+        raise RuntimeError("no verified credentials for this request")
+    return token.credentials

@@ -2,9 +2,9 @@
 
 Handlers stay thin: parse (the SDK has validated the arguments), call `core_api(...)`,
 render with `page_result` / `object_result`. `core_api` checks that the site belongs to
-the caller's account, makes the request with the account's own API key (the caller's
-token never travels upstream), and turns every upstream failure into a `ToolFailed`
-that becomes an `isError` result. The running call's audit record is filled in on the way.
+the caller's account (from the verified token's credentials: no query), makes the request
+with the account's own API key (the caller's token never travels upstream), and turns
+every upstream failure into a `ToolFailed` that becomes an `isError` result. The running call's audit record is filled in on the way.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from accounts.models import Site
 from mcp_bridge import audit
-from mcp_bridge.auth import current_principal
+from mcp_bridge.auth import current_credentials
 from mcp_bridge.core_api import (
     BusinessRuleError,
     CoreAPIError,
@@ -32,7 +31,6 @@ from mcp_bridge.core_api import (
     get_client,
 )
 from mcp_bridge.models import ToolCall
-from mcp_bridge.orm import run_db
 from mcp_bridge.tools.schemas import Page, ToolFailure
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,26 +73,6 @@ async def run_handler(handler: Callable[[Any], Awaitable[CallToolResult]], args:
 # --- The Core API call ---------------------------------------------------------------------
 
 
-class _NoKey:
-    """The site is the account's, but the account has no usable Core API key."""
-
-
-NO_KEY = _NoKey()
-
-
-def _site_access(account_id: int, site_id: int) -> tuple[str | _NoKey | None, list[str]]:
-    """(the account's API key if `site_id` is one of its sites (NO_KEY if it has none that
-    decrypts), else None; the account's sites, listed only when the site is not one)."""
-    site = Site.objects.select_related("account").filter(site_id=site_id, account_id=account_id).first()
-    if site is not None:
-        try:
-            return site.account.get_api_key(), []
-        except ValueError:  # no key stored, or encrypted with a key no longer configured
-            return NO_KEY, []
-    sites = Site.objects.filter(account_id=account_id).order_by("site_id")
-    return None, [f"{s.site_id} ({s.name})" for s in sites]
-
-
 async def core_api(
     method: str,
     path: str,
@@ -105,19 +83,20 @@ async def core_api(
     json_body: dict[str, Any] | None = None,
 ) -> CoreAPIResponse:
     """Make one Core API request for the calling account; `what` names the object for errors."""
-    principal = current_principal()
+    credentials = current_credentials()
+    principal = credentials.principal
     record = audit.current_record()
-    api_key, sites = await run_db(_site_access, principal.account_id, site_id)
-    if api_key is None:
+    if site_id not in credentials.sites:
         # One answer for "no such site" and "another account's site": nothing leaks.
         raise ToolFailed(
             ToolFailure(
                 error="unknown_site",
                 message=f"Site {site_id} is not a site of the connected account ({principal.account_slug}). "
-                f"Its sites are: {', '.join(sites) or 'none'}.",
+                f"Its sites are: {credentials.site_list()}.",
             )
         )
-    if api_key is NO_KEY:
+    api_key = credentials.api_key
+    if api_key is None:
         message = "The account has no usable Core API key; an account administrator must set it."
         raise ToolFailed(ToolFailure(error="unauthorized", message=message))
     try:

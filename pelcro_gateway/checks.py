@@ -28,6 +28,12 @@ def check_production_safety(app_configs=None, **kwargs):
                     id="pelcro_gateway.E002",
                 )
             )
+    if urlsplit(settings.REDIS_URL).scheme not in ("redis", "rediss"):
+        # The limiter's hot-path client (mcp_bridge/redis_pipe.py) speaks TCP (and TLS) only.
+        errors.append(Error("REDIS_URL must be a redis:// or rediss:// URL.", id="pelcro_gateway.E003"))
+    auth_cache = settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
+    if not 0 <= auth_cache <= 300:
+        errors.append(Error("AUTH_CACHE_SECONDS must be between 0 and 300.", id="pelcro_gateway.E004"))
     if env == "dev":
         return errors
     if settings.DEBUG:

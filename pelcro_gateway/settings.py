@@ -131,9 +131,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # A per-run test database name, so two test runs on one server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
-    # DB_POOL_SIZE > 0: psycopg's connection pool, so a request takes an open connection
-    # instead of opening one (about 1.6x the MCP calls per second, see BENCHMARKS.md).
-    # Django's persistent connections (DB_CONN_MAX_AGE) are not meant for ASGI servers.
+    # DB_POOL_SIZE > 0: psycopg's connection pool, so a page or OAuth request takes an open
+    # connection instead of opening one (the MCP path keeps its own: mcp_bridge/orm.py,
+    # mcp_bridge/audit_writer.py). Django's persistent connections (DB_CONN_MAX_AGE) are
+    # not meant for ASGI servers.
     if env_int("DB_POOL_SIZE", 0) > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -244,6 +245,10 @@ PELCRO_GATEWAY = {
     # Dynamic client registration: per-IP hourly cap; unused registrations pruned after.
     "DCR_PER_IP_PER_HOUR": env_int("DCR_PER_IP_PER_HOUR", 20),
     "DCR_UNUSED_PRUNE_HOURS": env_int("DCR_UNUSED_PRUNE_HOURS", 24),
+    # How long a process may reuse a token check while nothing it relied on changed
+    # (revocations and role changes still apply on the next request: see accounts.auth_epoch).
+    # 0 checks the database on every request.
+    "AUTH_CACHE_SECONDS": env_float("AUTH_CACHE_SECONDS", 60.0),
     # MCP transport: allowed Origin values (besides PUBLIC_URL); empty Origin is allowed.
     "MCP_ALLOWED_ORIGINS": env_list("MCP_ALLOWED_ORIGINS", []),
     # CSV exports.

@@ -1,8 +1,10 @@
 """The database going away under a running gateway, and coming back.
 
 Readiness answers 503 naming the database (liveness stays 200, so the process is not
-killed for it), MCP requests get a clear 503 with Retry-After instead of a crash, and
-both recover without a restart. The gateway reaches the test database through a link
+killed for it). The first tool call after the cut is still served (its token check is
+cached) and its audit row waits in the process's backlog; from then on the gateway
+distrusts its cache, so MCP requests get a clear 503 with Retry-After instead of a crash.
+Everything recovers without a restart, and the kept row is written. The gateway reaches the test database through a link
 that the test cuts: a symlink on SQLite, a TCP proxy on PostgreSQL
 (tests.fixtures_faults.DatabaseOutage), so this runs on both engines.
 """
@@ -47,7 +49,10 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
     assert httpx.get(db_gateway.url + "/health").status_code == 200  # liveness: keep the process
 
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_plans", "arguments": PLANS_ARGS}}
-    refused = post_jsonrpc(url, call, token)
+    served = post_jsonrpc(url, call, token)  # the token check is cached: the call goes through
+    assert served.status_code == 200 and not served.json()["result"].get("isError")
+    assert "kept until the database answers again" in watch.text()
+    refused = post_jsonrpc(url, call, token)  # the failed audit insert made the cache distrusted
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert refused.json() == {"error": "temporarily_unavailable", "error_description": "Try again shortly"}
     assert "Traceback" not in refused.text
@@ -72,5 +77,6 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
         time.sleep(0.1)
     assert not call_tools(url, token, [("list_plans", PLANS_ARGS)])[0].is_error
     assert db_gateway.proc.poll() is None and db_gateway.proc.pid == pid
-    # The refused request never became a tool call; the two that ran have their rows.
-    assert [(r.tool, r.outcome) for r in audit_rows()] == [("list_plans", "ok")] * 2
+    # The refused request never became a tool call; the three that ran have their rows,
+    # the one made during the outage included.
+    assert [(r.tool, r.outcome) for r in audit_rows()] == [("list_plans", "ok")] * 3

@@ -10,6 +10,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from oauth2_provider.views import IntrospectTokenView, RevokeTokenView, TokenView as DOTTokenView
 
 from accounts import access as access_policy
+from accounts import auth_epoch
 from accounts.models import Connection
 from accounts.tokens import checksum
 
@@ -44,6 +45,7 @@ class RevokeView(RevokeTokenView):
         response = super().post(request, *args, **kwargs)
         if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
             Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            auth_epoch.bump_on_commit()  # update() sends no signal
         return response
 
 
