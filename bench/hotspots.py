@@ -40,11 +40,13 @@ PROJECT_MODULES = ("mcp_bridge", "accounts", "pelcro_gateway", "ops")
 # stack (the DB work runs in asgiref's thread, so its stacks hold no request frames; some
 # library frames reached from callbacks have lost their caller, hence the library markers).
 PARTS = [
-    ("token check (accounts.tokens.principal_for_token)", "principal_for_token ("),
-    ("site check and API key (mcp_bridge.calls._site_access)", "_site_access ("),
-    ("audit row (mcp_bridge.audit)", "(mcp_bridge/audit.py"),
+    ("token check on a cache miss (accounts.tokens.credentials_for_token)", "credentials_for_token ("),
+    ("token check cache: auth epoch read (Redis GET)", "(mcp_bridge/credential_cache.py"),
+    ("audit row (mcp_bridge.audit, audit_writer)", "(mcp_bridge/audit"),
     ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/ratelimit.py"),
     ("limiter: acquire + finish Lua scripts (Redis)", "(redis/"),
+    # Socket writes of queued Redis commands run from an event-loop callback (no caller).
+    ("Redis socket writes (mcp_bridge.redis_pipe, limiter and epoch)", "(mcp_bridge/redis_pipe.py"),
     ("other DB work (connection checks, psycopg, ORM)", "close_old_connections ("),
     ("other DB work (connection checks, psycopg, ORM)", "(psycopg"),
     ("other DB work (connection checks, psycopg, ORM)", "(django/db/"),

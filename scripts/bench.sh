@@ -33,10 +33,8 @@ bench() {  # bench <output name> <script> [args...]
 say "uptime (the numbers move with the machine's load): $(uptime)"
 say "overhead: the gateway as configured by default vs a bare MCPServer"
 bench overhead bench/overhead.py "${overhead[@]}"
-say "overhead again with the PostgreSQL connection pool (DB_POOL_SIZE=4)"
-bench overhead-pool bench/overhead.py "${overhead[@]}" --gateway-env DB_POOL_SIZE=4
-say "concurrency: 200 clients, 2 workers (DB_POOL_SIZE=4)"
-bench concurrency bench/concurrency.py "${concurrency[@]}" --gateway-env DB_POOL_SIZE=4
+say "concurrency: 200 clients, 2 workers"
+bench concurrency bench/concurrency.py "${concurrency[@]}"
 say "limiter: acquire latency, then the real 120 per 60 s across 4 processes"
 bench limiter bench/limiter.py "${limiter[@]}"
 exit "$failed"
