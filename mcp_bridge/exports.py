@@ -125,8 +125,16 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _append_page(job: ExportJob, rows: list[dict]) -> None:
-    """Append one page to the CSV (after cutting off any half-written page) and save progress."""
+PROGRESS_FIELDS = ["bytes_written", "pages_done", "rows_done", "rows_total"]
+
+
+def _append_page(job: ExportJob, rows: list[dict], *, save: bool = True) -> None:
+    """Append one page to the CSV (after cutting off any half-written page) and save progress.
+
+    The last page is saved together with the job's end (`save=False`), so "running" never
+    shows every row done: a reader between two saves would otherwise see a finished export
+    that is not yet readable.
+    """
     path = Path(job.file_path)
     with open(path, "a+", encoding="utf-8", newline="") as handle:
         handle.truncate(job.bytes_written)
@@ -141,7 +149,8 @@ def _append_page(job: ExportJob, rows: list[dict]) -> None:
         job.bytes_written = handle.tell()
     job.pages_done += 1
     job.rows_done += len(rows)
-    job.save(update_fields=["bytes_written", "pages_done", "rows_done", "rows_total"])
+    if save:
+        job.save(update_fields=PROGRESS_FIELDS)
 
 
 def _is_last_page(response: CoreAPIResponse, page: int, page_size: int) -> bool:
@@ -186,8 +195,9 @@ def run_export(job_id: str) -> ExportJob:
                 total = (response.meta or {}).get("total")
                 if isinstance(total, int):
                     job.rows_total = total
-                _append_page(job, list(response.data or []))
-                if _is_last_page(response, page, page_size):
+                last = _is_last_page(response, page, page_size)
+                _append_page(job, list(response.data or []), save=not last)
+                if last:
                     return _finish(job, ExportJob.Status.SUCCEEDED)
         finally:
             runner.run(_close(client))
@@ -205,7 +215,7 @@ def _finish(job: ExportJob, status: str, *, error: str = "") -> ExportJob:
         job.rows_total = job.rows_done
     else:
         Path(job.file_path).unlink(missing_ok=True)
-    job.save(update_fields=["status", "error", "finished_at", "expires_at", "rows_total"])
+    job.save(update_fields=["status", "error", "finished_at", "expires_at", *PROGRESS_FIELDS])
     logger.info("export %s of site %s: %s (%d rows)", job.id, job.site_id, status, job.rows_done)
     return job
 

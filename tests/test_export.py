@@ -11,8 +11,12 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from django.db.models.signals import post_save
 from django.utils import timezone
+from oauth2_provider.models import Application
 
+from accounts.models import Connection
+from mcp_bridge.exports import create_export, run_export
 from mcp_bridge.models import ExportJob
 from mcp_bridge.tasks import delete_expired_exports
 from tests.fixtures_mcp import PASSWORDS, mcp_session
@@ -120,6 +124,35 @@ def test_export_runs_in_the_background_while_interactive_calls_continue(
     assert max_in_window(log_times(export_requests), TIGHT_WINDOW) <= TIGHT_LIMIT // 2
     # Beyond its in-process wait budget, the worker handed waits to Celery (retry with countdown).
     assert "Retry in" in celery_worker_process.log_text()
+
+
+def test_a_running_export_never_shows_every_row_done(acme, mcp_sandbox, settings, tmp_path):
+    """Every state a reader of get_export can see, recorded as it is saved: the last page
+    is saved with the job's end, so "running" always has rows left to fetch."""
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "EXPORT_DIR": str(tmp_path), "EXPORT_PAGE_SIZE": 40,
+                               "CORE_API_BASE_URL": mcp_sandbox.url + "/api/v1/core"}
+    user = acme.memberships.first().user
+    application = Application.objects.create(name="export-states", client_type="public", user=user,
+                                             authorization_grant_type="authorization-code")
+    connection = Connection.objects.create(user=user, application=application, account=acme)
+    job = create_export(connection.id, acme.id, SITE, "customers")
+    saved: list[tuple[str, int, int | None]] = []
+
+    def record(sender, instance, **kwargs):
+        saved.append((instance.status, instance.rows_done, instance.rows_total))
+
+    post_save.connect(record, sender=ExportJob)
+    try:
+        finished = run_export(str(job.id))
+    finally:
+        post_save.disconnect(record, sender=ExportJob)
+
+    assert finished.status == ExportJob.Status.SUCCEEDED and finished.rows_done > 40 * 2
+    progress = [state for state in saved if state[0] == ExportJob.Status.RUNNING and state[1]]
+    assert len(progress) >= 2
+    assert all(rows_done < rows_total for _, rows_done, rows_total in progress)
+    assert saved[-1] == (ExportJob.Status.SUCCEEDED, finished.rows_done, finished.rows_done)
+    assert len(Path(finished.file_path).read_text().splitlines()) == finished.rows_done + 1
 
 
 async def read_as(url: str, token: str, job_id: str):
