@@ -61,11 +61,11 @@ def main() -> int:
         arguments = {"site_id": DEMO_SITE, "customer_id": first_customer_id(sandbox.url)}
         target = {"url": gateway.url + "/", "tool": "get_customer", "arguments": arguments, "token": token}
         workers = worker_pids(gateway.proc.pid) if args.workers > 1 else [gateway.proc.pid]
-        audit_before = stack.sql("SELECT count(*) FROM mcp_bridge_toolcall")[0][0]
+        audit_before = stack.audit_rows()
         cpu_before = cpu_seconds(gateway.proc.pid)
         result, memory = asyncio.run(load_with_memory(target, workers, args))
         cpu = cpu_seconds(gateway.proc.pid) - cpu_before
-        audit_rows = stack.sql("SELECT count(*) FROM mcp_bridge_toolcall")[0][0] - audit_before
+        audit_rows = stack.audit_rows(audit_before + result.sent) - audit_before
 
     print()
     print(table(

@@ -97,17 +97,16 @@ def main() -> int:
             "bare": {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments},
             "gateway": {"url": gateway.url + "/", "tool": "get_customer", "arguments": arguments, "token": token},
         }
-        audit_before = stack.sql("SELECT count(*) FROM mcp_bridge_toolcall")[0][0]
+        audit_before = stack.audit_rows()
         servers = {"bare": bare, "gateway": gateway}
         results = {c: asyncio.run(measure(targets, servers, c, args)) for c in levels}
-        audit_rows = stack.sql("SELECT count(*) FROM mcp_bridge_toolcall")[0][0] - audit_before
+        sent_to_gateway = sum(by_target["gateway"][0].sent for by_target in results.values())
+        audit_rows = stack.audit_rows(audit_before + sent_to_gateway) - audit_before
         limiter_grants = stack.limiter_grants()
 
     rows, ok = [], True
-    sent_to_gateway = 0
     for c, by_target in results.items():
         (bare_r, bare_cpu), (gw, gw_cpu) = by_target["bare"], by_target["gateway"]
-        sent_to_gateway += gw.sent
         for name, (r, cpu) in by_target.items():
             rows.append([name, c, r.calls, r.errors, r.throughput, r.p(50), r.p(99), cpu * 1000])
         ratio = gw.throughput / bare_r.throughput if bare_r.throughput else 0.0

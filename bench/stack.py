@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,16 @@ class Stack:
 
         with psycopg.connect(self.database_url) as conn:
             return conn.execute(query).fetchall()
+
+    def audit_rows(self, at_least: int = 0, timeout: float = 10.0) -> int:
+        """How many audit rows there are, once there are `at_least` (each is written just
+        after its call's answer) or `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while (count := self.sql("SELECT count(*) FROM mcp_bridge_toolcall")[0][0]) < at_least:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return count
 
     # --- Servers --------------------------------------------------------------------------
 

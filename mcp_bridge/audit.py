@@ -5,8 +5,15 @@ filled in by the shared call path (site, upstream status, outcome), and saved ex
 once. The record of the running call is reachable through `current_record()`, so tool
 handlers never pass it around.
 
-`save()` returns once the row is safely handled, before the client gets its answer; the
-writing is `mcp_bridge.audit_writer`'s. On PostgreSQL it skips the ORM: each event loop
+`save_for_answer()` builds the row when the call ends. When the database is keeping up,
+the answer does not wait for it: a task writes it while the answer goes out (about 0.7 ms
+of a one-client call was the answer waiting for the commit, BENCHMARKS.md), and it is
+committed a moment after the answer, or kept as below. Only a crash of the process in
+that moment loses it, as a crash between the upstream's answer and the insert always
+could. When rows are already on their way, the answer waits for its own row (batched with
+the others): a slow database slows answers down rather than filling memory. `drain()`
+waits for the rows on their way (the ASGI lifespan at shutdown, and tests). The writing
+is `mcp_bridge.audit_writer`'s. On PostgreSQL it skips the ORM: each event loop
 writes over its own async connection, and rows that arrive while an insert is in flight go
 together in the next one (one thread hop and one ORM save per call were about a tenth of
 a tool call's CPU in the gateway). Other engines (SQLite) go through the ORM thread.
@@ -20,12 +27,15 @@ lose its row. A row the database refuses is logged whole; `save()` never raises 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import math
 import re
 import time
+import weakref
 from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -126,21 +136,74 @@ class CallRecord:
             error_message=storable(self.error_message[:_MAX_ERROR]),
         )
 
-    async def save(self) -> None:
-        """Count the call in the metrics and write its audit row (once; again is a no-op)."""
+    def _take_row(self) -> ToolCall | None:
+        """The row to write, counted in the metrics; None if it was taken already."""
         if self.saved:
-            return
+            return None
         self.saved = True
         row = self.row()
         metrics.record_tool_call(row.tool if self.known_tool else "unknown", row.outcome, row.latency_ms / 1000)
-        try:
-            await audit_writer.write(row)
-        except (OperationalError, InterfaceError):
-            logger.warning("audit row for %s kept until the database answers again", row.tool[:100])
-        except DatabaseError:
-            # Refused: the writer logged the whole row. The call itself already happened, and
-            # a refused row must not turn it into an error (nor a gate's answer into a 500).
-            pass
+        return row
+
+    async def save(self) -> None:
+        """Write the audit row and wait until it is written, kept or logged (once; again is
+        a no-op)."""
+        row = self._take_row()
+        if row is not None:
+            await _write(row)
+
+    async def save_for_answer(self) -> None:
+        """Write the audit row of a call about to be answered (once; again is a no-op).
+
+        When no row of this event loop is being written, the answer does not wait: a task
+        writes the row while the answer goes out (the commit was about 0.7 ms of a
+        one-client call, BENCHMARKS.md). When rows are already on their way, the caller
+        waits for its own, which joins the next insert: under load rows are still batched,
+        and a database that falls behind slows answers down instead of piling rows up in
+        memory. `drain()` waits for the rows written by tasks; the ASGI lifespan does so at
+        shutdown."""
+        row = self._take_row()
+        if row is None:
+            return
+        loop = asyncio.get_running_loop()
+        if _in_flight.get(loop):
+            await _write(row)
+            return
+        task = loop.create_task(_write(row))  # counted as on its way from now on
+        _writing.add(task)
+        task.add_done_callback(_writing.discard)
+
+
+# Rows being written, per event loop, and the tasks writing rows of answered calls.
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+_writing: set[asyncio.Task] = set()
+
+
+def _write(row: ToolCall) -> Coroutine[Any, Any, None]:
+    """The writing of `row`, counted in `_in_flight` from the moment it is created."""
+    loop = asyncio.get_running_loop()
+    _in_flight[loop] = _in_flight.get(loop, 0) + 1
+    return _written(row, loop)
+
+
+async def _written(row: ToolCall, loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await audit_writer.write(row)
+    except (OperationalError, InterfaceError):
+        logger.warning("audit row for %s kept until the database answers again", row.tool[:100])
+    except DatabaseError:
+        # Refused: the writer logged the whole row. The call itself already happened, and
+        # a refused row must not turn it into an error (nor a gate's answer into a 500).
+        pass
+    finally:
+        _in_flight[loop] -= 1
+
+
+async def drain() -> None:
+    """Wait until every row this event loop started writing is written, kept or logged."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _writing if task.get_loop() is loop]:
+        await asyncio.wait(pending)
 
 
 # The writer's, here for the callers that only know this module (the ASGI lifespan).

@@ -198,7 +198,7 @@ class WriteScopeGate:
         )
         record = audit.CallRecord(principal=token.principal, tool=name, arguments=arguments)
         record.fail(message, ToolCall.Outcome.DENIED)
-        await record.save()
+        await record.save_for_answer()
         challenge = (
             f'Bearer error="insufficient_scope", scope="{self.scopes}", '
             f'resource_metadata="{self.resource_metadata_url}", '

@@ -71,7 +71,7 @@ class GatewayMCPServer(MCPServer):
             audit.finish(token)
             # Shielded: a client that hangs up mid-call still leaves its audit row.
             with anyio.CancelScope(shield=True):
-                await record.save()
+                await record.save_for_answer()
 
     async def _call(
         self, record: audit.CallRecord, name: str, arguments: dict[str, Any], context: Any

@@ -185,13 +185,6 @@ def write_bodies(entries: list[dict]) -> Counter:
     return Counter(e["body_sha256"] for e in entries if e["method"] in WRITE_METHODS)
 
 
-def audit_rows() -> list:
-    """Every audit row (ToolCall) in the test database, oldest first."""
-    from mcp_bridge.models import ToolCall
-
-    return list(ToolCall.objects.order_by("created_at", "id"))
-
-
 # --- Server logs ----------------------------------------------------------------------------
 
 

@@ -7,12 +7,14 @@
 - `mcp_env`: the demo users and accounts committed for the gateway, with `token(...)`
   running the real OAuth flow (DCR, sign-in, consent, PKCE) for a user and an account.
 - `mcp_session(url, token, mode)`: a real SDK client over Streamable HTTP.
+- `audit_rows(count, **filters)` / `audit_rows_async(...)`: the audit rows, once written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -26,6 +28,34 @@ from tests.fixtures_oauth import obtain_tokens
 from tests.fixtures_sandbox import DEMO, SandboxClient
 from tests.fixtures_servers import start_gateway, start_sandbox
 from tests.servers import ServerProcess
+
+def audit_rows(count: int = 0, *, timeout: float = 10.0, **filters) -> list:
+    """The audit rows matching `filters`, oldest first, once at least `count` are written.
+
+    A row may be committed a moment after its call's answer
+    (`mcp_bridge.audit.CallRecord.save_for_answer`), so a test that reads right after the
+    answer waits for it here. Then it reads once more a
+    little later, so that a row written twice still shows in the test's exact count."""
+    from mcp_bridge.models import ToolCall
+
+    def read() -> list:
+        return list(ToolCall.objects.filter(**filters).order_by("created_at", "id"))
+
+    deadline = time.monotonic() + timeout
+    while len(read()) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    return read()
+
+
+async def audit_rows_async(count: int = 0, **filters) -> list:
+    """`audit_rows` from async code; the rows of calls served in this process come first."""
+    from mcp_bridge import audit
+    from mcp_bridge.orm import run_db
+
+    await audit.drain()
+    return await run_db(audit_rows, count, **filters)
+
 
 PASSWORDS = {user["username"]: user["password"] for user in DEMO["users"]}
 SITES = {account["slug"]: [site["site_id"] for site in account["sites"]] for account in DEMO["accounts"]}

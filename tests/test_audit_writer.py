@@ -332,3 +332,62 @@ async def test_saving_twice_writes_one_row(principal):
     await call.save()
     await call.save()
     assert [r.tool for r in await rows()] == ["twice"]
+
+
+# --- The answer does not wait for its row ----------------------------------------------------
+
+
+@postgres_only
+async def test_an_answer_does_not_wait_for_its_row_and_shutdown_waits_for_it(principal):
+    """A tool call's answer goes out while its row is on its way (`save_for_answer`): with the
+    table locked by someone else, the gateway's server still answers at once. The ASGI
+    lifespan's shutdown then waits until the row is written, and it is, once."""
+    import psycopg
+
+    from mcp_bridge.asgi import create_mcp_app
+    from mcp_bridge.server import GatewayMCPServer
+    from tests.test_mcp_server import BROKEN, as_principal_context
+
+    await record(principal, "before").save()  # the writer's connection is open
+    _app, lifespan = create_mcp_app()
+    params = audit_writer._connection_params()
+    params.pop("options", None)
+    locker = await psycopg.AsyncConnection.connect(**{**params, "autocommit": False})
+    try:
+        async with lifespan():
+            # EXCLUSIVE: inserts wait, reads (this test's) do not.
+            await locker.execute("LOCK TABLE mcp_bridge_toolcall IN EXCLUSIVE MODE")
+            with as_principal_context(principal):
+                began = time.monotonic()
+                result = await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool(
+                    "broken_tool", {"site_id": 14})
+                assert result.is_error and time.monotonic() - began < 0.5  # answered, row pending
+            await asyncio.sleep(0.3)
+            assert [r.tool for r in await rows()] == ["before"]  # still waiting for the lock
+
+            async def unlock_soon():
+                await asyncio.sleep(0.5)
+                await locker.rollback()
+
+            unlocking = asyncio.create_task(unlock_soon())
+            began = time.monotonic()
+        # Leaving the lifespan waited for the lock to go and the row to be written.
+        assert time.monotonic() - began >= 0.4
+        await unlocking
+        assert [r.tool for r in await rows()] == ["before", "broken_tool"]
+    finally:
+        await locker.close()
+
+
+@pytest.mark.sqlite
+async def test_an_answer_waits_for_its_row_only_while_others_are_being_written(principal):
+    first, second, third = (record(principal, tool) for tool in ("first", "second", "third"))
+    await first.save_for_answer()  # nothing else on its way: written by a task
+    assert audit._in_flight.get(asyncio.get_running_loop()) == 1 and len(audit._writing) == 1
+    await second.save_for_answer()  # the first is still on its way: this one waits
+    assert sorted(r.tool for r in await rows()) == ["first", "second"]
+    await third.save_for_answer()
+    await third.save_for_answer()  # a second time is a no-op, as with save()
+    await audit.drain()
+    assert sorted(r.tool for r in await rows()) == ["first", "second", "third"]
+    assert not audit._writing and audit._in_flight.get(asyncio.get_running_loop()) == 0

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import Connection
-from tests.fixtures_mcp import mcp_session
+from tests.fixtures_mcp import audit_rows_async, mcp_session
 from tests.fixtures_oauth import signed_in
 
 pytestmark = pytest.mark.sqlite
@@ -17,6 +17,7 @@ async def test_connection_activity_shows_own_calls_only(mcp_env):
         ok = await client.call_tool("list_plans", {"site_id": 14, "per_page": 2})
         refused = await client.call_tool("get_customer", {"site_id": 27, "customer_id": 1})
     assert not ok.is_error and refused.is_error
+    await audit_rows_async(2)  # written just after the answers
 
     def pages():
         connection = Connection.objects.get(user__username="demo", account__slug="acme")

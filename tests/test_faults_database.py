@@ -2,8 +2,8 @@
 
 Readiness answers 503 naming the database (liveness stays 200, so the process is not
 killed for it). The first tool call after the cut is still served (its token check is
-cached) and its audit row waits in the process's backlog; from then on the gateway
-distrusts its cache, so MCP requests get a clear 503 with Retry-After instead of a crash.
+cached) and its audit row, which fails just after the answer, waits in the process's
+backlog; from then on the gateway distrusts its cache, so MCP requests get a clear 503 with Retry-After instead of a crash.
 Everything recovers without a restart, and the kept row is written. The gateway reaches the test database through a link
 that the test cuts: a symlink on SQLite, a TCP proxy on PostgreSQL
 (tests.fixtures_faults.DatabaseOutage), so this runs on both engines.
@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
-from tests.fixtures_faults import PLANS_ARGS, LogWatch, audit_rows, call_tools, post_jsonrpc, start_fault_gateway
-from tests.fixtures_mcp import PASSWORDS
+from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tools, post_jsonrpc, start_fault_gateway
+from tests.fixtures_mcp import PASSWORDS, audit_rows
 from tests.fixtures_oauth import obtain_tokens
 
 pytestmark = pytest.mark.sqlite
@@ -51,7 +51,11 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_plans", "arguments": PLANS_ARGS}}
     served = post_jsonrpc(url, call, token)  # the token check is cached: the call goes through
     assert served.status_code == 200 and not served.json()["result"].get("isError")
-    assert "kept until the database answers again" in watch.text()
+    # Its audit row, written just after the answer, fails and is kept.
+    deadline = time.monotonic() + 10
+    while "kept until the database answers again" not in watch.text():
+        assert time.monotonic() < deadline, "the failed audit insert was not reported"
+        time.sleep(0.05)
     refused = post_jsonrpc(url, call, token)  # the failed audit insert made the cache distrusted
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert refused.json() == {"error": "temporarily_unavailable", "error_description": "Try again shortly"}
@@ -79,4 +83,4 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
     assert db_gateway.proc.poll() is None and db_gateway.proc.pid == pid
     # The refused request never became a tool call; the three that ran have their rows,
     # the one made during the outage included.
-    assert [(r.tool, r.outcome) for r in audit_rows()] == [("list_plans", "ok")] * 3
+    assert [(r.tool, r.outcome) for r in audit_rows(3)] == [("list_plans", "ok")] * 3

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from mcp_bridge.orm import run_db
-from tests.fixtures_faults import PLANS_ARGS, audit_rows, call_tool, new_customer_args, start_fault_gateway, write_bodies
-from tests.fixtures_mcp import PASSWORDS, mcp_session
+from tests.fixtures_faults import PLANS_ARGS, call_tool, new_customer_args, start_fault_gateway, write_bodies
+from tests.fixtures_mcp import PASSWORDS, audit_rows_async, mcp_session
 from tests.fixtures_oauth import obtain_tokens
 
 DOWN_MESSAGE = "rate limiter unavailable (Redis down); no request was sent"
@@ -85,6 +84,6 @@ async def test_redis_restarted_in_the_middle_of_load(faults, own_redis, redis_ga
     assert len(bodies) == sum(not w.is_error for w in writes)
     assert len([e for e in entries if e["method"] == "GET"]) == sum(
         not o.is_error for _, o in outcomes if o.tool == "list_plans")
-    rows = await run_db(audit_rows)
+    rows = await audit_rows_async(len(outcomes))
     assert len(rows) == len(outcomes)
     assert sum(r.outcome == "error" and r.error_message == DOWN_MESSAGE for r in rows) == len(failed)

@@ -12,18 +12,16 @@ import time
 
 import pytest
 
-from mcp_bridge.orm import run_db
 from tests.fixtures_faults import (
     ACME_SITE,
     PLANS_ARGS,
-    audit_rows,
     call_tool,
     call_tools,
     new_customer_args,
     start_fault_gateway,
     write_bodies,
 )
-from tests.fixtures_mcp import PASSWORDS, mcp_session
+from tests.fixtures_mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
 from tests.fixtures_oauth import obtain_tokens
 
 PLANS = ("list_plans", PLANS_ARGS)
@@ -76,7 +74,7 @@ def test_slow_upstream_times_out_clearly_and_a_write_is_never_resent(faults):
     recovered = call_tools(faults.url, token, [PLANS, ("create_customer", new_customer_args("after-slow"))])
     assert [r.is_error for r in recovered] == [False, False]
     assert_gateway_never_restarted(faults.gateway, pid)
-    rows = audit_rows()
+    rows = audit_rows(4)
     assert [(r.tool, r.outcome, r.upstream_status) for r in rows] == [
         ("list_plans", "error", None), ("create_customer", "error", None),
         ("list_plans", "ok", 200), ("create_customer", "ok", 201)]
@@ -103,7 +101,7 @@ def test_upstream_5xx_is_retried_for_reads_never_for_writes(faults):
     recovered = call_tools(faults.url, token, [PLANS])
     assert not recovered[0].is_error
     assert_gateway_never_restarted(faults.gateway, pid)
-    assert [(r.outcome, r.upstream_status) for r in audit_rows()] == [
+    assert [(r.outcome, r.upstream_status) for r in audit_rows(3)] == [
         ("error", read.structured["upstream_status"]), ("error", created.structured["upstream_status"]), ("ok", 200)]
 
 
@@ -138,7 +136,7 @@ async def test_a_flaky_upstream_under_concurrent_load_never_gets_a_write_twice(f
     assert len(bodies) == len(writes) and set(bodies.values()) == {1}
     created = [e for e in entries if e["method"] == "POST" and e["status"] == 201]
     assert len(created) == sum(not w.is_error for w in writes)
-    rows = await run_db(audit_rows)
+    rows = await audit_rows_async(len(outcomes))
     assert len(rows) == len(outcomes)
     assert sorted(r.outcome for r in rows) == sorted("error" if o.is_error else "ok" for o in outcomes)
 
@@ -204,7 +202,7 @@ async def test_a_storm_of_429s_pauses_every_worker(faults, second_gateway):
     await asyncio.sleep(1.1)
     after = await asyncio.gather(*(_one_call(g.url + "/", t) for g, t in zip(gateways, tokens)))
     assert [o.is_error for o in after] == [False, False]
-    rows = await run_db(audit_rows)
+    rows = await audit_rows_async(len(outcomes) + 2)
     assert len(rows) == len(outcomes) + 2
     assert sum(r.outcome == "rate_limited" for r in rows) == len(outcomes)
 
@@ -242,5 +240,5 @@ def test_connection_refused_is_clear_and_recovers_when_the_upstream_returns(faul
     assert not retried.is_error and not listed.is_error, (retried, listed)
     assert list(write_bodies(faults.sandbox.log(since)).values()) == [1]
     assert_gateway_never_restarted(faults.gateway, pid)
-    assert [(r.outcome, r.upstream_status) for r in audit_rows()] == [
+    assert [(r.outcome, r.upstream_status) for r in audit_rows(5)] == [
         ("ok", 200), ("error", None), ("error", None), ("ok", 201), ("ok", 200)]

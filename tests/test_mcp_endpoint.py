@@ -11,7 +11,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
 from mcp_bridge.tools.catalog import TOOLS
-from tests.fixtures_mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, mcp_session
+from tests.fixtures_mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, audit_rows, audit_rows_async, mcp_session
 
 pytestmark = pytest.mark.sqlite
 
@@ -23,8 +23,6 @@ INIT = {
 }
 
 
-async def rows_of(**filters) -> list[ToolCall]:
-    return await run_db(lambda: list(ToolCall.objects.filter(**filters).order_by("created_at", "id")))
 
 
 def call(name, arguments, request_id=7):
@@ -187,7 +185,7 @@ async def test_read_only_connection_lists_only_read_tools_and_is_refused_writes(
     body = response.json()
     assert body["id"] == "abc" and body["error"]["data"]["error"] == "insufficient_scope"
 
-    denied = await rows_of(outcome=ToolCall.Outcome.DENIED)
+    denied = await audit_rows_async(3, outcome=ToolCall.Outcome.DENIED)
     assert [row.tool for row in denied] == ["void_invoice", "void_invoice", "delete_customer"]
     assert denied[-1].site_id == 14 and denied[-1].arguments == {"site_id": 14, "customer_id": 5}
     assert "read-only" in denied[-1].error_message
@@ -226,7 +224,7 @@ async def test_unknown_tool_is_a_clear_protocol_error_and_audited(mcp_env):
             with pytest.raises(MCPError, match="Unknown tool: 'refund_everything'") as caught:
                 await client.call_tool("refund_everything", {"site_id": 14})
             assert caught.value.error.code == -32602
-    rows = await rows_of(tool="refund_everything")
+    rows = await audit_rows_async(2, tool="refund_everything")
     assert len(rows) == 2 and {row.outcome for row in rows} == {"error"}
 
 
@@ -241,14 +239,13 @@ async def test_every_call_leaves_exactly_one_audit_row(mcp_env):
         bad_args = await client.call_tool("list_plans", {"site_id": 14, "per_page": 0, "api_key": "sk_live_secret"})
         missing = await client.call_tool("get_plan", {"site_id": 14, "plan_id": 999999})
     assert not ok.is_error and wrong_site.is_error and bad_args.is_error and missing.is_error
-    await run_db(check_audit_rows)
+    await run_db(check_audit_rows, await audit_rows_async(4))
 
 
-def check_audit_rows():
+def check_audit_rows(rows: list[ToolCall]):
     from accounts.models import Account, Connection
     from mcp_bridge.audit import recent_calls_for_connection
 
-    rows = list(ToolCall.objects.order_by("created_at", "id"))
     assert len(rows) == 4
     connection = Connection.objects.get()
     acme = Account.objects.get(slug="acme")
@@ -273,7 +270,7 @@ def test_audit_log_is_read_only_in_the_admin(mcp_env):
 
     token = mcp_env.token()
     mcp_env.post(call("list_plans", {"site_id": 14}), token)
-    row = ToolCall.objects.get()
+    [row] = audit_rows(1)
     admin = signed_in(mcp_env.gateway.url, "demo", "pelcro-demo-2026")
     listing = admin.get("/admin/mcp_bridge/toolcall/")
     assert listing.status_code == 200 and "list_plans" in listing.text

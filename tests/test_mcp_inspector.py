@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from mcp_bridge.models import ToolCall
 from mcp_bridge.tools.catalog import TOOLS
+from tests.fixtures_mcp import audit_rows
 from tests.servers import ROOT
 
 
@@ -25,5 +25,5 @@ def test_the_inspector_cli_lists_the_tools_and_calls_one(mcp_env):
     assert set(summary["tools"]) == set(TOOLS)  # --strict found no schema portability errors either
     assert summary["call"]["per_page"] == 2 and summary["call"]["has_more"] is True
     # The Inspector's call is audited like any client's.
-    row = ToolCall.objects.get()
+    [row] = audit_rows(1)
     assert (row.tool, row.outcome, row.site_id) == ("list_plans", "ok", 14)

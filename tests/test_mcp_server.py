@@ -1,6 +1,7 @@
 """The server's own guarantees, in process: a crashing tool answers `internal_error` (its
 message never leaks), and still leaves its audit row."""
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,11 +11,10 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from accounts.models import Account
 from accounts.principal import Principal
 from mcp_bridge.auth import PrincipalAccessToken
-from mcp_bridge.models import ToolCall
-from mcp_bridge.orm import run_db
 from mcp_bridge.server import GatewayMCPServer
 from mcp_bridge.tools.registry import ToolDef
 from mcp_bridge.tools.schemas import SiteInput, ToolFailure
+from tests.fixtures_mcp import audit_rows_async
 
 
 async def explode(args):
@@ -28,6 +28,18 @@ BROKEN = ToolDef(
 )
 
 
+@contextlib.contextmanager
+def as_principal_context(principal: Principal):
+    """Calls made inside run as `principal` (what the bearer gate sets for a request)."""
+    token = PrincipalAccessToken(token="t", client_id=principal.client_id, scopes=sorted(principal.scopes),
+                                 principal=principal)
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        yield
+    finally:
+        auth_context_var.reset(reset)
+
+
 @pytest.fixture
 def as_principal(transactional_db):
     account = Account.objects.create(name="Crash Co", slug="crash")
@@ -36,10 +48,8 @@ def as_principal(transactional_db):
         client_id="cid", client_name="Unit", scopes=frozenset({"read"}),
         expires_at=datetime.now(timezone.utc) + timedelta(hours=1),
     )
-    token = PrincipalAccessToken(token="t", client_id="cid", scopes=["read"], principal=principal)
-    reset = auth_context_var.set(AuthenticatedUser(token))
-    yield principal
-    auth_context_var.reset(reset)
+    with as_principal_context(principal):
+        yield principal
 
 
 async def test_a_crashing_tool_answers_internal_error_and_is_audited(as_principal, caplog):
@@ -49,6 +59,6 @@ async def test_a_crashing_tool_answers_internal_error_and_is_audited(as_principa
     assert result.structured_content["error"] == "internal_error"
     assert "secret internals" not in result.content[0].text and "postgres" not in str(result.structured_content)
     assert "secret internals" in caplog.text  # the traceback is in the server log
-    row = await run_db(ToolCall.objects.get)
+    [row] = await audit_rows_async(1)
     assert (row.tool, row.outcome, row.site_id, row.account_slug) == ("broken_tool", "error", 14, "crash")
     assert "failed inside the gateway" in row.error_message

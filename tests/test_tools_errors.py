@@ -3,9 +3,8 @@ wrong (never a 500, a traceback or a protocol failure), and every one is audited
 
 import pytest
 
-from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
-from tests.fixtures_mcp import ERAS, OUT_OF_REACH, mcp_session
+from tests.fixtures_mcp import ERAS, OUT_OF_REACH, audit_rows_async, mcp_session
 from tests.fixtures_oauth import obtain_tokens
 from tests.fixtures_servers import start_gateway
 from tests.servers import free_port
@@ -58,9 +57,9 @@ async def test_bad_arguments_are_named_one_by_one(mcp_env, truth, mode):
             assert "Traceback" not in result.content[0].text and "pydantic" not in result.content[0].text
     # Refused before the upstream: nothing reached the sandbox.
     assert truth.log(since=before) == []
-    rows = await run_db(lambda: list(ToolCall.objects.values_list("outcome", "error_message")))
+    rows = await audit_rows_async(len(BAD_INPUT))
     assert len(rows) == len(BAD_INPUT)
-    assert all(outcome == "error" and message.startswith("Invalid arguments for") for outcome, message in rows)
+    assert all(r.outcome == "error" and r.error_message.startswith("Invalid arguments for") for r in rows)
 
 
 async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
@@ -90,7 +89,7 @@ async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
         missing = await client.call_tool("get_invoice", {"site_id": 14, "invoice_id": 987654})
         assert missing.structured_content == {"error": "not_found", "upstream_status": 404,
                                               "message": "Invoice 987654 was not found on site 14."}
-    rows = await run_db(lambda: list(ToolCall.objects.order_by("created_at", "id")))
+    rows = await audit_rows_async(4)
     assert [(r.tool, r.outcome, r.upstream_status) for r in rows] == [
         ("create_customer", "error", 400), ("create_offline_charge", "error", 400),
         ("pay_invoice_offline", "error", 400), ("get_invoice", "error", 404)]
@@ -140,7 +139,7 @@ async def test_rate_limited_calls_say_when_to_retry(limited_gateway):
     retry_after = limited.structured_content["retry_after"]
     assert limited.structured_content["error"] == "rate_limited" and 1 <= retry_after <= 60
     assert limited.content[0].text == f"rate limit for this account reached, retry in {retry_after} s"
-    outcomes = await run_db(lambda: list(ToolCall.objects.order_by("id").values_list("outcome", flat=True)))
+    outcomes = [row.outcome for row in await audit_rows_async(5)]
     assert outcomes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
 
 
@@ -160,5 +159,5 @@ async def test_an_unreachable_upstream_is_a_clear_tool_error(orphan_gateway):
     assert result.is_error
     assert result.structured_content["error"] == "upstream_unavailable"
     assert "unreachable" in result.content[0].text
-    row = await run_db(ToolCall.objects.get)
+    [row] = await audit_rows_async(1)
     assert (row.outcome, row.upstream_status) == ("error", None)
