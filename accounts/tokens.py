@@ -24,15 +24,10 @@ def checksum(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
 
 
-def principal_for_token(raw_token: str, resource: str) -> Principal | None:
-    """Return the principal for a raw bearer token presented to `resource`, or None if it
-    must be refused. Also records the connection's last use."""
-    checked = _check(raw_token, resource)
-    return checked[0] if checked else None
-
-
 def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
-    """`principal_for_token` plus the account's sites and its decrypted Core API key."""
+    """The principal for a raw bearer token presented to `resource`, with its account's
+    sites and decrypted Core API key; None if the token must be refused. Also records the
+    connection's last use."""
     checked = _check(raw_token, resource)
     if checked is None:
         return None

@@ -12,7 +12,8 @@ process's CPU per call for each target and the ratios, checks the floors and tha
 gateway call left exactly one audit row. The floors: gateway throughput >= 0.6x the bare
 server's at every concurrency, and p50 at most 2 ms more with one client. (With more
 clients than the server has CPU for, p50 is queueing: about clients / throughput, so its
-difference follows from the throughput ratio; it is reported, not judged.) `--gateway-env DB_POOL_SIZE=4` measures the gateway with its connection pool.
+difference follows from the throughput ratio; it is reported, not judged.)
+`--gateway-env DB_POOL_SIZE=4` measures the gateway with its connection pool.
 """
 
 from __future__ import annotations

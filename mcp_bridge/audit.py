@@ -34,8 +34,8 @@ import math
 import re
 import time
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 

@@ -4,7 +4,8 @@ Handlers stay thin: parse (the SDK has validated the arguments), call `core_api(
 render with `page_result` / `object_result`. `core_api` checks that the site belongs to
 the caller's account (from the verified token's credentials: no query), makes the request
 with the account's own API key (the caller's token never travels upstream), and turns
-every upstream failure into a `ToolFailed` that becomes an `isError` result. The running call's audit record is filled in on the way.
+every upstream failure into a `ToolFailed` that becomes an `isError` result. The running
+call's audit record is filled in on the way.
 """
 
 from __future__ import annotations

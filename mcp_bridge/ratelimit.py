@@ -28,8 +28,9 @@ Redis down: the gate fails closed (`RateLimiterUnavailable`, no request is sent)
 client reconnects on the next call, so service resumes by itself when Redis is back. The
 scripts go through `mcp_bridge.redis_pipe` (a pipelined client, far cheaper per command
 than redis-py's asyncio client on this hot path); the dashboard and roll-ups use redis-py.
-The limiter state lives only in Redis: run it with AOF persistence so a restart keeps the last window
-(otherwise the upstream's own 429, honoured via the block key, is the backstop).
+The limiter state lives only in Redis: run it with AOF persistence so a restart keeps
+the last window (otherwise the upstream's own 429, honoured via the block key, is the
+backstop).
 """
 
 from __future__ import annotations

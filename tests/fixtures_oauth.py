@@ -186,14 +186,15 @@ def obtain_tokens(gateway_url: str, username: str, password: str, account_slug: 
 
 
 def gateway_principal(gateway_url: str, raw_token: str, resource: str | None = None):
-    """`principal_for_token` as the gateway at `gateway_url` sees it (its MCP URL is the
-    resource), run in the test process against the shared test database."""
+    """The token check's principal as the gateway at `gateway_url` sees it (its MCP URL is
+    the resource), run in the test process against the shared test database."""
     from django.test import override_settings
 
-    from accounts.tokens import principal_for_token
+    from accounts.tokens import credentials_for_token
 
     with override_settings(PUBLIC_URL=gateway_url, MCP_RESOURCE_URL=mcp_url(gateway_url)):
-        return principal_for_token(raw_token, resource or mcp_url(gateway_url))
+        credentials = credentials_for_token(raw_token, resource or mcp_url(gateway_url))
+    return credentials.principal if credentials else None
 
 
 class QuickScryptHasher(ScryptPasswordHasher):

@@ -3,10 +3,11 @@
 Readiness answers 503 naming the database (liveness stays 200, so the process is not
 killed for it). The first tool call after the cut is still served (its token check is
 cached) and its audit row, which fails just after the answer, waits in the process's
-backlog; from then on the gateway distrusts its cache, so MCP requests get a clear 503 with Retry-After instead of a crash.
-Everything recovers without a restart, and the kept row is written. The gateway reaches the test database through a link
-that the test cuts: a symlink on SQLite, a TCP proxy on PostgreSQL
-(tests.fixtures_faults.DatabaseOutage), so this runs on both engines.
+backlog; from then on the gateway distrusts its cache, so MCP requests get a clear 503
+with Retry-After instead of a crash. Everything recovers without a restart, and the kept
+row is written. The gateway reaches the test database through a link that the test cuts:
+a symlink on SQLite, a TCP proxy on PostgreSQL (tests.fixtures_faults.DatabaseOutage), so
+this runs on both engines.
 """
 
 import time
