@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_bridge import audit
 from mcp_bridge.auth import PrincipalAccessToken, PrincipalTokenVerifier
 from mcp_bridge.models import ToolCall
+from pelcro_gateway.cors import normalize_origin
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +50,6 @@ async def _send_json(send: Send, status: int, body: dict, headers: Iterable[tupl
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
-
-
-def normalize_origin(origin: str) -> str | None:
-    """`scheme://host[:port]` in lower case with default ports dropped, or None if malformed."""
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    default = {"http": 80, "https": 443}[parts.scheme]
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 class OriginGate:

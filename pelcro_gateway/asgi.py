@@ -3,6 +3,8 @@
 - MCP traffic at "/" (POST, and GET/DELETE for the 2025 session transport) goes to the
   MCP app; a browser's `GET /` (Accept: text/html) goes to Django's landing page.
 - Everything else goes to Django.
+- CORS (`pelcro_gateway.cors`) wraps both, so preflights are answered before the MCP
+  app's authentication and every answer a browser-hosted client reads carries its grant.
 - Lifespan is handled here because Django's ASGI handler has none, and a Starlette app
   mounted inside another app never gets its lifespan run. The MCP session manager (and
   anything else that needs start-up/shut-down) is entered here.
@@ -18,7 +20,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
 from pelcro_gateway.checks import run_startup_checks  # noqa: E402
+from pelcro_gateway.cors import GatewayCORS  # noqa: E402
 
 MCP_PATH = "/"
 
@@ -78,4 +83,6 @@ def build_application() -> GatewayRouter:
     return GatewayRouter(django_app, mcp=mcp_app, lifespan=lifespan)
 
 
-application = build_application()
+application = GatewayCORS(
+    build_application(), allowed_origins=[settings.PUBLIC_URL, *settings.PELCRO_GATEWAY["MCP_ALLOWED_ORIGINS"]]
+)

@@ -8,7 +8,8 @@ from tests.fixtures_oauth import MCP_HEADERS, authorize, pkce_pair, register_cli
 
 
 def get_json(url):
-    response = httpx.get(url, timeout=10)
+    # As a browser-hosted client fetches it: public documents, readable from any origin.
+    response = httpx.get(url, timeout=10, headers={"Origin": "https://any-client.example"})
     assert response.status_code == 200, url
     assert response.headers["access-control-allow-origin"] == "*"
     return response.json()

@@ -4,7 +4,8 @@ DOT builds them from OAUTH2_PROVIDER settings; we only correct what DOT cannot k
 introspection needs a client secret (public clients cannot introspect). The OpenID
 document is the RFC 8414 document served at the OpenID path, so a client that probes
 either finds the same issuer and endpoints; the gateway issues no ID tokens, so it
-advertises no OpenID-only features.
+advertises no OpenID-only features. CORS (open to any origin) is set for every discovery
+document in one place, `pelcro_gateway/cors.py`.
 """
 
 import json
@@ -21,6 +22,5 @@ class AuthorizationServerMetadataView(OAuthServerMetadataView):
         if "introspection_endpoint" in data:
             data["introspection_endpoint_auth_methods_supported"] = SECRET_AUTH_METHODS
         response = JsonResponse(data)
-        response["Access-Control-Allow-Origin"] = "*"
         response["Cache-Control"] = "public, max-age=300"
         return response
