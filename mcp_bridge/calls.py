@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from mcp_types import CallToolResult, TextContent
@@ -82,8 +83,18 @@ async def core_api(
     what: str,
     params: dict[str, Any] | None = None,
     json_body: dict[str, Any] | None = None,
+    check: str | None = None,
 ) -> CoreAPIResponse:
-    """Make one Core API request for the calling account; `what` names the object for errors."""
+    """Make one Core API request for the calling account; `what` names the object for errors.
+
+    A write (any method but GET) must say in `check` how the assistant can see whether it
+    was applied, as a phrase that follows "Before trying again, " (e.g. "read invoice 7 with
+    get_invoice to see whether it was finalized"): a write is never repeated automatically
+    once it may have reached the upstream, and the tool error then carries
+    `may_have_been_applied: true` with this advice.
+    """
+    if method != "GET" and not check:
+        raise ValueError(f"{method} {path}: a write must say how to check whether it was applied")
     credentials = current_credentials()
     principal = credentials.principal
     record = audit.current_record()
@@ -107,12 +118,12 @@ async def core_api(
         )
     except CoreAPIError as exc:
         record.upstream_status = exc.status or None
-        raise _failure(exc, what, site_id) from None
+        raise _failure(exc, what, site_id, check) from None
     record.upstream_status = response.status
-    return response
+    return response if check is None else replace(response, check=check)
 
 
-def _failure(exc: CoreAPIError, what: str, site_id: int) -> ToolFailed:
+def _failure(exc: CoreAPIError, what: str, site_id: int, check: str | None) -> ToolFailed:
     status = exc.status or None
     if isinstance(exc, RateLimited):
         return ToolFailed(
@@ -141,13 +152,17 @@ def _failure(exc: CoreAPIError, what: str, site_id: int) -> ToolFailed:
         message = "The Core API rejected the account's API key; an account administrator must replace it."
         return ToolFailed(ToolFailure(error="unauthorized", message=message, upstream_status=status))
     if isinstance(exc, UpstreamUnavailable):
-        unsure = exc.maybe_processed or None
-        return ToolFailed(
-            ToolFailure(
-                error="upstream_unavailable", message=exc.message, upstream_status=status, may_have_been_applied=unsure
-            )
-        )
+        if exc.maybe_processed:
+            return ToolFailed(ToolFailure(
+                error="upstream_unavailable", message=f"{exc.message} {_before_retrying(check)}",
+                upstream_status=status, may_have_been_applied=True,
+            ))
+        return ToolFailed(ToolFailure(error="upstream_unavailable", message=exc.message, upstream_status=status))
     return ToolFailed(ToolFailure(error="upstream_error", message=exc.message, upstream_status=status))
+
+
+def _before_retrying(check: str | None) -> str:
+    return f"Before trying again, {check or 'check the object it changes'}."
 
 
 # --- Rendering -------------------------------------------------------------------------------
@@ -177,17 +192,22 @@ def _result(structured: BaseModel, summary: str) -> CallToolResult:
     )
 
 
-def parse(model: type[M], data: Any) -> M:
-    """Validate upstream data as `model`; a mismatch is an upstream error, not a crash."""
+def parse(model: type[M], data: Any, response: CoreAPIResponse | None = None) -> M:
+    """Validate upstream data as `model`; a mismatch is an upstream error, not a crash. Given
+    the `response` of a write (it has a `check`), the error says the write was applied."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        message = (f"The Core API answered with an unexpected {model.__name__.lower()} shape "
+                   f"({exc.error_count()} problem(s))")
+        if response is not None and response.check:
+            raise ToolFailed(ToolFailure(
+                error="upstream_error", may_have_been_applied=True,
+                message=f"{message}; it answered {response.status}, so the change was most likely applied. "
+                f"{_before_retrying(response.check)}",
+            )) from None
         raise ToolFailed(
-            ToolFailure(
-                error="upstream_error",
-                message=f"The Core API answered with an unexpected {model.__name__.lower()} shape "
-                f"({exc.error_count()} problem(s)); the request itself may have succeeded.",
-            )
+            ToolFailure(error="upstream_error", message=f"{message}; the request itself may have succeeded.")
         ) from None
 
 
@@ -213,7 +233,7 @@ def object_result(
     response: CoreAPIResponse, model: type[M], summary: str | Callable[[M], str]
 ) -> CallToolResult:
     """A single-object response as `model`; `summary` is its text (or makes it from the object)."""
-    obj = parse(model, response.data)
+    obj = parse(model, response.data, response)
     return _result(obj, summary(obj) if callable(summary) else summary)
 
 

@@ -2,8 +2,20 @@
 
 One `httpx.AsyncClient` (one connection pool) per event loop per process. Every request
 goes through a `RequestGate` first (the shared per-account rate limiter), so nothing can
-reach the upstream around it. Upstream answers become typed errors; retries happen only
-where a retry cannot repeat a write that may already have been processed.
+reach the upstream around it. Upstream answers become typed errors.
+
+Retries (RFC 9110 §9.2.2 lets a client retry automatically only requests it knows to be
+idempotent; we are stricter and never repeat a write that may have reached the upstream):
+
+- a read (GET, HEAD, OPTIONS) is retried after a timeout, a broken connection or a 5xx;
+- a write (POST, PUT, PATCH, DELETE) is retried only when it provably never reached the
+  upstream: the connection could not be opened (refused, connect timeout, no pooled
+  connection free) or the upstream answered 429, which means "not processed" (RFC 6585
+  §4), with a short Retry-After. After a read or write timeout, a connection broken after
+  sending, a 5xx, or an answer that cannot be read, it is never sent again and the error
+  says the change may have been applied (`UpstreamUnavailable.maybe_processed`). PUT is
+  no exception: a replayed finalizing PUT is refused ("only a draft can be finalized")
+  although the first one did it, and a replay can undo a change made in between.
 """
 
 from __future__ import annotations
@@ -25,10 +37,11 @@ from mcp_bridge.per_loop import PerLoop
 
 logger = logging.getLogger(__name__)
 
-# Methods whose replay cannot change the outcome. DELETE is idempotent in HTTP terms,
-# but its replay after an unseen success answers 404, which would mislead; so it is
-# retried only when the first attempt provably never reached the upstream.
-REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})
+# Methods whose replay cannot change anything upstream. Every other method is a write and
+# is sent again only when the first attempt provably never reached the upstream. PUT and
+# DELETE are idempotent in HTTP terms, yet their replay after an unseen success misleads:
+# a finalizing PUT answers "only a draft can be finalized", a DELETE answers 404.
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 # --- Errors ------------------------------------------------------------------------------
@@ -150,6 +163,9 @@ class CoreAPIResponse:
     data: Any
     meta: dict[str, Any] | None = None
     links: dict[str, Any] | None = None
+    # For the answer to a write made by a tool: how to see whether it was applied (set by
+    # `mcp_bridge.calls.core_api`), so an unreadable answer can say what to look at.
+    check: str | None = None
 
 
 class CoreAPIClient:
@@ -192,8 +208,11 @@ class CoreAPIClient:
         json: dict[str, Any] | None = None,
         background: bool = False,
     ) -> CoreAPIResponse:
-        """Make one Core API call for `account_id`, with retries where they are safe."""
+        """Make one Core API call for `account_id`, with retries where they are safe (see
+        the module docstring). Raises a `CoreAPIError`; an `UpstreamUnavailable` with
+        `maybe_processed=True` means the write was sent once and its fate is unknown."""
         method = method.upper()
+        is_read = method in REPLAYABLE_METHODS
         query = {"site_id": site_id, **{k: v for k, v in (params or {}).items() if v is not None}}
         headers = {"Authorization": f"Bearer {api_key}"}
         url = self.base_url + path
@@ -202,52 +221,50 @@ class CoreAPIClient:
             try:
                 response = await self._attempt(method, url, account_id, background, query, json, headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The request never reached the upstream: safe to retry any method.
-                error = UpstreamUnavailable(f"Core API unreachable ({type(exc).__name__})")
+                # No connection was made (or none was free): the request never left this
+                # process, so any method may be sent again.
                 if attempt < self.max_retries:
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
                     continue
-                raise error from None
-            except httpx.TimeoutException as exc:
-                unsure = method not in REPLAYABLE_METHODS
-                if not unsure and attempt < self.max_retries:
+                raise UpstreamUnavailable(f"Core API unreachable ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                # Timed out or broken after the request (or part of it) was sent: a read is
+                # tried again; a write may have been applied and is never repeated.
+                what = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+                if is_read and attempt < self.max_retries:
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
                     continue
-                raise UpstreamUnavailable(
-                    _unsure_message("timed out") if unsure else f"Core API timed out ({type(exc).__name__})",
-                    maybe_processed=unsure,
-                ) from None
-            except httpx.TransportError as exc:
-                unsure = method not in REPLAYABLE_METHODS
-                raise UpstreamUnavailable(
-                    _unsure_message("connection failed") if unsure else f"Core API connection failed ({type(exc).__name__})",
-                    maybe_processed=unsure,
-                ) from None
+                if is_read:
+                    raise UpstreamUnavailable(f"Core API {what} ({type(exc).__name__})") from None
+                raise UpstreamUnavailable(_unsure_message(f"{what} after the request was sent"),
+                                          maybe_processed=True) from None
             logger.debug("core api %s %s -> %s", method, path, response.status_code)
 
             if response.status_code == 429:
                 retry_after = _retry_after(response)
                 await self.gate.upstream_rate_limited(account_id, retry_after)
-                # A 429 means "not processed": safe to retry any method, if the wait is short.
+                # A 429 means "not processed" (RFC 6585 §4): any method may be sent again,
+                # if the wait is short.
                 if attempt < self.max_retries and retry_after <= self.backoff_max:
                     attempt += 1
                     await asyncio.sleep(retry_after + random.uniform(0, self.backoff_base))
                     continue
                 raise RateLimited(retry_after, source="upstream")
             if response.status_code >= 500:
-                if method in REPLAYABLE_METHODS and attempt < self.max_retries:
+                # A 5xx says nothing about what the upstream did before failing.
+                if is_read and attempt < self.max_retries:
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
                     continue
+                if is_read:
+                    raise UpstreamUnavailable(f"Core API error {response.status_code}", status=response.status_code)
                 raise UpstreamUnavailable(
-                    f"Core API error {response.status_code}"
-                    + ("" if method in REPLAYABLE_METHODS else "; the change may or may not have been applied"),
-                    status=response.status_code,
-                    maybe_processed=method not in REPLAYABLE_METHODS,
+                    _unsure_message(f"answered {response.status_code}"), status=response.status_code,
+                    maybe_processed=True,
                 )
-            return _parse(response)
+            return _parse(response, unsure=not is_read)
 
     async def _attempt(self, method, url, account_id, background, query, json, headers) -> httpx.Response:
         """One upstream request. It passes the gate first (every attempt is a request the
@@ -273,8 +290,7 @@ class CoreAPIClient:
 
 def _unsure_message(what: str) -> str:
     return (
-        f"Core API {what} after the request was sent; the change may or may not have been "
-        "applied. Check the object's current state before retrying."
+        f"Core API {what}; the change may or may not have been applied (it was not sent again)."
     )
 
 
@@ -286,13 +302,20 @@ def _retry_after(response: httpx.Response) -> float:
         return 1.0
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: httpx.Response, unsure: bool) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise UpstreamUnavailable(
-            f"Core API answered {response.status_code} with a body that is not JSON", status=response.status_code
-        ) from None
+        raise _unreadable(response, "with a body that is not JSON", unsure) from None
+
+
+def _unreadable(response: httpx.Response, what: str, unsure: bool) -> UpstreamUnavailable:
+    """An answer the client cannot read. For a write answered 2xx the change was made; for
+    any other write nobody can tell: either way the caller must look before retrying."""
+    status = response.status_code
+    if unsure:
+        return UpstreamUnavailable(_unsure_message(f"answered {status} {what}"), status=status, maybe_processed=True)
+    return UpstreamUnavailable(f"Core API answered {status} {what}", status=status)
 
 
 def _error_message(body: Any, default: str) -> str:
@@ -305,14 +328,16 @@ def _error_message(body: Any, default: str) -> str:
     return default
 
 
-def _parse(response: httpx.Response) -> CoreAPIResponse:
+def _parse(response: httpx.Response, *, unsure: bool) -> CoreAPIResponse:
+    """The answer as data or a typed error. `unsure`: the request was a write, so an answer
+    that cannot be read must say the change may have been applied."""
     status = response.status_code
     if status == 204:
         return CoreAPIResponse(status=status, data=None)
-    body = _json(response)
+    body = _json(response, unsure and status < 400)
     if status < 400:
         if not isinstance(body, dict) or "data" not in body:
-            raise UpstreamUnavailable("Core API answered without a data envelope", status=status)
+            raise _unreadable(response, "without a data envelope", unsure)
         return CoreAPIResponse(status=status, data=body["data"], meta=body.get("meta"), links=body.get("links"))
     if status in (400, 422) and isinstance(body, dict) and isinstance(body.get("errors"), dict):
         fields = {

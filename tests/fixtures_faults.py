@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -208,12 +209,17 @@ class LogWatch:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a TCP server; `cut()` drops every connection and refuses
-    new ones until `restore()` (a database server that went away and came back)."""
+    new ones until `restore()` (a database server that went away and came back).
+
+    With `reset_answers` set, whatever the server answers is thrown away and the client's
+    connection is reset instead (RST): a request that reached the server and was processed,
+    whose answer was lost on the way back ("connection reset after send")."""
 
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
         self.port = free_port()
         self.up = True
+        self.reset_answers = False
         self._closed = False
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -245,12 +251,21 @@ class TcpProxy:
             client.settimeout(None)
             with self._lock:
                 self._sockets.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, answers), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
         try:
             while data := src.recv(65536):
+                if answers and self.reset_answers:
+                    # SO_LINGER 0 and no SHUT_WR: close() sends RST, not FIN (SHUT_RD sends
+                    # nothing; it wakes the thread reading this socket).
+                    dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    with self._lock:
+                        self._sockets.discard(dst)
+                    dst.shutdown(socket.SHUT_RD)
+                    dst.close()
+                    break
                 dst.sendall(data)
         except OSError:
             pass

@@ -6,6 +6,8 @@ become the client's typed errors (and which of them it retries, counted in the s
 request log).
 """
 
+import asyncio
+
 import pytest
 
 from mcp_bridge.core_api import (
@@ -263,3 +265,42 @@ async def test_5xx_is_retried_for_reads_but_never_for_writes(core, sbx):
         await core("POST", "/customers", json={"email": f"fivexx{since}@example.com"})
     assert write_error.value.maybe_processed is True
     assert [(e["method"], e["fault"]) for e in sbx.log(since)] == [("POST", "error")]  # sent exactly once
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+async def test_a_write_of_any_method_is_never_resent_after_a_5xx(core, sbx, method):
+    customer = await new_customer(core, sbx)
+    path = f"/customers/{customer['id']}" if method != "POST" else "/customers"
+    body = None if method == "DELETE" else {"email": f"x{sbx.last_seq()}@example.com"}
+    sbx.configure(error_rate=1)
+    since = sbx.last_seq()
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await core(method, path, json=body)
+    assert caught.value.maybe_processed is True and caught.value.status >= 500
+    assert "may or may not have been applied" in caught.value.message
+    assert [(e["method"], e["fault"]) for e in sbx.log(since)] == [(method, "error")]
+
+
+async def test_a_timed_out_write_is_sent_once_and_a_timed_out_read_is_retried(sbx, limiter_account):
+    """Latency past the client's timeout: the upstream gets (and later applies) the write."""
+    client = CoreAPIClient(sbx.base, gate=OpenGate(), timeout=0.3, max_retries=2, backoff_base=0.01)
+    customer = (await client.request("POST", "/customers", account_id=limiter_account, api_key=KEYS["acme"],
+                                     site_id=ACME_SITE, json={"email": f"slow{sbx.last_seq()}@example.com"})).data
+    sbx.configure(latency_ms=800)
+    try:
+        since = sbx.last_seq()
+        for method, path, body in [("PUT", f"/customers/{customer['id']}", {"first_name": "Slow"}),
+                                   ("DELETE", f"/customers/{customer['id']}", None),
+                                   ("POST", "/customers", {"email": f"slow2{since}@example.com"})]:
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await client.request(method, path, account_id=limiter_account, api_key=KEYS["acme"],
+                                     site_id=ACME_SITE, json=body)
+            assert caught.value.maybe_processed is True and "timed out" in caught.value.message
+        with pytest.raises(UpstreamUnavailable) as read:
+            await client.request("GET", "/plans", account_id=limiter_account, api_key=KEYS["acme"], site_id=ACME_SITE)
+        assert read.value.maybe_processed is False
+        await asyncio.sleep(1.0)  # the last ones finish inside the sandbox
+        assert [e["method"] for e in sbx.log(since)] == ["PUT", "DELETE", "POST", "GET", "GET", "GET"]
+    finally:
+        sbx.restore_config()
+        await client.aclose()

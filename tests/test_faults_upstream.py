@@ -61,7 +61,7 @@ def test_slow_upstream_times_out_clearly_and_a_write_is_never_resent(faults):
     # A write that timed out may have been applied: said so, and not repeated.
     assert created.error == "upstream_unavailable"
     assert created.structured["may_have_been_applied"] is True
-    assert UNSURE in created.text and "Check the object's current state" in created.text
+    assert UNSURE in created.text and "Before trying again, look for it with list_customers" in created.text
     assert created.seconds < 1.5
 
     entries = wait_for_log(sandbox, since, 4)

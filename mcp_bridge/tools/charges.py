@@ -95,7 +95,10 @@ async def create_offline_charge(args: CreateOfflineChargeInput):
     invoice; without, the amount is credited to the customer's balance. `amount` is in
     cents. Each call records a new payment, so do not repeat a call that succeeded.
     """
-    response = await core_api("POST", "/charges", args.site_id, what="the new charge", json_body=args.body())
+    response = await core_api(
+        "POST", "/charges", args.site_id, what="the new charge", json_body=args.body(),
+        check=f"look for it with list_charges (customer_id {args.customer_id}) to see whether it was recorded",
+    )
     return object_result(
         response, Charge,
         lambda c: f"Recorded offline charge {c.id} on site {args.site_id}: {money(c.amount, c.currency)}"

@@ -133,7 +133,10 @@ async def create_customer(args: CreateCustomerInput):
     """Create a customer on a site. Needs an email or a display_name; first_name and
     last_name are at most 255 characters. Each call creates a new customer, so check with
     list_customers (email filter) first if the customer may already exist."""
-    response = await core_api("POST", "/customers", args.site_id, what="the new customer", json_body=args.body())
+    response = await core_api(
+        "POST", "/customers", args.site_id, what="the new customer", json_body=args.body(),
+        check="look for it with list_customers (filter by email) to see whether it was created",
+    )
     return object_result(response, Customer, lambda c: f"Created customer {c.id} on site {args.site_id}.")
 
 
@@ -147,7 +150,7 @@ async def update_customer(args: UpdateCustomerInput):
     null is removed, other keys stay."""
     response = await core_api(
         "PUT", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
-        json_body=args.body(),
+        json_body=args.body(), check=f"read customer {args.customer_id} with get_customer to see whether it changed",
     )
     return object_result(response, Customer, f"Updated customer {args.customer_id} on site {args.site_id}.")
 
@@ -164,9 +167,11 @@ async def delete_customer(args: CustomerIdInput):
     customer answers not found.
     """
     response = await core_api(
-        "DELETE", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}"
+        "DELETE", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
+        check=f"read customer {args.customer_id} with get_customer to see whether it was deleted "
+        "(deleted_at is set, or it is not found)",
     )
-    customer = parse(Customer, response.data) if isinstance(response.data, dict) else None
+    customer = parse(Customer, response.data, response) if isinstance(response.data, dict) else None
     return structured_result(
         DeletedCustomer(deleted=True, customer_id=args.customer_id, customer=customer),
         f"Deleted customer {args.customer_id} on site {args.site_id}; their active subscriptions are canceled.",

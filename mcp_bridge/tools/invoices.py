@@ -193,7 +193,10 @@ async def create_invoice(args: CreateInvoiceInput):
     the customer owes it at once (an open invoice's amounts can no longer be edited).
     Each call creates a new invoice.
     """
-    response = await core_api("POST", "/invoices", args.site_id, what="the new invoice", json_body=args.body())
+    response = await core_api(
+        "POST", "/invoices", args.site_id, what="the new invoice", json_body=args.body(),
+        check=f"look for it with list_invoices (customer_id {args.customer_id}) to see whether it was created",
+    )
     return object_result(response, Invoice, _invoice_line("Created", args.site_id))
 
 
@@ -208,7 +211,8 @@ async def update_invoice(args: UpdateInvoiceInput):
     and uncollectible invoices refuse due_date and line_items changes.
     """
     response = await core_api(
-        "PUT", f"/invoices/{args.invoice_id}", args.site_id, what=f"invoice {args.invoice_id}", json_body=args.body()
+        "PUT", f"/invoices/{args.invoice_id}", args.site_id, what=f"invoice {args.invoice_id}", json_body=args.body(),
+        check=f"read invoice {args.invoice_id} with get_invoice to see whether it changed",
     )
     return object_result(response, Invoice, _invoice_line("Updated", args.site_id))
 
@@ -226,7 +230,7 @@ async def pay_invoice_offline(args: PayInvoiceOfflineInput):
     """
     response = await core_api(
         "POST", f"/invoices/{args.invoice_id}/pay_offline", args.site_id, what=f"invoice {args.invoice_id}",
-        json_body=args.body(),
+        json_body=args.body(), check=f"read invoice {args.invoice_id} with get_invoice to see whether it is paid",
     )
     return object_result(response, Invoice, _invoice_line("Paid", args.site_id))
 
@@ -242,7 +246,8 @@ async def void_invoice(args: InvoiceIdInput):
     with the user first.
     """
     response = await core_api(
-        "POST", f"/invoices/{args.invoice_id}/void", args.site_id, what=f"invoice {args.invoice_id}"
+        "POST", f"/invoices/{args.invoice_id}/void", args.site_id, what=f"invoice {args.invoice_id}",
+        check=f"read invoice {args.invoice_id} with get_invoice to see whether it is void",
     )
     return object_result(response, Invoice, _invoice_line("Voided", args.site_id))
 
@@ -257,6 +262,7 @@ async def mark_invoice_uncollectible(args: InvoiceIdInput):
     irreversible and confirm with the user first.
     """
     response = await core_api(
-        "POST", f"/invoices/{args.invoice_id}/uncollectible", args.site_id, what=f"invoice {args.invoice_id}"
+        "POST", f"/invoices/{args.invoice_id}/uncollectible", args.site_id, what=f"invoice {args.invoice_id}",
+        check=f"read invoice {args.invoice_id} with get_invoice to see whether it is uncollectible",
     )
     return object_result(response, Invoice, _invoice_line("Marked uncollectible", args.site_id))

@@ -115,7 +115,8 @@ async def create_subscription(args: CreateSubscriptionInput):
     expired or used-up coupons are refused.
     """
     response = await core_api(
-        "POST", "/subscriptions", args.site_id, what="the new subscription", json_body=args.body()
+        "POST", "/subscriptions", args.site_id, what="the new subscription", json_body=args.body(),
+        check=f"look for it with list_subscriptions (customer_id {args.customer_id}) to see whether it was created",
     )
     return object_result(
         response, Subscription,
@@ -137,6 +138,7 @@ async def cancel_subscription(args: CancelSubscriptionInput):
     response = await core_api(
         "POST", f"/subscriptions/{args.subscription_id}/cancel", args.site_id,
         what=f"subscription {args.subscription_id}", json_body=body,
+        check=f"read subscription {args.subscription_id} with get_subscription to see whether it was canceled",
     )
     return object_result(
         response, Subscription,
