@@ -173,6 +173,7 @@ class Stack:
             "CORE_API_BASE_URL": sandbox.url + "/api/v1/core",
             "RATE_LIMIT": UNLIMITED,
             "ACCESS_LOG": "0",  # like the bare server (--no-access-log)
+            "FORWARDED_ALLOW_IPS": "",  # as the launchers run it
             **env,
         }
         argv = uvicorn_argv("pelcro_gateway.asgi:application", port, "--workers", str(workers))

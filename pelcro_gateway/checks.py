@@ -4,6 +4,7 @@ They run on every `manage.py` command and when the ASGI app starts (asgi.py call
 `run_startup_checks`), so a misconfigured `prd` deployment never serves a request.
 """
 
+import os
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -34,8 +35,23 @@ def check_production_safety(app_configs=None, **kwargs):
     auth_cache = settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
     if not 0 <= auth_cache <= 300:
         errors.append(Error("AUTH_CACHE_SECONDS must be between 0 and 300.", id="pelcro_gateway.E004"))
+    if "BEHIND_PROXY" in os.environ:
+        errors.append(Error(
+            "BEHIND_PROXY is no longer read: it trusted X-Forwarded-Proto from any client.",
+            hint="Set FORWARDED_ALLOW_IPS to the addresses of your proxies (uvicorn then takes the scheme "
+                 "and client address from them only), and remove BEHIND_PROXY.",
+            id="pelcro_gateway.E005",
+        ))
     if env == "dev":
         return errors
+    if "FORWARDED_ALLOW_IPS" not in os.environ:
+        errors.append(Error(
+            "FORWARDED_ALLOW_IPS is not set: uvicorn would then trust X-Forwarded-For from 127.0.0.1, "
+            "letting a local client choose the address per-IP limits count.",
+            hint="Set it to the addresses of your reverse proxies, or to an empty value when clients "
+                 "connect directly (the Procfile, Dockerfile and docker-compose.yml default to empty).",
+            id="pelcro_gateway.E015",
+        ))
     if settings.DEBUG:
         errors.append(Error(f"DEBUG must be off when GATEWAY_ENV={env}.", id="pelcro_gateway.E010"))
     if settings.SECRET_KEY == settings.DEV_SECRET_KEY or len(settings.SECRET_KEY) < 32:

@@ -185,7 +185,10 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+# Behind a TLS-terminating proxy, uvicorn takes the scheme (X-Forwarded-Proto) and the client
+# address (X-Forwarded-For) from the proxies listed in FORWARDED_ALLOW_IPS and from nobody
+# else; Django reads both from the ASGI scope, so it needs no proxy header of its own.
+SECURE_PROXY_SSL_HEADER = None
 SECURE_HSTS_SECONDS = 0 if IS_DEV else env_int("SECURE_HSTS_SECONDS", 31536000)
 
 # --- Static files ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def gateway_env(sandbox: ServerProcess | None, port: int, **extra: str) -> dict[
         "GATEWAY_ENV": "dev",
         "DEBUG": "0",
         "ACCESS_LOG": "0",
+        "FORWARDED_ALLOW_IPS": "",  # as every launcher runs it: no proxy trusted
     }
     if sandbox is not None:
         env["CORE_API_BASE_URL"] = sandbox.url + "/api/v1/core"

@@ -84,6 +84,7 @@ SAFE_PRD = {
     "SECRET_KEY": "x" * 50,
     "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
     "PUBLIC_URL": "https://mcp.example.test",
+    "FORWARDED_ALLOW_IPS": "",
 }
 
 

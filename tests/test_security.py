@@ -28,6 +28,7 @@ SAFE_PRD = {
     "SECRET_KEY": "k3Jv9-pQ2x_Lm8sT4wZ1yB6nR0cF5hD7gA2eU9iO3lK8jH4mN6bV1cX5zS0qW7rE",
     "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
     "PUBLIC_URL": "https://mcp.example.test",
+    "FORWARDED_ALLOW_IPS": "",
 }
 
 
@@ -108,9 +109,10 @@ def test_every_page_sends_the_security_headers(demo_users, fuzz_gateway):
 
 @pytest.fixture
 def prd_gateway(demo_users, django_db_blocker):
-    """A gateway with safe production settings, behind a TLS-terminating proxy."""
+    """A gateway with safe production settings, behind a TLS-terminating proxy (the test
+    client, on 127.0.0.1, plays the proxy)."""
     with django_db_blocker.unblock():
-        server = start_gateway(None, **SAFE_PRD, BEHIND_PROXY="1")
+        server = start_gateway(None, **{**SAFE_PRD, "FORWARDED_ALLOW_IPS": "127.0.0.1"})
     yield server
     server.stop()
 
