@@ -79,7 +79,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_filter = ["access", "account", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "user__email", "account__name", "application__name", "application__client_id"]
     list_select_related = ["application", "user", "account"]
-    readonly_fields = ["user", "application", "account", "access", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "application", "account", "access", "created_at", "last_used_at", "revoked_at", "revoked_by"]
     actions = ["revoke"]
 
     def has_add_permission(self, request):
@@ -91,7 +91,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected connections (and all their tokens)")
     def revoke(self, request, queryset):
-        count = revoke_connections(queryset)
+        count = revoke_connections(queryset, by=f"staff:{request.user.get_username()}")
         self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.",
                           messages.SUCCESS)
 

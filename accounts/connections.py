@@ -45,10 +45,12 @@ def connection_for_consent(consent: AuthorizationConsent) -> Connection:
 
 
 @transaction.atomic
-def revoke_connections(connections) -> int:
+def revoke_connections(connections, by: str = "") -> int:
     """Revoke connections and every token issued through them, effective immediately.
 
-    Marks each connection revoked, revokes the refresh-token families (so no refresh can
+    `by` says who did it (`Connection.revoked_by`: "user:<username>", "staff:<username>",
+    "client", "membership"); revoked connections stay listed as revoked. Marks each
+    connection revoked, revokes the refresh-token families (so no refresh can
     mint a new token) and deletes the access tokens. Returns how many were newly revoked.
     """
     AccessToken = get_access_token_model()
@@ -58,7 +60,7 @@ def revoke_connections(connections) -> int:
                .values_list("pk", flat=True))
     if not ids:
         return 0
-    Connection.objects.filter(pk__in=ids).update(revoked_at=now)
+    Connection.objects.filter(pk__in=ids).update(revoked_at=now, revoked_by=by[:200])
     auth_epoch.bump_on_commit()  # update() sends no signal
     token_ids = AccessToken.objects.filter(binding__connection_id__in=ids).values_list("pk", flat=True)
     families = set(
@@ -76,9 +78,9 @@ def revoke_connections(connections) -> int:
     return len(ids)
 
 
-def revoke_connection(connection: Connection) -> bool:
+def revoke_connection(connection: Connection, by: str = "") -> bool:
     """Revoke one connection; True if it was active."""
-    return revoke_connections([connection]) == 1
+    return revoke_connections([connection], by) == 1
 
 
 def touch(connection: Connection) -> None:

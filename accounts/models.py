@@ -90,6 +90,11 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(
+        max_length=200, blank=True,
+        help_text="Who revoked it: 'user:<username>' (the person), 'staff:<username>' (admin), "
+        "'client' (RFC 7009 revocation by the app) or 'membership' (the person lost the role).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -105,6 +110,16 @@ class Connection(models.Model):
     @property
     def can_write(self) -> bool:
         return self.access == self.Access.READ_WRITE
+
+    def revoked_by_display(self, viewer=None) -> str:
+        """Who revoked the connection, in words ("you" when `viewer` did it)."""
+        kind, _, name = self.revoked_by.partition(":")
+        if kind == "user":
+            return "you" if viewer is not None and name == viewer.get_username() else name
+        if kind == "staff":
+            return f"an administrator ({name})"
+        return {"client": "the app itself", "membership": "a change of your role in the account"}.get(
+            kind, "the gateway")
 
 
 class TokenBinding(models.Model):

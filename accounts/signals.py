@@ -27,7 +27,7 @@ auth_epoch.watch_models(
 @receiver(post_delete, sender=Membership)
 def revoke_on_membership_removed(sender, instance: Membership, **kwargs):
     revoke_connections(Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id,
-                                                 revoked_at__isnull=True))
+                                                 revoked_at__isnull=True), by="membership")
 
 
 @receiver(post_save, sender=Membership)
@@ -35,7 +35,8 @@ def revoke_on_role_change(sender, instance: Membership, **kwargs):
     allowed = access_policy.allowed_access(instance.role)
     revoke_connections(
         Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id,
-                                  revoked_at__isnull=True).exclude(access__in=allowed)
+                                  revoked_at__isnull=True).exclude(access__in=allowed),
+        by="membership",
     )
 
 

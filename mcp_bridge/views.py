@@ -5,12 +5,16 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
-from accounts.models import Connection
-from mcp_bridge.audit import recent_calls_for_connection
+from accounts.models import Connection, Site
+from mcp_bridge.models import ToolCall
 from mcp_bridge.tools.catalog import TOOLS
+
+
+ACTIVITY_PAGE_SIZE = 50
 
 
 def client_configs(url: str) -> dict[str, str]:
@@ -51,9 +55,20 @@ def landing(request):
 @require_safe
 @login_required
 def connection_activity(request, pk: int):
-    """The latest tool calls through one of the signed-in person's own connections."""
+    """The tool calls through one of the signed-in person's own connections, newest first,
+    ACTIVITY_PAGE_SIZE a page (`?page=N`; out-of-range pages show the last one), each with
+    its site's name and its arguments as the audit stored them (secrets already redacted
+    by `mcp_bridge.audit.redact`)."""
     connection = get_object_or_404(
         Connection.objects.select_related("application", "account"), pk=pk, user=request.user
     )
-    calls = recent_calls_for_connection(connection.pk, limit=50)
-    return render(request, "mcp_bridge/connection_activity.html", {"connection": connection, "calls": calls})
+    calls = ToolCall.objects.filter(connection=connection).order_by("-created_at", "-id")
+    page = Paginator(calls, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    sites = dict(Site.objects.filter(site_id__in={c.site_id for c in page if c.site_id}).values_list("site_id", "name"))
+    rows = [
+        {"call": call, "site_name": sites.get(call.site_id, ""),
+         "arguments": json.dumps(call.arguments, indent=2, sort_keys=True) if call.arguments else ""}
+        for call in page
+    ]
+    return render(request, "mcp_bridge/connection_activity.html",
+                  {"connection": connection, "page": page, "rows": rows})

@@ -6,7 +6,7 @@ the JSON API (`ops.api`) every two seconds and redraws them.
 
 from functools import wraps
 
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -16,16 +16,21 @@ from mcp_bridge.ratelimit import RateLimiterUnavailable
 from ops import state
 
 
+STAFF_ONLY = ("The ops dashboard is for the gateway's staff only: it shows every account's traffic, "
+              "so your account needs the staff flag (set in the admin).")
+
+
 def staff_required(view):
-    """Anonymous → the login page; signed in but not staff → 403."""
+    """Django's `staff_member_required` (anonymous → the sign-in page), except that a
+    signed-in person who is not staff gets the branded 403 saying why, not a second
+    sign-in form."""
+    checked = staff_member_required(view, login_url="login")
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied("The ops dashboard is for staff only.")
-        return view(request, *args, **kwargs)
+        if request.user.is_authenticated and not request.user.is_staff:
+            raise PermissionDenied(STAFF_ONLY)
+        return checked(request, *args, **kwargs)
 
     return wrapped
 

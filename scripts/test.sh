@@ -10,6 +10,7 @@ ensure_venv
 ensure_redis
 ensure_postgres "$TEST_DATABASE_URL"
 ensure_chromium
+ensure_node_tools
 ensure_compose_client
 
 say "test suite on PostgreSQL"

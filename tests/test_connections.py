@@ -31,7 +31,12 @@ def test_connections_page_lists_and_revokes(gateway_server, demo_users):
     assert "Acme Media" in page.text and "Read and write" in page.text and "Read only" in page.text
 
     connection = Connection.objects.get(application__client_id=acme["client_id"])
-    revoke_form = next(f for f in parse_forms(page.text) if f["action"] == f"/connections/{connection.pk}/revoke")
+    # Revoke is a link to a confirmation page (works without JavaScript); nothing is revoked yet.
+    assert f'href="/connections/{connection.pk}/revoke"' in page.text
+    confirm = session.get(f"/connections/{connection.pk}/revoke")
+    assert confirm.status_code == 200 and "Revoke" in confirm.text and "cannot be undone" in confirm.text
+    assert gateway_principal(url, acme["access_token"]) is not None
+    revoke_form = next(f for f in parse_forms(confirm.text) if f["action"] == f"/connections/{connection.pk}/revoke")
     response = session.post(revoke_form["action"], data=revoke_form["hidden"])
     assert response.status_code == 302 and response.headers["location"] == "/connections"
     # Effective on the very next request.
@@ -39,7 +44,12 @@ def test_connections_page_lists_and_revokes(gateway_server, demo_users):
     assert refresh(url, acme["client_id"], acme["refresh_token"]).json()["error"] == "invalid_grant"
     after = session.get("/connections")
     assert "can no longer use Acme Media" in after.text
-    assert "Cursor (pelcro-acme)" not in after.text.split("</ul>", 1)[-1]  # gone from the table
+    # Still listed, as revoked: when and by whom.
+    active, revoked = after.text.split("<h2>Revoked</h2>", 1)
+    assert "Cursor (pelcro-acme)" not in active.split("</ul>", 1)[-1]
+    assert "Cursor (pelcro-acme)" in revoked and ">you<" in revoked.replace("<td data-label=\"By\">", ">")
+    connection.refresh_from_db()
+    assert connection.revoked_by == "user:demo"
     session.close()
 
 
@@ -50,7 +60,7 @@ def test_revoke_needs_post_csrf_and_ownership(gateway_server, demo_users):
     session = signed_in(url, *DEMO)
     page = session.get("/connections")
     token = next(f for f in parse_forms(page.text) if f["action"] == "/logout")["hidden"]["csrfmiddlewaretoken"]
-    assert session.get(f"/connections/{theirs.pk}/revoke").status_code == 405
+    assert session.get(f"/connections/{theirs.pk}/revoke").status_code == 404  # not mine: no confirm page
     assert session.post(f"/connections/{theirs.pk}/revoke").status_code == 403  # no CSRF token
     assert session.post(f"/connections/{theirs.pk}/revoke",
                         data={"csrfmiddlewaretoken": token}).status_code == 404  # not mine

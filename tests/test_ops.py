@@ -110,7 +110,7 @@ def test_account_api_has_an_hour_per_minute_and_the_latest_tool_calls(staff_clie
     assert sum(m["calls"] for m in body["per_minute"]) == 4
     assert body["limit"]["cap_per_minute"] == 118.0
     assert body["tool_calls"][0] == {
-        "at": body["tool_calls"][0]["at"], "tool": "list_invoices", "outcome": "ok", "user": "demo",
+        "at": body["tool_calls"][0]["at"], "tool": "list_invoices", "outcome": "ok", "refused_locally": False, "user": "demo",
         "client": "Claude", "site_id": 14, "upstream_status": 200, "latency_ms": 42,
     }
     assert staff_client.get(f"/ops/accounts/{account.id}/").status_code == 200

@@ -1,29 +1,42 @@
-"""The signed-in person's connected apps, with a Revoke button each."""
+"""The signed-in person's connected apps: the active ones with Activity and Revoke, the
+revoked ones below (when and by whom), and a confirmation step before revoking."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_safe
 
 from accounts.connections import revoke_connection
 from accounts.models import Connection
 
+# Revoked connections stay listed (most recent first) so a revoke is visible afterwards.
+REVOKED_SHOWN = 20
 
-@require_GET
+
+@require_safe
 @login_required
 def connection_list(request):
-    connections = (
-        Connection.objects.filter(user=request.user, revoked_at__isnull=True)
-        .select_related("application", "account")
-        .order_by("-created_at")
-    )
-    return render(request, "accounts/connections.html", {"connections": connections})
+    mine = Connection.objects.filter(user=request.user).select_related("application", "account")
+    active = mine.filter(revoked_at__isnull=True).order_by("-created_at")
+    revoked = [
+        (connection, connection.revoked_by_display(request.user))
+        for connection in mine.filter(revoked_at__isnull=False).order_by("-revoked_at")[:REVOKED_SHOWN]
+    ]
+    return render(request, "accounts/connections.html", {"connections": active, "revoked": revoked})
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def connection_revoke(request, pk: int):
-    connection = get_object_or_404(Connection, pk=pk, user=request.user)
-    if revoke_connection(connection):
-        messages.success(request, f"{connection.application} can no longer use {connection.account}.")
+    """GET: "Revoke this app?" with what it stops (works without JavaScript).
+    POST (the confirm form): revoke it and its tokens at once, back to the list."""
+    connection = get_object_or_404(
+        Connection.objects.select_related("application", "account"), pk=pk, user=request.user
+    )
+    if request.method != "POST":
+        return render(request, "accounts/revoke_confirm.html", {"connection": connection})
+    if revoke_connection(connection, by=f"user:{request.user.get_username()}"):
+        messages.success(request, f"Revoked: {connection.application} can no longer use {connection.account}.")
+    else:
+        messages.info(request, f"{connection.application} was already revoked.")
     return redirect("connections")

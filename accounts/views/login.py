@@ -1,5 +1,6 @@
 """Sign-in and sign-out."""
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 
 from accounts.forms import LOCKED, LoginForm
@@ -21,4 +22,12 @@ class LoginView(auth_views.LoginView):
 
 
 class LogoutView(auth_views.LogoutView):
-    """POST /logout (Django refuses GET, so a link or image cannot sign anyone out)."""
+    """POST /logout (Django refuses GET, so a link or image cannot sign anyone out); the
+    sign-in page it leads to says "You are signed out." """
+
+    def post(self, request, *args, **kwargs):
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.success(request, "You are signed out.")
+        return response

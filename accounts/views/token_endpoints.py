@@ -44,7 +44,8 @@ class RevokeView(RevokeTokenView):
         connection = _connection_of(request.POST.get("token", ""))
         response = super().post(request, *args, **kwargs)
         if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
-            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(),
+                                                                                     revoked_by="client")
             auth_epoch.bump_on_commit()  # update() sends no signal
         return response
 
