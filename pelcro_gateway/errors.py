@@ -52,7 +52,8 @@ def error_context(request, status: int, reason: str = "") -> dict:
 def page(request, status: int, reason: str = "", *, with_request: bool = True) -> HttpResponse:
     """The branded HTML page for `status` (403, 404, 500 or 503)."""
     context = error_context(request, status, reason) if with_request else {
-        "status": status, "title": PAGES[status][0], "reason": reason or PAGES[status][1], "back_url": "",
+        "status": status, "title": PAGES[status][0], "reason": reason or PAGES[status][1],
+        "back_url": request.get_full_path() if request.method == "GET" else "", "back_label": "Try again",
         **deployment(request)}
     html = render_to_string(f"{status}.html", context, request=request if with_request else None)
     return HttpResponse(html, status=status, content_type="text/html; charset=utf-8")

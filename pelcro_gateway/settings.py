@@ -66,7 +66,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])
 # --- Apps --------------------------------------------------------------------------------
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "pelcro_gateway.admin_site.GatewayAdminConfig",  # django.contrib.admin, branded and trimmed
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
