@@ -11,8 +11,12 @@ ensure_venv
 ensure_redis
 say "migrating the database (${DATABASE_URL:-SQLite file var/gateway.sqlite3})"
 "$PY" manage.py migrate --no-input -v0
-say "loading demo data"
-logins="$("$PY" manage.py seed_demo)"
+if [ "${GATEWAY_ENV:-dev}" = dev ]; then
+  say "loading demo data"
+  logins="$("$PY" manage.py seed_demo)"
+else
+  logins="No demo data outside dev: create the first staff user with $PY manage.py createsuperuser"
+fi
 
 cat <<TXT
 
