@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.connections import revoke_connections
+from accounts.forms import AdminLoginForm
 from accounts.models import Account, Connection, Membership, Site
 
 
@@ -95,6 +96,9 @@ class ConnectionAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.",
                           messages.SUCCESS)
 
+
+# The admin signs in through the one sign-in path and its lock-out (accounts/sign_in.py).
+admin.site.login_form = AdminLoginForm
 
 User = get_user_model()
 admin.site.unregister(User)

@@ -1,15 +1,19 @@
-"""Forms of the people-facing pages: sign-in and the consent screen."""
+"""Forms of the people-facing pages: sign-in (here and in the admin), the admin's password
+change, and the consent screen."""
 
 from django import forms
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 from oauth2_provider.forms import AllowForm
 
 from accounts import access as access_policy
-from accounts import throttle
+from accounts import sign_in
 from accounts.models import Account, Connection
+from accounts.sign_in import LOCKED
 
-LOCKED = "locked"
+LOCKED_MESSAGE = ("Too many failed sign-in attempts. For your security, sign-in is paused: "
+                  "try again in about %(wait)s.")
 
 
 def _minutes(seconds: int) -> str:
@@ -18,7 +22,8 @@ def _minutes(seconds: int) -> str:
 
 
 class LoginForm(AuthenticationForm):
-    """E-mail address or username + password, with per-user and per-IP lock-out."""
+    """E-mail address or username + password, through the one sign-in path
+    (`accounts.sign_in`: per-name and per-IP lock-out)."""
 
     username = forms.CharField(
         label="E-mail or username",
@@ -28,44 +33,53 @@ class LoginForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "That e-mail/username and password do not match. Check both and try again.",
-        LOCKED: "Too many failed sign-in attempts. For your security, sign-in is paused: "
-                "try again in about %(wait)s.",
+        LOCKED: LOCKED_MESSAGE,
     }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs["maxlength"] = 254  # e-mail addresses are longer than usernames
 
-    def _resolve_user(self, identifier: str):
-        """The user an identifier names: exact username first, else a unique e-mail."""
-        User = get_user_model()
-        user = User._default_manager.filter(username=identifier).first()
-        if user is None and "@" in identifier:
-            matches = list(User._default_manager.filter(email__iexact=identifier)[:2])
-            user = matches[0] if len(matches) == 1 else None
-        return user
-
     def clean(self):
-        identifier = (self.cleaned_data.get("username") or "").strip()
+        identifier = self.cleaned_data.get("username") or ""
         password = self.cleaned_data.get("password")
-        if not identifier or not password:
+        if not identifier.strip() or not password:
             return self.cleaned_data
-        target = self._resolve_user(identifier)
-        # Count guesses against the account when it exists (username and e-mail share
-        # one counter), else against the typed name.
-        user_key = f"user:{target.pk}" if target else f"name:{identifier.lower()}"
-        ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        wait = throttle.login_retry_after(user_key, ip)
-        if wait:
-            raise forms.ValidationError(self.error_messages[LOCKED], code=LOCKED, params={"wait": _minutes(wait)})
-        username = target.get_username() if target else identifier
-        self.user_cache = authenticate(self.request, username=username, password=password)
+        self.user_cache = authenticate(self.request, username=identifier, password=password)
         if self.user_cache is None:
-            throttle.record_login_failure(user_key, ip)
+            wait = sign_in.locked_for(self.request)
+            if wait:
+                raise forms.ValidationError(self.error_messages[LOCKED], code=LOCKED, params={"wait": _minutes(wait)})
             raise self.get_invalid_login_error()
         self.confirm_login_allowed(self.user_cache)
-        throttle.clear_login_failures(user_key)
         return self.cleaned_data
+
+
+class AdminLoginForm(LoginForm, AdminAuthenticationForm):
+    """`/admin/login/`: the same sign-in (and lock-out) as /login, for staff accounts only. A
+    non-staff account gets the same answer as a wrong password (AdminAuthenticationForm's
+    staff check, with this form's message)."""
+
+
+class CurrentPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "change password": the current password is checked through the one
+    sign-in path too (counted and locked out like a sign-in with the account's username)."""
+
+    error_messages = {**AdminPasswordChangeForm.error_messages, LOCKED: LOCKED_MESSAGE}
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        checked = authenticate(self.request, username=self.user.get_username(), password=old_password)
+        if checked is None or checked.pk != self.user.pk:
+            wait = sign_in.locked_for(self.request)
+            if wait:
+                raise forms.ValidationError(self.error_messages[LOCKED], code=LOCKED, params={"wait": _minutes(wait)})
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
 
 
 class ConsentForm(AllowForm):

@@ -1,9 +1,10 @@
 """Redis counters that slow down guessing and registration floods.
 
-- Login: failures are counted per user and per client IP. Once a counter reaches its cap
-  (`LOGIN_MAX_FAILURES` per user, `LOGIN_MAX_FAILURES_PER_IP` per IP), sign-in for that
-  user / from that IP is refused for `LOGIN_LOCKOUT_SECONDS`, without checking the
-  password. A successful sign-in clears the user's counter.
+- Login (used by `accounts.sign_in`, the one sign-in path): failures are counted per
+  sign-in name and per client IP. Once a counter reaches its cap (`LOGIN_MAX_FAILURES` per
+  name, `LOGIN_MAX_FAILURES_PER_IP` per IP), sign-in with that name / from that IP is
+  refused for `LOGIN_LOCKOUT_SECONDS`, without checking the password. A successful
+  sign-in clears the name's counter.
 - Dynamic client registration: at most `DCR_PER_IP_PER_HOUR` registrations per IP.
 
 Keys start with `settings.REDIS_KEY_PREFIX`; identifiers are hashed so no e-mail address
@@ -42,18 +43,18 @@ def _knob(name: str) -> int:
 
 # --- login ---------------------------------------------------------------------------------
 
-def _login_keys(user_key: str, ip: str) -> list[tuple[str, int]]:
+def _login_keys(name: str, ip: str) -> list[tuple[str, int]]:
     return [
-        (_key("login-fail:user", user_key), _knob("LOGIN_MAX_FAILURES")),
+        (_key("login-fail:name", name), _knob("LOGIN_MAX_FAILURES")),
         (_key("login-fail:ip", ip), _knob("LOGIN_MAX_FAILURES_PER_IP")),
     ]
 
 
-def login_retry_after(user_key: str, ip: str) -> int:
-    """Seconds until sign-in is allowed again for this user or IP; 0 when not locked."""
+def login_retry_after(name: str, ip: str) -> int:
+    """Seconds until sign-in is allowed again with this name or from this IP; 0 when not locked."""
     try:
         pipe = redis_client().pipeline(transaction=False)
-        keys = _login_keys(user_key, ip)
+        keys = _login_keys(name, ip)
         for key, _cap in keys:
             pipe.get(key)
             pipe.ttl(key)
@@ -69,13 +70,13 @@ def login_retry_after(user_key: str, ip: str) -> int:
     return wait
 
 
-def record_login_failure(user_key: str, ip: str) -> None:
+def record_login_failure(name: str, ip: str) -> None:
     """Count one failed sign-in; the counters (and any lock-out) last LOGIN_LOCKOUT_SECONDS
     from the latest failure."""
     window = _knob("LOGIN_LOCKOUT_SECONDS")
     try:
         pipe = redis_client().pipeline(transaction=True)
-        for key, _cap in _login_keys(user_key, ip):
+        for key, _cap in _login_keys(name, ip):
             pipe.incr(key)
             pipe.expire(key, window)
         pipe.execute()
@@ -83,9 +84,9 @@ def record_login_failure(user_key: str, ip: str) -> None:
         log.warning("login throttle unavailable (%s); failure not counted", type(exc).__name__)
 
 
-def clear_login_failures(user_key: str) -> None:
+def clear_login_failures(name: str) -> None:
     try:
-        redis_client().delete(_key("login-fail:user", user_key))
+        redis_client().delete(_key("login-fail:name", name))
     except redis.RedisError as exc:
         log.warning("login throttle unavailable (%s)", type(exc).__name__)
 

@@ -172,6 +172,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The one sign-in path for every form that takes a password (lock-out: accounts/sign_in.py).
+AUTHENTICATION_BACKENDS = ["accounts.sign_in.SignInBackend"]
 LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/connections"
 LOGOUT_REDIRECT_URL = "/login"

@@ -6,11 +6,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 
+from accounts.views import login
 from pelcro_gateway import health
 
 urlpatterns = [
     path("health", health.health, name="health"),
     path("health/ready", health.ready, name="health-ready"),
+    # The admin's password forms, through the one sign-in path (accounts.sign_in).
+    path("admin/login/", login.admin_login),
+    path("admin/password_change/", login.admin_password_change),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico before reading the page's <link rel="icon">.
     path("favicon.ico", RedirectView.as_view(url=settings.STATIC_URL + "favicon.svg", permanent=True)),

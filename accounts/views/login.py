@@ -1,9 +1,20 @@
-"""Sign-in and sign-out."""
+"""Sign-in and sign-out, and the admin's two password forms routed through the same
+sign-in path (`accounts.sign_in`): /admin/login/ and /admin/password_change/."""
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
+from django.urls import reverse
 
-from accounts.forms import LOCKED, LoginForm
+from accounts.forms import LOCKED, CurrentPasswordChangeForm, LoginForm
+
+LOCKED_STATUS = 429
+
+
+def _locked(form) -> bool:
+    """Whether a bound form was refused for the lock-out (sign-in or current password)."""
+    if form is None or not form.is_bound:
+        return False
+    return form.has_error("__all__", LOCKED) or form.has_error("old_password", LOCKED)
 
 
 class LoginView(auth_views.LoginView):
@@ -16,8 +27,8 @@ class LoginView(auth_views.LoginView):
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
-        if form.has_error("__all__", LOCKED):
-            response.status_code = 429
+        if _locked(form):
+            response.status_code = LOCKED_STATUS
         return response
 
 
@@ -31,3 +42,42 @@ class LogoutView(auth_views.LogoutView):
         if was_signed_in:
             messages.success(request, "You are signed out.")
         return response
+
+
+def admin_login(request, extra_context=None):
+    """GET/POST /admin/login/: Django's admin page with `AdminLoginForm` (set as the admin
+    site's login form in accounts/admin.py), answered 429 when locked out, as /login is."""
+    response = admin.site.login(request, extra_context)
+    if _locked((getattr(response, "context_data", None) or {}).get("form")):
+        response.status_code = LOCKED_STATUS
+    return response
+
+
+class AdminPasswordChangeView(auth_views.PasswordChangeView):
+    """/admin/password_change/: Django's admin page, the current password checked through
+    the sign-in path (Django's own view compares it directly, uncounted)."""
+
+    form_class = CurrentPasswordChangeForm
+    template_name = "registration/password_change_form.html"  # the admin's template
+
+    def dispatch(self, request, *args, **kwargs):
+        request.current_app = admin.site.name
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def get_success_url(self):
+        return reverse("admin:password_change_done", current_app=admin.site.name)
+
+    def get_context_data(self, **kwargs):
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if _locked(form):
+            response.status_code = LOCKED_STATUS
+        return response
+
+
+admin_password_change = admin.site.admin_view(AdminPasswordChangeView.as_view())
