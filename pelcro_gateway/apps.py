@@ -7,3 +7,6 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from pelcro_gateway import checks  # noqa: F401  (registers the system checks)
+        from pelcro_gateway import logging as gateway_logging
+
+        gateway_logging.install()  # every log record of this process is redacted when made

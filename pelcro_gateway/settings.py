@@ -287,9 +287,14 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "pelcro_gateway.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "pelcro_gateway.logging.RedactSecretsFilter"},
+        "client_errors": {"()": "pelcro_gateway.logging.ClientErrorsWithoutTraceback"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["client_errors", "redact"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # httpx logs full request URLs at INFO; keep it quiet (URLs may carry codes).
