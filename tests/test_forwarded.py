@@ -42,20 +42,22 @@ def launcher_command(launcher: str, port: int) -> tuple[list[str], dict[str, str
         return argv, env
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     service = compose["services"]["web"]
-    inner = shlex.split(service["command"])[-1]  # sh -c "migrate && seed && uvicorn …"
+    inner = shlex.split(service["command"])[-1]  # sh -c "migrate && seed && exec uvicorn …"
     env = {}
     for name, value in service["environment"].items():
         value = str(value)
         if value.startswith("${") and ":-" in value:  # ${NAME:-default}, with NAME unset
             value = value[value.index(":-") + 2:-1]
         env[name] = value
-    return shlex.split(inner.split("&&")[-1]), env
+    # The uvicorn step, as the container's shell runs it ($$ is compose's escaped $).
+    return ["sh", "-c", inner.split("&&")[-1].strip().replace("$$", "$")], env
 
 
 def start_as(launcher: str, **extra: str) -> ServerProcess:
     port = free_port()
     argv, launcher_env = launcher_command(launcher, port)
-    argv = ["127.0.0.1" if arg == "0.0.0.0" else str(port) if arg == "8000" else arg for arg in argv]
+    argv = [arg.replace("0.0.0.0", "127.0.0.1").replace("--port 8000", f"--port {port}") for arg in argv]
+    argv = [str(port) if arg == "8000" else arg for arg in argv]
     base = gateway_env(None, port, REDIS_KEY_PREFIX=os.environ["REDIS_KEY_PREFIX"] + f"xff{port}:",
                        DCR_PER_IP_PER_HOUR="1", PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
     base.pop("FORWARDED_ALLOW_IPS", None)  # what the launcher itself says (or not) is under test
