@@ -225,7 +225,10 @@
     rows(field("tool-calls"), data.tool_calls, [
       { label: "When (UTC)", value: function (c) { return c.at.slice(11, 19); } },
       { label: "Tool", value: function (c) { return c.tool; } },
-      { label: "Outcome", value: function (c) { return c.refused_locally ? "refused by gateway" : c.outcome.replace("_", " "); },
+      { label: "Outcome", value: function (c) {
+          if (c.outcome === "rate_limited") return c.refused_locally ? "refused by gateway" : "429 from Pelcro";
+          return c.outcome.replace("_", " ");
+        },
         cls: function (c) { return "outcome-" + c.outcome; } },
       { label: "User", value: function (c) { return c.user; }, cls: function () { return "cell-name"; }, title: function (c) { return c.user; } },
       { label: "Client", value: function (c) { return c.client; }, cls: function () { return "cell-name"; }, title: function (c) { return c.client; } },
