@@ -1,4 +1,4 @@
-"""Periodic clean-ups for the OAuth tables (wired into Celery beat by mcp_bridge.tasks)."""
+"""Periodic clean-ups for the OAuth tables (Celery beat runs them through accounts.tasks)."""
 
 import logging
 from datetime import timedelta

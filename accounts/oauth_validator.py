@@ -122,7 +122,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
             try:
                 request.resource = canonical_resources(resources)
             except ValueError as exc:
-                raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc), request=request)
+                raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc), request=request) from None
         super()._check_and_set_request_resource(request)
 
     # --- token persistence ---------------------------------------------------------------

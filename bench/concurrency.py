@@ -22,7 +22,8 @@ if __package__ in (None, ""):
 
 from bench.load import LoadResult, run_load
 from bench.overhead import first_customer_id
-from bench.procstat import cpu_seconds, rss_mib, workers as worker_pids
+from bench.procstat import cpu_seconds, rss_mib
+from bench.procstat import workers as worker_pids
 from bench.report import machine, table
 from bench.stack import DEMO_SITE, Stack
 

@@ -28,8 +28,7 @@ from bench.load import run_load
 from bench.overhead import first_customer_id
 from bench.report import machine, table
 from bench.stack import DEMO_SITE, Stack
-from tests.servers import OUTPUT_DIR
-
+from devtools.servers import OUTPUT_DIR
 
 # The gateway's own code: the inclusive table lists only these frames (the rest are the
 # server's and libraries' call chains, which the exclusive table shows where they cost).
@@ -41,21 +40,23 @@ PROJECT_MODULES = ("mcp_bridge", "accounts", "pelcro_gateway", "ops")
 # library frames reached from callbacks have lost their caller, hence the library markers).
 PARTS = [
     ("token check on a cache miss (accounts.tokens.credentials_for_token)", "credentials_for_token ("),
-    ("token check cache: auth epoch read (Redis GET)", "(mcp_bridge/credential_cache.py"),
-    ("audit row (mcp_bridge.audit, audit_writer)", "(mcp_bridge/audit"),
-    ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/ratelimit.py"),
+    ("token check cache: auth epoch read (Redis GET)", "(mcp_bridge/edge/credential_cache.py"),
+    ("audit row (mcp_bridge.audit)", "(mcp_bridge/audit/"),
+    ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/upstream/limiter.py"),
     ("limiter: acquire + finish Lua scripts (Redis)", "(redis/"),
     # Socket writes of queued Redis commands run from an event-loop callback (no caller).
-    ("Redis socket writes (mcp_bridge.redis_pipe, limiter and epoch)", "(mcp_bridge/redis_pipe.py"),
+    ("Redis socket writes (mcp_bridge.upstream.redis_pipe, limiter and epoch)", "(mcp_bridge/upstream/redis_pipe.py"),
     ("other DB work (connection checks, psycopg, ORM)", "close_old_connections ("),
     ("other DB work (connection checks, psycopg, ORM)", "(psycopg"),
     ("other DB work (connection checks, psycopg, ORM)", "(django/db/"),
     ("thread hops to the DB thread (asgiref)", "(asgiref/"),
     ("thread hops to the DB thread (asgiref)", "(concurrent/futures/"),
     ("Core API request (httpx)", "CoreAPIClient"),
+    ("Core API request (httpx)", "(mcp_bridge/upstream/http.py"),
     ("Core API request (httpx)", "(httpcore/"),
     ("Core API request (httpx)", "(httpx/"),
-    ("tool result (pydantic, JSON)", "(mcp_bridge/calls.py"),
+    ("tool result (pydantic, JSON)", "(mcp_bridge/runtime/results.py"),
+    ("tool result (pydantic, JSON)", "(mcp_bridge/core/results.py"),
     ("access log line", "(logging/"),
     ("MCP SDK, gates, HTTP server, event loop", ""),
 ]

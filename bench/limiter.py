@@ -53,7 +53,7 @@ def setup_django(env: dict[str, str]) -> None:
 
 async def time_pairs(gate, calls: int, callers: int) -> tuple[list[float], list[float]]:
     """Latencies (s) of `calls` acquire + request_finished pairs over `callers` concurrent callers."""
-    from mcp_bridge.ratelimit import request_finished
+    from mcp_bridge.upstream.limiter import request_finished
 
     acquires: list[float] = []
     finishes: list[float] = []
@@ -72,7 +72,7 @@ async def time_pairs(gate, calls: int, callers: int) -> tuple[list[float], list[
 
 
 async def acquire_latency(calls: int) -> list[list[object]]:
-    from mcp_bridge.ratelimit import LimitConfig, RedisRateGate
+    from mcp_bridge.upstream.limiter import LimitConfig, RedisRateGate
 
     conf = LimitConfig.from_settings()
     gate = RedisRateGate(LimitConfig(limit=int(UNLIMITED), window=conf.window, margin=conf.margin,
@@ -101,7 +101,8 @@ def hammer(env: dict[str, str], start_at: float, duration: float, tasks: int) ->
 
 
 async def _hammer(start_at: float, duration: float, tasks: int) -> dict[str, int]:
-    from mcp_bridge.core_api import CoreAPIError, RateLimited, get_client
+    from mcp_bridge.core.client import get_client
+    from mcp_bridge.upstream.errors import RateLimited, UpstreamError
 
     counts = {"ok": 0, "gateway_refusals": 0, "upstream_429": 0, "errors": 0}
     api_key = demo_api_key()
@@ -121,7 +122,7 @@ async def _hammer(start_at: float, duration: float, tasks: int) -> dict[str, int
                     counts["gateway_refusals"] += 1
                 # Like an assistant told "retry in N s"; never past the deadline.
                 await asyncio.sleep(max(0.0, min(exc.retry_after, deadline - time.monotonic())))
-            except CoreAPIError:
+            except UpstreamError:
                 counts["errors"] += 1
                 await asyncio.sleep(0.1)
 
@@ -153,7 +154,7 @@ def real_limit(stack: Stack, args) -> tuple[list[list[object]], bool]:
     upstream_429 = sum(1 for e in log if e["status"] == 429)
     windows = math.ceil(args.duration / args.window)
     theoretical = args.limit * windows
-    from mcp_bridge.ratelimit import LimitConfig
+    from mcp_bridge.upstream.limiter import LimitConfig
 
     cap = LimitConfig.from_settings().cap * windows
     rows = [[

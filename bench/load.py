@@ -82,7 +82,7 @@ class LoadResult:
         """Latency percentile of the successful calls, in milliseconds."""
         return percentile(sorted(self.latencies), q) * 1000
 
-    def merge(self, other: "LoadResult") -> "LoadResult":
+    def merge(self, other: LoadResult) -> LoadResult:
         """Pool two runs at the same concurrency (throughput = calls over summed time)."""
         return LoadResult(
             concurrency=self.concurrency,

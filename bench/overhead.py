@@ -29,10 +29,10 @@ if __package__ in (None, ""):
 import httpx
 
 from bench.load import LoadResult, run_load
-from bench.report import machine, table
 from bench.procstat import cpu_seconds
+from bench.report import machine, table
 from bench.stack import DEMO_SITE, Stack, demo_api_key
-from tests.servers import ServerProcess
+from devtools.servers import ServerProcess
 
 MIN_THROUGHPUT_RATIO = 0.6
 MAX_P50_DELTA_MS = 2.0

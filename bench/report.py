@@ -16,9 +16,9 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     numeric = [any(r[i] for r in cells) and all(_is_number(r[i]) for r in cells if r[i]) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
-        return "| " + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)) + " |"
+        return "| " + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric)) + "|"
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric, strict=True)) + "|"
     return "\n".join([line(headers), rule, *(line(r) for r in cells)])
 
 
@@ -38,9 +38,10 @@ def _is_number(text: str) -> bool:
 
 def _cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -48,9 +49,10 @@ def _cpu_model() -> str:
 
 def _ram_gib() -> float:
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024 / 1024
+        with open("/proc/meminfo") as lines:
+            for line in lines:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024 / 1024
     except OSError:
         pass
     return float("nan")
@@ -65,7 +67,7 @@ def machine() -> str:
         ).stdout.split()[2].removeprefix("v=")
     except (OSError, IndexError, subprocess.SubprocessError):
         redis_version = "?"
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"{now} · {os.cpu_count()} CPUs ({_cpu_model()}) · {_ram_gib():.0f} GiB RAM · "
         f"Python {platform.python_version()} · Redis {redis_version} · load average before: {load}"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import redis
 
-from tests.fixtures_oauth import obtain_tokens
-from tests.servers import ROOT, ServerProcess, free_port, uvicorn_argv
+from devtools.oauth_client import obtain_tokens
+from devtools.servers import ROOT, ServerProcess, free_port, uvicorn_argv
 
 DEFAULT_PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -66,7 +66,7 @@ class Stack:
     def redis_prefix(self) -> str:
         return f"pgwbench-{self.run_id}:"
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         if self.db is None:
             return self
         try:

@@ -3,7 +3,7 @@
 Stateless Streamable HTTP with JSON responses: no session lives in a process, so any
 replica answers any request. The SDK serves 2026-07-28 (one self-contained POST) and the
 2025 handshake versions (2025-03-26, 2025-06-18, 2025-11-25) from the same app. In front
-of it sit the gates (`mcp_bridge.gates`): Host/Origin, bearer token, POST only, write scope.
+of it sit the gates (`mcp_bridge.edge`): Host/Origin, bearer token, POST only, write scope.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -14,11 +14,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from mcp_bridge import audit
-from mcp_bridge.auth import PrincipalTokenVerifier
-from mcp_bridge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
+from mcp_bridge.edge.auth import PrincipalTokenVerifier
+from mcp_bridge.edge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
 from mcp_bridge.orm import RequestConnections
-from mcp_bridge.server import build_server
-from mcp_bridge.tools.catalog import WRITE_TOOLS
+from mcp_bridge.servers import WRITE_TOOLS, build_server
 
 
 def resource_metadata_url() -> str:

@@ -11,7 +11,7 @@ Outside such a request (Celery, tests), `run_db` opens and closes around each ca
 
 `database_suspect()` says whether the last ORM call found the database unreachable: the
 token cache then stops trusting itself and asks the database again (see
-`mcp_bridge.credential_cache`), so an outage turns into clear 503s.
+`mcp_bridge.edge.credential_cache`), so an outage turns into clear 503s.
 """
 
 from __future__ import annotations

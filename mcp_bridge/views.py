@@ -11,8 +11,7 @@ from django.views.decorators.http import require_safe
 
 from accounts.models import Connection, Site
 from mcp_bridge.models import ToolCall
-from mcp_bridge.tools.catalog import TOOLS
-
+from mcp_bridge.servers import TOOLS
 
 ACTIVITY_PAGE_SIZE = 50
 

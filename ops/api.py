@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account
-from mcp_bridge.ratelimit import RateLimiterUnavailable
+from mcp_bridge.upstream.errors import RateLimiterUnavailable
 from ops import state
 
 

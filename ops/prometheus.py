@@ -18,7 +18,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from accounts.models import Account
-from mcp_bridge.ratelimit import LimitConfig, RateLimiterUnavailable, peek_many
+from mcp_bridge.upstream.errors import RateLimiterUnavailable
+from mcp_bridge.upstream.limiter import LimitConfig
+from mcp_bridge.upstream.usage import peek_many
 
 
 class LimiterStateCollector:

@@ -16,7 +16,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Account
-from mcp_bridge.ratelimit import LimitConfig, MinuteUsage, latency_samples, peek_many, redis_time
+from mcp_bridge.upstream.limiter import LimitConfig
+from mcp_bridge.upstream.usage import MinuteUsage, latency_samples, peek_many, redis_time
 from ops.models import UsageMinute
 
 REWRITE_MINUTES = 2

@@ -1,6 +1,6 @@
 """The live state the ops dashboard, its JSON API and /metrics show.
 
-Limiter numbers come from Redis (`mcp_bridge.ratelimit.peek_many`, which writes nothing),
+Limiter numbers come from Redis (`mcp_bridge.upstream.usage.peek_many`, which writes nothing),
 so they are the same whichever web process or worker caused them; connections, tool
 calls and exports come from the database.
 """
@@ -14,7 +14,8 @@ from django.db.models import Count
 
 from accounts.models import Account, Connection
 from mcp_bridge.models import ExportJob, ToolCall
-from mcp_bridge.ratelimit import LimitConfig, LimiterState, MinuteUsage, latency_samples, peek_many
+from mcp_bridge.upstream.limiter import LimitConfig
+from mcp_bridge.upstream.usage import LimiterState, MinuteUsage, latency_samples, peek_many
 from ops.rollups import minute_start, percentile
 from ops.serializers import AccountDetailSerializer, OverviewSerializer
 

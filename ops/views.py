@@ -12,9 +12,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from accounts.models import Account
-from mcp_bridge.ratelimit import RateLimiterUnavailable
+from mcp_bridge.upstream.errors import RateLimiterUnavailable
 from ops import state
-
 
 STAFF_ONLY = ("The ops dashboard is for the gateway's staff only: it shows every account's traffic, "
               "so your account needs the staff flag (set in the admin).")

@@ -71,8 +71,8 @@ def check_production_safety(app_configs=None, **kwargs):
 
 def run_startup_checks() -> None:
     """Raise SystemCheckError if any registered check fails (used by the ASGI app)."""
-    from django.core.management.base import SystemCheckError
     from django.core import checks
+    from django.core.management.base import SystemCheckError
 
     failures = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
     if failures:

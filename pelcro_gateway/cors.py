@@ -31,10 +31,11 @@ middleware), and the MCP Origin gate still refuses its requests (403).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_bridge.edge.origins import normalize_origin
 
 # Request headers a browser-hosted MCP client sends (MCP Streamable HTTP transport,
 # 2025-03-26 to 2026-07-28, plus RFC 6750's Authorization). Content-Type and Accept are
@@ -59,21 +60,6 @@ MAX_AGE_SECONDS = 600
 CLIENT_PATHS = frozenset({"/", "/open", "/oauth/token", "/oauth/revoke", "/oauth/register"})
 CLIENT_PATH_PREFIXES = ("/oauth/register/",)
 DISCOVERY_PREFIX = "/.well-known/"
-
-
-def normalize_origin(origin: str) -> str | None:
-    """`scheme://host[:port]` in lower case with default ports dropped (the form browsers
-    send in `Origin`, RFC 6454 §6.1), or None if `origin` is not an http(s) origin."""
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    default = {"http": 80, "https": 443}[parts.scheme]
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def normalized_origins(origins: Iterable[str]) -> list[str]:

@@ -133,7 +133,7 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
     # DB_POOL_SIZE > 0: psycopg's connection pool, so a page or OAuth request takes an open
     # connection instead of opening one (the MCP path keeps its own: mcp_bridge/orm.py,
-    # mcp_bridge/audit_writer.py). Django's persistent connections (DB_CONN_MAX_AGE) are
+    # mcp_bridge/audit/writer.py). Django's persistent connections (DB_CONN_MAX_AGE) are
     # not meant for ASGI servers.
     if env_int("DB_POOL_SIZE", 0) > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -276,9 +276,9 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "rollup-usage": {"task": "ops.tasks.rollup_usage", "schedule": 60.0},
-    "delete-expired-exports": {"task": "mcp_bridge.tasks.delete_expired_exports", "schedule": 600.0},
-    "clear-expired-tokens": {"task": "mcp_bridge.tasks.clear_expired_tokens", "schedule": 3600.0},
-    "prune-unused-registrations": {"task": "mcp_bridge.tasks.prune_unused_registrations", "schedule": 3600.0},
+    "delete-expired-exports": {"task": "mcp_bridge.exports.tasks.delete_expired_exports", "schedule": 600.0},
+    "clear-expired-tokens": {"task": "accounts.tasks.clear_expired_tokens", "schedule": 3600.0},
+    "prune-unused-registrations": {"task": "accounts.tasks.prune_unused_registrations", "schedule": 3600.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: the whole suite on PostgreSQL + Redis, then the end-to-end tests on SQLite.
+# `make test`: the lint (scripts/lint.sh), the whole suite on PostgreSQL + Redis, then the
+# end-to-end tests on SQLite.
 # Extra arguments go to pytest (e.g. `make test ARGS="-k sandbox"`).
 source "$(dirname "$0")/lib.sh"
 
@@ -7,6 +8,7 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 
 ensure_venv
+"$ROOT/scripts/lint.sh"
 ensure_redis
 ensure_postgres "$TEST_DATABASE_URL"
 ensure_chromium

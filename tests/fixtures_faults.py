@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -40,11 +41,11 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from devtools.oauth_client import obtain_tokens
+from devtools.servers import ServerProcess, database_url_of, free_port
 from tests.fixtures_mcp import OUT_OF_REACH, PASSWORDS, mcp_session
-from tests.fixtures_oauth import obtain_tokens
 from tests.fixtures_sandbox import SandboxClient
 from tests.fixtures_servers import start_gateway, start_sandbox
-from tests.servers import ServerProcess, database_url_of, free_port
 
 # A gateway that gives up on the Core API fast: 0.5 s per attempt, two retries where a
 # retry is safe, short backoff; a down Redis is noticed in half a second too.
@@ -235,7 +236,7 @@ class TcpProxy:
         while not self._closed:
             try:
                 client, _ = self._server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -276,10 +277,8 @@ class TcpProxy:
     def _drop(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()
 
     def cut(self) -> None:

@@ -24,10 +24,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.fixtures_oauth import obtain_tokens
+from devtools.oauth_client import obtain_tokens
+from devtools.servers import ServerProcess
 from tests.fixtures_sandbox import DEMO, SandboxClient
 from tests.fixtures_servers import start_gateway, start_sandbox
-from tests.servers import ServerProcess
+
 
 def audit_rows(count: int = 0, *, timeout: float = 10.0, **filters) -> list:
     """The audit rows matching `filters`, oldest first, once at least `count` are written.
@@ -134,6 +135,8 @@ def mcp_env(transactional_db, demo_users, mcp_gateway, mcp_sandbox) -> McpEnv:
 @contextlib.asynccontextmanager
 async def mcp_session(url: str, token: str, mode: str) -> AsyncIterator[Client]:
     """A connected SDK client (`mode`: "2026-07-28", "legacy" or "auto") with a bearer token."""
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client

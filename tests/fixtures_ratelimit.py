@@ -28,7 +28,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from tests.servers import OUTPUT_DIR, free_port
+from devtools.servers import OUTPUT_DIR, free_port
 
 
 def delete_account_keys(account_id: int, url: str | None = None) -> None:
@@ -51,7 +51,7 @@ def limiter_account():
 @pytest.fixture
 async def close_limiter_redis():
     """Close the test loop's limiter Redis pool when an async test ends."""
-    from mcp_bridge.ratelimit import close_redis_for_loop
+    from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
     yield
     await close_redis_for_loop()
@@ -79,15 +79,15 @@ class OwnRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="pgw-redis-"))
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "OwnRedis":
+    def start(self) -> OwnRedis:
         OUTPUT_DIR.mkdir(exist_ok=True)
-        log = open(OUTPUT_DIR / f"redis-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
-             *(["--requirepass", self.password] if self.password else [])],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(OUTPUT_DIR / f"redis-{self.port}.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
+                 *(["--requirepass", self.password] if self.password else [])],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         client = redis_lib.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -123,7 +123,8 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
     import django
 
     django.setup()
-    from mcp_bridge.ratelimit import LimitConfig, RedisRateGate, close_redis_for_loop, request_finished
+    from mcp_bridge.upstream.limiter import LimitConfig, RedisRateGate, request_finished
+    from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
     gate = RedisRateGate(LimitConfig(**config_kwargs))
     grants: list[float] = []
@@ -206,16 +207,16 @@ class WorkerProcess:
         self.log_path = OUTPUT_DIR / f"{self.name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "WorkerProcess":
-        from tests.servers import ROOT
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        from devtools.servers import ROOT
 
         OUTPUT_DIR.mkdir(exist_ok=True)
-        log = open(self.log_path, "ab")
         argv = [sys.executable, "-m", "celery", "-A", "pelcro_gateway", "worker", "--loglevel", "INFO",
                 "--concurrency", "2", "--hostname", f"{self.name}@127.0.0.1",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -245,7 +246,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tight_sandbox, tig
     so longer waits go through Celery's retry with countdown."""
     from django.db import connection
 
-    from tests.servers import database_url_of
+    from devtools.servers import database_url_of
 
     with django_db_blocker.unblock():
         env = {

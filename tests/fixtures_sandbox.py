@@ -10,8 +10,8 @@ import json
 import httpx
 import pytest
 
+from devtools.servers import ROOT, ServerProcess
 from tests.fixtures_servers import SANDBOX_ADMIN_TOKEN, start_sandbox
-from tests.servers import ROOT, ServerProcess
 
 DEMO = json.loads((ROOT / "demo" / "accounts.json").read_text())
 KEYS = {account["slug"]: account["api_key"] for account in DEMO["accounts"]}

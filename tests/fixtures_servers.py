@@ -5,7 +5,7 @@ import os
 import pytest
 from django.db import connection
 
-from tests.servers import ServerProcess, database_url_of, free_port, uvicorn_argv
+from devtools.servers import ServerProcess, database_url_of, free_port, uvicorn_argv
 
 SANDBOX_ADMIN_TOKEN = "sandbox-admin-test-token"
 

@@ -1,4 +1,4 @@
-"""Audit rows are written cheaply and never lost (`mcp_bridge.audit_writer`).
+"""Audit rows are written cheaply and never lost (`mcp_bridge.audit.writer`).
 
 On PostgreSQL the rows go over the event loop's own connection, batched: what is written
 is what the ORM would write, concurrent saves share statements, an unreachable database
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -21,7 +21,9 @@ from django.forms.models import model_to_dict
 
 from accounts.models import Account, Connection
 from accounts.principal import Principal
-from mcp_bridge import audit, audit_writer, orm
+from mcp_bridge import audit, orm
+from mcp_bridge.audit import records
+from mcp_bridge.audit import writer as audit_writer
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
 
@@ -53,7 +55,7 @@ def principal(transactional_db) -> Principal:
     return Principal(
         user_id=user.pk, username="writer", account_id=account.pk, account_slug="writer", connection_id=link.pk,
         client_id="cid", client_name="Client ✓", scopes=frozenset({"read", "write"}),
-        expires_at=datetime.now(timezone.utc) + timedelta(hours=1),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
 
 
@@ -109,7 +111,7 @@ async def test_a_direct_row_reads_back_exactly_as_an_orm_row(principal):
         assert this_loops_writer().statements == statements + 1  # the direct path, not the ORM
 
         stored_orm, stored_direct = await run_db(
-            lambda: list(ToolCall.objects.filter(tool=original.tool).order_by("id")))
+            lambda tool=original.tool: list(ToolCall.objects.filter(tool=tool).order_by("id")))
         assert stored_direct.pk != stored_orm.pk
         expected = model_to_dict(stored_orm, exclude=["id"]) | {"created_at": stored_orm.created_at}
         assert model_to_dict(stored_direct, exclude=["id"]) | {"created_at": stored_direct.created_at} == expected
@@ -345,7 +347,7 @@ async def test_an_answer_does_not_wait_for_its_row_and_shutdown_waits_for_it(pri
     import psycopg
 
     from mcp_bridge.asgi import create_mcp_app
-    from mcp_bridge.server import GatewayMCPServer
+    from mcp_bridge.runtime.server import GatewayMCPServer
     from tests.test_mcp_server import BROKEN, as_principal_context
 
     await record(principal, "before").save()  # the writer's connection is open
@@ -383,11 +385,11 @@ async def test_an_answer_does_not_wait_for_its_row_and_shutdown_waits_for_it(pri
 async def test_an_answer_waits_for_its_row_only_while_others_are_being_written(principal):
     first, second, third = (record(principal, tool) for tool in ("first", "second", "third"))
     await first.save_for_answer()  # nothing else on its way: written by a task
-    assert audit._in_flight.get(asyncio.get_running_loop()) == 1 and len(audit._writing) == 1
+    assert records._in_flight.get(asyncio.get_running_loop()) == 1 and len(records._writing) == 1
     await second.save_for_answer()  # the first is still on its way: this one waits
     assert sorted(r.tool for r in await rows()) == ["first", "second"]
     await third.save_for_answer()
     await third.save_for_answer()  # a second time is a no-op, as with save()
     await audit.drain()
     assert sorted(r.tool for r in await rows()) == ["first", "second", "third"]
-    assert not audit._writing and audit._in_flight.get(asyncio.get_running_loop()) == 0
+    assert not records._writing and records._in_flight.get(asyncio.get_running_loop()) == 0

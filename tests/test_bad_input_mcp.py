@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from mcp.shared.inbound import encode_header_value
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 
-from mcp_bridge.tools.catalog import TOOLS
-from mcp_bridge.tools.schemas import ErrorKind
+from devtools.oauth_client import obtain_tokens
+from mcp_bridge.runtime.schemas import ErrorKind
+from mcp_bridge.servers import TOOLS
 from tests.fixtures_faults import (
     FUZZ,
     HEADER_TEXT,
@@ -39,7 +40,6 @@ from tests.fixtures_faults import (
     to_json,
 )
 from tests.fixtures_mcp import PASSWORDS, audit_rows
-from tests.fixtures_oauth import obtain_tokens
 
 ERAS = ["2025-06-18", "2026-07-28"]
 MAX_BODY = 4 * 1024 * 1024
@@ -229,7 +229,7 @@ def test_every_tool_answers_any_arguments_with_a_result_or_a_clear_error(target)
         @given(arguments=tool_arguments(schema), era=st.sampled_from(ERAS))
         def check(arguments, era):
             nonlocal results
-            response = target.call_tool(name, arguments, era)
+            response = target.call_tool(name, arguments, era)  # noqa: B023 (run within this iteration)
             body = assert_proper_answer(response)
             assert isinstance(body, dict), (response.status_code, body)
             if "error" in body:  # e.g. nesting too deep for the JSON parser: 400, -32700

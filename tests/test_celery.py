@@ -5,9 +5,10 @@ import pytest
 from celery.exceptions import Retry
 from django.conf import settings
 
-from mcp_bridge import tasks
-from mcp_bridge.core_api import RateLimited
-from mcp_bridge.tasks import RateLimitedTask
+from accounts import tasks as accounts_tasks
+from mcp_bridge.exports import tasks
+from mcp_bridge.exports.tasks import RateLimitedTask
+from mcp_bridge.upstream.errors import RateLimited
 from ops import tasks as ops_tasks
 from pelcro_gateway.celery import app
 
@@ -16,9 +17,9 @@ def test_every_beat_entry_is_a_registered_task():
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert names == {
         "ops.tasks.rollup_usage",
-        "mcp_bridge.tasks.delete_expired_exports",
-        "mcp_bridge.tasks.clear_expired_tokens",
-        "mcp_bridge.tasks.prune_unused_registrations",
+        "mcp_bridge.exports.tasks.delete_expired_exports",
+        "accounts.tasks.clear_expired_tokens",
+        "accounts.tasks.prune_unused_registrations",
     }
     assert names <= set(app.tasks)
     assert settings.CELERY_BEAT_SCHEDULE["rollup-usage"]["schedule"] == 60.0
@@ -27,7 +28,8 @@ def test_every_beat_entry_is_a_registered_task():
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ["clear_expired_tokens", "prune_unused_registrations", "delete_expired_exports"])
 def test_periodic_clean_ups_run(name):
-    result = getattr(tasks, name).apply()
+    owner = tasks if name == "delete_expired_exports" else accounts_tasks
+    result = getattr(owner, name).apply()
     assert result.successful(), result.traceback
     assert isinstance(result.get(), int)
 

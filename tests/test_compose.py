@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.servers import ROOT
+from devtools.servers import ROOT
 
 SERVICES = {"web", "worker", "beat", "sandbox", "redis", "db"}
 

@@ -3,8 +3,8 @@
 import pytest
 
 from accounts.models import Connection
+from devtools.oauth_client import signed_in
 from tests.fixtures_mcp import audit_rows_async, mcp_session
-from tests.fixtures_oauth import signed_in
 
 pytestmark = pytest.mark.sqlite
 

@@ -11,7 +11,8 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from accounts import crypto
 from accounts.maintenance import clear_expired_tokens
 from accounts.models import Account, AuthorizationConsent, Connection
-from tests.fixtures_oauth import gateway_principal, obtain_tokens, parse_forms, refresh, signed_in
+from devtools.oauth_client import obtain_tokens, parse_forms, refresh, signed_in
+from tests.fixtures_oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 
@@ -153,9 +154,8 @@ def test_rotate_api_keys_reencrypts_under_the_first_key(db):
     with override_settings(API_KEY_ENCRYPTION_KEYS=[new]):  # the old key can now be dropped
         assert account.get_api_key() == "sk_rotate_me_1234"
         assert crypto.decrypt(account.api_key_encrypted) == "sk_rotate_me_1234"
-    with override_settings(API_KEY_ENCRYPTION_KEYS=[old]):
-        with pytest.raises(ValueError):
-            account.get_api_key()
+    with override_settings(API_KEY_ENCRYPTION_KEYS=[old]), pytest.raises(ValueError):
+        account.get_api_key()
 
 
 def test_rotate_api_keys_refuses_a_key_it_cannot_read(db):
@@ -165,9 +165,8 @@ def test_rotate_api_keys_refuses_a_key_it_cannot_read(db):
         account.set_api_key("sk_lost_0000")
         account.save()
     before = Account.objects.get(pk=account.pk).api_key_encrypted
-    with override_settings(API_KEY_ENCRYPTION_KEYS=[current]):
-        with pytest.raises(CommandError, match="lost"):
-            call_command("rotate_api_keys")
+    with override_settings(API_KEY_ENCRYPTION_KEYS=[current]), pytest.raises(CommandError, match="lost"):
+        call_command("rotate_api_keys")
     assert Account.objects.get(pk=account.pk).api_key_encrypted == before  # nothing changed
 
 

@@ -5,8 +5,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fixtures_oauth import authorize_url, exchange_code, gateway_principal, pkce_pair, register_client
-from tests.servers import OUTPUT_DIR
+from devtools.oauth_client import authorize_url, exchange_code, pkce_pair, register_client
+from devtools.servers import OUTPUT_DIR
+from tests.fixtures_oauth import gateway_principal
 
 CALLBACK = "http://127.0.0.1:47123/callback"
 

@@ -5,15 +5,15 @@ import pickle
 
 import pytest
 
-from mcp_bridge.core_api import (
-    CoreAPIClient,
+from devtools.servers import free_port
+from mcp_bridge.core.client import CoreAPIClient
+from mcp_bridge.upstream.errors import (
     NotFound,
     RateLimited,
+    RateLimiterUnavailable,
     UpstreamUnavailable,
     ValidationFailed,
 )
-from mcp_bridge.ratelimit import RateLimiterUnavailable
-from tests.servers import free_port
 
 
 class CountingGate:

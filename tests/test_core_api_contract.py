@@ -1,4 +1,4 @@
-"""Contract: the gateway's Core API client (mcp_bridge.core_api) against the running sandbox.
+"""Contract: the gateway's Core API client (mcp_bridge.core.client) against the running sandbox.
 
 Every operation of CORE_API.md through `CoreAPIClient.request`, each invoice transition
 allowed and refused, pagination, sort, filter, and how 400/401/403/404/429/5xx answers
@@ -10,18 +10,17 @@ import asyncio
 
 import pytest
 
-from mcp_bridge.core_api import (
+from mcp_bridge.core.client import CoreAPIClient, CoreAPIResponse
+from mcp_bridge.upstream.errors import (
     BusinessRuleError,
-    CoreAPIClient,
-    CoreAPIResponse,
     Forbidden,
     NotFound,
-    OpenGate,
     RateLimited,
     Unauthorized,
     UpstreamUnavailable,
     ValidationFailed,
 )
+from mcp_bridge.upstream.gate import OpenGate
 from tests.fixtures_sandbox import ACME_SITE, KEYS, OTHER_SITE
 
 

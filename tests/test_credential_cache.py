@@ -1,4 +1,4 @@
-"""The per-process cache of token checks (mcp_bridge.credential_cache) and the auth epoch.
+"""The per-process cache of token checks (mcp_bridge.edge.credential_cache) and the auth epoch.
 
 A cached check must be reused while nothing it relied on changed, and must stop being
 used on the very next request once something did: through the epoch (every save and
@@ -20,10 +20,10 @@ from oauth2_provider.models import get_access_token_model
 from accounts import auth_epoch
 from accounts.connections import revoke_connection
 from accounts.models import Account, Connection, Membership, Site
+from devtools.oauth_client import mcp_url, obtain_tokens
 from mcp_bridge import orm
-from mcp_bridge.credential_cache import CredentialCache
+from mcp_bridge.edge.credential_cache import CredentialCache
 from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import mcp_url, obtain_tokens
 
 pytestmark = pytest.mark.sqlite
 
@@ -48,7 +48,7 @@ def gateway_loop():
     global _loop
     _loop = asyncio.new_event_loop()
     yield _loop
-    from mcp_bridge.ratelimit import close_redis_for_loop
+    from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
     _loop.run_until_complete(close_redis_for_loop())
     _loop.close()
@@ -136,7 +136,7 @@ def test_an_expired_token_is_never_served_from_the_cache(issued):
 def test_without_redis_every_request_checks_the_database(issued, settings):
     token, cache = issued
     assert check(cache, token) is not None
-    from mcp_bridge.ratelimit import close_redis_for_loop
+    from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: the epoch is unreadable
     _loop.run_until_complete(close_redis_for_loop())  # the next client uses that URL
@@ -217,7 +217,7 @@ def test_old_checks_are_forgotten(issued):
 def test_nothing_checked_before_a_redis_reconnection_is_trusted_after_it(issued):
     """A Redis restarted from disk may hold an epoch from before a change made while it was
     down (whose bump failed): checks made before the reconnection are not reused."""
-    from mcp_bridge.ratelimit import redis_for_loop
+    from mcp_bridge.upstream.redis_clients import redis_for_loop
 
     async def drop_connection():
         await redis_for_loop().aclose()  # the client stays; its next command reconnects

@@ -1,7 +1,7 @@
 """Deployment safety: demo users (published passwords) never appear outside dev unless
 asked for explicitly, in compose and in `manage.py seed_demo` itself."""
 
-import os
+import io
 import stat
 import subprocess
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from tests.servers import ROOT
+from devtools.servers import ROOT
 
 
 def compose_web_command() -> str:
@@ -47,5 +47,5 @@ def test_seed_demo_refuses_outside_dev(db, settings):
 
     assert not get_user_model().objects.filter(username="demo").exists()
     settings.PASSWORD_HASHERS = ["tests.fixtures_oauth.QuickScryptHasher"]
-    call_command("seed_demo", "--allow-outside-dev", stdout=open(os.devnull, "w"))
+    call_command("seed_demo", "--allow-outside-dev", stdout=io.StringIO())
     assert get_user_model().objects.filter(username="demo").exists()

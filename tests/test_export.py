@@ -16,11 +16,11 @@ from django.utils import timezone
 from oauth2_provider.models import Application
 
 from accounts.models import Connection
-from mcp_bridge.exports import create_export, run_export
+from devtools.oauth_client import mcp_url, obtain_tokens
+from mcp_bridge.exports.jobs import create_export, run_export
+from mcp_bridge.exports.tasks import delete_expired_exports
 from mcp_bridge.models import ExportJob
-from mcp_bridge.tasks import delete_expired_exports
 from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_oauth import mcp_url, obtain_tokens
 from tests.fixtures_ratelimit import (
     CUSTOMERS_PER_SITE,
     EXPORT_PAGE_SIZE,

@@ -15,9 +15,9 @@ import time
 import httpx
 import pytest
 
+from devtools.oauth_client import obtain_tokens
 from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tools, post_jsonrpc, start_fault_gateway
 from tests.fixtures_mcp import PASSWORDS, audit_rows
-from tests.fixtures_oauth import obtain_tokens
 
 pytestmark = pytest.mark.sqlite
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from devtools.oauth_client import obtain_tokens
 from tests.fixtures_faults import (
     ACME_SITE,
     PLANS_ARGS,
@@ -22,7 +23,6 @@ from tests.fixtures_faults import (
     write_bodies,
 )
 from tests.fixtures_mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
-from tests.fixtures_oauth import obtain_tokens
 
 PLANS = ("list_plans", PLANS_ARGS)
 UNSURE = "may or may not have been applied"
@@ -113,7 +113,7 @@ async def test_a_flaky_upstream_under_concurrent_load_never_gets_a_write_twice(f
     async def session(index: int) -> list:
         async with mcp_session(faults.url, token, "2026-07-28") as client:
             outcomes = []
-            for round_ in range(6):
+            for _round in range(6):
                 outcomes.append(await call_tool(client, *PLANS))
                 outcomes.append(await call_tool(client, "create_customer", new_customer_args(f"flaky{index}")))
             return outcomes
@@ -171,7 +171,7 @@ async def test_a_storm_of_429s_pauses_every_worker(faults, second_gateway):
                 outcomes.append(await call_tool(client, *PLANS))
             return outcomes
 
-    jobs = [worker(g.url + "/", t, 3 * n + i) for n, (g, t) in enumerate(zip(gateways, tokens)) for i in range(3)]
+    jobs = [worker(g.url + "/", t, 3 * n + i) for n, (g, t) in enumerate(zip(gateways, tokens, strict=True)) for i in range(3)]
     outcomes = [o for batch in await asyncio.gather(*jobs) for o in batch]
     sandbox.configure(force_429=False)
     entries = sandbox.log(since)
@@ -200,7 +200,7 @@ async def test_a_storm_of_429s_pauses_every_worker(faults, second_gateway):
 
     # Recovers by itself once the upstream does (the last block lasts 1 s).
     await asyncio.sleep(1.1)
-    after = await asyncio.gather(*(_one_call(g.url + "/", t) for g, t in zip(gateways, tokens)))
+    after = await asyncio.gather(*(_one_call(g.url + "/", t) for g, t in zip(gateways, tokens, strict=True)))
     assert [o.is_error for o in after] == [False, False]
     rows = await audit_rows_async(len(outcomes) + 2)
     assert len(rows) == len(outcomes) + 2

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from mcp_bridge.tools.catalog import TOOLS
+from devtools.oauth_client import obtain_tokens
+from mcp_bridge.servers import TOOLS
 from tests.fixtures_faults import (
     ACME_SITE,
     PLANS_ARGS,
@@ -28,7 +29,6 @@ from tests.fixtures_faults import (
     start_fault_gateway,
 )
 from tests.fixtures_mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
-from tests.fixtures_oauth import obtain_tokens
 
 UNSURE = "may or may not have been applied"
 SLOWER_THAN_THE_TIMEOUT = {"latency_ms": 1500}  # three times the gateway's 0.5 s
@@ -108,7 +108,7 @@ def test_a_write_of_any_method_reaches_the_upstream_once_and_says_what_to_check(
     entries = settled_log(sandbox, since)
     sandbox.configure(latency_ms=0, error_rate=0)
 
-    for outcome, (name, (_, method, path, read_tool)) in zip(outcomes, calls.items()):
+    for outcome, (name, (_, method, path, read_tool)) in zip(outcomes, calls.items(), strict=True):
         assert_unsure(outcome, read_tool)
         if fault == "timeout":
             assert outcome.seconds < 1.5, (name, outcome.seconds)  # one 0.5 s attempt, no retry

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures_oauth import DEFAULT_REDIRECT_URI
+from devtools.oauth_client import DEFAULT_REDIRECT_URI
+from devtools.servers import ROOT, ServerProcess, free_port
 from tests.fixtures_servers import gateway_env
-from tests.servers import ROOT, ServerProcess, free_port
 
 VENV_BIN = str(Path(sys.executable).parent)
 

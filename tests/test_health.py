@@ -6,8 +6,8 @@ import sys
 import httpx
 import pytest
 
+from devtools.servers import ROOT, free_port
 from tests.fixtures_servers import start_gateway
-from tests.servers import ROOT, free_port
 
 pytestmark = pytest.mark.sqlite
 
@@ -110,6 +110,5 @@ def test_production_refuses_unsafe_settings(override, error_id):
 
 
 def test_unsafe_production_server_refuses_to_start(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        with pytest.raises(RuntimeError, match="pelcro_gateway.E010"):
-            start_gateway(None, **{**SAFE_PRD, "DEBUG": "1", "PUBLIC_URL": "https://127.0.0.1"}).stop()
+    with django_db_blocker.unblock(), pytest.raises(RuntimeError, match="pelcro_gateway.E010"):
+        start_gateway(None, **{**SAFE_PRD, "DEBUG": "1", "PUBLIC_URL": "https://127.0.0.1"}).stop()

@@ -3,9 +3,9 @@
 import httpx
 import pytest
 
-from tests.fixtures_oauth import parse_forms
+from devtools.oauth_client import parse_forms
+from devtools.servers import free_port
 from tests.fixtures_servers import start_gateway
-from tests.servers import free_port
 
 LOCKED = "Too many failed sign-in attempts"
 

@@ -10,7 +10,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
-from mcp_bridge.tools.catalog import TOOLS
+from mcp_bridge.servers import TOOLS
 from tests.fixtures_mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, audit_rows, audit_rows_async, mcp_session
 
 pytestmark = pytest.mark.sqlite
@@ -96,7 +96,7 @@ def test_this_deployments_own_origin_and_no_origin_are_served(mcp_env):
 
 
 def test_configured_extra_origins_are_served(transactional_db, demo_users, mcp_sandbox):
-    from tests.fixtures_oauth import obtain_tokens
+    from devtools.oauth_client import obtain_tokens
     from tests.fixtures_servers import start_gateway
 
     gateway = start_gateway(mcp_sandbox, MCP_ALLOWED_ORIGINS="https://app.example.com, http://localhost:6274")
@@ -266,7 +266,7 @@ def check_audit_rows(rows: list[ToolCall]):
 
 
 def test_audit_log_is_read_only_in_the_admin(mcp_env):
-    from tests.fixtures_oauth import signed_in
+    from devtools.oauth_client import signed_in
 
     token = mcp_env.token()
     mcp_env.post(call("list_plans", {"site_id": 14}), token)

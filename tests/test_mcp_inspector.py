@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from mcp_bridge.tools.catalog import TOOLS
+from devtools.servers import ROOT
+from mcp_bridge.servers import TOOLS
 from tests.fixtures_mcp import audit_rows
-from tests.servers import ROOT
 
 
 @pytest.mark.sqlite

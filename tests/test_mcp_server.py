@@ -2,22 +2,22 @@
 message never leaks), and still leaves its audit row."""
 
 import contextlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
 from accounts.models import Account
-from accounts.principal import Principal
-from mcp_bridge.auth import PrincipalAccessToken
-from mcp_bridge.server import GatewayMCPServer
-from mcp_bridge.tools.registry import ToolDef
-from mcp_bridge.tools.schemas import SiteInput, ToolFailure
+from accounts.principal import Credentials, Principal
+from mcp_bridge.runtime.context import PrincipalAccessToken
+from mcp_bridge.runtime.registry import ToolDef
+from mcp_bridge.runtime.schemas import SiteInput, ToolFailure
+from mcp_bridge.runtime.server import GatewayMCPServer
 from tests.fixtures_mcp import audit_rows_async
 
 
-async def explode(args):
+async def explode(call, args):
     raise RuntimeError("secret internals: dsn=postgres://user:pw@db/prod")
 
 
@@ -32,7 +32,7 @@ BROKEN = ToolDef(
 def as_principal_context(principal: Principal):
     """Calls made inside run as `principal` (what the bearer gate sets for a request)."""
     token = PrincipalAccessToken(token="t", client_id=principal.client_id, scopes=sorted(principal.scopes),
-                                 principal=principal)
+                                 principal=principal, credentials=Credentials(principal, {14: "Crash Daily"}))
     reset = auth_context_var.set(AuthenticatedUser(token))
     try:
         yield
@@ -46,7 +46,7 @@ def as_principal(transactional_db):
     principal = Principal(
         user_id=None, username="tester", account_id=account.pk, account_slug="crash", connection_id=None,
         client_id="cid", client_name="Unit", scopes=frozenset({"read"}),
-        expires_at=datetime.now(timezone.utc) + timedelta(hours=1),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
     with as_principal_context(principal):
         yield principal

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.fixtures_oauth import (
+from devtools.oauth_client import (
     DEFAULT_REDIRECT_URI,
     authorize,
     authorize_url,

@@ -6,7 +6,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
 from accounts.maintenance import prune_unused_registrations
-from tests.fixtures_oauth import obtain_tokens, register_client
+from devtools.oauth_client import obtain_tokens, register_client
 
 GOOD = {"client_name": "Claude Code (pelcro)", "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}

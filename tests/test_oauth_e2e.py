@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
 
@@ -32,9 +32,10 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from oauth2_provider.models import get_application_model, get_refresh_token_model
 
 from accounts.models import Connection
-from tests.fixtures_oauth import gateway_principal, redirect_params, signed_in, submit_consent
+from devtools.oauth_client import redirect_params, signed_in, submit_consent
+from devtools.servers import ROOT, free_port
+from tests.fixtures_oauth import gateway_principal
 from tests.fixtures_servers import start_gateway
-from tests.servers import ROOT, free_port
 
 REDIRECT_URI = "http://127.0.0.1:47200/callback"
 INITIALIZE = {
@@ -176,7 +177,7 @@ def test_two_client_entries_hold_two_accounts_at_once(gateway_server, demo_users
 
 def _certificates(tmp_dir):
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "oauth-test-ca")])
     ca_cert = (

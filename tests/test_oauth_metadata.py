@@ -4,7 +4,7 @@ advertising only what the server does (and the server refusing what it does not)
 import httpx
 import pytest
 
-from tests.fixtures_oauth import MCP_HEADERS, authorize, pkce_pair, register_client, signed_in
+from devtools.oauth_client import MCP_HEADERS, authorize, pkce_pair, register_client, signed_in
 
 
 def get_json(url):

@@ -10,17 +10,17 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 
 from accounts.connections import revoke_connection
 from accounts.models import Connection, Membership
-from tests.fixtures_oauth import (
+from devtools.oauth_client import (
     MCP_HEADERS,
     authorize,
     exchange_code,
-    gateway_principal,
     obtain_tokens,
     pkce_pair,
     refresh,
     register_client,
     signed_in,
 )
+from tests.fixtures_oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 

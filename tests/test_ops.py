@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from mcp_bridge.models import ToolCall
-from mcp_bridge.ratelimit import RedisRateGate, close_redis_for_loop
+from mcp_bridge.upstream.limiter import RedisRateGate
+from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 from ops.models import UsageMinute
 from ops.rollups import rollup_usage
 from tests.fixtures_ratelimit import delete_account_keys
@@ -144,7 +145,8 @@ def test_record_tool_call_counts_by_tool_and_outcome(client):
 
 
 def test_rollup_writes_usage_minutes_with_latency_percentiles(account):
-    from mcp_bridge.ratelimit import redis_time, request_finished
+    from mcp_bridge.upstream.limiter import request_finished
+    from mcp_bridge.upstream.usage import redis_time
 
     # Keep the whole test inside one minute of Redis time.
     seconds_into_minute = redis_time() % 60

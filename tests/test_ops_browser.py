@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from devtools.oauth_client import mcp_url, obtain_tokens
+from devtools.servers import OUTPUT_DIR
 from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import mcp_url, obtain_tokens
 from tests.fixtures_ratelimit import run_tool_callers
-from tests.servers import OUTPUT_DIR
 
 LOAD_SECONDS = 9
 
@@ -51,7 +51,7 @@ def test_dashboard_numbers_change_live_while_load_runs(acme, tight_gateways, bro
 
     start = time.time() + 2.5
     load = threading.Thread(target=run_tool_callers, kwargs=dict(
-        targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens)], tool="list_plans",
+        targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens, strict=True)], tool="list_plans",
         arguments={"site_id": 14, "per_page": 1}, processes=2, sessions=4, start=start,
         until=start + LOAD_SECONDS))
     load.start()

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from devtools.oauth_client import mcp_url, obtain_tokens
 from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import obtain_tokens, mcp_url
 from tests.fixtures_ratelimit import TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window, run_tool_callers
 from tests.fixtures_sandbox import SandboxClient
 

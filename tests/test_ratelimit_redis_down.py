@@ -9,9 +9,9 @@ import httpx
 import pytest
 import redis as redis_lib
 
-from mcp_bridge.ratelimit import AccountKeys
+from devtools.oauth_client import mcp_url, obtain_tokens
+from mcp_bridge.upstream.limiter import AccountKeys
 from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_oauth import mcp_url, obtain_tokens
 from tests.fixtures_ratelimit import TIGHT_GATEWAY_ENV, TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window
 from tests.fixtures_sandbox import SandboxClient
 from tests.fixtures_servers import start_gateway

@@ -12,8 +12,9 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from mcp_bridge.core_api import RateLimited
-from mcp_bridge.ratelimit import AccountKeys, LimitConfig, RedisRateGate, peek, request_finished
+from mcp_bridge.upstream.errors import RateLimited
+from mcp_bridge.upstream.limiter import AccountKeys, LimitConfig, RedisRateGate, request_finished
+from mcp_bridge.upstream.usage import peek
 from tests.fixtures_ratelimit import hammer_process, max_in_window
 
 pytestmark = pytest.mark.usefixtures("close_limiter_redis")

@@ -9,12 +9,13 @@ import time
 
 import pytest
 import redis as redis_lib
-from redis.exceptions import AuthenticationError, ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, TimeoutError as RedisTimeoutError
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from mcp_bridge.redis_pipe import PipelinedRedis
+from devtools.servers import free_port
+from mcp_bridge.upstream.redis_pipe import PipelinedRedis
 from tests.fixtures_ratelimit import OwnRedis
-from tests.servers import free_port
 
 SCRIPT = "redis.call('INCR', KEYS[1]); return {tonumber(ARGV[1]) * 2, redis.call('GET', KEYS[1])}"
 

@@ -8,11 +8,11 @@ import sys
 import httpx
 import pytest
 
+from devtools.servers import ROOT
 from sandbox.invoices import STATUSES as INVOICE_STATUSES
 from sandbox.subscriptions import STATUSES as SUBSCRIPTION_STATUSES
 from tests.fixtures_sandbox import ACME_SITE, ACME_SITE_2, DEMO, KEYS, OTHER_SITE, SITES, SandboxClient
 from tests.fixtures_servers import SANDBOX_ADMIN_TOKEN, start_sandbox
-from tests.servers import ROOT
 
 KINDS = ("customers", "subscriptions", "invoices", "plans", "coupons", "charges")
 FIELDS = {

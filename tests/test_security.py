@@ -16,11 +16,18 @@ from cryptography.fernet import Fernet
 from django.db import connection
 from django.test import override_settings
 
+from devtools.oauth_client import (
+    DEFAULT_REDIRECT_URI,
+    authorize_url,
+    parse_forms,
+    pkce_pair,
+    register_client,
+    signed_in,
+)
+from devtools.servers import ROOT
 from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import DEFAULT_REDIRECT_URI, authorize_url, parse_forms, pkce_pair, register_client, signed_in
 from tests.fixtures_sandbox import KEYS
 from tests.fixtures_servers import start_gateway
-from tests.servers import ROOT
 
 SAFE_PRD = {
     "GATEWAY_ENV": "prd",
@@ -49,9 +56,11 @@ def test_api_keys_are_stored_encrypted_with_the_configured_key(demo_users, setti
         account = Account.objects.get(slug=slug)
         assert account.get_api_key() == key
         # Without the key it is unreadable.
-        with override_settings(API_KEY_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
-            with pytest.raises(ValueError, match="cannot be decrypted"):
-                account.get_api_key()
+        with (
+            override_settings(API_KEY_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]),
+            pytest.raises(ValueError, match="cannot be decrypted"),
+        ):
+            account.get_api_key()
     # Fresh randomness per encryption: equal keys do not give equal ciphertexts.
     account = Account.objects.get(slug="acme")
     before = account.api_key_encrypted
@@ -180,7 +189,7 @@ def test_production_refuses_unsafe_settings_and_deploy_checks_pass():
     with ThreadPoolExecutor(max_workers=len(UNSAFE) + 1) as pool:
         refused = [pool.submit(manage, "check", **{**SAFE_PRD, **override}) for override, _ in UNSAFE]
         deploy = pool.submit(manage, "check", "--deploy", **SAFE_PRD)
-        for (override, error_ids), future in zip(UNSAFE, refused):
+        for (override, error_ids), future in zip(UNSAFE, refused, strict=True):
             result = future.result()
             assert result.returncode != 0, override
             assert all(error_id in result.stderr for error_id in error_ids), (override, result.stderr[-800:])

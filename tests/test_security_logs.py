@@ -20,10 +20,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from pelcro_gateway.logging import RedactSecretsFilter
-from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tool, new_customer_args
-from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_oauth import (
+from devtools.oauth_client import (
     DEFAULT_REDIRECT_URI,
     authorize,
     exchange_code,
@@ -34,9 +31,12 @@ from tests.fixtures_oauth import (
     register_client,
     signed_in,
 )
+from devtools.servers import ServerProcess, free_port
+from pelcro_gateway.logging import RedactSecretsFilter
+from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tool, new_customer_args
+from tests.fixtures_mcp import PASSWORDS, mcp_session
 from tests.fixtures_sandbox import KEYS
 from tests.fixtures_servers import gateway_env
-from tests.servers import ServerProcess, free_port
 
 
 def start_verbose_gateway(sandbox: ServerProcess) -> ServerProcess:
@@ -196,7 +196,8 @@ def test_no_secret_in_the_gateways_own_log_output_in_process(captured_log, demo_
     client, in this process: what the configured handler writes holds no secret."""
     from django.test import Client
 
-    from mcp_bridge.core_api import CoreAPIClient, OpenGate
+    from mcp_bridge.core.client import CoreAPIClient
+    from mcp_bridge.upstream.gate import OpenGate
 
     # This process's registrations count against the same per-IP cap as every live
     # gateway's of the run (same Redis prefix, same 127.0.0.1): lift it here.

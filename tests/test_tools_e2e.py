@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from mcp_bridge.tools.catalog import TOOLS
+from mcp_bridge.servers import TOOLS
 from tests.fixtures_mcp import CORE_TOOLS, ERAS, mcp_session
 
 pytestmark = pytest.mark.sqlite
@@ -30,7 +30,7 @@ def same_object(structured: dict, truth: dict) -> None:
 def same_page(structured: dict, envelope: dict) -> None:
     meta = envelope["meta"]
     assert len(structured["items"]) == len(envelope["data"])
-    for item, expected in zip(structured["items"], envelope["data"]):
+    for item, expected in zip(structured["items"], envelope["data"], strict=True):
         same_object(item, expected)
     assert structured["page"] == meta["current_page"]
     assert structured["per_page"] == meta["per_page"]

@@ -3,11 +3,11 @@ wrong (never a 500, a traceback or a protocol failure), and every one is audited
 
 import pytest
 
+from devtools.oauth_client import obtain_tokens
+from devtools.servers import free_port
 from mcp_bridge.orm import run_db
 from tests.fixtures_mcp import ERAS, OUT_OF_REACH, audit_rows_async, mcp_session
-from tests.fixtures_oauth import obtain_tokens
 from tests.fixtures_servers import start_gateway
-from tests.servers import free_port
 
 pytestmark = pytest.mark.sqlite
 

@@ -7,7 +7,8 @@ from urllib.parse import unquote_plus
 from django.http import JsonResponse
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
-from oauth2_provider.views import IntrospectTokenView, RevokeTokenView, TokenView as DOTTokenView
+from oauth2_provider.views import IntrospectTokenView, RevokeTokenView
+from oauth2_provider.views import TokenView as DOTTokenView
 
 from accounts import access as access_policy
 from accounts import auth_epoch

@@ -1,0 +1,208 @@
+"""Recording tool calls: the record a call fills in as it runs, and its one audit row.
+
+`CallRecord` is created when a `tools/call` arrives (or is refused at the HTTP edge),
+filled in by the shared call path (site, upstream status, outcome), and saved exactly
+once. The tool runtime hands it to handlers inside their `CallContext`.
+
+`save_for_answer()` builds the row when the call ends. When the database is keeping up,
+the answer does not wait for it: a task writes it while the answer goes out (about 0.7 ms
+of a one-client call was the answer waiting for the commit, BENCHMARKS.md), and it is
+committed a moment after the answer, or kept as below. Only a crash of the process in
+that moment loses it, as a crash between the upstream's answer and the insert always
+could. When rows are already on their way, the answer waits for its own row (batched with
+the others): a slow database slows answers down rather than filling memory. `drain()`
+waits for the rows on their way (the ASGI lifespan at shutdown, and tests). The writing
+is `mcp_bridge.audit.writer`'s. On PostgreSQL it skips the ORM: each event loop
+writes over its own async connection, and rows that arrive while an insert is in flight go
+together in the next one (one thread hop and one ORM save per call were about a tenth of
+a tool call's CPU in the gateway). Other engines (SQLite) go through the ORM thread.
+
+A row the database cannot take right now (unreachable) is kept in this process's backlog
+and written, with the next rows, as soon as the database answers again; at shutdown
+(`flush_backlog`) what is still kept is written or, failing that, logged whole at ERROR
+level. The call itself already happened, so a lost connection must neither fail it nor
+lose its row. A row the database refuses is logged whole; `save()` never raises for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+import weakref
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils import timezone
+
+from accounts.principal import Principal
+from mcp_bridge import metrics
+from mcp_bridge.audit import writer as audit_writer
+from mcp_bridge.models import ToolCall
+
+REDACTED = "[redacted]"
+# Argument names whose values are never stored, at any depth (e.g. inside metadata).
+_SECRET_NAME = re.compile(r"(?i)(pass(word)?|secret|token|api[_-]?key|authorization|card|cvc|cvv|iban)")
+_MAX_STRING = 500  # long values are cut: the audit log is not a data store
+_MAX_ITEMS = 50
+_MAX_DEPTH = 4
+_MAX_ERROR = 2000
+_MAX_TOOL_NAME = ToolCall._meta.get_field("tool").max_length
+
+logger = logging.getLogger("mcp_bridge.audit")
+
+
+def storable(text: str) -> str:
+    """`text` as every database column takes it: caller-chosen text may hold NUL (refused
+    by PostgreSQL) or lone surrogates (not UTF-8), which would lose the audit row."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, size-capped copy of tool arguments with secret-looking keys masked."""
+    if depth > _MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {
+            storable(str(key)[:100]): REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1)
+            for key, item in items
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(item, depth + 1) for item in list(value)[:_MAX_ITEMS]]
+    if isinstance(value, str):
+        return storable(value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are not JSON: a JSON column refuses them
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return storable(str(value)[:_MAX_STRING])
+
+
+@dataclass
+class CallRecord:
+    """What is known about one tool call so far; `save()` turns it into a `ToolCall` row."""
+
+    principal: Principal
+    tool: str
+    arguments: Any
+    started_at: datetime = field(default_factory=timezone.now)
+    started: float = field(default_factory=time.perf_counter)
+    site_id: int | None = None
+    outcome: str = ToolCall.Outcome.OK
+    upstream_status: int | None = None
+    error_message: str = ""
+    known_tool: bool = True  # False: metrics count it as "unknown" (names are caller-chosen)
+    saved: bool = False
+
+    def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:
+        """Mark the call failed (unless already marked) and return `message` for chaining."""
+        if self.outcome == ToolCall.Outcome.OK:
+            self.outcome = outcome
+            self.error_message = message
+        return message
+
+    def row(self) -> ToolCall:
+        principal = self.principal
+        site_id = self.site_id
+        if site_id is None and isinstance(self.arguments, dict):
+            # A refused call still names the site it aimed at, when it is a plausible id.
+            raw = self.arguments.get("site_id")
+            if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**31:
+                site_id = raw
+        return ToolCall(
+            created_at=self.started_at,
+            user_id=principal.user_id,
+            username=principal.username,
+            client_id=principal.client_id,
+            client_name=principal.client_name,
+            account_id=principal.account_id,
+            account_slug=principal.account_slug,
+            connection_id=principal.connection_id,
+            site_id=site_id,
+            tool=storable(self.tool[:_MAX_TOOL_NAME]),
+            arguments=redact(self.arguments if isinstance(self.arguments, dict) else {}),
+            outcome=self.outcome,
+            upstream_status=self.upstream_status,
+            latency_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
+            error_message=storable(self.error_message[:_MAX_ERROR]),
+        )
+
+    def _take_row(self) -> ToolCall | None:
+        """The row to write, counted in the metrics; None if it was taken already."""
+        if self.saved:
+            return None
+        self.saved = True
+        row = self.row()
+        metrics.record_tool_call(row.tool if self.known_tool else "unknown", row.outcome, row.latency_ms / 1000)
+        return row
+
+    async def save(self) -> None:
+        """Write the audit row and wait until it is written, kept or logged (once; again is
+        a no-op)."""
+        row = self._take_row()
+        if row is not None:
+            await _write(row)
+
+    async def save_for_answer(self) -> None:
+        """Write the audit row of a call about to be answered (once; again is a no-op).
+
+        When no row of this event loop is being written, the answer does not wait: a task
+        writes the row while the answer goes out (the commit was about 0.7 ms of a
+        one-client call, BENCHMARKS.md). When rows are already on their way, the caller
+        waits for its own, which joins the next insert: under load rows are still batched,
+        and a database that falls behind slows answers down instead of piling rows up in
+        memory. `drain()` waits for the rows written by tasks; the ASGI lifespan does so at
+        shutdown."""
+        row = self._take_row()
+        if row is None:
+            return
+        loop = asyncio.get_running_loop()
+        if _in_flight.get(loop):
+            await _write(row)
+            return
+        task = loop.create_task(_write(row))  # counted as on its way from now on
+        _writing.add(task)
+        task.add_done_callback(_writing.discard)
+
+
+# Rows being written, per event loop, and the tasks writing rows of answered calls.
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+_writing: set[asyncio.Task] = set()
+
+
+def _write(row: ToolCall) -> Coroutine[Any, Any, None]:
+    """The writing of `row`, counted in `_in_flight` from the moment it is created."""
+    loop = asyncio.get_running_loop()
+    _in_flight[loop] = _in_flight.get(loop, 0) + 1
+    return _written(row, loop)
+
+
+async def _written(row: ToolCall, loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await audit_writer.write(row)
+    except (OperationalError, InterfaceError):
+        logger.warning("audit row for %s kept until the database answers again", row.tool[:100])
+    except DatabaseError:
+        # Refused: the writer logged the whole row. The call itself already happened, and
+        # a refused row must not turn it into an error (nor a gate's answer into a 500).
+        pass
+    finally:
+        _in_flight[loop] -= 1
+
+
+async def drain() -> None:
+    """Wait until every row this event loop started writing is written, kept or logged."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _writing if task.get_loop() is loop]:
+        await asyncio.wait(pending)
+
+
+def recent_calls_for_connection(connection_id: int, limit: int = 20) -> list[ToolCall]:
+    """The latest tool calls made through one connection, newest first (sync; for pages)."""
+    return list(ToolCall.objects.filter(connection_id=connection_id).order_by("-created_at", "-id")[:limit])

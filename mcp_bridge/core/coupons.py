@@ -1,0 +1,63 @@
+"""Coupon tools: list, get (Core API /coupons)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mcp_bridge.core.calls import core_api
+from mcp_bridge.core.results import object_result, page_result
+from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.registry import tool
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, UpstreamObject, id_field
+
+
+class Coupon(UpstreamObject):
+    id: int
+    name: str | None = None
+    code: str | None = None
+    percent_off: float | None = Field(None, description="Percentage discount, if a percentage coupon.")
+    amount_off: int | None = Field(None, description="Fixed discount in cents, if a fixed-amount coupon.")
+    currency: str | None = Field(None, description="Currency of amount_off.")
+    duration: str | None = Field(None, description="once (first invoice only) or forever.")
+    redeem_by: str | None = None
+    max_redemptions: int | None = None
+    times_redeemed: int | None = None
+    created_at: str | None = None
+
+
+class ListCouponsInput(ListInput):
+    sort: Literal["id", "-id", "code", "-code", "created_at", "-created_at"] | None = Field(
+        None, description="Sort field; prefix with - for descending. Default: id."
+    )
+
+
+class CouponIdInput(SiteInput):
+    coupon_id: int = id_field("coupon")
+
+
+@tool(
+    "list_coupons", title="List coupons", input=ListCouponsInput, output=Page[Coupon],
+    read_only=True, destructive=False, idempotent=True, open_world=True,
+)
+async def list_coupons(call: CallContext, args: ListCouponsInput):
+    """List a site's coupons, a page at a time; sort by id, code or created_at (prefix - for
+    descending). A coupon takes percent_off (a percentage) or amount_off (cents, in its
+    currency), once (first invoice) or forever; it can no longer be redeemed after redeem_by
+    or once times_redeemed reaches max_redemptions.
+    """
+    response = await core_api(call, "GET", "/coupons", args.site_id, what="coupons", params=args.list_query())
+    return page_result(response, Coupon, "coupon", args.site_id)
+
+
+@tool(
+    "get_coupon", title="Get a coupon", input=CouponIdInput, output=Coupon,
+    read_only=True, destructive=False, idempotent=True, open_world=True,
+)
+async def get_coupon(call: CallContext, args: CouponIdInput):
+    """Get one coupon by id: its code, discount (percent_off, or amount_off in cents),
+    duration (once or forever), and redemption limits (redeem_by, max_redemptions,
+    times_redeemed)."""
+    response = await core_api(call, "GET", f"/coupons/{args.coupon_id}", args.site_id, what=f"coupon {args.coupon_id}")
+    return object_result(response, Coupon, lambda c: f"Coupon {c.id} ({c.code or c.name or 'no code'}) on site {args.site_id}.")

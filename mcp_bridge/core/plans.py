@@ -1,0 +1,64 @@
+"""Plan tools: list, get (Core API /plans)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mcp_bridge.core.calls import core_api
+from mcp_bridge.core.results import money, object_result, page_result
+from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.registry import tool
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, UpstreamObject, id_field
+
+
+class Plan(UpstreamObject):
+    id: int
+    product_id: int | None = None
+    nickname: str | None = None
+    amount: int | None = Field(None, description="Price per interval in cents (minor units).")
+    currency: str | None = None
+    interval: str | None = Field(None, description="day, week, month or year.")
+    interval_count: int | None = Field(None, description="Bills every interval_count intervals.")
+    active: bool | None = None
+    auto_renew: bool | None = None
+    created_at: str | None = None
+
+
+class ListPlansInput(ListInput):
+    sort: Literal["id", "-id", "amount", "-amount", "created_at", "-created_at"] | None = Field(
+        None, description="Sort field; prefix with - for descending. Default: id."
+    )
+
+
+class PlanIdInput(SiteInput):
+    plan_id: int = id_field("plan")
+
+
+@tool(
+    "list_plans", title="List plans", input=ListPlansInput, output=Page[Plan],
+    read_only=True, destructive=False, idempotent=True, open_world=True,
+)
+async def list_plans(call: CallContext, args: ListPlansInput):
+    """List a site's subscription plans (prices), a page at a time; sort by id, amount or
+    created_at (prefix - for descending). `amount` is in cents per billing interval
+    (interval_count × interval, e.g. every 1 month); inactive plans take no new subscribers.
+    """
+    response = await core_api(call, "GET", "/plans", args.site_id, what="plans", params=args.list_query())
+    return page_result(response, Plan, "plan", args.site_id)
+
+
+@tool(
+    "get_plan", title="Get a plan", input=PlanIdInput, output=Plan,
+    read_only=True, destructive=False, idempotent=True, open_world=True,
+)
+async def get_plan(call: CallContext, args: PlanIdInput):
+    """Get one plan by id: its price (`amount` in cents), currency, billing interval
+    (interval_count × interval), whether it is active and whether it renews automatically."""
+    response = await core_api(call, "GET", f"/plans/{args.plan_id}", args.site_id, what=f"plan {args.plan_id}")
+    return object_result(
+        response, Plan,
+        lambda p: f"Plan {p.id} ({p.nickname or 'no nickname'}) on site {args.site_id}: "
+        f"{money(p.amount, p.currency)} every {p.interval_count or 1} {p.interval or 'interval'}.",
+    )

@@ -1,0 +1,65 @@
+"""Upstream failures as the assistant is told them: each `upstream.errors` class maps to
+one `ToolFailure.error` kind, with a message saying what happened and what to do.
+
+`what` names the object the call was about ("customer 12") and `site_id` the site.
+"""
+
+from __future__ import annotations
+
+from mcp_bridge.models import ToolCall
+from mcp_bridge.runtime.results import ToolFailed
+from mcp_bridge.runtime.schemas import ToolFailure
+from mcp_bridge.upstream.errors import (
+    BusinessRuleError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    UpstreamError,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+
+
+def upstream_failure(exc: UpstreamError, what: str, site_id: int, check: str | None = None) -> ToolFailed:
+    """The `ToolFailed` for `exc`; `check` (for a write) says how to see whether it was applied."""
+    status = exc.status or None
+    if isinstance(exc, RateLimited):
+        return ToolFailed(
+            ToolFailure(error="rate_limited", message=exc.message, upstream_status=status, retry_after=exc.retry_after),
+            ToolCall.Outcome.RATE_LIMITED,
+        )
+    if isinstance(exc, ValidationFailed):
+        return ToolFailed(
+            ToolFailure(
+                error="validation_failed",
+                message="The Core API refused the request: fix the fields below and try again.",
+                upstream_status=status,
+                fields=exc.fields,
+            )
+        )
+    if isinstance(exc, NotFound):
+        message = f"{what[:1].upper()}{what[1:]} was not found on site {site_id}."
+        return ToolFailed(ToolFailure(error="not_found", message=message, upstream_status=status))
+    if isinstance(exc, BusinessRuleError):
+        message = f"Refused by the Core API: {exc.message}"
+        return ToolFailed(ToolFailure(error="refused", message=message, upstream_status=status))
+    if isinstance(exc, Forbidden):
+        message = f"The account's API key may not access {what} on site {site_id}: {exc.message}"
+        return ToolFailed(ToolFailure(error="forbidden", message=message, upstream_status=status))
+    if isinstance(exc, Unauthorized):
+        message = "The Core API rejected the account's API key; an account administrator must replace it."
+        return ToolFailed(ToolFailure(error="unauthorized", message=message, upstream_status=status))
+    if isinstance(exc, UpstreamUnavailable):
+        if exc.maybe_processed:
+            return ToolFailed(ToolFailure(
+                error="upstream_unavailable", message=f"{exc.message} {before_retrying(check)}",
+                upstream_status=status, may_have_been_applied=True,
+            ))
+        return ToolFailed(ToolFailure(error="upstream_unavailable", message=exc.message, upstream_status=status))
+    return ToolFailed(ToolFailure(error="upstream_error", message=exc.message, upstream_status=status))
+
+
+def before_retrying(check: str | None) -> str:
+    """The advice that ends the message of a write that may have been applied."""
+    return f"Before trying again, {check or 'check the object it changes'}."

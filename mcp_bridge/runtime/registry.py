@@ -1,0 +1,132 @@
+"""Declaring tools: one `@tool(...)` per handler, with all four annotations mandatory.
+
+A handler's docstring is its description (what an assistant reads to act correctly).
+`ToolDef.sdk_tool()` turns a declaration into the SDK's `Tool` objects: the input model is
+the argument schema the SDK validates against, and the output schema admits either the
+typed result or a `ToolFailure` (some clients validate `structuredContent` even on
+`isError` results, so a failure must match the published schema too).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, TypeAdapter
+
+from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.results import ToolFailed
+from mcp_bridge.runtime.schemas import SiteInput, ToolFailure
+
+# A handler: `async def handler(call: CallContext, args: <its input model>) -> CallToolResult`.
+Handler = Callable[[CallContext, Any], Awaitable[CallToolResult]]
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    name: str
+    title: str
+    description: str
+    input_model: type[SiteInput]
+    output_model: type[BaseModel]
+    handler: Handler
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+    def output_schema(self) -> dict[str, Any]:
+        schema = TypeAdapter(self.output_model | ToolFailure).json_schema(ref_template="#/$defs/{model}")
+        # MCP wants an object at the root; both arms are objects.
+        return {"type": "object", **schema}
+
+    def sdk_tool(self) -> Tool:
+        """This tool as the SDK's `Tool` (validated arguments arrive as keyword arguments)."""
+        model = self.input_model
+        handler = self.handler
+
+        # The SDK hands the `context` argument of `MCPServer.call_tool` to the tool as
+        # `context_kwarg`; `runtime.server` passes the call's `CallContext` there.
+        async def run(call: CallContext, **arguments: Any) -> CallToolResult:
+            return await run_handler(handler, call, model.model_construct(**arguments))
+
+        return Tool(
+            fn=run,
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            parameters=model.model_json_schema(by_alias=True),
+            fn_metadata=FuncMetadata(arg_model=model, output_model=self.output_model, output_schema=self.output_schema()),
+            is_async=True,
+            context_kwarg="call",
+            annotations=self.annotations,
+        )
+
+
+async def run_handler(handler: Handler, call: CallContext, args: SiteInput) -> CallToolResult:
+    """Run a tool handler for `call`: the site is checked first (every tool acts on one
+    site of the caller's account), and a `ToolFailed` becomes an `isError` result that
+    marks the call's audit record."""
+    record = call.record
+    record.site_id = args.site_id
+    try:
+        call.require_site(args.site_id)
+        return await handler(call, args)
+    except ToolFailed as failed:
+        record.fail(failed.failure.message, failed.outcome)
+        return failed.result()
+
+
+REGISTRY: dict[str, ToolDef] = {}
+
+
+def tool(
+    name: str,
+    *,
+    title: str,
+    input: type[SiteInput],
+    output: type[BaseModel],
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool,
+) -> Callable[[Handler], Handler]:
+    """Register a tool handler. Every annotation must be stated: there are no defaults."""
+
+    def register(handler: Handler) -> Handler:
+        if name in REGISTRY:
+            raise ValueError(f"tool {name} is declared twice")
+        if not handler.__doc__:
+            raise ValueError(f"tool {name} needs a docstring: it is the description assistants read")
+        if read_only and destructive:
+            raise ValueError(f"tool {name} cannot be both read-only and destructive")
+        REGISTRY[name] = ToolDef(
+            name=name,
+            title=title,
+            description=inspect.cleandoc(handler.__doc__),
+            input_model=input,
+            output_model=output,
+            handler=handler,
+            read_only=read_only,
+            destructive=destructive,
+            idempotent=idempotent,
+            open_world=open_world,
+        )
+        return handler
+
+    return register

@@ -1,0 +1,122 @@
+"""The MCP server class both servers use: the SDK's `MCPServer`, scoped to the caller's
+principal and audited.
+
+- `tools/list` shows a read-only connection only the read tools (`runtime.read_only`).
+- `tools/call` reads the verified token once, builds the call's `CallContext` (principal,
+  credentials, audit record) and hands it to the tool.
+- `tools/call` leaves exactly one audit row whatever happens (unknown tool, refused
+  arguments, denial, upstream failure, crash); refused arguments come back as an `isError`
+  result naming each bad argument, and a crash as an `internal_error` result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolResult, InputRequiredResult
+from mcp_types import Tool as MCPTool
+from pydantic import ValidationError
+
+from mcp_bridge.audit import CallRecord
+from mcp_bridge.models import ToolCall
+from mcp_bridge.runtime import read_only
+from mcp_bridge.runtime.context import CallContext, request_token
+from mcp_bridge.runtime.registry import ToolDef
+from mcp_bridge.runtime.results import failure_result
+from mcp_bridge.runtime.schemas import ToolFailure
+
+logger = logging.getLogger(__name__)
+
+class GatewayMCPServer(MCPServer):
+    """`MCPServer` serving `specs`, with the tool list and tool calls scoped to the
+    request's principal."""
+
+    def __init__(self, specs: Mapping[str, ToolDef], **kwargs: Any):
+        super().__init__(tools=[spec.sdk_tool() for spec in specs.values()], **kwargs)
+        self.specs = dict(specs)
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        principal = request_token().principal
+        return [t for t in tools if read_only.may_call(principal, self.specs[t.name].read_only)]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Any = None
+    ) -> CallToolResult | InputRequiredResult:
+        token = request_token()  # the one read of the SDK's auth context for this call
+        record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
+        try:
+            if token.credentials is None:
+                raise RuntimeError("the verified token carries no credentials")
+            call = CallContext(principal=token.principal, credentials=token.credentials, record=record)
+            return await self._call(call, name, arguments)
+        except anyio.get_cancelled_exc_class():
+            record.fail("cancelled: the client went away before the call finished")
+            raise
+        except BaseException as exc:
+            record.fail(f"internal error ({type(exc).__name__})")
+            raise
+        finally:
+            # Shielded: a client that hangs up mid-call still leaves its audit row.
+            with anyio.CancelScope(shield=True):
+                await record.save_for_answer()
+
+    async def _call(self, call: CallContext, name: str, arguments: dict[str, Any]) -> CallToolResult | InputRequiredResult:
+        record = call.record
+        spec = self.specs.get(name)
+        if spec is None:
+            record.known_tool = False
+            shown = name if len(name) <= 100 else name[:100] + "…"
+            message = f"Unknown tool: {shown!r}. Call tools/list to see the tools this connection can use."
+            raise MCPError(code=INVALID_PARAMS, message=record.fail(message))
+        if not read_only.may_call(call.principal, spec.read_only):
+            message = read_only.denial_message(name)
+            record.fail(message, ToolCall.Outcome.DENIED)
+            return failure_result(ToolFailure(error="insufficient_scope", message=message))
+        try:
+            # The SDK passes this argument to the tool as its `call` (ToolDef.sdk_tool).
+            return await super().call_tool(name, arguments, call)  # type: ignore[arg-type]
+        except UnexpectedToolError:
+            # A bug, not the caller's fault: logged with its traceback, answered in the
+            # same shape as every other failure, with nothing of the crash in it.
+            logger.exception("tool %s crashed", name)
+            failure = ToolFailure(
+                error="internal_error",
+                message=f"{name} failed inside the gateway (the failure is logged). Try again later.",
+            )
+            record.fail(failure.message)
+            return failure_result(failure)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                failure = invalid_arguments(spec, exc.__cause__)
+                record.fail(failure.message)
+                return failure_result(failure)
+            record.fail(str(exc))
+            raise
+
+
+def invalid_arguments(spec: ToolDef, error: ValidationError) -> ToolFailure:
+    """A failure naming each bad argument and what is wrong with it (no values echoed)."""
+    fields: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        if item["type"] == "extra_forbidden":
+            text = "is not an argument of this tool"
+        elif item["type"] == "missing":
+            text = "is required"
+        else:
+            text = item["msg"].removeprefix("Value error, ")
+        fields.setdefault(where, []).append(text)
+    problems = "; ".join(f"{where}: {' '.join(texts)}" for where, texts in fields.items())
+    allowed = ", ".join(spec.input_model.model_fields)
+    return ToolFailure(
+        error="invalid_arguments",
+        message=f"Invalid arguments for {spec.name}: {problems}. This tool takes: {allowed}.",
+        fields=fields,
+    )

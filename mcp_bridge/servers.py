@@ -1,0 +1,47 @@
+"""The MCP servers this process serves, assembled from their packages' tools.
+
+The Core server (at `/`): the Core API tools (`core/`) and the export tools and files
+resource (`exports/`). The Open server will be assembled here too, from `open/`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from mcp_bridge import exports
+from mcp_bridge.core import charges, coupons, customers, invoices, plans, subscriptions
+from mcp_bridge.runtime.registry import REGISTRY, ToolDef
+from mcp_bridge.runtime.server import GatewayMCPServer
+
+# Importing a tool module registers its tools; the Core server serves these modules' tools.
+CORE_TOOL_MODULES = (charges, coupons, customers, invoices, plans, subscriptions, exports.tools)
+_CORE_MODULE_NAMES = {module.__name__ for module in CORE_TOOL_MODULES}
+
+TOOLS: dict[str, ToolDef] = {
+    name: spec for name, spec in REGISTRY.items() if spec.handler.__module__ in _CORE_MODULE_NAMES
+}
+WRITE_TOOLS = frozenset(name for name, spec in TOOLS.items() if not spec.read_only)
+
+INSTRUCTIONS = """\
+These tools work on ONE Pelcro account: the one the user picked when connecting.
+Every tool needs site_id, one of that account's sites (ask the user if unsure; a wrong
+site_id answers with the list of the account's sites). Money is in integer cents (minor
+units) with a lowercase currency code. List tools return one page: check has_more and
+ask for page + 1 to see more. Voiding or writing off invoices and deleting customers are
+irreversible: confirm with the user before calling them."""
+
+
+def build_server() -> GatewayMCPServer:
+    """The MCP server with every tool (and the export files resource) registered."""
+    server = GatewayMCPServer(
+        TOOLS,
+        name="pelcro",
+        title="Pelcro",
+        description="Pelcro Core API tools for one Pelcro account",
+        instructions=INSTRUCTIONS,
+        website_url=settings.PUBLIC_URL + "/",
+        version=settings.VERSION,
+        log_level=settings.LOG_LEVEL if settings.LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+    )
+    exports.register_export_resource(server)
+    return server

@@ -1,1 +1,0 @@
-"""The MCP tools, one module per Core API resource; `catalog` collects them."""

@@ -1,0 +1,36 @@
+"""The gate every upstream request passes first: the shared per-account rate limiter.
+
+`RequestGate` is what an upstream client asks before each request (`limiter.RedisRateGate`
+in production); `OpenGate` lets everything through, for tests of a client alone. A client
+cannot be built without a gate (`http.UpstreamClient`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class RequestGate(Protocol):
+    """What the client asks before every upstream request (the shared rate limiter)."""
+
+    async def acquire(self, account_id: int, *, background: bool = False) -> None:
+        """Return when one request may start now; raise RateLimited if it may not."""
+
+    async def finished(self, account_id: int, seconds: float) -> None:
+        """The request granted by the last `acquire` in this task is over (answered or failed)."""
+
+    async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
+        """The upstream answered 429 anyway: pause every process for this account."""
+
+
+class OpenGate:
+    """A gate that lets everything through (tests of a client alone)."""
+
+    async def acquire(self, account_id: int, *, background: bool = False) -> None:
+        return None
+
+    async def finished(self, account_id: int, seconds: float) -> None:
+        return None
+
+    async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
+        return None

@@ -1,0 +1,306 @@
+"""The shared per-account rate limiter (Redis), in front of every Core API request.
+
+The Core API allows LIMIT requests per rolling WINDOW per account and answers 429 beyond.
+Every web process and Celery worker asks Redis before each upstream request; one atomic
+Lua script (`lua/acquire.lua`, Redis `TIME` as the only clock) keeps a rolling log of
+requests per account and grants one only if fewer than `cap = LIMIT - SAFETY_MARGIN` lie
+in the last WINDOW. So in ANY rolling window, all processes together start at most `cap`
+requests. A token bucket alone could not promise that (capacity C refilling at R/s lets
+C + WINDOW·R through in one window); the log also says exactly how long until the next
+slot frees (`retry_after`), so callers sleep precisely instead of polling.
+
+The upstream counts requests when they ARRIVE, and arrival jitter (queues, connection
+set-up, a busy event loop) reorders grant times by milliseconds, enough for a burst to
+land one window after the previous burst's stragglers. So a request's log entry is its
+grant time plus `hold` while it is in flight, and drops to the moment its answer came
+back (`request_finished`, via the gate's `finished`, which the client calls): every counted request
+reached the upstream before its entry's time, every new one after its grant, so the
+guarantee holds for arrivals too, whatever the delays (tests/test_ratelimit_gateway.py).
+
+Background work (Celery exports) additionally has its own log capped at
+`BACKGROUND_BUDGET_SHARE` of `cap`, so interactive tool calls always keep the rest.
+An upstream 429 sets a block key until its Retry-After that every acquire honours.
+
+Keys: `<REDIS_KEY_PREFIX>rl:{<account_id>}:<name>`; the hash tag keeps one account's keys
+in one Redis Cluster slot. Every key expires on its own.
+
+Redis down: the gate fails closed (`RateLimiterUnavailable`, no request is sent). The
+client reconnects on the next call, so service resumes by itself when Redis is back. The
+scripts go through `mcp_bridge.upstream.redis_pipe` (a pipelined client, far cheaper per command
+than redis-py's asyncio client on this hot path); the dashboard and roll-ups use redis-py.
+The limiter state lives only in Redis: run it with AOF persistence so a restart keeps
+the last window (otherwise the upstream's own 429, honoured via the block key, is the
+backstop).
+"""
+
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+
+import redis
+from django.conf import settings
+
+from mcp_bridge import metrics
+from mcp_bridge.upstream.errors import RateLimited, RateLimiterUnavailable
+from mcp_bridge.upstream.redis_clients import REDIS_DOWN_ERRORS, redis_for_loop
+
+logger = logging.getLogger(__name__)
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+US = 1_000_000
+
+# Usage counters and latency samples outlive the dashboard's hour and give the per-minute
+# roll-up slack if beat is down for a while (the ring in usage.lua holds 120 minutes).
+USAGE_TTL_SECONDS = 2 * 3600
+USAGE_SLOTS = 120
+LATENCY_MAX_SAMPLES = 20_000
+
+
+# --- Configuration and keys -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimitConfig:
+    """The limit every account gets, from `settings.PELCRO_GATEWAY`."""
+
+    limit: int
+    window: float
+    margin: int
+    wait_budget: float
+    background_share: float
+    # The longest a granted request can take to reach the upstream (pool wait, connect and
+    # write timeouts); an unfinished request (crashed caller) holds its slot that long.
+    hold: float = 24.0
+
+    @classmethod
+    def from_settings(cls) -> LimitConfig:
+        conf = settings.PELCRO_GATEWAY
+        config = cls(
+            limit=int(conf["RATE_LIMIT"]),
+            window=float(conf["RATE_WINDOW_SECONDS"]),
+            margin=int(conf["RATE_SAFETY_MARGIN"]),
+            wait_budget=float(conf["RATE_WAIT_BUDGET_SECONDS"]),
+            background_share=float(conf["BACKGROUND_BUDGET_SHARE"]),
+            hold=2 * float(conf["CORE_API_TIMEOUT"]) + float(conf["CORE_API_CONNECT_TIMEOUT"]) + 1.0,
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        problems = []
+        if self.limit < 1:
+            problems.append("RATE_LIMIT must be at least 1")
+        if not 0 <= self.margin < self.limit:
+            problems.append("RATE_SAFETY_MARGIN must be at least 0 and below RATE_LIMIT")
+        if self.window <= 0:
+            problems.append("RATE_WINDOW_SECONDS must be positive")
+        if self.wait_budget < 0:
+            problems.append("RATE_WAIT_BUDGET_SECONDS must not be negative")
+        if not 0 < self.background_share <= 1:
+            problems.append("BACKGROUND_BUDGET_SHARE must be above 0 and at most 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def cap(self) -> int:
+        """Requests granted per rolling window: the upstream limit minus the safety margin."""
+        return self.limit - self.margin
+
+    @property
+    def background_cap(self) -> int:
+        """Requests background jobs may start per rolling window (at least one)."""
+        return max(1, math.floor(self.cap * self.background_share))
+
+    @property
+    def window_us(self) -> int:
+        return round(self.window * US)
+
+    @property
+    def hold_us(self) -> int:
+        return round(self.hold * US)
+
+    @property
+    def per_minute(self) -> float:
+        """The cap as a requests-per-minute rate (the dashboard's limit line)."""
+        return self.cap * 60.0 / self.window
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    log: str
+    background: str
+    block: str
+    waiters: str
+    usage: str
+    latency: str
+
+    @classmethod
+    def of(cls, account_id: int) -> AccountKeys:
+        return _account_keys(settings.REDIS_KEY_PREFIX, int(account_id))
+
+    @property
+    def limiter(self) -> list[str]:
+        """The keys acquire.lua and peek.lua take, in their order."""
+        return [self.log, self.background, self.block, self.waiters, self.usage]
+
+
+@lru_cache(maxsize=4096)  # every Core API request needs its account's keys
+def _account_keys(prefix: str, account_id: int) -> AccountKeys:
+    base = f"{prefix}rl:{{{account_id}}}:"
+    return AccountKeys(*(base + name for name in ("log", "bg", "block", "waiters", "usage", "latency")))
+
+
+@cache
+def _lua(name: str) -> str:
+    """A script with the shared helpers (usage.lua) in front."""
+    return (LUA_DIR / "usage.lua").read_text() + "\n" + (LUA_DIR / name).read_text()
+
+@cache
+def _sync_script(client: redis.Redis, name: str):
+    return client.register_script(_lua(name))
+
+
+# --- Decisions and state -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    remaining: int
+    retry_after: float  # seconds until a slot frees; 0 when allowed
+    now: float  # Redis time (epoch seconds) of the decision
+    call_id: str  # the request's entry in the log (pass it to `request_finished`)
+
+
+# --- The gate the Core API client passes ----------------------------------------------------
+
+
+class RedisRateGate:
+    """`upstream.gate.RequestGate` backed by the shared Redis limiter.
+
+    `acquire` returns when a request may start. When the next slot frees within the wait
+    budget it sleeps exactly that long and asks again (shown as a waiting caller on the
+    dashboard); otherwise it raises `RateLimited(retry_after)`. Redis down →
+    `RateLimiterUnavailable`: fail closed, nothing is sent. The granted request's log
+    entry is remembered in this task's context, so `finished` (which the client calls
+    when the request is over) can close it.
+    """
+
+    def __init__(self, config: LimitConfig | None = None):
+        self.config = config or LimitConfig.from_settings()
+
+    async def acquire(self, account_id: int, *, background: bool = False) -> Decision:
+        loop = asyncio.get_running_loop()
+        call_id = uuid.uuid4().hex
+        started = loop.time()
+        waited = False
+        kind = "background" if background else "interactive"
+        while True:
+            budget_left = max(0.0, self.config.wait_budget - (loop.time() - started))
+            decision = await self.try_acquire(
+                account_id, background=background, call_id=call_id, wait_budget=budget_left, already_waited=waited
+            )
+            if decision.allowed:
+                metrics.limiter_decision("granted_after_wait" if waited else "granted", kind)
+                _in_flight.set((account_id, decision.call_id))
+                return decision
+            if decision.retry_after > budget_left:
+                metrics.limiter_decision("rejected", kind)
+                raise RateLimited(decision.retry_after)
+            if not waited:
+                metrics.limiter_decision("wait", kind)
+            waited = True
+            # A millisecond past the exact moment, so the slot has surely left the window.
+            await asyncio.sleep(decision.retry_after + 0.001)
+
+    async def finished(self, account_id: int, seconds: float) -> None:
+        # Not waited for: nothing here needs its answer. It goes out with the next command
+        # on the connection (at most redis_pipe.UNANSWERED_DELAY later), ahead of it.
+        await request_finished(account_id, seconds, wait=False)
+
+    async def try_acquire(
+        self,
+        account_id: int,
+        *,
+        background: bool = False,
+        call_id: str | None = None,
+        wait_budget: float = 0.0,
+        already_waited: bool = False,
+    ) -> Decision:
+        """Run the acquire script once: grant a slot now, or say how long until one frees.
+
+        `wait_budget` only decides how a refusal is counted: a caller that will wait
+        (retry_after within it) is a waiting caller, otherwise the refusal is a rejection.
+        """
+        call_id = call_id or uuid.uuid4().hex
+        args = [
+            self.config.cap,
+            self.config.window_us,
+            self.config.background_cap,
+            1 if background else 0,
+            call_id,
+            round(wait_budget * US),
+            1 if already_waited else 0,
+            USAGE_TTL_SECONDS,
+            self.config.hold_us,
+        ]
+        try:
+            allowed, remaining, retry_us, now_us = await redis_for_loop().evalsha(
+                _lua("acquire.lua"), AccountKeys.of(account_id).limiter, args
+            )
+        except REDIS_DOWN_ERRORS:
+            metrics.limiter_decision("unavailable", "background" if background else "interactive")
+            logger.warning("rate limiter unavailable (Redis down); refusing a request for account %s", account_id)
+            raise RateLimiterUnavailable() from None
+        return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
+
+    async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
+        """Block the account in every process until the upstream's Retry-After has passed."""
+        metrics.UPSTREAM_429.inc()
+        keys = AccountKeys.of(account_id)
+        try:
+            await redis_for_loop().evalsha(
+                _lua("upstream_429.lua"), [keys.block, keys.usage], [round(max(retry_after, 1.0) * US), USAGE_TTL_SECONDS]
+            )
+        except REDIS_DOWN_ERRORS:
+            # The next acquire fails closed anyway, so nothing is sent while Redis is down.
+            logger.warning("could not record an upstream 429 for account %s: Redis down", account_id)
+
+
+# The log entry of the request this task was last granted, for `request_finished`.
+_in_flight: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("pelcro_in_flight", default=None)
+
+
+async def request_finished(
+    account_id: int, seconds: float, call_id: str | None = None, *, wait: bool = True
+) -> float | None:
+    """The upstream answered the request this task was granted (or `call_id`): its log
+    entry drops to now, and its latency is kept for the per-minute p50/p95 roll-up.
+    Returns that moment (Redis time), or None if Redis could not be told or `wait` is
+    False (the script is sent, its answer not awaited)."""
+    if call_id is None:
+        granted = _in_flight.get()
+        if granted is not None and granted[0] == account_id:
+            call_id = granted[1]
+            _in_flight.set(None)
+    keys = AccountKeys.of(account_id)
+    try:
+        finished_us = await redis_for_loop().evalsha(
+            _lua("finish.lua"),
+            [keys.log, keys.background, keys.latency],
+            [call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
+            wait=wait,
+        )
+    except REDIS_DOWN_ERRORS:
+        # The entry keeps its in-flight time and frees its slot later: conservative.
+        logger.debug("could not mark a request finished: Redis down")
+        return None
+    return finished_us / US if finished_us is not None else None
