@@ -58,7 +58,7 @@ class OverviewSerializer(serializers.Serializer):
 
 
 class MinuteSerializer(serializers.Serializer):
-    """One minute of one account (`mcp_bridge.ratelimit.MinuteUsage`)."""
+    """One minute of one account (`mcp_bridge.upstream.usage.MinuteUsage`)."""
 
     minute = serializers.DateTimeField(source="start", help_text="Start of the minute (UTC).")
     calls = serializers.IntegerField(source="usage.calls", help_text="Requests let through (sent upstream).")

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from pelcro_gateway.logging import ClientErrorsWithoutTraceback, redact, redact_record
-from tests.fixtures_mcp import PASSWORDS
 from tests.fixtures_faults import LogWatch
+from tests.fixtures_mcp import PASSWORDS
 from tests.fixtures_oauth import MCP_HEADERS, authorize, exchange_code, register_client, signed_in
 from tests.test_security_logs import start_verbose_gateway
 
@@ -145,7 +145,7 @@ def test_tokens_in_unusual_url_places_never_reach_the_server_log(verbose_gateway
     tokens = exchange_code(url, client_id, grant["code"], grant["verifier"]).json()
     secrets = {"access token": tokens["access_token"], "refresh token": tokens["refresh_token"],
                "code": grant["code"], "verifier": grant["verifier"]}
-    for what, token in secrets.items():
+    for _what, token in secrets.items():
         for target in _unusual_places(token):
             httpx.post(url + target, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=MCP_HEADERS)
             httpx.get(url + target)

@@ -21,9 +21,9 @@ from django.db import OperationalError
 from django.test import RequestFactory
 from django.utils import timezone
 
+from devtools.servers import OUTPUT_DIR, ROOT
 from tests.fixtures_mcp import PASSWORDS
 from tests.fixtures_oauth import authorize_url, obtain_tokens, pkce_pair, register_client
-from tests.servers import OUTPUT_DIR, ROOT
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = OUTPUT_DIR / "pages"

@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 
-from tests.servers import ROOT
+from devtools.servers import ROOT
 
 PACKAGES = ["pelcro_gateway", "accounts", "mcp_bridge", "ops", "sandbox"]
 LAUNCHERS = ["scripts/run.sh", "Procfile", "Dockerfile", "docker-compose.yml"]

@@ -109,7 +109,7 @@ def test_the_lock_out_does_not_reveal_which_names_exist(strict_gateway, demo_use
             answers[name] = [login(client, name, "guess") for _ in range(4)]
         statuses = {name: [r.status_code for r in responses] for name, responses in answers.items()}
         assert statuses[known] == statuses[unknown] == [200, 200, 200, 429], statuses
-        for first, second in zip(answers[known], answers[unknown]):
+        for first, second in zip(answers[known], answers[unknown], strict=True):
             assert page_text(first) == page_text(second)
 
 
