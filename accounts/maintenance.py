@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from oauth2_provider.models import clear_expired, get_application_model, get_grant_model
 
-from accounts.models import AuthorizationConsent, Connection
+from accounts.models import AuthorizationConsent, Connection, RefreshSuccessor
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,11 @@ def prune_unused_registrations() -> int:
 
 
 def clear_expired_tokens() -> int:
-    """Delete expired tokens and codes (DOT's `cleartokens`) and old consent records.
-    Returns how many consent records were deleted (DOT logs its own counts)."""
+    """Delete expired tokens and codes (DOT's `cleartokens`), old consent records and
+    rotated pairs past their grace window. Returns how many consent records were deleted
+    (DOT logs its own counts)."""
     clear_expired()
+    grace = timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"])
+    RefreshSuccessor.objects.filter(created_at__lt=timezone.now() - grace).delete()
     deleted, _ = AuthorizationConsent.objects.filter(created_at__lt=timezone.now() - CONSENT_RETENTION).delete()
     return deleted

@@ -162,3 +162,24 @@ class AuthorizationConsent(models.Model):
 
     def __str__(self) -> str:
         return f"consent {self.pk}: {self.account} ({self.access}) for {self.user}"
+
+
+class RefreshSuccessor(models.Model):
+    """The pair a rotated refresh token was exchanged for, kept for the grace window.
+
+    Several processes of one desktop client often share a stored refresh token and
+    refresh at the same moment. The first rotation wins; a duplicate arriving within
+    `REFRESH_TOKEN_GRACE_SECONDS` gets this same pair back instead of a reuse alarm that
+    would kill the winner's tokens (accounts.rotation). Tokens are hashed at rest, so the
+    pair is sealed with a key derived from the old raw refresh token: only someone who
+    holds that token can open it, and the database alone reveals nothing.
+    """
+
+    refresh_token = models.OneToOneField(
+        "oauth2_provider.RefreshToken", on_delete=models.CASCADE, primary_key=True, related_name="successor"
+    )
+    sealed = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"successor of refresh token {self.refresh_token_id}"

@@ -6,8 +6,10 @@ grant → access token → refresh token, and are checked again at every step.
 - validate_code: re-checks membership at code exchange; a replayed code revokes the
   tokens issued from it.
 - validate_refresh_token: the token's connection must still be active and the user
-  still allowed its access level, else `invalid_grant`.
+  still allowed its access level, else `invalid_grant`. A token rotated out less than
+  REFRESH_TOKEN_GRACE_SECONDS ago gets the pair it was rotated into (accounts.rotation).
 - _create_access_token: every access token gets a TokenBinding to its Connection.
+- scopes: values this server does not define are ignored (accounts.scopes).
 """
 
 import hashlib
@@ -20,9 +22,12 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from accounts import access as access_policy
 from accounts.connections import connection_for_consent, touch
-from accounts.models import AuthorizationConsent, TokenBinding
+from accounts import scopes as scope_policy
+from accounts.models import AuthorizationConsent, RefreshSuccessor, TokenBinding
 from accounts.oauth_server import requested_resources
 from accounts.resource import canonical_resources
+from accounts.rotation import TokenPair, open_pair, seal_pair
+from accounts.tokens import checksum
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +103,19 @@ class GatewayOAuth2Validator(OAuth2Validator):
     # --- token endpoint: refresh_token ---------------------------------------------------
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        # oauthlib compares request.scope with the original scopes right after this
+        # returns: unknown values (offline_access, …) must not make that an invalid_scope.
+        try:
+            request.scope = scope_policy.tolerated(request.scope) or None
+        except ValueError as exc:
+            raise errors.InvalidScopeError(description=str(exc), request=request) from None
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         rt = request.refresh_token_instance
+        if rt.revoked is not None:
+            # DOT lets a token rotated within the grace window through; hand back the pair
+            # it was rotated into, or treat it as a replay.
+            return self._grace_duplicate(refresh_token, rt, request)
         binding = (
             TokenBinding.objects.select_related("connection__user")
             .filter(access_token_id=rt.access_token_id)
@@ -109,6 +124,30 @@ class GatewayOAuth2Validator(OAuth2Validator):
         if binding is None or not access_policy.connection_usable(binding.connection):
             return False
         request.pelcro_connection = binding.connection
+        return True
+
+    def _grace_duplicate(self, refresh_token, rt, request) -> bool:
+        successor = RefreshSuccessor.objects.filter(refresh_token=rt).first()
+        pair = open_pair(refresh_token, successor.sealed) if successor else None
+        current = (
+            get_refresh_token_model().objects.select_related("access_token")
+            .filter(token_checksum=checksum(pair.refresh_token), revoked__isnull=True).first()
+            if pair else None
+        )
+        if current is None or current.access_token is None or current.access_token.is_expired():
+            # The pair it was rotated into is gone (rotated again, revoked, expired): the
+            # old token is being replayed, as in DOT's reuse protection.
+            log.warning("rotated-out refresh token %s replayed; revoking its family", rt.pk)
+            get_refresh_token_model().revoke_family(rt.token_family)
+            return False
+        binding = (
+            TokenBinding.objects.select_related("connection__user")
+            .filter(access_token_id=current.access_token_id).first()
+        )
+        if binding is None or not access_policy.connection_usable(binding.connection):
+            return False
+        request.pelcro_connection = binding.connection
+        request.pelcro_grace_pair = (pair, current.access_token)
         return True
 
     def _check_and_set_request_resource(self, request):
@@ -125,7 +164,32 @@ class GatewayOAuth2Validator(OAuth2Validator):
                 raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc), request=request) from None
         super()._check_and_set_request_resource(request)
 
+    # --- scopes -----------------------------------------------------------------------------
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        """Grant what this server defines among the requested scopes, ignoring the rest
+        (RFC 6749 §3.3 lets the server ignore scopes); none of ours → the defaults."""
+        try:
+            kept = scope_policy.tolerated(" ".join(scopes))
+        except ValueError:
+            return False
+        request.scopes = kept.split() or self.get_default_scopes(client_id, request)
+        return True
+
     # --- token persistence ---------------------------------------------------------------
+
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        grace = getattr(request, "pelcro_grace_pair", None)
+        if grace is None:
+            return super()._save_bearer_token(token, request, *args, **kwargs)
+        # A duplicate within the grace window: the same pair as the winner's, nothing new.
+        self._check_and_set_request_resource(request)
+        pair, access_token = grace
+        token["access_token"] = pair.access_token
+        token["refresh_token"] = pair.refresh_token
+        token["scope"] = access_token.scope
+        token["expires_in"] = max(1, int((access_token.expires - timezone.now()).total_seconds()))
+        return None
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         connection = getattr(request, "pelcro_connection", None)
@@ -140,6 +204,14 @@ class GatewayOAuth2Validator(OAuth2Validator):
             raise errors.InvalidGrantError(request=request)
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
         TokenBinding.objects.create(access_token=access_token, connection=connection)
+        if source_refresh_token is not None and token.get("refresh_token"):
+            # Rotation: keep the new pair for duplicates of this refresh (accounts.rotation).
+            # request.refresh_token is the raw token presented (DOT sets it).
+            RefreshSuccessor.objects.update_or_create(
+                refresh_token=source_refresh_token,
+                defaults={"sealed": seal_pair(request.refresh_token,
+                                              TokenPair(token["access_token"], token["refresh_token"]))},
+            )
         if consent is None:
             touch(connection)  # a refresh means the app is in use
         return access_token

@@ -122,9 +122,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web process, the worker and beat share one file.
+    # IMMEDIATE: a transaction takes the write lock when it begins (waiting up to
+    # `timeout`), instead of failing with "database is locked" when a transaction that
+    # has read tries to write after another writer committed (e.g. two refreshes of one
+    # token: accounts.rotation).
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
     # Tests run servers in subprocesses, so the test database must be a file, not :memory:.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -242,6 +247,10 @@ PELCRO_GATEWAY = {
     # OAuth lifetimes.
     "ACCESS_TOKEN_SECONDS": env_int("ACCESS_TOKEN_SECONDS", 3600),
     "REFRESH_TOKEN_SECONDS": env_int("REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
+    # A rotated-out refresh token presented again within this many seconds gets the same
+    # new pair (concurrent refreshes by one client's processes); later, it revokes its
+    # family as a replay. 30 s is Okta's default grace period for rotation.
+    "REFRESH_TOKEN_GRACE_SECONDS": env_int("REFRESH_TOKEN_GRACE_SECONDS", 30),
     # Login guessing protection.
     "LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
     "LOGIN_LOCKOUT_SECONDS": env_int("LOGIN_LOCKOUT_SECONDS", 900),
@@ -340,7 +349,8 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_SECONDS"],
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    # accounts.rotation: duplicates within the window get the same pair.
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"],
     "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data"},
     "DEFAULT_SCOPES": ["read", "write"],
     # Always show the consent screen: it is where the account is chosen.

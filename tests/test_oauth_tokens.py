@@ -2,6 +2,7 @@
 reuse, RFC 8707 audience, expiry, membership, revocation, introspection."""
 
 import base64
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -38,6 +39,15 @@ def fresh_code(gateway_server, demo_users):
 @pytest.fixture
 def tokens(gateway_server, demo_users):
     return obtain_tokens(gateway_server.url, *DEMO, "acme")
+
+
+def age_rotated_tokens(client_id: str) -> None:
+    """Move the client's rotated-out refresh tokens past REFRESH_TOKEN_GRACE_SECONDS."""
+    from django.conf import settings
+
+    past = timezone.now() - timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"] + 1)
+    get_refresh_token_model().objects.filter(application__client_id=client_id, revoked__isnull=False).update(
+        revoked=past)
 
 
 def mcp_status(gateway_url: str, access_token: str) -> int:
@@ -134,12 +144,46 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(gateway_server, toke
     assert second["refresh_token"] != tokens["refresh_token"] and second["scope"] == "read write"
     assert gateway_principal(url, second["access_token"]).account_slug == "acme"
 
+    # Past the grace window, the rotated-out token is a replay.
+    age_rotated_tokens(client_id)
     replay = refresh(url, client_id, tokens["refresh_token"])  # the rotated-out token again
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     # Reuse means theft: the newest tokens of the family die too.
     assert gateway_principal(url, second["access_token"]) is None
     assert refresh(url, client_id, second["refresh_token"]).json()["error"] == "invalid_grant"
-    assert mcp_status(url, second["access_token"]) == 401
+
+
+def test_a_duplicate_refresh_within_the_grace_window_gets_the_same_pair(gateway_server, tokens):
+    url, client_id = gateway_server.url, tokens["client_id"]
+    first = refresh(url, client_id, tokens["refresh_token"]).json()
+    again = refresh(url, client_id, tokens["refresh_token"])
+    assert again.status_code == 200, again.text
+    again = again.json()
+    assert (again["access_token"], again["refresh_token"]) == (first["access_token"], first["refresh_token"])
+    assert again["scope"] == "read write" and 0 < again["expires_in"] <= 3600
+    assert gateway_principal(url, first["access_token"]).account_slug == "acme"
+    # Only one pair exists: nothing extra was minted for the duplicate.
+    refresh_rows = get_refresh_token_model().objects.filter(application__client_id=client_id)
+    assert refresh_rows.count() == 2 and refresh_rows.filter(revoked__isnull=True).count() == 1
+    third = refresh(url, client_id, first["refresh_token"])  # the pair rotates on as usual
+    assert third.status_code == 200
+
+
+def test_a_token_two_rotations_old_is_a_replay_even_within_the_window(gateway_server, tokens):
+    url, client_id = gateway_server.url, tokens["client_id"]
+    second = refresh(url, client_id, tokens["refresh_token"]).json()
+    third = refresh(url, client_id, second["refresh_token"]).json()
+    replay = refresh(url, client_id, tokens["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert gateway_principal(url, third["access_token"]) is None
+
+
+def test_a_revoked_refresh_token_gets_no_grace(gateway_server, tokens):
+    url, client_id = gateway_server.url, tokens["client_id"]
+    assert httpx.post(url + "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": client_id,
+                                                   "token_type_hint": "refresh_token"}).status_code == 200
+    replay = refresh(url, client_id, tokens["refresh_token"])
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
 
 
 def test_refresh_by_another_client_is_refused(gateway_server, tokens):

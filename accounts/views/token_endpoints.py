@@ -4,6 +4,7 @@ import base64
 import json
 from urllib.parse import unquote_plus
 
+from django.db import router, transaction
 from django.http import JsonResponse
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
@@ -13,16 +14,23 @@ from oauth2_provider.views import TokenView as DOTTokenView
 from accounts import access as access_policy
 from accounts import auth_epoch
 from accounts.models import Connection
+from accounts.rotation import lock_grant
 from accounts.tokens import checksum
 
 
 class TokenView(DOTTokenView):
     """POST /oauth/token. Every grant goes to oauthlib (DOT would answer device-code
     polls itself); this server has only authorization_code and refresh_token, so anything
-    else is `unsupported_grant_type`."""
+    else is `unsupported_grant_type`.
+
+    One transaction per request, which first locks the code or refresh token it redeems
+    (accounts.rotation): duplicates run one after the other, never half-way through each
+    other (no 5xx, no double issue, no family killed by a concurrent twin)."""
 
     def post(self, request, *args, **kwargs):
-        return self.authorization_flow_token_response(request)
+        with transaction.atomic(using=router.db_for_write(get_refresh_token_model())):
+            lock_grant(request.POST)
+            return self.authorization_flow_token_response(request)
 
 
 def _connection_of(raw_token: str) -> Connection | None:
