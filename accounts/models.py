@@ -183,3 +183,24 @@ class RefreshSuccessor(models.Model):
 
     def __str__(self) -> str:
         return f"successor of refresh token {self.refresh_token_id}"
+
+
+class ClientRegistration(models.Model):
+    """What DOT's Application does not keep of a dynamic registration (RFC 7591).
+
+    - `token_endpoint_auth_method` as registered, so every answer about the client says
+      what it asked for (`client_secret_post` or `client_secret_basic`; both work).
+    - `metadata_digest`: SHA-256 of the canonical metadata of a public client, so a
+      client that registers afresh on every start gets its identical registration back
+      instead of filling the table and hitting the per-IP cap (accounts.registrations).
+    """
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, primary_key=True, related_name="registration"
+    )
+    token_endpoint_auth_method = models.CharField(max_length=32)
+    metadata_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    reused_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"registration of {self.application_id}"

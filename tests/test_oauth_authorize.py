@@ -156,7 +156,7 @@ def test_consent_post_requires_csrf(gateway_server, client_id, demo_session):
         ({"method": "plain"}, "invalid_request"),                  # PKCE plain refused
         ({"method": None}, "invalid_request"),                     # no method means plain: refused
         ({"resource": "https://evil.example/mcp"}, "invalid_target"),  # RFC 8707: another resource
-        ({"scope": "read admin"}, "invalid_scope"),
+        ({"scope": 'read "admin'}, "invalid_scope"),  # not a scope token (RFC 6749 §3.3); unknown ones are ignored
         ({"prompt": "none"}, "consent_required"),
     ],
 )

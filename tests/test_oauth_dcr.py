@@ -81,12 +81,78 @@ def test_registration_management_cannot_bypass_the_redirect_policy(gateway_serve
 
 
 def test_registration_is_capped_per_ip(strict_gateway):
-    accepted = [post_registration(strict_gateway.url, redirect_uris=["http://127.0.0.1:1/cb"]) for _ in range(3)]
+    accepted = [post_registration(strict_gateway.url, client_name=f"app {i}", redirect_uris=["http://127.0.0.1:1/cb"])
+                for i in range(3)]
     assert [r.status_code for r in accepted] == [201, 201, 201]
-    refused = post_registration(strict_gateway.url, redirect_uris=["http://127.0.0.1:1/cb"])
+    refused = post_registration(strict_gateway.url, client_name="app 3", redirect_uris=["http://127.0.0.1:1/cb"])
     assert refused.status_code == 429
     assert refused.json()["error"] == "too_many_requests"
     assert 0 < int(refused.headers["retry-after"]) <= 3600
+
+
+def test_a_client_registering_on_every_start_is_never_locked_out(strict_gateway):
+    """Claude Code-style: the same metadata on every start, a new loopback port each time."""
+    answers = [post_registration(strict_gateway.url, redirect_uris=[f"http://localhost:{40000 + i}/callback"])
+               for i in range(3 * 4)]  # four times the cap
+    assert {r.status_code for r in answers} == {201}
+    assert len({r.json()["client_id"] for r in answers}) == 1
+    first, later = answers[0].json(), answers[1].json()
+    assert "registration_access_token" in first and "registration_access_token" not in later
+    assert later["client_id_issued_at"] == first["client_id_issued_at"]
+    # Nobody manages a shared registration, not even its first registrant (RFC 7592).
+    managed = httpx.put(first["registration_client_uri"], timeout=10,
+                        json={**GOOD, "redirect_uris": ["https://attacker.example/cb"]},
+                        headers={"Authorization": f"Bearer {first['registration_access_token']}"})
+    assert managed.status_code == 401
+    # Only the first registration used the cap (3): two new ones still fit.
+    cb = ["http://localhost:1/callback"]
+    fresh = [post_registration(strict_gateway.url, client_name=f"other {i}", redirect_uris=cb) for i in range(2)]
+    assert [r.status_code for r in fresh] == [201, 201]
+    assert post_registration(strict_gateway.url, client_name="one too many", redirect_uris=cb).status_code == 429
+    assert post_registration(strict_gateway.url, redirect_uris=["http://localhost:1/callback"]).status_code == 201
+
+
+@pytest.mark.parametrize("change", [
+    {"client_name": "Another app"},
+    {"redirect_uris": ["http://localhost:1/other-path"]},
+    {"redirect_uris": ["https://app.example/cb"]},
+    {"scope": "read"},
+    {"software_id": "com.example.app"},
+])
+def test_a_different_registration_gets_its_own_client(gateway_server, change):
+    base = post_registration(gateway_server.url, redirect_uris=["http://localhost:1/callback"]).json()
+    other = post_registration(gateway_server.url, **{"redirect_uris": ["http://localhost:1/callback"], **change})
+    assert other.status_code == 201 and other.json()["client_id"] != base["client_id"]
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_confidential_registrations_are_never_shared_and_say_what_they_got(gateway_server, method):
+    first = post_registration(gateway_server.url, token_endpoint_auth_method=method,
+                              redirect_uris=["https://app.example/cb"])
+    second = post_registration(gateway_server.url, token_endpoint_auth_method=method,
+                               redirect_uris=["https://app.example/cb"])
+    assert first.status_code == second.status_code == 201
+    a, b = first.json(), second.json()
+    assert a["client_id"] != b["client_id"] and a["client_secret"] != b["client_secret"]
+    assert a["token_endpoint_auth_method"] == method
+    assert a["client_secret_expires_at"] == 0  # RFC 7591 §3.2.1: required with a secret; 0 = never
+    assert abs(a["client_id_issued_at"] - timezone.now().timestamp()) < 120
+    read = httpx.get(a["registration_client_uri"], timeout=10,
+                     headers={"Authorization": f"Bearer {a['registration_access_token']}"})
+    assert read.status_code == 200 and read.json()["token_endpoint_auth_method"] == method
+
+
+def test_public_registration_answer_is_complete(gateway_server):
+    answer = post_registration(gateway_server.url, redirect_uris=["http://localhost:1/callback"]).json()
+    assert answer["token_endpoint_auth_method"] == "none" and "client_secret" not in answer
+    assert isinstance(answer["client_id_issued_at"], int)
+
+
+def test_an_unsupported_auth_method_is_refused_clearly(gateway_server):
+    refused = post_registration(gateway_server.url, token_endpoint_auth_method="private_key_jwt",
+                                redirect_uris=["https://app.example/cb"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_client_metadata"
+    assert "client_secret_post" in refused.json()["error_description"]
 
 
 def test_never_used_registrations_are_pruned(gateway_server, demo_users, settings):

@@ -48,7 +48,7 @@ def test_authorization_server_metadata_advertises_only_what_is_supported(gateway
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert "none" in doc["token_endpoint_auth_methods_supported"]
     assert doc["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
-    assert doc["scopes_supported"] == ["read", "write"]
+    assert doc["scopes_supported"] == ["read", "write", "offline_access"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["client_id_metadata_document_supported"] is True
 

@@ -1,20 +1,24 @@
 """Dynamic client registration (RFC 7591 / 7592), open to anyone but bounded.
 
-DOT does the registration; before it runs we apply what DOT leaves to us: a per-IP
-hourly cap, the redirect-URI policy (accounts.redirect_uris), and "authorization code
-(+ refresh) only" — the only grant this server has.
+DOT does the registration; around it we apply what DOT leaves to us: the redirect-URI
+policy (accounts.redirect_uris), "authorization code (+ refresh) only" (the only grant
+this server has), reuse of an identical public registration, a per-IP hourly cap on new
+ones, and honest answers (accounts.registrations).
 """
 
 import json
 
 from django.http import JsonResponse
+from oauth2_provider.models import get_application_model
 from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
 
-from accounts import throttle
+from accounts import registrations, throttle
 from accounts.cimd_fetch import MAX_CLIENT_NAME
 from accounts.redirect_uris import RedirectURIError, check_redirect_uris
 
 SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
+# As advertised in token_endpoint_auth_methods_supported (settings.OAUTH2_PROVIDER).
+SUPPORTED_AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 
 
 def _error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -60,27 +64,64 @@ def metadata_problem(body: bytes) -> JsonResponse | None:
                       "grant_types must be [\"authorization_code\"] or [\"authorization_code\", \"refresh_token\"]")
     if data.get("response_types", ["code"]) != ["code"]:
         return _error("invalid_client_metadata", "response_types must be [\"code\"]")
+    if registrations.auth_method_of(data) not in SUPPORTED_AUTH_METHODS:
+        return _error("invalid_client_metadata",
+                      f"token_endpoint_auth_method must be one of {', '.join(SUPPORTED_AUTH_METHODS)}")
     name = data.get("client_name", "")
     if not isinstance(name, str) or len(name) > MAX_CLIENT_NAME:
         return _error("invalid_client_metadata", f"client_name must be a string of at most {MAX_CLIENT_NAME} characters")
     return None
 
 
+def _metadata(body: bytes) -> dict:
+    """The request's metadata (called once metadata_problem found none; DOT answers the
+    rest)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _completed(response, data: dict | None = None):
+    """DOT's answer with what it leaves out (accounts.registrations.complete_answer)."""
+    if response.status_code not in (200, 201):
+        return response
+    answer = json.loads(response.content)
+    application = get_application_model().objects.get(client_id=answer["client_id"])
+    if data is not None:
+        registrations.record(application, data)
+    return JsonResponse(registrations.complete_answer(answer, application), status=response.status_code)
+
+
 class RegistrationView(DynamicClientRegistrationView):
     """POST /oauth/register"""
 
     def post(self, request, *args, **kwargs):
+        problem = metadata_problem(request.body)
+        if problem:
+            return problem
+        data = _metadata(request.body)
+        shared = registrations.shared_registration(data) if data else None
+        if shared is not None:
+            return JsonResponse(registrations.shared_answer(shared), status=201)
         wait = throttle.registration_retry_after(request.META.get("REMOTE_ADDR", ""))
         if wait:
             response = _error("too_many_requests",
                               f"Too many client registrations from this address; retry in {wait} seconds.", 429)
             response["Retry-After"] = str(wait)
             return response
-        return metadata_problem(request.body) or super().post(request, *args, **kwargs)
+        return _completed(super().post(request, *args, **kwargs), data)
 
 
 class RegistrationManagementView(DynamicClientRegistrationManagementView):
     """GET/PUT/DELETE /oauth/register/<client_id> (RFC 7592, with the registration token)."""
 
+    def get(self, request, client_id, *args, **kwargs):
+        return _completed(super().get(request, client_id, *args, **kwargs))
+
     def put(self, request, client_id, *args, **kwargs):
-        return metadata_problem(request.body) or super().put(request, client_id, *args, **kwargs)
+        problem = metadata_problem(request.body)
+        if problem:
+            return problem
+        return _completed(super().put(request, client_id, *args, **kwargs), _metadata(request.body))
