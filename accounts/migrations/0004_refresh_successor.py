@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_authorization_consent'),
+        ('accounts', '0003_connection_revoked_by'),
         ('oauth2_provider', '0022_refreshtoken_token_family_index'),
     ]
 

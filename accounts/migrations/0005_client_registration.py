@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_refresh_successor'),
+        ('accounts', '0004_refresh_successor'),
         ('oauth2_provider', '0022_refreshtoken_token_family_index'),
     ]
 
