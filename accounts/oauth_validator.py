@@ -21,8 +21,8 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts import access as access_policy
-from accounts.connections import connection_for_consent, touch
 from accounts import scopes as scope_policy
+from accounts.connections import connection_for_consent, touch
 from accounts.models import AuthorizationConsent, RefreshSuccessor, TokenBinding
 from accounts.oauth_server import requested_resources
 from accounts.resource import canonical_resources

@@ -116,10 +116,11 @@ def test_concurrent_exchanges_of_one_code_issue_tokens_once(gateways, demo_users
         result = authorize(session, url, client_id, "acme")
         session.close()
 
-        def exchange(server):
-            return lambda: httpx.post(server.url + "/oauth/token", timeout=30, data={
-                "grant_type": "authorization_code", "code": result["code"], "code_verifier": result["verifier"],
-                "redirect_uri": "http://127.0.0.1:47123/callback", "client_id": client_id, "resource": url + "/"})
+        data = {"grant_type": "authorization_code", "code": result["code"], "code_verifier": result["verifier"],
+                "redirect_uri": "http://127.0.0.1:47123/callback", "client_id": client_id, "resource": url + "/"}
+
+        def exchange(server, data=data):
+            return lambda: httpx.post(server.url + "/oauth/token", timeout=30, data=data)
 
         responses = at_once([exchange(gateways[i % 2]) for i in range(DUPLICATES)])
         codes = sorted(r.status_code for r in responses)
