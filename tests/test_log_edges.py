@@ -93,6 +93,31 @@ def test_records_tracebacks_and_arguments_are_masked():
     assert isinstance(record.args, tuple) and record.args[2] == "/?[redacted]"  # shape kept for formatters
 
 
+def test_a_library_logger_with_its_own_handler_gets_masked_lines():
+    """Masking happens when the record is made, so a handler that is not ours (uvicorn's,
+    Celery's, a library's) writes the masked line too."""
+    import io
+
+    from pelcro_gateway import logging as gateway_logging
+
+    gateway_logging.install()  # as GatewayConfig.ready() does in every process
+    stream = io.StringIO()
+    logger = logging.getLogger("some.library.of.ours")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("fetched %s", f"https://x.example/cb?code={SECRET}")
+        try:
+            raise RuntimeError(f"Authorization: Bearer {SECRET}")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    assert SECRET not in stream.getvalue() and "code=[redacted]" in stream.getvalue()
+    assert "Traceback" in stream.getvalue()  # a server error keeps its traceback, masked
+
+
 def test_client_error_records_lose_their_traceback_only():
     for status, keeps in [(403, False), (400, False), (404, False), (500, True)]:
         try:
@@ -185,9 +210,17 @@ def test_refused_requests_log_no_traceback(verbose_gateway, demo_users):
         "MCP bad token": httpx.post(url + "/", json={}, headers={**MCP_HEADERS, "Authorization": "Bearer x"}).status_code,
         "MCP foreign origin": httpx.post(url + "/", json={}, headers={**MCP_HEADERS,
                                                                       "Origin": "https://evil.example"}).status_code,
+        "MCP GET": httpx.get(url + "/", headers={"Accept": "application/json"}).status_code,
+        "MCP bad Host": httpx.post(url + "/", json={}, headers={**MCP_HEADERS, "Host": "evil.example"}).status_code,
+        "MCP preflight, foreign origin": httpx.options(url + "/", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}).status_code,
+        "registration, bad redirect": httpx.post(url + "/oauth/register", json={
+            "redirect_uris": ["javascript:alert(1)"]}).status_code,
+        "revocation without client": httpx.post(url + "/oauth/revoke", data={"token": "x"}).status_code,
+        "authorize, unknown client": member.get("/oauth/authorize?client_id=nope&response_type=code").status_code,
     }
     member.close()
-    assert all(400 <= status < 500 for status in statuses.values()), statuses
+    assert {k: v for k, v in statuses.items() if not 400 <= v < 500} == {}
     assert statuses["ops as non-staff"] == 403 and statuses["bad Host"] == 400
     logged = log.text()
     assert "Forbidden (Permission denied): /ops/" in logged  # the line stays
