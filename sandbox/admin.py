@@ -89,19 +89,44 @@ def restore_config(request: Request, sandbox: Sandbox, raw: bytes):
     return 200, {"data": sandbox.knobs.as_dict()}
 
 
-def accounts(request: Request, sandbox: Sandbox, raw: bytes):
-    return 200, {
-        "data": [
-            {
-                "slug": account.slug,
-                "name": account.name,
-                "api_key": account.api_key,
-                "sites": [{"site_id": site_id, "name": name} for site_id, name in account.sites.items()],
-                "requests_in_window": sandbox.limiter.used(account.slug),
-            }
-            for account in sandbox.store.accounts.values()
-        ]
+def _account(sandbox: Sandbox, account) -> dict:
+    return {
+        "slug": account.slug,
+        "name": account.name,
+        "api_key": account.api_key,
+        "sites": [{"site_id": site.id, "name": site.name} for site in account.sites.values()],
+        "api_core_rate_limit": account.api_core_rate_limit,
+        "effective_rate_limit": sandbox.rate_limit_of(account),
+        "requests_in_window": sandbox.limiter.used(account.slug),
     }
+
+
+def accounts(request: Request, sandbox: Sandbox, raw: bytes):
+    return 200, {"data": [_account(sandbox, account) for account in sandbox.store.accounts.values()]}
+
+
+def patch_account(request: Request, sandbox: Sandbox, raw: bytes):
+    """Change one account's `api_core_rate_limit` (what GET /account shows and the limiter
+    enforces unless the `rate_limit` knob overrides it); a reset restores the file's value."""
+    account = sandbox.store.accounts.get(request.path_params["slug"])
+    if account is None:
+        raise NotFound(f"No account {request.path_params['slug']!r}.")
+    try:
+        changes = json.loads(raw or b"{}")
+    except ValueError:
+        changes = None
+    if not isinstance(changes, dict) or set(changes) - {"api_core_rate_limit"}:
+        raise ValidationError({"body": ["Send a JSON object with api_core_rate_limit (an integer ≥ 1)."]})
+    limit = changes.get("api_core_rate_limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000_000:
+        raise ValidationError({"api_core_rate_limit": ["The api core rate limit must be an integer from 1 to 1000000000."]})
+    account.api_core_rate_limit = limit
+    return 200, {"data": _account(sandbox, account)}
+
+
+def run_jobs(request: Request, sandbox: Sandbox, raw: bytes):
+    """Run every queued background job now (refund cancellations), whatever its delay."""
+    return 200, {"data": {"ran": sandbox.run_due_jobs(all_jobs=True)}}
 
 
 ROUTES = [
@@ -114,4 +139,6 @@ ROUTES = [
     Route("/_sandbox/config", admin_endpoint(put_config), methods=["PUT"]),
     Route("/_sandbox/config", admin_endpoint(restore_config), methods=["DELETE"]),
     Route("/_sandbox/accounts", admin_endpoint(accounts), methods=["GET"]),
+    Route("/_sandbox/accounts/{slug}", admin_endpoint(patch_account), methods=["PATCH"]),
+    Route("/_sandbox/jobs/run", admin_endpoint(run_jobs), methods=["POST"]),
 ]

@@ -1,18 +1,32 @@
-"""Time as the Core API shows it: ISO 8601 UTC strings with a trailing Z."""
+"""Time as the Core API shows it: Unix seconds (integers) in every object (CORE_API.md §1)."""
 
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def unix(moment: datetime) -> int:
+    """Whole Unix seconds of `moment` (UTC)."""
+    return int(moment.timestamp())
+
+
+def now_unix() -> int:
+    return unix(now())
+
+
 def iso(moment: datetime) -> str:
-    """`2026-01-31T09:15:00Z` (second precision, so equal instants compare equal as text)."""
+    """`2026-01-31T09:15:00Z`: only for the sandbox's own admin log, never in Core objects."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def end_of_day(day: date) -> int:
+    """The last second of a UTC calendar day, as Unix seconds (coupon `redeem_by`)."""
+    return unix(datetime.combine(day, time(23, 59, 59), tzinfo=timezone.utc))
 
 
 def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:

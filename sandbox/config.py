@@ -2,7 +2,13 @@
 
 Start-up only: `SANDBOX_SEED_FILE`, `SANDBOX_SEED`, `SANDBOX_CUSTOMERS_PER_SITE`,
 `SANDBOX_ADMIN_TOKEN`, `SANDBOX_LOG_SIZE`. Runtime knobs (also changeable through
-`PUT /_sandbox/config`): rate limit, window, latency, error rate, forced 429 share.
+`PUT /_sandbox/config`): rate limit override, window, latency, error rate, forced 429
+share, background-job delay.
+
+Rate limit precedence: each account's own `api_core_rate_limit` (demo/accounts.json, or
+`PATCH /_sandbox/accounts/<slug>`) applies unless the `rate_limit` knob
+(`SANDBOX_RATE_LIMIT`) is set, which then overrides every account's (tests and benchmarks
+use it for an "unlimited" sandbox). `null`/empty means "no override".
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ class ConfigError(ValueError):
 class Knobs:
     """Settings that tests and benchmarks may change while the sandbox runs."""
 
-    rate_limit: int = 120
+    rate_limit: int | None = None  # overrides every account's api_core_rate_limit when set
     rate_window: float = 60.0
     latency_ms: float = 0.0
     error_rate: float = 0.0
     force_429: float = 0.0
+    job_delay: float = 2.0  # seconds before a queued background job (refund cancellation) runs
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +51,9 @@ class Knobs:
         for name, raw in changes.items():
             if name not in known:
                 errors[name] = [f"Unknown setting; use one of: {', '.join(sorted(known))}."]
+                continue
+            if raw is None and name in _NULLABLE:
+                values[name] = None
                 continue
             try:
                 values[name] = _PARSERS[name](raw)
@@ -94,7 +104,9 @@ _PARSERS = {
     "latency_ms": lambda raw: _in_range(_number(raw), 0, 60_000),
     "error_rate": lambda raw: _in_range(_number(raw), 0, 1),
     "force_429": _share_or_switch,
+    "job_delay": lambda raw: _in_range(_number(raw), 0, 3600),
 }
+_NULLABLE = {"rate_limit"}
 
 _ENV_KNOBS = {
     "rate_limit": "SANDBOX_RATE_LIMIT",
@@ -102,6 +114,7 @@ _ENV_KNOBS = {
     "latency_ms": "SANDBOX_LATENCY_MS",
     "error_rate": "SANDBOX_ERROR_RATE",
     "force_429": "SANDBOX_FORCE_429",
+    "job_delay": "SANDBOX_JOB_DELAY",
 }
 
 

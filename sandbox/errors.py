@@ -60,13 +60,12 @@ class MethodNotAllowed(APIError):
 
 
 class RateLimited(APIError):
+    """429 `{"error": {"status": 429, "message": "Too Many Attempts.", "retry_after": N}}` + Retry-After (§2)."""
+
     status = 429
 
     def __init__(self, retry_after: int):
-        super().__init__(
-            f"Too many requests: this account's limit is reached. Retry after {retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)},
-        )
+        super().__init__("Too Many Attempts.", headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
     def body(self) -> dict:

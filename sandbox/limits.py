@@ -1,4 +1,5 @@
-"""The Core API's strict per-account limit: N requests per rolling window of W seconds.
+"""The Core API's strict per-account limit: N requests per rolling window of W seconds
+(CORE_API.md §2, **chosen** rolling 60 s window; N is the account's `api_core_rate_limit`).
 
 Each account keeps the arrival times of its counted requests in the current window; a
 request that would be the N+1st is refused (and not counted) with the whole seconds
@@ -13,13 +14,13 @@ from collections import deque
 
 
 class RollingWindowLimiter:
-    def __init__(self, limit: int, window: float, clock=time.monotonic):
-        self.limit, self.window, self._clock = limit, window, clock
+    def __init__(self, window: float, clock=time.monotonic):
+        self.window, self._clock = window, clock
         self._hits: dict[str, deque[float]] = {}
 
-    def configure(self, limit: int, window: float) -> None:
-        """New limit and window, applied to the requests already counted."""
-        self.limit, self.window = limit, window
+    def configure(self, window: float) -> None:
+        """A new window, applied to the requests already counted."""
+        self.window = window
 
     def reset(self) -> None:
         self._hits.clear()
@@ -31,13 +32,14 @@ class RollingWindowLimiter:
             hits.popleft()
         return hits
 
-    def hit(self, key: str) -> int | None:
-        """Count one request for `key`; if the window is full, count nothing and return Retry-After seconds."""
+    def hit(self, key: str, limit: int) -> int | None:
+        """Count one request for `key` under `limit`; if the window is full, count nothing and
+        return the Retry-After seconds."""
         now = self._clock()
         hits = self._current(key, now)
-        if len(hits) >= self.limit:
+        if len(hits) >= limit:
             # The (len - limit + 1)th oldest must leave before one more fits (limit may have shrunk).
-            frees_at = hits[len(hits) - self.limit] + self.window
+            frees_at = hits[len(hits) - limit] + self.window
             return max(1, math.ceil(frees_at - now))
         hits.append(now)
         return None

@@ -1,8 +1,10 @@
-"""The sandbox's in-memory state: accounts, sites, keys and every Core API object.
+"""The sandbox's one data world: accounts, sites, keys and every stored object.
 
-Objects are plain dicts shaped exactly as the API shows them (plus `site_id`), indexed
-by site, then id (ids are unique across the whole sandbox). All access from the handlers is
-synchronous, so each change is atomic on the single event loop.
+The Core API (`sandbox/core/`) and, later, the Open API (`sandbox/open/`) are two views of
+this same world: an Open subscriber is a Core customer of that site. Objects are plain
+dicts in their Core API shape plus two internal keys, `site_id` and `deleted_at` (soft
+deletes), which the API layers never show. Ids are unique across the whole sandbox. All
+access from the handlers is synchronous, so each change is atomic on the single event loop.
 """
 
 from __future__ import annotations
@@ -11,23 +13,66 @@ from dataclasses import dataclass, field
 
 from sandbox.errors import NotFound
 
-KINDS = ("customers", "subscriptions", "invoices", "plans", "coupons", "charges")
-_SINGULAR = {
+KINDS = (
+    "customers", "subscriptions", "invoices", "plans", "coupons", "charges",
+    "refunds", "addresses", "sources", "organizations",
+)
+SINGULAR = {
     "customers": "Customer",
     "subscriptions": "Subscription",
     "invoices": "Invoice",
     "plans": "Plan",
     "coupons": "Coupon",
     "charges": "Charge",
+    "refunds": "Refund",
+    "addresses": "Address",
+    "sources": "Source",
+    "organizations": "Organization",
 }
+INTERNAL_KEYS = ("site_id", "deleted_at")
+
+
+@dataclass
+class Site:
+    id: int
+    name: str
+    currency: str
+    url: str
+    slug: str
+    country_code: str
+    default_locale: str = "en_US"
 
 
 @dataclass
 class Account:
+    """One Pelcro account of demo/accounts.json (GET /account shows it, the limiter uses it)."""
+
+    id: int
     slug: str
     name: str
     api_key: str
-    sites: dict[int, str] = field(default_factory=dict)  # site_id -> site name
+    api_core_rate_limit: int
+    country: str = "US"
+    default_currency: str = "usd"
+    is_enterprise: bool = False
+    taxes_enabled: bool = False
+    payment_gateway: str = "stripe"
+    sites: dict[int, Site] = field(default_factory=dict)
+
+    @property
+    def currencies(self) -> set[str]:
+        """Currencies valid for this account: its default and its sites' (CORE_API.md §8.4, §8.7)."""
+        return {self.default_currency} | {site.currency for site in self.sites.values()}
+
+
+@dataclass
+class PendingJob:
+    """Work Pelcro runs later in a background job (refund cancellation, §8.8)."""
+
+    due: float  # time.monotonic() after which it runs
+    kind: str
+    site_id: int
+    ids: list[int]
 
 
 class Store:
@@ -40,6 +85,7 @@ class Store:
         self.by_site: dict[str, dict[int, dict[int, dict]]] = {
             kind: {site_id: {} for site_id in self.site_owner} for kind in KINDS
         }
+        self.jobs: list[PendingJob] = []
         self._next_id = first_id
 
     def next_id(self) -> int:
@@ -48,24 +94,28 @@ class Store:
 
     def add(self, kind: str, obj: dict) -> dict:
         """Store a new object (it must carry `id` and `site_id`)."""
+        obj.setdefault("deleted_at", None)
         self.by_site[kind][obj["site_id"]][obj["id"]] = obj
         return obj
 
+    def find(self, kind: str, site_id: int, obj_id: int) -> dict | None:
+        """The live object `obj_id` of `site_id`, or None (deleted and other sites' objects too)."""
+        obj = self.by_site[kind][site_id].get(obj_id)
+        return obj if obj is not None and obj["deleted_at"] is None else None
+
     def get(self, kind: str, site_id: int, obj_id: int) -> dict:
         """The live object `obj_id` of `site_id`, else 404 (also for other sites' objects)."""
-        obj = self.by_site[kind][site_id].get(obj_id)
-        if obj is None or not is_live(kind, obj):
-            raise NotFound(f"{_SINGULAR[kind]} {obj_id} not found.")
+        obj = self.find(kind, site_id, obj_id)
+        if obj is None:
+            raise NotFound(f"{SINGULAR[kind]} {obj_id} not found.")
         return obj
 
     def live(self, kind: str, site_id: int) -> list[dict]:
-        """Every live object of a kind on one site, in id order."""
-        objs = self.by_site[kind][site_id].values()
-        if kind == "customers":
-            return [obj for obj in objs if obj["deleted_at"] is None]
-        return list(objs)
+        """Every live (not soft-deleted) object of a kind on one site, in id order."""
+        return [obj for obj in self.by_site[kind][site_id].values() if obj["deleted_at"] is None]
 
+    def by_old_provider_id(self, kind: str, site_id: int, old_id: str) -> dict | None:
+        return next((o for o in self.live(kind, site_id) if o.get("old_provider_id") == old_id), None)
 
-def is_live(kind: str, obj: dict) -> bool:
-    """Soft-deleted customers are gone as far as the API is concerned."""
-    return kind != "customers" or obj["deleted_at"] is None
+    def account_of(self, site_id: int) -> Account:
+        return self.site_owner[site_id]

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from sandbox.errors import ValidationError
+from sandbox.errors import NotFound, ValidationError
+from sandbox.store import SINGULAR
 
 MISSING = object()
 MAX_INT = 2_147_483_647
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_CURRENCY = re.compile(r"^[a-z]{3}$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 METADATA_MAX_KEYS = 50
 
 
@@ -96,13 +97,47 @@ class Checker:
         return value.lower() if isinstance(value, str) else value
 
     def currency(self, field: str, *, required: bool = False):
+        """A three-letter ISO 4217 code, returned lowercase (Core objects show it lowercase)."""
         value = self._get(field, required, False)
         if value is MISSING:
             return value
         if not isinstance(value, str) or not _CURRENCY.match(value):
-            self.add(field, f"The {label(field)} must be a lowercase three-letter ISO currency code.")
+            self.add(field, f"The {label(field)} must be a three-letter ISO currency code.")
+            return MISSING
+        return value.lower()
+
+    def unix(self, field: str, *, nullable: bool = True):
+        """A Unix timestamp in seconds (integer, ≥ 0)."""
+        value = self._get(field, False, nullable)
+        if value is MISSING or value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.add(field, f"The {label(field)} must be a Unix timestamp in seconds (integer).")
             return MISSING
         return value
+
+    def phone(self, field: str = "phone"):
+        """A phone number: non-digits are stripped and 5 to 20 digits must remain [cus-new]."""
+        value = self.string(field, max_len=255)
+        if not isinstance(value, str):
+            return value
+        digits = "".join(ch for ch in value if ch.isdigit())
+        if not 5 <= len(digits) <= 20:
+            self.add(field, f"The {label(field)} must have between 5 and 20 digits.")
+            return MISSING
+        return digits
+
+    def reference(self, id_field: str, alias_field: str, *, required: bool):
+        """An object named by `id_field` (int) and/or its `alias_field` (`*_old_provider_id`
+        string); returns (id, alias), each MISSING/None when absent. Look it up with `lookup()`."""
+        obj_id = self.integer(id_field, low=1, nullable=not required)
+        alias = self.string(alias_field, max_len=191)
+        absent = (MISSING, None)
+        if required and obj_id in absent and alias in absent and id_field not in self.errors \
+                and alias_field not in self.errors:
+            self.errors.pop(id_field, None)
+            self.add(id_field, f"The {label(id_field)} field is required when {label(alias_field)} is not present.")
+        return obj_id, alias
 
     def choice(self, field: str, choices: tuple, *, required: bool = False):
         value = self._get(field, required, False)
@@ -158,3 +193,21 @@ def merge_metadata(current: dict, changes: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def lookup(store, site_id: int, kind: str, ref: tuple, id_field: str, alias_field: str):
+    """The live object a `Checker.reference()` names, or None when neither was given.
+
+    Missing (or another site's) → 404; id and alias naming different objects → 400 [sub-new].
+    """
+    obj_id, alias = ref
+    by_id = store.get(kind, site_id, obj_id) if obj_id not in (MISSING, None) else None
+    by_alias = None
+    if alias not in (MISSING, None):
+        by_alias = store.by_old_provider_id(kind, site_id, alias)
+        if by_alias is None:
+            raise NotFound(f"{SINGULAR[kind]} with old provider id '{alias}' not found.")
+    if by_id is not None and by_alias is not None and by_id is not by_alias:
+        raise ValidationError({alias_field: [f"The {label(alias_field)} must point at the same "
+                                             f"{SINGULAR[kind].lower()} as {label(id_field)}."]})
+    return by_id or by_alias

@@ -1,7 +1,8 @@
 """What every Core API request goes through around its handler.
 
 Order: latency → API key (401) → forced 429 → the account's limit (429, not counted) →
-injected 5xx → `site_id` of the key's own account (400/403) → JSON body → handler.
+injected 5xx → due background jobs run → `site_id` of the key's own account (400/403;
+not for `GET /account`) → query parameters → JSON body → handler.
 Every request is then written to the request log, with the outcome.
 """
 
@@ -29,20 +30,24 @@ class Call:
     """One authorised Core API call, as a handler sees it."""
 
     store: Store
-    site_id: int
+    account: Account
+    site_id: int | None
     path_params: dict
     query: object  # starlette QueryParams
     body: dict
     url: str  # scheme://host/path, no query
+    queue_job: Callable[[str, int, list[int]], None]  # (kind, site_id, ids): background work for later
+
+    @property
+    def id(self) -> int:
+        return self.path_params["id"]
 
 
 def authenticate(store: Store, header: str | None) -> Account:
-    if not header:
-        raise Unauthenticated()
-    scheme, _, key = header.partition(" ")
+    scheme, _, key = (header or "").partition(" ")
     account = store.by_key.get(key.strip()) if scheme.lower() == "bearer" else None
     if account is None:
-        raise Unauthenticated("Invalid API key.")
+        raise Unauthenticated()
     return account
 
 
@@ -60,7 +65,17 @@ def site_of(request: Request, account: Account) -> int:
     return site_id
 
 
-def parse_body(raw: bytes, site_id: int) -> dict:
+def check_params(request: Request, allowed: tuple[str, ...]) -> None:
+    """Refuse query parameters the operation does not document (400 naming each)."""
+    errors = {
+        key: [f"The {key} parameter is not supported on {request.method} {request.url.path}."]
+        for key in request.query_params if key not in allowed
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
+def parse_body(raw: bytes, site_id: int | None) -> dict:
     if not raw.strip():
         return {}
     try:
@@ -74,8 +89,14 @@ def parse_body(raw: bytes, site_id: int) -> dict:
     return body
 
 
-def core_endpoint(handler: Callable[[Call], tuple[int, dict]]):
-    """Wrap a handler `(Call) -> (status, payload)` into a Starlette endpoint."""
+def core_endpoint(handler: Callable[[Call], tuple[int, dict | None]], *, site: bool = True,
+                  params: tuple[str, ...] | None = ("site_id",)):
+    """Wrap a handler `(Call) -> (status, payload)` into a Starlette endpoint.
+
+    `site=False` for the one operation without `site_id` (`GET /account`). `params` lists
+    the accepted query parameters; None when the handler validates its query itself (lists).
+    A None payload answers with an empty body (204).
+    """
 
     async def endpoint(request: Request) -> Response:
         sandbox: Sandbox = request.app.state.sandbox
@@ -92,16 +113,21 @@ def core_endpoint(handler: Callable[[Call], tuple[int, dict]]):
             if forced := sandbox.faults.forced_429(knobs):
                 fault = "force_429"
                 raise forced
-            if (retry_after := sandbox.limiter.hit(account.slug)) is not None:
+            limit = sandbox.rate_limit_of(account)
+            if (retry_after := sandbox.limiter.hit(account.slug, limit)) is not None:
                 raise RateLimited(retry_after)
             if injected := sandbox.faults.server_error(knobs):
                 fault = "error"
                 raise injected
-            site_id = site_of(request, account)
-            call = Call(sandbox.store, site_id, request.path_params, request.query_params, parse_body(raw, site_id),
-                        f"{request.url.scheme}://{request.url.netloc}{request.url.path}")
+            sandbox.run_due_jobs()
+            site_id = site_of(request, account) if site else None
+            if params is not None:
+                check_params(request, params)
+            call = Call(sandbox.store, account, site_id, request.path_params, request.query_params,
+                        parse_body(raw, site_id), f"{request.url.scheme}://{request.url.netloc}{request.url.path}",
+                        sandbox.queue_job)
             status, payload = handler(call)
-            response = JSONResponse(payload, status)
+            response = Response(status_code=status) if payload is None else JSONResponse(payload, status)
         except APIError as exc:
             response = JSONResponse(exc.body(), exc.status, headers=exc.headers)
         except Exception:
