@@ -1,4 +1,5 @@
-"""The sandbox's strict per-account limit and its fault injection, over real HTTP."""
+"""The sandbox's strict per-account limit (each account's own `api_core_rate_limit`, CORE_API.md
+§2) and its fault injection, over real HTTP."""
 
 import time
 
@@ -11,7 +12,8 @@ from tests.fixtures_servers import start_sandbox
 
 @pytest.fixture(scope="module")
 def default_limits():
-    """A sandbox with the real default limit: 120 requests per rolling 60 s per account."""
+    """A sandbox with the real limits: each account's api_core_rate_limit per rolling 60 s
+    (acme 120, other 360 in demo/accounts.json), no override."""
     server = start_sandbox()
     client = SandboxClient(server)
     yield client
@@ -37,23 +39,23 @@ def assert_429(response, max_retry_after):
     assert response.status_code == 429, response.text
     retry_after = response.headers["retry-after"]
     assert retry_after.isdigit() and 1 <= int(retry_after) <= max_retry_after
-    body = response.json()["error"]
-    assert body["status"] == 429 and body["retry_after"] == int(retry_after) and "Retry after" in body["message"]
+    assert response.json() == {"error": {"status": 429, "message": "Too Many Attempts.", "retry_after": int(retry_after)}}
     return int(retry_after)
 
 
 def test_request_121_of_a_rolling_minute_is_refused(default_limits):
     sbx = default_limits
     assert sbx.admin.get("/config").json()["data"] == {
-        "rate_limit": 120, "rate_window": 60.0, "latency_ms": 0.0, "error_rate": 0.0, "force_429": 0.0}
+        "rate_limit": None, "rate_window": 60.0, "latency_ms": 0.0, "error_rate": 0.0, "force_429": 0.0, "job_delay": 2.0}
+    assert sbx.ok("GET", "/account", site_id=None)["api_core_rate_limit"] == 120
     # Unauthenticated requests are not the account's.
     for _ in range(5):
         assert sbx.api("GET", "/customers", key="sbx_wrong").status_code == 401
     statuses = []
-    for number in range(120):
+    for number in range(119):  # GET /account above was the first of the 120
         # Errors count too: every request the API served is one of the 120.
         statuses.append(sbx.api("GET", "/customers/1" if number % 10 == 0 else "/customers").status_code)
-    assert statuses.count(200) == 108 and statuses.count(404) == 12
+    assert statuses.count(200) == 107 and statuses.count(404) == 12
     assert used(sbx, "acme") == 120
     retry_after = assert_429(sbx.api("GET", "/customers"), 60)
     assert retry_after >= 55  # the oldest request left the window only ~1 minute after it came
@@ -65,6 +67,42 @@ def test_request_121_of_a_rolling_minute_is_refused(default_limits):
     assert used(sbx, "acme") == 120
     log = sbx.log(account="acme")
     assert [e["status"] for e in log[-2:]] == [429, 429] and log[-1]["method"] == "POST"
+
+
+def test_each_account_gets_its_own_limit_from_its_record(default_limits):
+    """`other` says 360 in GET /account and gets exactly 360 per rolling minute."""
+    sbx = default_limits
+    assert sbx.ok("GET", "/account", account="other", site_id=None)["api_core_rate_limit"] == 360
+    start = used(sbx, "other")
+    statuses = [sbx.api("GET", "/plans", account="other", site_id=OTHER_SITE, params={"limit": 1}).status_code
+                for _ in range(360 - start)]
+    assert statuses == [200] * (360 - start)
+    assert used(sbx, "other") == 360
+    assert_429(sbx.api("GET", "/account", account="other", site_id=None), 60)
+    accounts = {a["slug"]: a for a in sbx.admin.get("/accounts").json()["data"]}
+    assert accounts["other"]["effective_rate_limit"] == 360 and accounts["acme"]["effective_rate_limit"] == 120
+
+
+def test_an_accounts_limit_can_change_and_the_override_knob_takes_precedence(default_limits):
+    sbx = default_limits
+    sbx.admin.delete("/limits")
+    try:
+        assert sbx.admin.patch("/accounts/globex", json={"api_core_rate_limit": 3}).json()["data"]["effective_rate_limit"] == 3
+        assert sbx.ok("GET", "/account", account="globex", site_id=None)["api_core_rate_limit"] == 3
+        assert [sbx.api("GET", "/plans", account="globex", site_id=31).status_code for _ in range(3)] == [200, 200, 429]
+        # The knob overrides every account's own limit; null hands control back to the records.
+        sbx.configure(rate_limit=4)
+        assert sbx.api("GET", "/plans", account="globex", site_id=31).status_code == 200
+        assert sbx.api("GET", "/plans", account="globex", site_id=31).status_code == 429
+        assert sbx.configure(rate_limit=None)["rate_limit"] is None
+        assert sbx.api("GET", "/plans", account="globex", site_id=31).status_code == 429
+        for bad in ({"api_core_rate_limit": 0}, {"api_core_rate_limit": "9"}, {"limit": 5}, [1]):
+            assert sbx.admin.patch("/accounts/globex", json=bad).status_code == 400
+        assert sbx.admin.patch("/accounts/nobody", json={"api_core_rate_limit": 5}).status_code == 404
+    finally:
+        sbx.restore_config()
+        sbx.reset()
+    assert sbx.ok("GET", "/account", account="globex", site_id=None)["api_core_rate_limit"] == 240
 
 
 def test_requests_succeed_again_once_the_window_has_passed(quick_limits):
@@ -125,6 +163,7 @@ def test_config_is_validated(sbx):
                                               "force_429": "maybe", "colour": "red"})
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"rate_limit", "rate_window", "error_rate", "latency_ms", "force_429", "colour"}
+    assert "job_delay" in sbx.admin.put("/config", json={"job_delay": -1}).json()["errors"]
     assert sbx.admin.put("/config", content=b"[1]").status_code == 400
     assert sbx.admin.get("/config").json()["data"] == before
     assert sbx.configure(force_429=True)["force_429"] == 1.0
@@ -181,7 +220,8 @@ def test_faults_from_the_environment():
     try:
         client = SandboxClient(server)
         assert client.admin.get("/config").json()["data"] == {
-            "rate_limit": 120, "rate_window": 60.0, "latency_ms": 200.0, "error_rate": 0.0, "force_429": 1.0}
+            "rate_limit": None, "rate_window": 60.0, "latency_ms": 200.0, "error_rate": 0.0, "force_429": 1.0,
+            "job_delay": 2.0}
         started = time.perf_counter()
         assert client.api("GET", "/plans", site_id=ACME_SITE).status_code == 429
         assert time.perf_counter() - started >= 0.2

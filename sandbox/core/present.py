@@ -10,7 +10,8 @@ only when expanded, `default_source` is the source object when `defaultSource` i
 (else null) and `organization` becomes the organization object; a subscription's `plan`,
 `coupon`, `address`, `default_source`, `latest_invoice` ids become objects; an invoice gains
 `subscription` (its `subscription_id` stays); an address gains `user` (`user_id` stays); a
-refund gains `charge` with `include=charge`. Expanded objects are not expanded further.
+refund gains `charge` with `include=charge`. Expanded objects are not expanded further. A
+link to a since-deleted object (subscription → plan, invoice → subscription) still expands.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def present(kind: str, obj: dict) -> dict:
         shown["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if not k.lower().startswith("pelcro")}
         shown["deleted_at"] = obj.get("deleted_at")
     elif kind == "invoices":
-        finalized = obj["status"] != "draft"
+        finalized = obj["finalized_at"] is not None
         shown["payment_link"] = (f"{PUBLIC_LINK_BASE}/pay/{obj['site_id']}/{obj['number']}"
                                  if obj["status"] in ("open", "past_due") else None)
         shown["hosted_invoice_url"] = f"{PUBLIC_LINK_BASE}/invoices/{obj['number']}" if finalized else None
@@ -75,7 +76,8 @@ def shown(store: Store, kind: str, site_id: int, obj: dict, expand: tuple[str, .
             # Links to since-deleted objects still expand: the subscription keeps pointing at them.
             view[token] = present(target, found) if found is not None else None
     elif kind == "invoices" and "subscription" in expand:
-        view["subscription"] = _one(store, "subscriptions", site_id, obj["subscription_id"])
+        found = store.by_site["subscriptions"][site_id].get(obj["subscription_id"]) if obj["subscription_id"] else None
+        view["subscription"] = present("subscriptions", found) if found is not None else None
     elif kind == "addresses" and "user" in expand:
         view["user"] = _one(store, "customers", site_id, obj["user_id"])
     elif kind == "refunds" and "charge" in include:
