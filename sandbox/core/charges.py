@@ -11,12 +11,16 @@ the customer's balance. Either way the customer's currency becomes the charge's.
 from __future__ import annotations
 
 from sandbox import clock
+from sandbox.core.invoices import (
+    OFFLINE_CATEGORIES,
+    currency_refusal,
+    payment_refusal,
+    record_payment,
+)
 from sandbox.errors import BusinessRuleError, ValidationError
 from sandbox.records import new_charge
 from sandbox.store import Account, Store
 from sandbox.validation import MAX_INT, MISSING, Checker, lookup
-
-from sandbox.core.invoices import OFFLINE_CATEGORIES, currency_refusal, payment_refusal, record_payment
 
 FIELDS = {"customer_id", "customer_old_provider_id", "amount", "reference", "currency", "payment_category",
           "invoice_id", "invoice_old_provider_id"}

@@ -16,12 +16,11 @@ may not blank them on update.
 from __future__ import annotations
 
 from sandbox import clock
+from sandbox.core.subscriptions import end_now
 from sandbox.errors import ValidationError
 from sandbox.records import new_customer, new_source, set_names
 from sandbox.store import Account, Store
 from sandbox.validation import MISSING, Checker, merge_metadata
-
-from sandbox.core.subscriptions import end_now
 
 COMMON = {"email", "skip_email_dns_validations", "first_name", "last_name", "display_name", "phone",
           "mail_marketing", "tele_marketing", "email_hardbounce", "metadata", "old_provider_id", "password",

@@ -18,7 +18,13 @@ from typing import Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.errors import APIError, Forbidden, RateLimited, Unauthenticated, ValidationError
+from sandbox.errors import (
+    APIError,
+    Forbidden,
+    RateLimited,
+    Unauthenticated,
+    ValidationError,
+)
 from sandbox.runtime import Sandbox
 from sandbox.store import Account, Store
 

@@ -10,11 +10,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Match, Route
 
-from sandbox.errors import MethodNotAllowed, NotFound, ValidationError
-from sandbox.core import account, addresses, charges, customers, invoices, refunds, sources, subscriptions
+from sandbox.core import (
+    account,
+    addresses,
+    charges,
+    customers,
+    invoices,
+    refunds,
+    sources,
+    subscriptions,
+)
 from sandbox.core.listing import LISTS, envelope, parse_list_query, parse_tokens, select
 from sandbox.core.pipeline import Call, core_endpoint
 from sandbox.core.present import shown
+from sandbox.errors import MethodNotAllowed, NotFound, ValidationError
 
 BASE = "/api/v1/core"
 
