@@ -20,6 +20,7 @@ BAD_INPUT = [
     ("list_customers", {"site_id": 14, "page": 0}, {"page": "greater than or equal to 1"}),
     ("list_customers", {"site_id": 14, "sort": "balance"}, {"sort": "'id', '-id', 'email'"}),
     ("list_invoices", {"site_id": 14, "sort": "-amount"}, {"sort": "'status'"}),
+    ("list_invoices", {"site_id": 14, "customer_id": 5}, {"customer_id": "is not an argument of this tool"}),
     ("list_invoices", {"site_id": 14, "status": "overdue"}, {"status": "'draft'"}),
     ("list_customers", {"site_id": 14, "limit": 5}, {"limit": "is not an argument of this tool"}),
     ("get_customer", {"site_id": 14, "customer_id": "12abc"}, {"customer_id": "valid integer"}),
@@ -37,7 +38,9 @@ BAD_INPUT = [
     ("pay_invoice_offline", {"site_id": 14, "invoice_id": 1, "reference": "R", "category": 9}, {"category": "2"}),
     ("create_offline_charge", {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R",
                                "payment_category": 2}, {"amount": "greater than or equal to 1"}),
-    ("update_invoice", {"site_id": 14, "invoice_id": 1}, {"arguments": "at least one of"}),
+    ("update_invoice", {"site_id": 14, "invoice_id": 1}, {"metadata": "required"}),
+    ("update_invoice", {"site_id": 14, "invoice_id": 1, "metadata": {}, "due_date": "2030-01-01"},
+     {"due_date": "is not an argument of this tool"}),
 ]
 
 

@@ -10,7 +10,7 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.results import money, object_result, page_result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import Currency, ListInput, Page, SiteInput, UpstreamObject, eq_filter, id_field
+from mcp_bridge.runtime.schemas import Currency, ListInput, Page, SiteInput, Timestamp, UpstreamObject, id_field
 
 
 class Charge(UpstreamObject):
@@ -25,19 +25,15 @@ class Charge(UpstreamObject):
     refunded: bool | None = None
     offline: bool | None = Field(None, description="True for payments recorded by hand (cheque, wire, cash...).")
     reference: str | None = None
-    payment_category: int | None = Field(
+    payment_category: str | int | None = Field(
         None, description="Offline payments: 2 check, 3 wire, 4 bank transfer, 5 external system, 6 cash."
     )
     failure_message: str | None = None
-    created_at: str | None = None
+    created_at: Timestamp = None
 
 
 class ListChargesInput(ListInput):
-    sort: Literal["id", "-id", "amount", "-amount", "created_at", "-created_at"] | None = Field(
-        None, description="Sort field; prefix with - for descending. Default: id."
-    )
-    status: Literal["succeeded", "failed", "pending"] | None = Field(None, description="Only charges in this state.")
-    customer_id: int | None = Field(None, ge=1, description="Only this customer's charges.")
+    """Charges have no documented sort or filter (CORE_API.md §8.7): id order only."""
 
 
 class ChargeIdInput(SiteInput):
@@ -55,7 +51,9 @@ class CreateOfflineChargeInput(SiteInput):
     invoice_id: int | None = Field(None, ge=1, description="Invoice this payment pays; leave out to credit the balance.")
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"site_id"}, exclude_none=True)
+        body = self.model_dump(exclude={"site_id"}, exclude_none=True)
+        body["payment_category"] = str(self.payment_category)  # the Core API's enum is a string
+        return body
 
 
 @tool(
@@ -63,12 +61,11 @@ class CreateOfflineChargeInput(SiteInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_charges(call: CallContext, args: ListChargesInput):
-    """List a site's charges (payments), a page at a time; filter by status (succeeded,
-    failed, pending) or customer_id, sort by id, amount or created_at (prefix - for
-    descending). Amounts are in cents; `offline` marks payments recorded by hand.
+    """List a site's charges (payments), a page at a time, in id order (the Core API has no
+    sort or filter on charges, so one customer's charges cannot be listed). Amounts are in
+    cents; `offline` marks payments recorded by hand.
     """
-    query = args.list_query() | eq_filter(status=args.status, customer_id=args.customer_id)
-    response = await core_api(call, "GET", "/charges", args.site_id, what="charges", params=query)
+    response = await core_api(call, "GET", "/charges", args.site_id, what="charges", params=args.list_query())
     return page_result(response, Charge, "charge", args.site_id)
 
 
@@ -94,12 +91,13 @@ async def get_charge(call: CallContext, args: ChargeIdInput):
 async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInput):
     """Record money a customer paid outside Pelcro (cheque, wire, bank transfer, external
     system, cash) as a paid, succeeded, offline charge. With invoice_id it pays that
-    invoice; without, the amount is credited to the customer's balance. `amount` is in
+    invoice and amount must equal its amount_remaining; without, the amount is credited to
+    the customer's balance. `amount` is in
     cents. Each call records a new payment, so do not repeat a call that succeeded.
     """
     response = await core_api(
         call, "POST", "/charges", args.site_id, what="the new charge", json_body=args.body(),
-        check=f"look for it with list_charges (customer_id {args.customer_id}) to see whether it was recorded",
+        check="look for it among the newest charges (the last page of list_charges) to see whether it was recorded",
     )
     return object_result(
         response, Charge,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.results import object_result, page_result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, UpstreamObject, id_field
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, Timestamp, UpstreamObject, id_field
 
 
 class Coupon(UpstreamObject):
@@ -21,16 +19,14 @@ class Coupon(UpstreamObject):
     amount_off: int | None = Field(None, description="Fixed discount in cents, if a fixed-amount coupon.")
     currency: str | None = Field(None, description="Currency of amount_off.")
     duration: str | None = Field(None, description="once (first invoice only) or forever.")
-    redeem_by: str | None = None
+    redeem_by: Timestamp = None
     max_redemptions: int | None = None
     times_redeemed: int | None = None
-    created_at: str | None = None
+    created_at: Timestamp = None
 
 
 class ListCouponsInput(ListInput):
-    sort: Literal["id", "-id", "code", "-code", "created_at", "-created_at"] | None = Field(
-        None, description="Sort field; prefix with - for descending. Default: id."
-    )
+    """Coupons have no documented sort or filter (CORE_API.md §8.6): id order only."""
 
 
 class CouponIdInput(SiteInput):
@@ -42,8 +38,7 @@ class CouponIdInput(SiteInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_coupons(call: CallContext, args: ListCouponsInput):
-    """List a site's coupons, a page at a time; sort by id, code or created_at (prefix - for
-    descending). A coupon takes percent_off (a percentage) or amount_off (cents, in its
+    """List a site's coupons, a page at a time, in id order (no sort is documented). A coupon takes percent_off (a percentage) or amount_off (cents, in its
     currency), once (first invoice) or forever; it can no longer be redeemed after redeem_by
     or once times_redeemed reaches max_redemptions.
     """

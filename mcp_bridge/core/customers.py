@@ -15,6 +15,7 @@ from mcp_bridge.runtime.schemas import (
     Metadata,
     Page,
     SiteInput,
+    Timestamp,
     UpstreamObject,
     contains_filter,
     eq_filter,
@@ -35,9 +36,9 @@ class Customer(UpstreamObject):
     mail_marketing: bool | None = None
     tele_marketing: bool | None = None
     balance: int | None = Field(None, description="Credit balance in cents (minor units).")
-    created_at: str | None = None
-    updated_at: str | None = None
-    deleted_at: str | None = Field(None, description="Set once the customer is deleted.")
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+    deleted_at: Timestamp = Field(None, description="Set once the customer is deleted.")
 
 
 class DeletedCustomer(UpstreamObject):
@@ -46,7 +47,7 @@ class DeletedCustomer(UpstreamObject):
     customer: Customer | None = Field(None, description="The customer as it is after deletion, if returned.")
 
 
-CustomerSort = Literal["id", "-id", "email", "-email", "created_at", "-created_at"]
+CustomerSort = Literal["id", "-id", "email", "-email"]
 
 
 class ListCustomersInput(ListInput):
@@ -66,7 +67,7 @@ class CustomerIdInput(SiteInput):
 class CustomerFields(SiteInput):
     first_name: str | None = Field(None, max_length=255)
     last_name: str | None = Field(None, max_length=255)
-    display_name: str | None = Field(None, max_length=255, description="Name to show when there is no email.")
+    display_name: str | None = Field(None, max_length=100, description="Name to show when there is no email.")
     phone: str | None = Field(None, max_length=40)
     metadata: Metadata | None = None
     mail_marketing: bool | None = Field(None, description="Consents to marketing email.")
@@ -105,7 +106,7 @@ async def list_customers(call: CallContext, args: ListCustomersInput):
     """List the customers of a site, a page at a time.
 
     Filter by exact email, first_name or last_name (case-insensitive), or by part of the
-    email (email_contains); sort by id, email or created_at (prefix - for descending).
+    email (email_contains); sort by id or email (prefix - for descending).
     Deleted customers are not listed. `balance` is in cents. The result says how many
     customers match (`total`) and whether more pages exist (`has_more`).
     """
@@ -162,7 +163,7 @@ async def update_customer(call: CallContext, args: UpdateCustomerInput):
     read_only=False, destructive=True, idempotent=True, open_world=True,
 )
 async def delete_customer(call: CallContext, args: CustomerIdInput):
-    """Delete a customer (a soft delete: the record is kept with `deleted_at` set).
+    """Delete a customer (a soft delete: it disappears from the API).
 
     This also CANCELS ALL OF THE CUSTOMER'S ACTIVE SUBSCRIPTIONS, and cannot be undone
     through these tools. Confirm with the user first. Deleting an already deleted

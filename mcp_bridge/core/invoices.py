@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -18,13 +18,14 @@ from mcp_bridge.runtime.schemas import (
     Metadata,
     Page,
     SiteInput,
+    Timestamp,
     ToolInput,
     UpstreamObject,
     eq_filter,
     id_field,
 )
 
-InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
+InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollectible"]
 
 # --- Shapes ------------------------------------------------------------------------------
 
@@ -47,15 +48,15 @@ class Invoice(UpstreamObject):
     amount_due: int | None = Field(None, description="Cents.")
     amount_paid: int | None = Field(None, description="Cents.")
     amount_remaining: int | None = Field(None, description="Cents still owed.")
-    due_date: str | None = None
+    due_date: Timestamp = None
     billing_reason: str | None = None
     metadata: dict[str, Any] | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    finalized_at: str | None = Field(None, description="When it became open.")
-    paid_at: str | None = None
-    voided_at: str | None = None
-    marked_uncollectible_at: str | None = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+    finalized_at: Timestamp = Field(None, description="When it became open.")
+    paid_at: Timestamp = None
+    voided_at: Timestamp = None
+    marked_uncollectible_at: Timestamp = None
 
 
 class LineItemInput(ToolInput):
@@ -69,7 +70,6 @@ class ListInvoicesInput(ListInput):
         None, description="Sort field; prefix with - for descending. Default: id."
     )
     status: InvoiceStatus | None = Field(None, description="Only invoices in this state.")
-    customer_id: int | None = Field(None, ge=1, description="Only this customer's invoices.")
 
 
 class InvoiceIdInput(SiteInput):
@@ -83,12 +83,11 @@ class CreateInvoiceInput(SiteInput):
         None, min_length=1, max_length=100, description="What is billed; the total is their sum. Or give total."
     )
     total: int | None = Field(None, ge=1, le=2_147_483_647, description="Total in cents, when there are no line items.")
-    due_date: date | None = Field(None, description="Date payment is due (YYYY-MM-DD).")
+    due_date: date | None = Field(None, description="Date payment is due (YYYY-MM-DD, UTC).")
     status: Literal["draft", "open"] = Field(
-        "draft", description="draft (editable, not yet owed; the default) or open (final and owed at once)."
+        "draft", description="draft (not yet owed; the default) or open (final and owed at once)."
     )
     subscription_id: int | None = Field(None, ge=1, description="The subscription this invoice bills, if any.")
-    metadata: Metadata | None = None
 
     @model_validator(mode="after")
     def _lines_or_total(self) -> CreateInvoiceInput:
@@ -97,34 +96,18 @@ class CreateInvoiceInput(SiteInput):
         return self
 
     def body(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json", exclude={"site_id", "metadata"}, exclude_none=True)
-        if self.metadata is not None:
-            body["metadata"] = self.metadata
+        body = self.model_dump(mode="json", exclude={"site_id", "due_date"}, exclude_none=True)
+        if self.due_date is not None:  # the Core API takes Unix seconds
+            body["due_date"] = int(datetime.combine(self.due_date, time(), tzinfo=UTC).timestamp())
         return body
 
 
 class UpdateInvoiceInput(SiteInput):
     invoice_id: int = id_field("invoice")
-    metadata: Metadata | None = None
-    due_date: date | None = Field(None, description="New due date (YYYY-MM-DD); drafts only.")
-    line_items: list[LineItemInput] | None = Field(
-        None, min_length=1, max_length=100, description="Replaces all line items; drafts only."
-    )
-    status: Literal["open"] | None = Field(
-        None, description="Set to open to finalize a draft: it becomes owed and its amounts are locked."
-    )
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> UpdateInvoiceInput:
-        if all(value is None for value in (self.metadata, self.due_date, self.line_items, self.status)):
-            raise ValueError("give at least one of metadata, due_date, line_items, status")
-        return self
+    metadata: Metadata = Field(description="Merged into the invoice's metadata (the only thing an update changes).")
 
     def body(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json", exclude={"site_id", "invoice_id", "metadata"}, exclude_none=True)
-        if self.metadata is not None:
-            body["metadata"] = self.metadata  # kept whole: a null value in it removes that key
-        return body
+        return {"metadata": self.metadata}  # kept whole: a null value in it removes that key
 
 
 class PayInvoiceOfflineInput(SiteInput):
@@ -137,7 +120,7 @@ class PayInvoiceOfflineInput(SiteInput):
     )
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"site_id", "invoice_id"}, exclude_none=True)
+        return {"reference": self.reference, "payment_category": str(self.category)}
 
 
 def _invoice_line(verb: str, site_id: int):
@@ -157,13 +140,14 @@ def _invoice_line(verb: str, site_id: int):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_invoices(call: CallContext, args: ListInvoicesInput):
-    """List a site's invoices, a page at a time; filter by status or customer_id, sort by
-    id, status or created_at (prefix - for descending). Amounts are in cents.
+    """List a site's invoices, a page at a time; filter by status, sort by id, status or
+    created_at (prefix - for descending). Amounts are in cents. The Core API cannot list
+    one customer's invoices.
 
     States: draft (being prepared, editable, not owed), open (final and owed), paid, void
     (canceled, nothing owed), uncollectible (written off as bad debt).
     """
-    query = args.list_query() | eq_filter(status=args.status, customer_id=args.customer_id)
+    query = args.list_query() | eq_filter(status=args.status)
     response = await core_api(call, "GET", "/invoices", args.site_id, what="invoices", params=query)
     return page_result(response, Invoice, "invoice", args.site_id)
 
@@ -191,13 +175,12 @@ async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     """Create an invoice for a customer. Give line_items (description, unit_price in cents,
     quantity) or a total in cents, and the currency (e.g. usd).
 
-    status draft (default) keeps it editable and not yet owed; status open finalizes it so
-    the customer owes it at once (an open invoice's amounts can no longer be edited).
-    Each call creates a new invoice.
+    status draft (default) keeps it not yet owed; status open finalizes it so the customer
+    owes it at once. Amounts cannot be edited later. Each call creates a new invoice.
     """
     response = await core_api(
         call, "POST", "/invoices", args.site_id, what="the new invoice", json_body=args.body(),
-        check=f"look for it with list_invoices (customer_id {args.customer_id}) to see whether it was created",
+        check="look for it with list_invoices (sort -created_at) to see whether it was created",
     )
     return object_result(response, Invoice, _invoice_line("Created", args.site_id))
 
@@ -207,10 +190,8 @@ async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     read_only=False, destructive=False, idempotent=True, open_world=True,
 )
 async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
-    """Update an invoice: metadata (merged) on any invoice; due_date and line_items only
-    while it is a draft (line_items replaces all lines, and the total follows); status open
-    finalizes a draft, after which it is owed and its amounts are locked. Open, paid, void
-    and uncollectible invoices refuse due_date and line_items changes.
+    """Update an invoice's metadata (merged: a key set to null is removed). The Core API
+    changes nothing else on an existing invoice.
     """
     response = await core_api(
         call, "PUT", f"/invoices/{args.invoice_id}", args.site_id, what=f"invoice {args.invoice_id}", json_body=args.body(),
@@ -226,9 +207,8 @@ async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
 async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     """Mark an open invoice paid with money received outside Pelcro (cheque, wire, bank
     transfer, external system, cash). It pays the WHOLE remaining amount and records an
-    offline charge; give your reference (e.g. the cheque number). Only open invoices can be
-    paid (finalize a draft first with update_invoice status open); draft, paid, void and
-    uncollectible ones are refused.
+    offline charge; give your reference (e.g. the cheque number). Only open or past_due
+    invoices can be paid; draft, paid, void and uncollectible ones are refused.
     """
     response = await core_api(
         call, "POST", f"/invoices/{args.invoice_id}/pay_offline", args.site_id, what=f"invoice {args.invoice_id}",
@@ -259,8 +239,8 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     read_only=False, destructive=True, idempotent=True, open_world=True,
 )
 async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
-    """Write an open invoice off as bad debt (status uncollectible). Only an open invoice
-    can be marked; any other state is refused. This is meant to be final: treat it as
+    """Write an open or past_due invoice off as bad debt (status uncollectible); any other
+    state is refused. This is meant to be final: treat it as
     irreversible and confirm with the user first.
     """
     response = await core_api(

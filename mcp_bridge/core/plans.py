@@ -10,7 +10,7 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.results import money, object_result, page_result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, UpstreamObject, id_field
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, Timestamp, UpstreamObject, id_field
 
 
 class Plan(UpstreamObject):
@@ -21,13 +21,13 @@ class Plan(UpstreamObject):
     currency: str | None = None
     interval: str | None = Field(None, description="day, week, month or year.")
     interval_count: int | None = Field(None, description="Bills every interval_count intervals.")
-    active: bool | None = None
+    active: str | bool | None = Field(None, description="active or archived.")
     auto_renew: bool | None = None
-    created_at: str | None = None
+    created_at: Timestamp = None
 
 
 class ListPlansInput(ListInput):
-    sort: Literal["id", "-id", "amount", "-amount", "created_at", "-created_at"] | None = Field(
+    sort: Literal["id", "-id", "nickname", "-nickname"] | None = Field(
         None, description="Sort field; prefix with - for descending. Default: id."
     )
 
@@ -41,9 +41,9 @@ class PlanIdInput(SiteInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_plans(call: CallContext, args: ListPlansInput):
-    """List a site's subscription plans (prices), a page at a time; sort by id, amount or
-    created_at (prefix - for descending). `amount` is in cents per billing interval
-    (interval_count × interval, e.g. every 1 month); inactive plans take no new subscribers.
+    """List a site's subscription plans (prices), a page at a time; sort by id or nickname
+    (prefix - for descending). `amount` is in cents per billing interval (interval_count ×
+    interval, e.g. every 1 month); archived plans (active "archived") take no new subscribers.
     """
     response = await core_api(call, "GET", "/plans", args.site_id, what="plans", params=args.list_query())
     return page_result(response, Plan, "plan", args.site_id)

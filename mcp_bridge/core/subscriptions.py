@@ -10,35 +10,32 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.results import object_result, page_result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, UpstreamObject, eq_filter, id_field
-
-SubscriptionStatus = Literal["trialing", "active", "past_due", "canceled", "incomplete"]
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, Timestamp, UpstreamObject, id_field
 
 
 class Subscription(UpstreamObject):
     id: int
-    customer_id: int | None = None
-    plan_id: int | None = None
-    coupon_id: int | None = None
+    user_id: int | None = Field(None, description="The customer's id.")
+    plan: int | None = Field(None, description="The plan's id.")
+    coupon: int | None = Field(None, description="The coupon's id, if any.")
+    latest_invoice: int | None = Field(None, description="The id of the latest invoice, if any.")
     status: str
     quantity: int | None = None
     auto_renew: bool | None = None
-    current_period_start: str | None = None
-    current_period_end: str | None = None
+    current_period_start: Timestamp = None
+    current_period_end: Timestamp = None
     cancel_at_period_end: bool | None = None
-    canceled_at: str | None = Field(None, description="When cancellation was requested.")
-    ended_at: str | None = Field(None, description="When it actually ended.")
-    trial_start: str | None = None
-    trial_end: str | None = None
-    created_at: str | None = None
+    canceled_at: Timestamp = Field(None, description="When cancellation was requested.")
+    ended_at: Timestamp = Field(None, description="When it actually ended.")
+    trial_start: Timestamp = None
+    trial_end: Timestamp = None
+    created: Timestamp = None
 
 
 class ListSubscriptionsInput(ListInput):
-    sort: Literal["id", "-id", "status", "-status", "created_at", "-created_at"] | None = Field(
-        None, description="Sort field; prefix with - for descending. Default: id."
+    sort: Literal["status", "-status"] | None = Field(
+        None, description="Sort by status; prefix with - for descending. Default: id."
     )
-    status: SubscriptionStatus | None = Field(None, description="Only subscriptions in this state.")
-    customer_id: int | None = Field(None, ge=1, description="Only this customer's subscriptions.")
 
 
 class SubscriptionIdInput(SiteInput):
@@ -50,15 +47,15 @@ class SubscriptionIdInput(SiteInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_subscriptions(call: CallContext, args: ListSubscriptionsInput):
-    """List a site's subscriptions, a page at a time; filter by status or customer_id, sort
-    by id, status or created_at (prefix - for descending).
+    """List a site's subscriptions, a page at a time, sorted by id or by status (prefix - for
+    descending). The Core API has no filters on subscriptions.
 
     States: trialing (in a free trial, not yet billed), active (paid and current), past_due
     (a renewal payment failed; still retrying), canceled (ended, no further billing),
     incomplete (the first payment has not succeeded).
     """
-    query = args.list_query() | eq_filter(status=args.status, customer_id=args.customer_id)
-    response = await core_api(call, "GET", "/subscriptions", args.site_id, what="subscriptions", params=query)
+    response = await core_api(call, "GET", "/subscriptions", args.site_id, what="subscriptions",
+                              params=args.list_query())
     return page_result(response, Subscription, "subscription", args.site_id)
 
 
@@ -85,13 +82,24 @@ async def get_subscription(call: CallContext, args: SubscriptionIdInput):
 class CreateSubscriptionInput(SiteInput):
     customer_id: int = id_field("customer")
     plan_id: int = id_field("plan")
-    coupon_id: int | None = Field(None, ge=1, description="A coupon to apply (see list_coupons).")
-    quantity: int = Field(1, ge=1, le=1000, description="Number of units (seats, copies) billed.")
+    coupon_code: str | None = Field(
+        None, min_length=1, max_length=191, description="A coupon code to apply (see list_coupons)."
+    )
+    quantity: int = Field(1, ge=1, le=100_000, description="Number of units (seats, copies) billed.")
+    source_id: int | None = Field(
+        None, ge=1, description="The customer's saved payment source to charge; without it the first invoice "
+        "is sent to the customer (collection_method send_invoice)."
+    )
     trial_period_days: int = Field(0, ge=0, le=730, description="Free trial length in days; 0 bills at once.")
     auto_renew: bool | None = Field(None, description="Renew at period end; default: the plan's setting.")
 
     def body(self) -> dict:
-        return self.model_dump(exclude={"site_id"}, exclude_none=True)
+        """The Core API request (CORE_API.md §8.3): `user_id`, `plan_id`, `quantity`, ..."""
+        body = {"user_id": self.customer_id, "plan_id": self.plan_id, "quantity": self.quantity,
+                "collection_method": "charge_automatically" if self.source_id else "send_invoice"}
+        optional = {"coupon_code": self.coupon_code, "source_id": self.source_id, "auto_renew": self.auto_renew,
+                    "trial_period_days": self.trial_period_days or None}
+        return body | {k: v for k, v in optional.items() if v is not None}
 
 
 class CancelSubscriptionInput(SiteInput):
@@ -101,6 +109,7 @@ class CancelSubscriptionInput(SiteInput):
         description="true: keep it until the current period ends, then stop (no renewal). "
         "false (default): end it now.",
     )
+    reason: str | None = Field(None, max_length=255, description="Why it is canceled (kept on the subscription).")
 
 
 @tool(
@@ -108,21 +117,22 @@ class CancelSubscriptionInput(SiteInput):
     read_only=False, destructive=False, idempotent=False, open_world=True,
 )
 async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
-    """Subscribe a customer to an active plan (optionally with a coupon and a quantity).
+    """Subscribe a customer to an active plan (optionally with a coupon code and a quantity).
 
     With trial_period_days > 0 it starts trialing and nothing is billed until the trial
-    ends. Otherwise it starts active and an OPEN invoice for the first period (plan amount
-    × quantity, less the coupon, in cents) is created and owed at once. Each call creates
-    a new subscription, so check list_subscriptions (customer_id) first. Inactive plans and
-    expired or used-up coupons are refused.
+    ends. Otherwise it starts active with a first invoice (plan amount × quantity, less the
+    coupon, in cents): charged at once to source_id when given, else OPEN and owed. Each
+    call creates a new subscription. Archived plans and expired, used-up or other plans'
+    coupons are refused.
     """
     response = await core_api(
         call, "POST", "/subscriptions", args.site_id, what="the new subscription", json_body=args.body(),
-        check=f"look for it with list_subscriptions (customer_id {args.customer_id}) to see whether it was created",
+        check="look for it among the newest subscriptions (the last page of list_subscriptions) to see whether "
+        "it was created",
     )
     return object_result(
         response, Subscription,
-        lambda s: f"Created subscription {s.id} on site {args.site_id} ({s.status}) for customer {s.customer_id}.",
+        lambda s: f"Created subscription {s.id} on site {args.site_id} ({s.status}) for customer {s.user_id}.",
     )
 
 
@@ -136,9 +146,11 @@ async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     active until current_period_end and then stops (cancel_at_period_end becomes true).
     Refused if it is already canceled. Confirm with the user first.
     """
-    body = {"at_period_end": True} if args.at_period_end else {}
+    body = {"mode": "period_end" if args.at_period_end else "now"}
+    if args.reason:
+        body["reason"] = args.reason
     response = await core_api(
-        call, "POST", f"/subscriptions/{args.subscription_id}/cancel", args.site_id,
+        call, "DELETE", f"/subscriptions/{args.subscription_id}", args.site_id,
         what=f"subscription {args.subscription_id}", json_body=body,
         check=f"read subscription {args.subscription_id} with get_subscription to see whether it was canceled",
     )

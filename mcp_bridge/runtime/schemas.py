@@ -77,12 +77,9 @@ def eq_filter(**fields: Any) -> dict[str, str]:
 
 
 def contains_filter(**fields: str | None) -> dict[str, str]:
-    """Core API substring filters (`filter[field]=like:%value%`).
-
-    `%` and `_` in `value` keep their wildcard meaning; they match themselves too, so at
-    worst the filter is slightly broader than asked.
-    """
-    return {f"filter[{name}]": f"like:%{value}%" for name, value in fields.items() if value}
+    """Core API substring filters (`filter[field]=like:value`, CORE_API.md §5: `like` is a
+    case-insensitive "contains")."""
+    return {f"filter[{name}]": f"like:{value}" for name, value in fields.items() if value}
 
 
 def _filter_value(value: Any) -> str:
@@ -92,6 +89,9 @@ def _filter_value(value: Any) -> str:
 
 
 # --- Outputs -----------------------------------------------------------------------------
+
+# Core objects carry Unix seconds (CORE_API.md §1); ISO strings are still accepted.
+Timestamp = int | str | None
 
 
 class UpstreamObject(BaseModel):
