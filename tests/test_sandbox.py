@@ -378,7 +378,10 @@ def test_metadata_filters(sbx):
     with_source = {c["id"] for c in customers if "source" in c["metadata"]}
     web = {c["id"] for c in customers if c["metadata"].get("source") == "web"}
     assert 0 < len(web) < len(with_source)
-    total = lambda params: sbx.api("GET", "/customers", params={"limit": 1, **params}).json()["meta"]["total"]
+
+    def total(params):
+        return sbx.api("GET", "/customers", params={"limit": 1, **params}).json()["meta"]["total"]
+
     assert total({"filter[metadata]": "has:source"}) == len(with_source)
     assert total({"filter[metadata.source]": "eq:web"}) == len(web)
     assert total({"filter[metadata.source]": "like:WE"}) == len(web)

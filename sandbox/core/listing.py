@@ -161,10 +161,16 @@ def _filter(key: str, name: str, raw: str, spec: ListSpec, kind: str, errors: di
         return is_or, lambda obj: value in (obj.get("metadata") or {})
     if name.startswith("metadata.") and spec.metadata_filters and len(name) > 9:
         meta_key = name[9:]
-        getter: Callable[[dict], object] = lambda obj: (obj.get("metadata") or {}).get(meta_key)
+
+        def getter(obj: dict) -> object:
+            return (obj.get("metadata") or {}).get(meta_key)
+
         kind_of: type = str
     elif name in spec.filters:
-        getter, kind_of = (lambda obj: obj.get(name)), spec.filters[name]
+        def getter(obj: dict) -> object:
+            return obj.get(name)
+
+        kind_of = spec.filters[name]
     else:
         supported = ", ".join([*spec.filters, *(("metadata.<key>", "metadata") if spec.metadata_filters else ())])
         errors.setdefault(key, []).append(
