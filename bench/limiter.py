@@ -113,7 +113,7 @@ async def _hammer(start_at: float, duration: float, tasks: int) -> dict[str, int
         while time.monotonic() < deadline:
             try:
                 await get_client().request("GET", "/customers", account_id=ACCOUNT_ID, api_key=api_key,
-                                           site_id=DEMO_SITE, params={"per_page": 1})
+                                           site_id=DEMO_SITE, params={"limit": 1})
                 counts["ok"] += 1
             except RateLimited as exc:
                 if exc.source == "upstream":

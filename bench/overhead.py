@@ -42,7 +42,7 @@ def first_customer_id(sandbox_url: str) -> int:
     """A customer of the demo site, read straight from the sandbox."""
     response = httpx.get(
         sandbox_url + "/api/v1/core/customers",
-        params={"site_id": DEMO_SITE, "per_page": 1},
+        params={"site_id": DEMO_SITE, "limit": 1},
         headers={"Authorization": f"Bearer {demo_api_key()}"},
         timeout=10,
     )
