@@ -63,7 +63,14 @@ def test_anonymous_visitors_are_sent_to_login(client, path):
 
 @pytest.mark.parametrize("path", ["/ops/", "/ops/accounts/{id}/", "/ops/api/accounts", "/ops/api/accounts/{id}"])
 def test_signed_in_non_staff_get_403(member_client, account, path):
-    assert member_client.get(path.format(id=account.id)).status_code == 403
+    response = member_client.get(path.format(id=account.id))
+    assert response.status_code == 403
+    if "/api/" in path:
+        assert "permission" in response.json()["detail"]
+    else:  # the branded page: why, and a way back
+        html = response.content.decode()
+        assert "The ops dashboard is for the gateway&#x27;s staff only" in html
+        assert 'href="/connections"' in html and "Error 403" in html
 
 
 def test_anonymous_api_calls_get_403(client, account):
