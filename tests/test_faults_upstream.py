@@ -205,6 +205,11 @@ async def test_a_storm_of_429s_pauses_every_worker(faults, second_gateway):
     rows = await audit_rows_async(len(outcomes) + 2)
     assert len(rows) == len(outcomes) + 2
     assert sum(r.outcome == "rate_limited" for r in rows) == len(outcomes)
+    # An audited 429 is one the Core API really sent; calls the gateway refused itself (the
+    # account blocked after a 429) carry no upstream status.
+    limited = [r.upstream_status for r in rows if r.outcome == "rate_limited"]
+    assert set(limited) <= {None, 429} and 429 in limited
+    assert limited.count(429) <= sum(e["status"] == 429 for e in entries)
 
 
 async def _one_call(url: str, token: str):

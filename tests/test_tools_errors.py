@@ -1,9 +1,11 @@
 """Bad input and upstream failures: every one is a clear `isError` result naming what is
 wrong (never a 500, a traceback or a protocol failure), and every one is audited."""
 
+import asyncio
+
 import pytest
 
-from devtools.oauth_client import obtain_tokens
+from devtools.oauth_client import obtain_tokens, signed_in
 from devtools.servers import free_port
 from mcp_bridge.orm import run_db
 from tests.fixtures_mcp import ERAS, OUT_OF_REACH, audit_rows_async, mcp_session
@@ -142,8 +144,21 @@ async def test_rate_limited_calls_say_when_to_retry(limited_gateway):
     retry_after = limited.structured_content["retry_after"]
     assert limited.structured_content["error"] == "rate_limited" and 1 <= retry_after <= 60
     assert limited.content[0].text == f"rate limit for this account reached, retry in {retry_after} s"
-    outcomes = [row.outcome for row in await audit_rows_async(5)]
-    assert outcomes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+    rows = await audit_rows_async(5)
+    assert [row.outcome for row in rows] == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+    # The gateway's own limiter refused them: the Core API never answered, so no upstream
+    # status, neither in the audit nor in the tool's answer (a local refusal is not a 429).
+    assert [row.upstream_status for row in rows] == [200, 200, 200, None, None]
+    assert limited.structured_content.get("upstream_status") is None
+    # The ops JSON counts them as the gateway's refusals, apart from Pelcro's 429s.
+    session = await asyncio.to_thread(signed_in, limited_gateway.url, "demo", "pelcro-demo-2026")
+    try:
+        account = (await asyncio.to_thread(session.get, f"/ops/api/accounts/{rows[0].account_id}")).json()
+    finally:
+        session.close()
+    assert (account["account"]["rejections_last_hour"], account["account"]["upstream_429s_last_hour"]) == (2, 0)
+    assert [(c["outcome"], c["refused_locally"], c["upstream_status"]) for c in account["tool_calls"][:2]] == [
+        ("rate_limited", True, None), ("rate_limited", True, None)]
 
 
 @pytest.fixture

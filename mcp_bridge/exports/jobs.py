@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import Connection, Site
 from mcp_bridge.core.client import CoreAPIResponse, build_client
 from mcp_bridge.models import ExportJob
-from mcp_bridge.upstream.errors import RateLimiterUnavailable, UpstreamError
+from mcp_bridge.upstream.errors import RateLimited, RateLimiterUnavailable, UpstreamError
 from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
 logger = logging.getLogger(__name__)
@@ -187,11 +187,9 @@ def run_export(job_id: str) -> ExportJob:
                             params={"page": page, "limit": page_size, "sort": "id"}, background=True,
                         )
                     )
-                except RateLimiterUnavailable:
-                    raise
+                except (RateLimiterUnavailable, RateLimited):
+                    raise  # the task retries later (the gateway's limiter or a Core API 429)
                 except UpstreamError as exc:
-                    if exc.status == 429:
-                        raise
                     return _finish(job, ExportJob.Status.FAILED, error=exc.message)
                 total = (response.meta or {}).get("total")
                 if isinstance(total, int):

@@ -62,14 +62,16 @@ class RateLimited(UpstreamError):
     """No request was sent (gateway limiter) or the upstream refused it unprocessed (429).
 
     `retry_after` is in whole seconds (at least 1); `source` is "gateway" or "upstream".
+    `status` is 429 only when the Core API answered 429; a refusal by the gateway's own
+    limiter has no upstream status (0), so the audit and the tool's answer never show a
+    429 the Core API did not send.
     """
-
-    status = 429
 
     def __init__(self, retry_after: float, source: str = "gateway"):
         self.retry_after = max(1, math.ceil(retry_after))
         self.source = source
-        super().__init__(f"rate limit for this account reached, retry in {self.retry_after} s")
+        super().__init__(f"rate limit for this account reached, retry in {self.retry_after} s",
+                         429 if source == "upstream" else 0)
         self.args = (retry_after, source)
 
 
