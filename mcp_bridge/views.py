@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from accounts.models import Connection, Site
+from mcp_bridge.audit import redact
 from mcp_bridge.models import ToolCall
 from mcp_bridge.servers import TOOLS
 
@@ -56,8 +57,8 @@ def landing(request):
 def connection_activity(request, pk: int):
     """The tool calls through one of the signed-in person's own connections, newest first,
     ACTIVITY_PAGE_SIZE a page (`?page=N`; out-of-range pages show the last one), each with
-    its site's name and its arguments as the audit stored them (secrets already redacted
-    by `mcp_bridge.audit.redact`)."""
+    its site's name and its arguments as the audit stored them, redacted again with today's
+    rules (`mcp_bridge.audit.redact`) in case a row predates one."""
     connection = get_object_or_404(
         Connection.objects.select_related("application", "account"), pk=pk, user=request.user
     )
@@ -66,7 +67,7 @@ def connection_activity(request, pk: int):
     sites = dict(Site.objects.filter(site_id__in={c.site_id for c in page if c.site_id}).values_list("site_id", "name"))
     rows = [
         {"call": call, "site_name": sites.get(call.site_id, ""),
-         "arguments": json.dumps(call.arguments, indent=2, sort_keys=True) if call.arguments else ""}
+         "arguments": json.dumps(redact(call.arguments), indent=2, sort_keys=True) if call.arguments else ""}
         for call in page
     ]
     return render(request, "mcp_bridge/connection_activity.html",
