@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
+from accounts.auth_epoch import EpochUnavailable
 from accounts.connections import revoke_connections
 from accounts.forms import AdminLoginForm
 from accounts.models import Account, Connection, Membership, Site
@@ -92,7 +93,11 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected connections (and all their tokens)")
     def revoke(self, request, queryset):
-        count = revoke_connections(queryset, by=f"staff:{request.user.get_username()}")
+        try:
+            count = revoke_connections(queryset, by=f"staff:{request.user.get_username()}")
+        except EpochUnavailable as refused:
+            self.message_user(request, f"No connection was revoked. {refused.message}", messages.ERROR)
+            return
         self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.",
                           messages.SUCCESS)
 

@@ -46,12 +46,15 @@ def connection_for_consent(consent: AuthorizationConsent) -> Connection:
 
 @transaction.atomic
 def revoke_connections(connections, by: str = "") -> int:
-    """Revoke connections and every token issued through them, effective immediately.
+    """Revoke connections and every token issued through them, effective immediately in
+    every process.
 
     `by` says who did it (`Connection.revoked_by`: "user:<username>", "staff:<username>",
     "client", "membership"); revoked connections stay listed as revoked. Marks each
     connection revoked, revokes the refresh-token families (so no refresh can
     mint a new token) and deletes the access tokens. Returns how many were newly revoked.
+    Raises `accounts.auth_epoch.EpochUnavailable`, with nothing revoked, if the change
+    cannot be published to the other processes (their cached token checks).
     """
     AccessToken = get_access_token_model()
     RefreshToken = get_refresh_token_model()
@@ -60,8 +63,8 @@ def revoke_connections(connections, by: str = "") -> int:
                .values_list("pk", flat=True))
     if not ids:
         return 0
+    auth_epoch.hold_until_commit()  # before the write: update() sends no signal
     Connection.objects.filter(pk__in=ids).update(revoked_at=now, revoked_by=by[:200])
-    auth_epoch.bump_on_commit()  # update() sends no signal
     token_ids = AccessToken.objects.filter(binding__connection_id__in=ids).values_list("pk", flat=True)
     families = set(
         RefreshToken.objects.filter(access_token_id__in=token_ids).exclude(token_family=None)

@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts import crypto
+from accounts.auth_epoch import PublishingQuerySet
 
 
 class Account(models.Model):
@@ -16,6 +17,9 @@ class Account(models.Model):
     api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
     api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Bulk updates change what token checks read: published (accounts.auth_epoch).
+    objects = PublishingQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -45,6 +49,9 @@ class Site(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sites")
     name = models.CharField(max_length=200)
 
+    # Bulk updates change what token checks read: published (accounts.auth_epoch).
+    objects = PublishingQuerySet.as_manager()
+
     class Meta:
         ordering = ["site_id"]
 
@@ -62,6 +69,9 @@ class Membership(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Bulk updates change what token checks read: published (accounts.auth_epoch).
+    objects = PublishingQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership_per_account")]
@@ -95,6 +105,9 @@ class Connection(models.Model):
         help_text="Who revoked it: 'user:<username>' (the person), 'staff:<username>' (admin), "
         "'client' (RFC 7009 revocation by the app) or 'membership' (the person lost the role).",
     )
+
+    # Bulk updates change what token checks read: published (accounts.auth_epoch).
+    objects = PublishingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -133,6 +146,9 @@ class TokenBinding(models.Model):
         "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="binding"
     )
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="token_bindings")
+
+    # Bulk updates change what token checks read: published (accounts.auth_epoch).
+    objects = PublishingQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"token {self.access_token_id} of connection {self.connection_id}"

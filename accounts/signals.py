@@ -20,7 +20,7 @@ from accounts.models import Account, Connection, Membership, Site, TokenBinding
 auth_epoch.watch_models(
     get_access_token_model(), TokenBinding, Connection, get_application_model(), get_user_model(),
     Membership, Account, Site,
-    silent_creates=(get_access_token_model(), TokenBinding, Connection),
+    silent_creates=(get_access_token_model(), TokenBinding, Connection, get_application_model()),
 )
 
 

@@ -1,6 +1,7 @@
 """The gateway's error pages (handler403, handler404, handler500): branded, saying why, with a
-way back; JSON for API paths and clients that ask for it. A database outage becomes a
-503 with Retry-After on every page.
+way back; JSON for API paths and clients that ask for it. A database outage, or a change to
+who may connect that could not be published to the other servers (`accounts.auth_epoch`),
+becomes a 503 with Retry-After on every page.
 
 `handler500` runs inside Django's exception handling, so the exception being handled is
 `sys.exc_info()`, whichever layer raised it (a view, or session saving in middleware).
@@ -14,6 +15,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from accounts.auth_epoch import EpochUnavailable
 from pelcro_gateway.context_processors import deployment
 
 RETRY_AFTER_SECONDS = "5"
@@ -75,16 +77,24 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    """503 with Retry-After while the database is unreachable; a 500 page otherwise.
+    """503 with Retry-After while the database is unreachable or for a refused change
+    (`EpochUnavailable`: nothing was changed); a 500 page otherwise.
 
     Never a traceback: the log has it (Django logs the exception before calling this).
     """
-    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        message = "The service is temporarily unavailable (database unreachable). Try again shortly."
+    error = sys.exc_info()[1]
+    if isinstance(error, (OperationalError, InterfaceError, EpochUnavailable)):
+        if isinstance(error, EpochUnavailable):
+            # A change to who may connect that could not reach the other servers: refused
+            # (rolled back), e.g. deactivating a user or changing a role in the admin.
+            message = error.message
+        else:
+            message = "The service is temporarily unavailable (database unreachable). Try again shortly."
         if _wants_json(request):
             response = JsonResponse({"error": "temporarily_unavailable", "error_description": message}, status=503)
         else:
-            response = page(request, 503, with_request=False)
+            refused = message if isinstance(error, EpochUnavailable) else ""
+            response = page(request, 503, refused, with_request=False)
         response["Retry-After"] = RETRY_AFTER_SECONDS
         return response
     message = "Something went wrong on our side. It has been logged."

@@ -125,7 +125,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a transaction takes the write lock when it begins (waiting up to
     # `timeout`), instead of failing with "database is locked" when a transaction that
     # has read tries to write after another writer committed (e.g. two refreshes of one
-    # token: accounts.rotation).
+    # token: accounts.rotation; a revocation while tool calls record their use).
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE",

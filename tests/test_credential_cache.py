@@ -60,8 +60,12 @@ def check(cache: CredentialCache, token: str):
 
 
 def revoke_behind_djangos_back() -> None:
-    """Revoke the token's connection with a bulk update: no signal, so no new epoch."""
-    Connection.objects.update(revoked_at=timezone.now())
+    """Revoke the token's connection with hand-written SQL: no signal, no publishing
+    QuerySet, so no new epoch (only the cache's maximum age bounds such changes)."""
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute(f"UPDATE {Connection._meta.db_table} SET revoked_at = %s", [timezone.now()])
 
 
 def test_a_cached_check_is_reused_until_the_epoch_changes(issued):
@@ -173,6 +177,108 @@ def test_an_epoch_change_waits_for_the_commit(issued):
         Site.objects.create(site_id=4343, account=Account.objects.get(slug="acme"), name="Late")
         assert auth_epoch.redis_client().get(auth_epoch.epoch_key()) == epoch_before
     assert auth_epoch.redis_client().get(auth_epoch.epoch_key()) != epoch_before
+
+
+# --- Publishing fails closed (issue 12): a change that cannot reach Redis is refused ---------
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there
+
+
+def test_bulk_updates_through_the_manager_apply_on_the_next_request(issued):
+    """QuerySet.update() sends no signal; the models' PublishingQuerySet publishes it."""
+    token, cache = issued
+    assert check(cache, token).principal.can_write
+    Membership.objects.filter(user__username="demo", account__slug="acme").update(role=Membership.Role.MEMBER)
+    assert check(cache, token) is None  # read-write is no longer allowed to a member
+
+
+def test_bookkeeping_bulk_updates_publish_nothing(issued):
+    token, cache = issued
+    first = check(cache, token)
+    Connection.objects.filter(pk=first.principal.connection_id).update(last_used_at=timezone.now())
+    assert check(cache, token) is first
+
+
+@pytest.mark.parametrize("change", [
+    "revoke_connection", "deactivate_user", "demote_with_save", "demote_with_queryset_update",
+    "remove_member", "delete_access_token", "rotate_api_key",
+])
+def test_a_change_that_cannot_be_published_is_refused_and_nothing_changes(issued, settings, change):
+    from accounts.connections import revoke_connections
+
+    token, cache = issued
+    principal = check(cache, token).principal
+    membership = Membership.objects.get(user__username="demo", account__slug="acme")
+    user = get_user_model().objects.get(username="demo")
+    account = Account.objects.get(slug="acme")
+
+    def make_change():
+        if change == "revoke_connection":
+            revoke_connections(Connection.objects.filter(pk=principal.connection_id))
+        elif change == "deactivate_user":
+            user.is_active = False
+            user.save()
+        elif change == "demote_with_save":
+            membership.role = Membership.Role.MEMBER
+            membership.save()
+        elif change == "demote_with_queryset_update":
+            Membership.objects.filter(pk=membership.pk).update(role=Membership.Role.MEMBER)
+        elif change == "remove_member":
+            membership.delete()
+        elif change == "delete_access_token":
+            get_access_token_model().objects.filter(binding__connection_id=principal.connection_id).delete()
+        elif change == "rotate_api_key":
+            account.set_api_key("pk_test_rotated_0002")
+            account.save()
+
+    def state():
+        return (Connection.objects.filter(pk=principal.connection_id, revoked_at__isnull=True).exists(),
+                get_user_model().objects.get(pk=user.pk).is_active,
+                list(Membership.objects.filter(pk=membership.pk).values_list("role", flat=True)),
+                get_access_token_model().objects.filter(binding__connection_id=principal.connection_id).count(),
+                Account.objects.get(pk=account.pk).api_key_last4)
+
+    before, redis_url = state(), settings.REDIS_URL
+    settings.REDIS_URL = DEAD_REDIS  # this process cannot reach Redis; other processes can
+    with pytest.raises(auth_epoch.EpochUnavailable, match="Nothing was changed"):
+        make_change()
+    assert state() == before
+    settings.REDIS_URL = redis_url  # Redis is back
+    make_change()
+    assert state() != before
+    after = check(cache, token)
+    assert after is None or after.api_key == "pk_test_rotated_0002"
+
+
+def test_while_a_change_is_in_flight_no_check_is_cached(issued):
+    """Between hold (before the write) and release (after the commit) a check may read rows
+    the change is about to replace: it is neither reused nor kept."""
+    token, cache = issued
+    first = check(cache, token)
+    auth_epoch.hold()
+    try:
+        during = check(cache, token)
+        assert during is not first and check(cache, token) is not during  # database every time
+        assert cache._entries == {}
+    finally:
+        auth_epoch.release()
+    again = check(cache, token)
+    assert check(cache, token) is again  # cached again once nothing is in flight
+
+
+def test_a_lost_release_keeps_caches_off_until_the_hold_expires_then_nothing_old_is_trusted(issued):
+    """Redis went away after `hold` (the change committed, its release failed): every process
+    stays off its cache while the hold lives, and no check from before the hold is reused
+    after it (the epoch changed at the hold)."""
+    token, cache = issued
+    first = check(cache, token)
+    assert first is not None
+    auth_epoch.hold()  # and no release
+    assert 0 < auth_epoch.redis_client().ttl(auth_epoch.holds_key()) <= auth_epoch.HOLD_SECONDS
+    revoke_behind_djangos_back()  # the change, committed
+    assert check(cache, token) is None
+    auth_epoch.redis_client().delete(auth_epoch.holds_key())  # the hold expires
+    assert check(cache, token) is None
 
 
 # --- Through a live gateway -------------------------------------------------------------------

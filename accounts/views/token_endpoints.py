@@ -47,15 +47,32 @@ def _connection_of(raw_token: str) -> Connection | None:
 
 class RevokeView(RevokeTokenView):
     """POST /oauth/revoke. After DOT revokes the token, a connection left with no live
-    token is marked revoked too, so the connections page shows what is really active."""
+    token is marked revoked too, so the connections page shows what is really active.
+
+    All of it is one transaction, published to every process's token cache before it
+    commits (`accounts.auth_epoch`). If it cannot be published the token is left as it
+    was and the answer is 503 with Retry-After, which RFC 7009 §2.2.1 defines as "the
+    token still exists; retry after a reasonable delay"."""
 
     def post(self, request, *args, **kwargs):
+        try:
+            with transaction.atomic():
+                return self._revoke(request, *args, **kwargs)
+        except auth_epoch.EpochUnavailable as refused:
+            response = JsonResponse(
+                {"error": "temporarily_unavailable", "error_description": refused.message}, status=503
+            )
+            response["Retry-After"] = str(auth_epoch.RETRY_AFTER_SECONDS)
+            response["Cache-Control"] = "no-store"
+            return response
+
+    def _revoke(self, request, *args, **kwargs):
         connection = _connection_of(request.POST.get("token", ""))
         response = super().post(request, *args, **kwargs)
         if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
+            auth_epoch.hold_until_commit()  # before the write: update() sends no signal
             Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(),
                                                                                      revoked_by="client")
-            auth_epoch.bump_on_commit()  # update() sends no signal
         return response
 
 

@@ -6,8 +6,9 @@ key) is several queries and a trip to the database thread: most of what the gate
 add to a tool call. A cached check is reused when all of these hold:
 
 - the auth epoch in Redis is the one read before that check (`accounts.auth_epoch`: it
-  changes after every revocation, role change, deactivation, new key or site change), so
-  such a change takes effect on the very next request in every process;
+  changes before and after every revocation, role change, deactivation, new key or site
+  change), and no such change is in flight, so a change takes effect on the very next
+  request in every process; a change that cannot be published is refused;
 - the token has not expired, and the check is younger than `AUTH_CACHE_SECONDS`
   (a bound for changes made behind Django's back, e.g. by hand-written SQL).
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from accounts.auth_epoch import epoch_key, new_epoch
+from accounts.auth_epoch import epoch_key, holds_key, new_epoch
 from accounts.connections import LAST_USED_RESOLUTION_SECONDS, touch_by_id
 from accounts.principal import Credentials
 from accounts.tokens import checksum, credentials_for_token
@@ -43,18 +44,22 @@ class _Entry:
 
 
 async def read_epoch() -> bytes | None:
-    """The current auth epoch, or None if Redis cannot be read (then nothing is cached).
+    """The current auth epoch, or None when no cached check may be trusted: Redis cannot be
+    read, or a change to what checks read is in flight (`accounts.auth_epoch.hold`: it may
+    commit at any moment, and a check made now could miss it). Then nothing is cached.
 
     It is stamped with the Redis connection it was read on: a Redis restarted from its
     persisted data may hold an epoch from before a change whose bump it never got (it was
     down), so nothing checked before a reconnection is trusted after it."""
     client = redis_for_loop()
     try:
-        epoch = await client.execute("GET", epoch_key())
+        epoch, holds = await client.execute("MGET", epoch_key(), holds_key())
+        if holds is not None and int(holds) > 0:
+            return None
         if epoch is None:  # a fresh Redis: start an epoch (the first writer wins)
             await client.execute("SET", epoch_key(), new_epoch(), "NX")
             epoch = await client.execute("GET", epoch_key())
-    except (RedisError, OSError):
+    except (RedisError, OSError, ValueError):
         return None
     return b"%s/%d" % (epoch, client.connection_number)
 

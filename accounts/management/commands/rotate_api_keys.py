@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts import crypto
+from accounts.auth_epoch import EpochUnavailable
 from accounts.models import Account
 
 
@@ -13,6 +14,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        try:
+            rotated = self._rotate()
+        except EpochUnavailable as refused:
+            raise CommandError(refused.message) from None
+        self.stdout.write(f"re-encrypted {rotated} API key(s) under the current key")
+
+    def _rotate(self) -> int:
         rotated = 0
         with transaction.atomic():
             for account in Account.objects.select_for_update().exclude(api_key_encrypted=""):
@@ -25,4 +33,4 @@ class Command(BaseCommand):
                     ) from None
                 account.save(update_fields=["api_key_encrypted"])
                 rotated += 1
-        self.stdout.write(f"re-encrypted {rotated} API key(s) under the current key")
+        return rotated
