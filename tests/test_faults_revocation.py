@@ -167,8 +167,8 @@ def page_revoke(world: Deployment, token: str) -> tuple[bool, str]:
     connection = connection_of(token)
     session = signed_in(world.a.url, "demo", PASSWORDS["demo"])
     try:
-        page = session.get("/connections")
-        form = next(f for f in parse_forms(page.text) if f["action"] == f"/connections/{connection.pk}/revoke")
+        confirm = session.get(f"/connections/{connection.pk}/revoke")  # "Revoke this app?"
+        form = next(f for f in parse_forms(confirm.text) if f["action"] == f"/connections/{connection.pk}/revoke")
         response = session.post(form["action"], data=form["hidden"])
         assert response.status_code == 302
         shown = session.get("/connections").text
