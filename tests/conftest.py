@@ -1,5 +1,7 @@
 """Shared fixtures. Feature-specific fixtures live in tests/fixtures_*.py (pytest_plugins)."""
 
+import contextlib
+
 import pytest
 import redis as redis_lib
 from django.conf import settings
@@ -28,7 +30,5 @@ def _no_auth_epoch_hold_left():
     from accounts.auth_epoch import holds_key
     from accounts.throttle import redis_client
 
-    try:
+    with contextlib.suppress(redis_lib.RedisError):
         redis_client().delete(holds_key())
-    except redis_lib.RedisError:
-        pass
