@@ -14,7 +14,10 @@ grant → access token → refresh token, and are checked again at every step.
 
 import hashlib
 import logging
+from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -109,13 +112,19 @@ class GatewayOAuth2Validator(OAuth2Validator):
             request.scope = scope_policy.tolerated(request.scope) or None
         except ValueError as exc:
             raise errors.InvalidScopeError(description=str(exc), request=request) from None
+        rotated = self._rotated_within_grace(refresh_token)
+        if rotated is not None:
+            # Hand back the pair it was rotated into, or treat it as a replay. (DOT's own
+            # grace period cannot return a hashed token.)
+            if rotated.application_id != client.pk:
+                return False
+            request.user = rotated.user
+            request.refresh_token = refresh_token
+            request.refresh_token_instance = rotated
+            return self._grace_duplicate(refresh_token, rotated, request)
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         rt = request.refresh_token_instance
-        if rt.revoked is not None:
-            # DOT lets a token rotated within the grace window through; hand back the pair
-            # it was rotated into, or treat it as a replay.
-            return self._grace_duplicate(refresh_token, rt, request)
         binding = (
             TokenBinding.objects.select_related("connection__user")
             .filter(access_token_id=rt.access_token_id)
@@ -125,6 +134,21 @@ class GatewayOAuth2Validator(OAuth2Validator):
             return False
         request.pelcro_connection = binding.connection
         return True
+
+    @staticmethod
+    def _rotated_within_grace(refresh_token):
+        """The refresh token `refresh_token` names if rotation retired it less than
+        REFRESH_TOKEN_GRACE_SECONDS ago, else None (live, unknown, older, or revoked
+        without rotation: DOT decides those)."""
+        grace = timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"])
+        rt = (
+            get_refresh_token_model().objects.select_related("user")
+            .filter(token_checksum=checksum(refresh_token))
+            .order_by(F("revoked").desc(nulls_first=True)).first()
+        )
+        if rt is None or rt.revoked is None or rt.revoked <= timezone.now() - grace:
+            return None
+        return rt if RefreshSuccessor.objects.filter(refresh_token=rt).exists() else None
 
     def _grace_duplicate(self, refresh_token, rt, request) -> bool:
         successor = RefreshSuccessor.objects.filter(refresh_token=rt).first()

@@ -349,8 +349,9 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_EXPIRE_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_SECONDS"],
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    # accounts.rotation: duplicates within the window get the same pair.
-    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"],
+    # DOT's grace period cannot work with hashed tokens (its check E001): the gateway's
+    # own (REFRESH_TOKEN_GRACE_SECONDS, accounts.rotation) hands duplicates the same pair.
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data"},
     "DEFAULT_SCOPES": ["read", "write"],
     # Always show the consent screen: it is where the account is chosen.
