@@ -5,7 +5,6 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
-from oauth2_provider.forms import AllowForm
 
 from accounts import access as access_policy
 from accounts import sign_in
@@ -82,21 +81,28 @@ class CurrentPasswordChangeForm(AdminPasswordChangeForm):
         return old_password
 
 
-class ConsentForm(AllowForm):
-    """DOT's hidden authorization fields, plus the account and the access level."""
+class ConsentForm(forms.Form):
+    """The consent screen's choices: allow or cancel, the account and the access level.
 
+    The OAuth request itself (client, redirect URI, PKCE challenge, scope, resource,
+    state) is not in the form: it stays on the server, validated, in the session
+    (accounts.views.consent), and the form names it only by `pending`, a random id. An
+    edited page can change nothing but these choices."""
+
+    allow = forms.BooleanField(required=False)
+    pending = forms.CharField(widget=forms.HiddenInput(), max_length=64)
     account = forms.ModelChoiceField(queryset=Account.objects.none(), required=False, widget=forms.RadioSelect,
                                      empty_label=None)
     access = forms.ChoiceField(choices=Connection.Access.choices, required=False, widget=forms.RadioSelect)
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, scope: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.scope = scope
         self.fields["account"].queryset = Account.objects.filter(memberships__user=user).order_by("name")
 
     def write_requested(self) -> bool:
-        scope = self.data.get("scope") if self.is_bound else self.initial.get("scope")
-        return "write" in (scope or "").split()
+        return "write" in (self.scope or "").split()
 
     def clean(self):
         cleaned = super().clean()

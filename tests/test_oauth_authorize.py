@@ -8,6 +8,7 @@ from devtools.oauth_client import (
     authorize,
     authorize_url,
     consent_form,
+    exchange_code,
     parse_forms,
     pkce_pair,
     redirect_params,
@@ -15,6 +16,7 @@ from devtools.oauth_client import (
     signed_in,
     submit_consent,
 )
+from tests.fixtures_oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 ALICE = ("alice", "pelcro-alice-2026")  # a plain member of globex
@@ -85,18 +87,68 @@ def test_cancel_returns_access_denied_to_the_app(gateway_server, client_id, demo
     assert "code" not in params
 
 
+TAMPERED = {
+    "redirect_uri": "https://attacker.example/cb",
+    "client_id": "someone-else",
+    "code_challenge": "A" * 43,
+    "code_challenge_method": "plain",
+    "scope": "read write admin",
+    "resource": "https://attacker.example/mcp",
+    "state": "forged",
+    "response_type": "token",
+}
+
+
 @pytest.mark.parametrize("allow", [False, True])
-def test_a_tampered_redirect_uri_in_the_consent_form_never_redirects(gateway_server, client_id, demo_session, allow):
-    _, challenge = pkce_pair()
-    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, state="s1"))
+def test_the_consent_post_takes_the_request_from_the_server_not_the_page(gateway_server, client_id, demo_session,
+                                                                        allow):
+    """Every OAuth value of the consent POST comes from the validated request kept on the
+    server: edited or added form fields change nothing (issue 13, item 6)."""
+    url = gateway_server.url
+    verifier, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(url, client_id, challenge, state="s1"))
     form = consent_form(page.text)
-    data = {**form["hidden"], "redirect_uri": "https://attacker.example/cb", "access": "read_write"}
+    assert set(form["hidden"]) == {"csrfmiddlewaretoken", "pending"}  # nothing else to edit
+    data = {**form["hidden"], **TAMPERED, "access": "read_write", "allow": "true" if allow else ""}
     data["account"] = next(r["value"] for r in form["radios"]["account"] if r["data-slug"] == "acme")
-    data["allow"] = "true" if allow else ""
     response = demo_session.post(form["action"], data=data)
-    assert response.status_code == 400
-    assert "location" not in response.headers
-    assert "not registered" in response.text
+    assert response.headers["location"].startswith(DEFAULT_REDIRECT_URI + "?")
+    params = redirect_params(response)
+    assert params["state"] == "s1"
+    if not allow:
+        assert params["error"] == "access_denied"
+        return
+    # The code is bound to the challenge, client, scope and resource of the real request.
+    token = exchange_code(url, client_id, params["code"], verifier)
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == "read write"
+    assert gateway_principal(url, token.json()["access_token"]).client_id == client_id
+
+
+def test_a_consent_answer_counts_once(gateway_server, client_id, demo_session):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge))
+    first = submit_consent(demo_session, page, "acme")
+    assert "code" in redirect_params(first)
+    again = submit_consent(demo_session, page, "acme")
+    assert again.status_code == 400 and "location" not in again.headers
+    assert "no longer waiting" in again.text
+
+
+def test_a_consent_post_from_another_session_is_refused(gateway_server, client_id, demo_session, demo_users):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge))
+    other = signed_in(gateway_server.url, *DEMO)
+    try:
+        form = consent_form(page.text)
+        other_page = other.get("/oauth/authorize")  # any page, for the other session's CSRF cookie
+        token = other.cookies.get("csrftoken") or ""
+        response = other.post(form["action"], data={**form["hidden"], "csrfmiddlewaretoken": token,
+                                                    "account": "1", "access": "read", "allow": "true"})
+        assert other_page.status_code in (200, 400)
+        assert response.status_code in (400, 403) and "location" not in response.headers
+    finally:
+        other.close()
 
 
 def test_member_may_grant_read_only_but_not_write(gateway_server, client_id):
@@ -133,7 +185,7 @@ def test_person_without_accounts_gets_a_clear_page(gateway_server, client_id, de
     page = session.get(authorize_url(gateway_server.url, client_id, challenge, state="s2"))
     assert page.status_code == 403
     assert "don't belong to any Pelcro account" in page.text
-    form = next(f for f in parse_forms(page.text) if "client_id" in f["hidden"])
+    form = next(f for f in parse_forms(page.text) if "pending" in f["hidden"])
     back = session.post(form["action"], data={**form["hidden"], "allow": ""})
     session.close()
     assert redirect_params(back)["error"] == "access_denied"
@@ -197,3 +249,54 @@ def test_unknown_client_gets_an_error_page(gateway_server, demo_session):
     _, challenge = pkce_pair()
     response = demo_session.get(authorize_url(gateway_server.url, "no-such-client", challenge))
     assert response.status_code == 400 and "location" not in response.headers
+
+
+@pytest.fixture
+def web_client_id(gateway_server, demo_users):
+    """A self-registered client whose redirect URI is an https site (anyone could register it)."""
+    return register_client(gateway_server.url, client_name="web app", redirect_uris=["https://app.example/cb"])["client_id"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"method": "plain"},                       # a bad request
+    {"resource": "https://evil.example/mcp"},  # another resource
+    {"prompt": "none"},                        # no interaction allowed
+])
+def test_errors_before_consent_never_redirect_to_a_self_registered_https_site(gateway_server, web_client_id,
+                                                                              demo_session, overrides):
+    """RFC 9700 §4.11.2: otherwise this server redirects anyone to any site that registered itself."""
+    _, challenge = pkce_pair()
+    response = demo_session.get(authorize_url(gateway_server.url, web_client_id, challenge,
+                                              redirect_uri="https://app.example/cb", **overrides))
+    assert response.status_code == 400 and "location" not in response.headers
+    assert "cannot continue" in response.text
+
+
+def test_a_signed_out_visitor_with_prompt_none_is_not_redirected_either(gateway_server, web_client_id):
+    _, challenge = pkce_pair()
+    response = httpx.get(gateway_server.url + authorize_url(gateway_server.url, web_client_id, challenge,
+                                                            redirect_uri="https://app.example/cb", prompt="none"))
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_after_the_person_decided_the_answer_goes_to_the_app(gateway_server, web_client_id, demo_session):
+    _, challenge = pkce_pair()
+    page = demo_session.get(authorize_url(gateway_server.url, web_client_id, challenge,
+                                          redirect_uri="https://app.example/cb"))
+    response = submit_consent(demo_session, page, "acme", allow=False)
+    assert response.headers["location"].startswith("https://app.example/cb?")
+    assert redirect_params(response)["error"] == "access_denied"
+
+
+def test_a_client_registered_by_an_administrator_gets_its_errors(gateway_server, demo_session, demo_users):
+    from oauth2_provider.models import get_application_model
+
+    Application = get_application_model()
+    app = Application.objects.create(
+        name="Admin-made", client_type=Application.CLIENT_PUBLIC, redirect_uris="https://trusted.example/cb",
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, client_secret="",
+        registration_source=Application.RegistrationSource.MANUAL)
+    _, challenge = pkce_pair()
+    response = demo_session.get(authorize_url(gateway_server.url, app.client_id, challenge,
+                                              redirect_uri="https://trusted.example/cb", prompt="none"))
+    assert redirect_params(response)["error"] == "consent_required"

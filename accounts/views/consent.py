@@ -4,9 +4,25 @@ A thin layer over DOT's AuthorizationView: DOT (and oauthlib) validate the reque
 this view adds the account picker and the access level, passes both to the validator
 through the authorization credentials, and never skips the screen (the account must be
 chosen every time).
+
+- **The request stays on the server.** The validated request (client, redirect URI,
+  PKCE challenge, scope, resource, state) is kept in the session under a random id; the
+  form carries only that id, and the POST takes every OAuth value from the session, so
+  editing the page (a hidden field) cannot change what is authorized. An id is good for
+  one decision within PENDING_SECONDS.
+- **Error redirects (RFC 9700 §4.11.2).** An error found before the person has seen the
+  consent screen (a bad request, `prompt=none`, a signed-out visitor with `prompt=none`)
+  is sent back to the app only when the redirect URI is trusted: a client registered by
+  an administrator, or a redirect URI on the person's own device (loopback http, a native
+  app's scheme). A self-registered client's https redirect URI would otherwise make this
+  server an open redirector to any site that registered itself, so those errors are shown
+  here as an error page. Once the person has seen the screen (Cancel, or a refusal after
+  the form was sent), the answer goes to the app: the screen showed where it goes.
 """
 
-from urllib.parse import urlsplit
+import secrets
+import time
+from urllib.parse import parse_qs, urlsplit
 
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
@@ -18,7 +34,7 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 from accounts import access as access_policy
 from accounts.forms import ConsentForm
 from accounts.models import Membership
-from accounts.redirect_uris import describe_redirect
+from accounts.redirect_uris import LOOPBACK_HOSTS, describe_redirect
 
 # The global policy (pelcro_gateway.middleware) with form-action narrowed to this page
 # and the one place the form may send the browser: the client's redirect URI. Browsers
@@ -28,6 +44,10 @@ CONSENT_CSP = (
     "frame-ancestors 'none'; form-action 'self' {target}; base-uri 'none'; object-src 'none'"
 )
 SELF_REGISTERED = {"dcr", "cimd"}
+SESSION_KEY = "oauth_pending"
+PENDING_SECONDS = 15 * 60
+MAX_PENDING = 10  # per session: several tabs may be connecting at once
+CREDENTIAL_KEYS = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
 
 
 def _form_action_target(redirect_uri: str) -> str:
@@ -39,13 +59,30 @@ def _form_action_target(redirect_uri: str) -> str:
     return f"{parts.scheme}:" if parts.scheme else ""
 
 
+def trusted_redirect(application, redirect_uri: str) -> bool:
+    """Whether an error may be redirected to `redirect_uri` before the person decided
+    (see the module docstring)."""
+    if application is not None and application.registration_source not in SELF_REGISTERED:
+        return True
+    parts = urlsplit(redirect_uri or "")
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return True
+    return parts.scheme not in ("http", "https", "")
+
+
 class ConsentView(AuthorizationView):
     template_name = "accounts/consent.html"
     form_class = ConsentForm
 
+    def dispatch(self, request, *args, **kwargs):
+        self.person_decided = False
+        self.pending = None
+        return super().dispatch(request, *args, **kwargs)
+
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
         kwargs["user"] = self.request.user
+        kwargs["scope"] = (self.pending or {}).get("scope", "")
         return kwargs
 
     def get(self, request, *args, **kwargs):
@@ -62,17 +99,16 @@ class ConsentView(AuthorizationView):
                                        application)
         if "login" in prompt:
             return self.handle_prompt_login()
-        self.oauth2_data = {
-            "scopes": scopes,
-            "client_id": credentials["client_id"],
-            "redirect_uri": credentials["redirect_uri"],
-            "response_type": credentials["response_type"],
-            "state": credentials.get("state"),
-            "code_challenge": credentials.get("code_challenge"),
-            "code_challenge_method": credentials.get("code_challenge_method"),
-            "resource": " ".join(request.GET.getlist("resource")) or None,
-        }
-        return self._render(self.get_form(), application)
+        self.pending = {key: credentials.get(key) or "" for key in CREDENTIAL_KEYS}
+        self.pending["scope"] = " ".join(scopes)
+        # RFC 8707: repeatable; as the query carried it (canonicalised by the validator).
+        self.pending["resource"] = " ".join(request.GET.getlist("resource"))
+        self.pending["created"] = time.time()
+        pending_id = self._remember(self.pending)
+        self.oauth2_data = {"scopes": scopes, **{k: self.pending[k] for k in CREDENTIAL_KEYS}}
+        form = self.get_form()
+        form.initial["pending"] = pending_id
+        return self._render(form, application)
 
     def get_initial(self):
         initial = super().get_initial()
@@ -86,49 +122,76 @@ class ConsentView(AuthorizationView):
         return initial
 
     def post(self, request, *args, **kwargs):
-        form = self.get_form()
-        application = get_application_model().objects.filter(client_id=form.data.get("client_id", "")).first()
+        self.pending = self._recall(request.POST.get("pending", ""))
+        if self.pending is None:
+            return self.render_to_response({"error": {
+                "error": "invalid_request",
+                "description": "This connection request is no longer waiting for an answer (it expired, was "
+                               "already answered, or was opened in another browser). Start connecting again "
+                               "from your app."}}, status=400)
+        application = get_application_model().objects.filter(client_id=self.pending["client_id"]).first()
         if application is None:
             return self.render_to_response(
                 {"error": {"error": "invalid_request", "description": "Unknown app."}}, status=400
             )
+        form = self.get_form()
         if not form.is_valid():
             return self._render(form, application, status=400)
         return self.form_valid(form, application)
 
     def form_valid(self, form, application):
         data = form.cleaned_data
-        # The hidden redirect_uri comes back from the browser: never redirect (even with a
-        # denial) anywhere the app did not register. DOT trusts the posted value on deny.
-        if not application.redirect_uri_allowed(data.get("redirect_uri") or ""):
-            return self.render_to_response(
-                {"error": {"error": "invalid_request", "description": "That redirect URI is not registered for this app."}},
-                status=400,
-            )
-        credentials = {
-            key: data.get(key)
-            for key in ("client_id", "redirect_uri", "response_type", "state", "code_challenge",
-                        "code_challenge_method")
-            if data.get(key)
-        }
-        if data.get("resource"):
-            credentials["resource"] = data["resource"].split()
+        pending = self.pending
+        self._forget(data["pending"])
+        self.person_decided = True
+        credentials = {key: pending[key] for key in CREDENTIAL_KEYS if pending.get(key)}
+        if pending.get("resource"):
+            credentials["resource"] = pending["resource"].split()
         if data.get("allow"):
             credentials["pelcro_account_id"] = data["account"].pk
             credentials["pelcro_access"] = data["access"]
         try:
             uri, _headers, _body, _status = self.create_authorization_response(
-                request=self.request, scopes=data.get("scope"), credentials=credentials, allow=bool(data.get("allow"))
+                request=self.request, scopes=pending["scope"], credentials=credentials, allow=bool(data.get("allow"))
             )
         except OAuthToolkitError as error:
             return self.error_response(error, application)
         return self.redirect(uri, application)
 
     def redirect(self, redirect_to, application):
+        query = parse_qs(urlsplit(redirect_to).query)
+        if "error" in query and not self.person_decided and not trusted_redirect(application, redirect_to):
+            # RFC 9700 §4.11.2: no automatic redirect to an untrusted URI.
+            return self.render_to_response({"error": {
+                "error": query["error"][0],
+                "description": query.get("error_description", [""])[0],
+            }}, status=400)
         # RFC 9207: `iss` on every authorization response, errors included (DOT adds it
         # to successful ones only).
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
         return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
+
+    # --- the pending request (server side) -------------------------------------------------
+
+    def _remember(self, pending: dict) -> str:
+        store = {k: v for k, v in self.request.session.get(SESSION_KEY, {}).items()
+                 if time.time() - v.get("created", 0) < PENDING_SECONDS}
+        pending_id = secrets.token_urlsafe(16)
+        store[pending_id] = pending
+        newest = sorted(store.items(), key=lambda item: item[1]["created"])[-MAX_PENDING:]
+        self.request.session[SESSION_KEY] = dict(newest)
+        return pending_id
+
+    def _recall(self, pending_id: str) -> dict | None:
+        pending = self.request.session.get(SESSION_KEY, {}).get(pending_id)
+        if pending is None or time.time() - pending.get("created", 0) >= PENDING_SECONDS:
+            return None
+        return pending
+
+    def _forget(self, pending_id: str) -> None:
+        store = self.request.session.get(SESSION_KEY, {})
+        store.pop(pending_id, None)
+        self.request.session[SESSION_KEY] = store
 
     # --- rendering ---------------------------------------------------------------------
 
@@ -142,7 +205,7 @@ class ConsentView(AuthorizationView):
 
     def _render(self, form, application, status=None):
         memberships = self._memberships()
-        redirect_uri = form["redirect_uri"].value() or ""
+        redirect_uri = self.pending["redirect_uri"]
         write_requested = form.write_requested()
         choices = [
             {
@@ -173,4 +236,3 @@ class ConsentView(AuthorizationView):
         response = self.render_to_response(context, status=status)
         response["Content-Security-Policy"] = CONSENT_CSP.format(target=_form_action_target(redirect_uri))
         return response
-
