@@ -18,7 +18,8 @@ find_python() {
   return 1
 }
 
-# Create the virtualenv and install requirements.txt; reinstall only when it changed.
+# Create the virtualenv and install requirements-dev.txt (which includes requirements.txt);
+# reinstall only when either file changed.
 ensure_venv() {
   if [ ! -x "$PY" ]; then
     say "creating virtualenv in .venv"
@@ -26,11 +27,11 @@ ensure_venv() {
     "$PY" -m pip install --quiet --upgrade pip
   fi
   local want have
-  want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+  want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
   have="$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)"
   if [ "$want" != "$have" ]; then
-    say "installing requirements.txt"
-    "$PY" -m pip install --quiet -r requirements.txt
+    say "installing requirements-dev.txt (runtime + development)"
+    "$PY" -m pip install --quiet -r requirements-dev.txt
     echo "$want" > "$VENV/.requirements.sha256"
   fi
 }
