@@ -44,7 +44,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models.signals import post_save, pre_delete, pre_save
 
-from accounts.throttle import redis_client
+from accounts.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ return 1
 
 def hold() -> None:
     """Step 1: a new epoch and one more change in flight. Raises `EpochUnavailable` if Redis
-    cannot take it (1 s deadline: `accounts.throttle.redis_client`)."""
+    cannot take it (1 s deadline: `accounts.redis_client`)."""
     try:
         pipe = redis_client().pipeline(transaction=True)
         pipe.set(epoch_key(), new_epoch())
@@ -205,7 +205,8 @@ class PublishingQuerySet(models.QuerySet):
 # Models whose new rows leave every cached check valid: a new token or connection cannot be
 # in anyone's cache yet (their later changes and deletes still count).
 _SILENT_CREATES: set[type] = set()
-
+# Every model watched (in `watch_models` order), for the tests that hold the rule.
+WATCHED: list[type] = []
 
 
 def _publishes(sender, instance, update_fields) -> bool:
@@ -241,6 +242,7 @@ def watch_models(*models, silent_creates: tuple = ()) -> None:
     """Publish every update and delete of `models` (fail closed), and their creations best
     effort (`silent_creates`: not at all)."""
     _SILENT_CREATES.update(silent_creates)
+    WATCHED.extend(m for m in models if m not in WATCHED)
     for model in models:
         label = model._meta.label
         pre_save.connect(_before_save, sender=model, dispatch_uid=f"auth-epoch-hold-save-{label}")

@@ -14,22 +14,13 @@ Redis being down must not lock everyone out.
 
 import hashlib
 import logging
-from functools import lru_cache
 
 import redis
 from django.conf import settings
 
+from accounts.redis_client import redis_client
+
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-
-
-def redis_client() -> redis.Redis:
-    """This process's client for short commands (1 s timeouts: a slow Redis counts as down)."""
-    return _client_for(settings.REDIS_URL)
 
 
 def _key(kind: str, value: str) -> str:

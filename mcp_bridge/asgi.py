@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from mcp_bridge import audit
 from mcp_bridge.edge.auth import PrincipalTokenVerifier
 from mcp_bridge.edge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
-from mcp_bridge.orm import RequestConnections
+from mcp_bridge.orm import RequestConnections, database_health
 from mcp_bridge.servers import WRITE_TOOLS, build_server
 
 
@@ -44,7 +44,8 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
     app = PostOnlyGate(app)
     app = BearerGate(
         app,
-        verifier=PrincipalTokenVerifier(settings.MCP_RESOURCE_URL),
+        # The token cache trusts itself only while the database answers (orm.database_health).
+        verifier=PrincipalTokenVerifier(settings.MCP_RESOURCE_URL, database=database_health),
         resource_metadata_url=metadata_url,
         scopes=scopes,
     )

@@ -9,9 +9,10 @@ of a request first drops a connection that is broken, idle too long to trust, or
 than `KEEP_SECONDS` (SQLite: any, so each request sees the database file as it is now).
 Outside such a request (Celery, tests), `run_db` opens and closes around each call.
 
-`database_suspect()` says whether the last ORM call found the database unreachable: the
-token cache then stops trusting itself and asks the database again (see
-`mcp_bridge.edge.credential_cache`), so an outage turns into clear 503s.
+`database_health` (a `DatabaseHealth`) says whether the last database call of this process
+found the database unreachable; `run_db` and the audit writer report into it. It is handed
+to the token cache (`mcp_bridge.edge.credential_cache`), which then stops trusting itself
+and asks the database again, so an outage turns into clear 503s.
 """
 
 from __future__ import annotations
@@ -40,18 +41,24 @@ class _RequestState:
 
 
 _request: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar("mcp_db_request", default=None)
-_suspect = False
 
 
-def database_suspect() -> bool:
-    """True when this process's last ORM call found the database unreachable."""
-    return _suspect
+class DatabaseHealth:
+    """What the last database call found: `suspect` is True after it found the database
+    unreachable (connection refused, dropped, pool exhausted), False after one succeeded."""
+
+    __slots__ = ("suspect",)
+
+    def __init__(self) -> None:
+        self.suspect = False
+
+    def note(self, reachable: bool) -> None:
+        """Record what a database call found."""
+        self.suspect = not reachable
 
 
-def note_database_reachable(ok: bool) -> None:
-    """What a database call outside `run_db` found (the audit writer's own connection)."""
-    global _suspect
-    _suspect = not ok
+# This process's: `run_db` and the audit writer's own connection report into it.
+database_health = DatabaseHealth()
 
 
 def _kept_connections() -> None:
@@ -96,9 +103,9 @@ async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         else:
             result = await sync_to_async(fn)(*args, **kwargs)
     except (OperationalError, InterfaceError):  # unreachable, dropped, pool exhausted
-        note_database_reachable(False)
+        database_health.note(False)
         raise
-    note_database_reachable(True)
+    database_health.note(True)
     return result
 
 

@@ -1,11 +1,12 @@
 """Liveness (`/health`) and readiness (`/health/ready`) endpoints."""
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from accounts.redis_client import redis_client
 
 
 @require_GET
@@ -27,12 +28,8 @@ def _check_database() -> str | None:
 
 def _check_redis() -> str | None:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:
+        redis_client().ping()
+    except Exception as exc:  # any client error means "not ready"
         return type(exc).__name__
     return None
 

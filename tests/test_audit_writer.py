@@ -63,10 +63,10 @@ def principal(transactional_db) -> Principal:
 def empty_backlog():
     """Each test starts and ends with nothing kept (a leftover would be written by the next)."""
     audit_writer._backlog.clear()
-    orm.note_database_reachable(True)
+    orm.database_health.note(True)
     yield
     audit_writer._backlog.clear()
-    orm.note_database_reachable(True)
+    orm.database_health.note(True)
 
 
 def record(principal: Principal, tool: str = "list_plans", **fields) -> audit.CallRecord:
@@ -178,13 +178,13 @@ async def test_an_unreachable_database_keeps_the_rows_until_it_answers(principal
         await asyncio.gather(record(principal, "during_2").save(), record(principal, "during_3").save())
     assert "audit row for during_1 kept until the database answers again" in caplog.text
     assert audit.backlog_size() == 3
-    assert orm.database_suspect()
+    assert orm.database_health.suspect
     assert [r.tool for r in await rows()] == ["before"]
 
     database_outage.restore()
     await record(principal, "after").save()
     assert audit.backlog_size() == 0
-    assert not orm.database_suspect()
+    assert not orm.database_health.suspect
     assert [r.tool for r in await rows()] == ["before", "during_1", "during_2", "during_3", "after"]
     assert "not stored" not in caplog.text
 
@@ -209,13 +209,13 @@ async def test_a_stalled_insert_is_given_up_and_its_row_kept_then_written_once(p
         began = time.monotonic()
         await record(principal, "stalled").save()
         assert time.monotonic() - began < 2.0
-        assert audit.backlog_size() == 1 and orm.database_suspect()
+        assert audit.backlog_size() == 1 and orm.database_health.suspect
     finally:
         await locker.rollback()
         await locker.close()
     await record(principal, "after").save()
     assert [r.tool for r in await rows()] == ["before", "stalled", "after"]
-    assert audit.backlog_size() == 0 and not orm.database_suspect()
+    assert audit.backlog_size() == 0 and not orm.database_health.suspect
 
 
 @postgres_only
@@ -259,7 +259,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_first(princ
         await record(principal, "second").save()
     assert this_loops_writer().conn.info.backend_pid != pid
     assert [r.tool for r in await rows()] == ["first", "second"]
-    assert audit.backlog_size() == 0 and not orm.database_suspect() and "kept" not in caplog.text
+    assert audit.backlog_size() == 0 and not orm.database_health.suspect and "kept" not in caplog.text
 
 
 @postgres_only
@@ -291,7 +291,7 @@ async def test_a_refused_row_is_logged_whole_and_not_retried(principal, caplog):
     with caplog.at_level(logging.ERROR, logger="mcp_bridge.audit"):
         await bad.save()  # never raises: the call it records already happened
     assert "audit row not stored (the database refused it" in caplog.text and '"tool": "bad_tool"' in caplog.text
-    assert audit.backlog_size() == 0 and not orm.database_suspect()
+    assert audit.backlog_size() == 0 and not orm.database_health.suspect
 
     caplog.clear()
     await record(principal, "good_tool").save()

@@ -21,8 +21,8 @@ from accounts import auth_epoch
 from accounts.connections import revoke_connection
 from accounts.models import Account, Connection, Membership, Site
 from devtools.oauth_client import mcp_url, obtain_tokens
-from mcp_bridge import orm
 from mcp_bridge.edge.credential_cache import CredentialCache
+from mcp_bridge.orm import DatabaseHealth
 from tests.fixtures_mcp import PASSWORDS
 
 pytestmark = pytest.mark.sqlite
@@ -34,7 +34,7 @@ def issued(mcp_env):
     tokens = obtain_tokens(mcp_env.gateway.url, "demo", PASSWORDS["demo"], "acme")
     resource = mcp_url(mcp_env.gateway.url)
     with override_settings(PUBLIC_URL=mcp_env.gateway.url, MCP_RESOURCE_URL=resource):
-        yield tokens["access_token"], CredentialCache(resource, max_age=60)
+        yield tokens["access_token"], CredentialCache(resource, database=DatabaseHealth(), max_age=60)
 
 
 # One event loop (so one Redis connection) per test, as a gateway process has: checks are
@@ -119,7 +119,7 @@ def test_new_sites_and_a_new_api_key_apply_on_the_next_request(issued):
 
 def test_the_maximum_age_bounds_changes_made_behind_djangos_back(issued):
     token, _ = issued
-    cache = CredentialCache(issued[1].resource, max_age=0.3)
+    cache = CredentialCache(issued[1].resource, database=DatabaseHealth(), max_age=0.3)
     assert check(cache, token) is not None
     revoke_behind_djangos_back()
     assert check(cache, token) is not None  # still within the maximum age
@@ -148,10 +148,12 @@ def test_without_redis_every_request_checks_the_database(issued, settings):
     assert check(cache, token) is None
 
 
-def test_while_the_database_looks_down_the_cache_is_not_trusted(issued, monkeypatch):
-    token, cache = issued
+def test_while_the_database_looks_down_the_cache_is_not_trusted(issued):
+    token, _ = issued
+    database = DatabaseHealth()  # what the cache is told about the database
+    cache = CredentialCache(issued[1].resource, database=database, max_age=60)
     assert check(cache, token) is not None
-    monkeypatch.setattr(orm, "_suspect", True)
+    database.note(False)  # a database call just found it unreachable
     revoke_behind_djangos_back()
     assert check(cache, token) is None
 
@@ -313,7 +315,7 @@ def test_old_checks_are_forgotten(issued):
     """Checks hold decrypted API keys: past their maximum age they leave memory at the next
     check (of any token)."""
     token, _ = issued
-    cache = CredentialCache(issued[1].resource, max_age=0.2)
+    cache = CredentialCache(issued[1].resource, database=DatabaseHealth(), max_age=0.2)
     assert check(cache, token) is not None and len(cache._entries) == 1
     time.sleep(0.25)
     assert check(cache, "not-a-token") is None

@@ -77,7 +77,7 @@ async def test_a_kept_connection_the_server_dropped_is_replaced_before_use(monke
     monkeypatch.setattr(orm, "IDLE_CHECK_SECONDS", 0.0)  # as if it had been idle a while
     replaced = await in_request(_backend_identity)  # pinged first, so no request fails
     assert replaced != first
-    assert not orm.database_suspect()
+    assert not orm.database_health.suspect
 
 
 @pytest.mark.sqlite
@@ -88,6 +88,6 @@ async def test_an_unreachable_database_makes_the_process_suspect_until_it_answer
 
     with pytest.raises(OperationalError):
         await in_request(unreachable)
-    assert orm.database_suspect()
+    assert orm.database_health.suspect
     await in_request(_backend_identity)
-    assert not orm.database_suspect()
+    assert not orm.database_health.suspect

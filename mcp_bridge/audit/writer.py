@@ -285,7 +285,7 @@ class _LoopWriter:
             pending = _with_backlog(row for row, _ in batch if row is not None)
             kept, refused = await self._store(pending)
             if pending:
-                orm.note_database_reachable(not kept)
+                orm.database_health.note(not kept)
             for row, why in refused.values():
                 _log_lost(row, f"the database refused it: {why}")
         finally:

@@ -17,15 +17,18 @@ from django.conf import settings
 from accounts.principal import Credentials
 from accounts.tokens import checksum
 from mcp_bridge.edge.credential_cache import CredentialCache
+from mcp_bridge.orm import DatabaseHealth
 from mcp_bridge.runtime.context import PrincipalAccessToken
 
 
 class PrincipalTokenVerifier:
     """Verifies bearer tokens for one resource (this server's MCP URL)."""
 
-    def __init__(self, resource: str):
+    def __init__(self, resource: str, *, database: DatabaseHealth):
         self.resource = resource
-        self.cache = CredentialCache(resource, max_age=settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"])
+        self.cache = CredentialCache(
+            resource, database=database, max_age=settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
+        )
         # The SDK's token object for each cached check, built once (it is immutable).
         self._issued: weakref.WeakKeyDictionary[Credentials, PrincipalAccessToken] = weakref.WeakKeyDictionary()
 

@@ -14,7 +14,8 @@ add to a tool call. A cached check is reused when all of these hold:
 
 If Redis cannot be read, nothing is cached (and everything cached is dropped): each request
 checks the database, as it would with no cache at all. The same while the database is
-suspect (`mcp_bridge.orm.database_suspect`): during an outage requests get a clear 503
+suspect (the `DatabaseHealth` the cache is given, `mcp_bridge.orm.database_health` in the
+gateway): during an outage requests get a clear 503
 instead of tool calls whose audit rows could only be written later. Refused tokens are
 never cached.
 """
@@ -30,7 +31,7 @@ from accounts.auth_epoch import epoch_key, holds_key, new_epoch
 from accounts.connections import LAST_USED_RESOLUTION_SECONDS, touch_by_id
 from accounts.principal import Credentials
 from accounts.tokens import checksum, credentials_for_token
-from mcp_bridge.orm import database_suspect, run_db
+from mcp_bridge.orm import DatabaseHealth, run_db
 from mcp_bridge.upstream.redis_clients import redis_for_loop
 
 
@@ -67,15 +68,16 @@ async def read_epoch() -> bytes | None:
 class CredentialCache:
     """The checks of the tokens one process has seen lately, for one resource."""
 
-    def __init__(self, resource: str, *, max_age: float, max_entries: int = 10_000):
+    def __init__(self, resource: str, *, database: DatabaseHealth, max_age: float, max_entries: int = 10_000):
         self.resource = resource
+        self.database = database
         self.max_age = max_age
         self.max_entries = max_entries
         self._entries: dict[str, _Entry] = {}
 
     async def credentials(self, raw_token: str) -> Credentials | None:
         """The token's credentials, or None if it must be refused."""
-        if self.max_age <= 0 or database_suspect():
+        if self.max_age <= 0 or self.database.suspect:
             return await run_db(credentials_for_token, raw_token, self.resource)
         key = checksum(raw_token)
         epoch = await read_epoch()

@@ -1,0 +1,29 @@
+"""The accounts app's Redis client: one owner for the login and registration throttles
+(`accounts.throttle`), the auth epoch (`accounts.auth_epoch`) and the readiness check
+(`pelcro_gateway.health`).
+
+A blocking redis-py client with 1 s timeouts: a slow Redis counts as down, and every user
+of it has a fallback for "down" (throttles are skipped, the epoch bump is logged and the
+token cache's maximum age takes over, readiness answers 503). Its connection pool is
+fork-safe. The MCP path's asyncio clients are `mcp_bridge.upstream.redis_clients`'.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+TIMEOUT_SECONDS = 1.0
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS)
+
+
+def redis_client() -> redis.Redis:
+    """This process's client for `settings.REDIS_URL` (one per URL, so a test that changes
+    the setting gets its own)."""
+    return _client_for(settings.REDIS_URL)
