@@ -9,6 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from pelcro_gateway import __version__
 
@@ -17,28 +19,46 @@ VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+# Typed reads with django-environ. An unset or empty variable takes its default; a value
+# that is not of the variable's type stops the start with ImproperlyConfigured naming the
+# variable and what it expects (Django reports it before serving anything).
+env = environ.Env()
+FALSE_STRINGS = ("0", "false", "off", "no", "n")
 
 
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
+def _typed(name: str, default, read, expected: str):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
+    try:
+        return read(name)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {expected}; fix or unset it") from None
+
+
+def _strict_bool(name: str) -> bool:
+    if os.environ[name].strip().lower() not in environ.Env.BOOLEAN_TRUE_STRINGS + FALSE_STRINGS:
+        raise ValueError(name)
+    return env.bool(name)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    words = ", ".join(environ.Env.BOOLEAN_TRUE_STRINGS + FALSE_STRINGS)
+    return _typed(name, default, _strict_bool, f"a boolean (one of {words})")
+
+
+def env_int(name: str, default: int) -> int:
+    return _typed(name, default, env.int, "an integer")
+
+
+def env_float(name: str, default: float) -> float:
+    return _typed(name, default, env.float, "a number")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; blanks around items and empty items are dropped."""
+    items = _typed(name, default, env.list, "a comma-separated list")
+    return [item.strip() for item in items if item.strip()]
 
 
 # --- Identity of this deployment -------------------------------------------------------
