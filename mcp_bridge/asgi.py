@@ -59,7 +59,6 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
     async def lifespan() -> AsyncIterator[None]:
         async with server.session_manager.run():
             yield
-        await audit.drain()  # rows of calls already answered, still being written
         await audit.flush_backlog()  # audit rows kept through a database outage
 
     return RequestConnections(app), lifespan

@@ -33,10 +33,10 @@ from tests.fixtures_servers import start_gateway, start_sandbox
 def audit_rows(count: int = 0, *, timeout: float = 10.0, **filters) -> list:
     """The audit rows matching `filters`, oldest first, once at least `count` are written.
 
-    A row may be committed a moment after its call's answer
-    (`mcp_bridge.audit.CallRecord.save_for_answer`), so a test that reads right after the
-    answer waits for it here. Then it reads once more a
-    little later, so that a row written twice still shows in the test's exact count."""
+    A row is committed before its call's answer, but a call may still be running when the
+    test reads (a client that gave up, a gate's answer), so this waits for `count` rows.
+    Then it reads once more a little later, so that a row written twice still shows in the
+    test's exact count."""
     from mcp_bridge.models import ToolCall
 
     def read() -> list:
@@ -50,11 +50,9 @@ def audit_rows(count: int = 0, *, timeout: float = 10.0, **filters) -> list:
 
 
 async def audit_rows_async(count: int = 0, **filters) -> list:
-    """`audit_rows` from async code; the rows of calls served in this process come first."""
-    from mcp_bridge import audit
+    """`audit_rows` from async code."""
     from mcp_bridge.orm import run_db
 
-    await audit.drain()
     return await run_db(audit_rows, count, **filters)
 
 

@@ -22,7 +22,6 @@ from django.forms.models import model_to_dict
 from accounts.models import Account, Connection
 from accounts.principal import Principal
 from mcp_bridge import audit, orm
-from mcp_bridge.audit import records
 from mcp_bridge.audit import writer as audit_writer
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
@@ -336,60 +335,49 @@ async def test_saving_twice_writes_one_row(principal):
     assert [r.tool for r in await rows()] == ["twice"]
 
 
-# --- The answer does not wait for its row ----------------------------------------------------
+# --- The row is committed before the answer ---------------------------------------------------
 
 
 @postgres_only
-async def test_an_answer_does_not_wait_for_its_row_and_shutdown_waits_for_it(principal):
-    """A tool call's answer goes out while its row is on its way (`save_for_answer`): with the
-    table locked by someone else, the gateway's server still answers at once. The ASGI
-    lifespan's shutdown then waits until the row is written, and it is, once."""
+async def test_the_answer_waits_for_its_committed_row(principal):
+    """With the audit table locked by someone else, a tool call is not answered until its
+    row is written; when the answer comes, the row is there."""
     import psycopg
 
-    from mcp_bridge.asgi import create_mcp_app
     from mcp_bridge.runtime.server import GatewayMCPServer
     from tests.test_mcp_server import BROKEN, as_principal_context
 
     await record(principal, "before").save()  # the writer's connection is open
-    _app, lifespan = create_mcp_app()
     params = audit_writer._connection_params()
     params.pop("options", None)
     locker = await psycopg.AsyncConnection.connect(**{**params, "autocommit": False})
     try:
-        async with lifespan():
-            # EXCLUSIVE: inserts wait, reads (this test's) do not.
-            await locker.execute("LOCK TABLE mcp_bridge_toolcall IN EXCLUSIVE MODE")
-            with as_principal_context(principal):
-                began = time.monotonic()
-                result = await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool(
-                    "broken_tool", {"site_id": 14})
-                assert result.is_error and time.monotonic() - began < 0.5  # answered, row pending
-            await asyncio.sleep(0.3)
-            assert [r.tool for r in await rows()] == ["before"]  # still waiting for the lock
+        # EXCLUSIVE: inserts wait, reads (this test's) do not.
+        await locker.execute("LOCK TABLE mcp_bridge_toolcall IN EXCLUSIVE MODE")
 
-            async def unlock_soon():
-                await asyncio.sleep(0.5)
-                await locker.rollback()
+        async def unlock_soon():
+            await asyncio.sleep(0.5)
+            await locker.rollback()
 
-            unlocking = asyncio.create_task(unlock_soon())
+        unlocking = asyncio.create_task(unlock_soon())
+        with as_principal_context(principal):
             began = time.monotonic()
-        # Leaving the lifespan waited for the lock to go and the row to be written.
-        assert time.monotonic() - began >= 0.4
+            result = await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool(
+                "broken_tool", {"site_id": 14})
+        assert result.is_error and time.monotonic() - began >= 0.4  # it waited for the lock
         await unlocking
-        assert [r.tool for r in await rows()] == ["before", "broken_tool"]
+        assert [r.tool for r in await run_db(lambda: list(ToolCall.objects.order_by("id")))] == [
+            "before", "broken_tool"]
     finally:
         await locker.close()
 
 
 @pytest.mark.sqlite
-async def test_an_answer_waits_for_its_row_only_while_others_are_being_written(principal):
-    first, second, third = (record(principal, tool) for tool in ("first", "second", "third"))
-    await first.save_for_answer()  # nothing else on its way: written by a task
-    assert records._in_flight.get(asyncio.get_running_loop()) == 1 and len(records._writing) == 1
-    await second.save_for_answer()  # the first is still on its way: this one waits
-    assert sorted(r.tool for r in await rows()) == ["first", "second"]
-    await third.save_for_answer()
-    await third.save_for_answer()  # a second time is a no-op, as with save()
-    await audit.drain()
-    assert sorted(r.tool for r in await rows()) == ["first", "second", "third"]
-    assert not records._writing and records._in_flight.get(asyncio.get_running_loop()) == 0
+async def test_an_answered_call_has_its_row_at_once(principal):
+    from mcp_bridge.runtime.server import GatewayMCPServer
+    from tests.test_mcp_server import BROKEN, as_principal_context
+
+    with as_principal_context(principal):
+        await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool("broken_tool", {"site_id": 14})
+    # No waiting: read once, straight after the answer.
+    assert [r.tool for r in await run_db(lambda: list(ToolCall.objects.all()))] == ["broken_tool"]

@@ -4,15 +4,12 @@
 filled in by the shared call path (site, upstream status, outcome), and saved exactly
 once. The tool runtime hands it to handlers inside their `CallContext`.
 
-`save_for_answer()` builds the row when the call ends. When the database is keeping up,
-the answer does not wait for it: a task writes it while the answer goes out (about 0.7 ms
-of a one-client call was the answer waiting for the commit, BENCHMARKS.md), and it is
-committed a moment after the answer, or kept as below. Only a crash of the process in
-that moment loses it, as a crash between the upstream's answer and the insert always
-could. When rows are already on their way, the answer waits for its own row (batched with
-the others): a slow database slows answers down rather than filling memory. `drain()`
-waits for the rows on their way (the ASGI lifespan at shutdown, and tests). The writing
-is `mcp_bridge.audit.writer`'s. On PostgreSQL it skips the ORM: each event loop
+`save()` builds the row when the call ends and returns once it is committed (or kept, as
+below): the row is committed before the answer goes out, so an answered call always has
+its row. (Answering first and writing the row just after was measured side by side and
+gained nothing beyond the noise; BENCHMARKS.md.) Rows of concurrent calls are batched
+into one insert, so a database that falls behind slows answers down rather than filling
+memory. The writing is `mcp_bridge.audit.writer`'s. On PostgreSQL it skips the ORM: each event loop
 writes over its own async connection, and rows that arrive while an insert is in flight go
 together in the next one (one thread hop and one ORM save per call were about a tenth of
 a tool call's CPU in the gateway). Other engines (SQLite) go through the ORM thread.
@@ -26,13 +23,10 @@ lose its row. A row the database refuses is logged whole; `save()` never raises 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
 import time
-import weakref
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -149,41 +143,8 @@ class CallRecord:
         if row is not None:
             await _write(row)
 
-    async def save_for_answer(self) -> None:
-        """Write the audit row of a call about to be answered (once; again is a no-op).
 
-        When no row of this event loop is being written, the answer does not wait: a task
-        writes the row while the answer goes out (the commit was about 0.7 ms of a
-        one-client call, BENCHMARKS.md). When rows are already on their way, the caller
-        waits for its own, which joins the next insert: under load rows are still batched,
-        and a database that falls behind slows answers down instead of piling rows up in
-        memory. `drain()` waits for the rows written by tasks; the ASGI lifespan does so at
-        shutdown."""
-        row = self._take_row()
-        if row is None:
-            return
-        loop = asyncio.get_running_loop()
-        if _in_flight.get(loop):
-            await _write(row)
-            return
-        task = loop.create_task(_write(row))  # counted as on its way from now on
-        _writing.add(task)
-        task.add_done_callback(_writing.discard)
-
-
-# Rows being written, per event loop, and the tasks writing rows of answered calls.
-_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
-_writing: set[asyncio.Task] = set()
-
-
-def _write(row: ToolCall) -> Coroutine[Any, Any, None]:
-    """The writing of `row`, counted in `_in_flight` from the moment it is created."""
-    loop = asyncio.get_running_loop()
-    _in_flight[loop] = _in_flight.get(loop, 0) + 1
-    return _written(row, loop)
-
-
-async def _written(row: ToolCall, loop: asyncio.AbstractEventLoop) -> None:
+async def _write(row: ToolCall) -> None:
     try:
         await audit_writer.write(row)
     except (OperationalError, InterfaceError):
@@ -192,15 +153,6 @@ async def _written(row: ToolCall, loop: asyncio.AbstractEventLoop) -> None:
         # Refused: the writer logged the whole row. The call itself already happened, and
         # a refused row must not turn it into an error (nor a gate's answer into a 500).
         pass
-    finally:
-        _in_flight[loop] -= 1
-
-
-async def drain() -> None:
-    """Wait until every row this event loop started writing is written, kept or logged."""
-    loop = asyncio.get_running_loop()
-    while pending := [task for task in _writing if task.get_loop() is loop]:
-        await asyncio.wait(pending)
 
 
 def recent_calls_for_connection(connection_id: int, limit: int = 20) -> list[ToolCall]:

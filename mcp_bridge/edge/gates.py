@@ -183,7 +183,7 @@ class WriteScopeGate:
         message = read_only.denial_message(name)
         record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
         record.fail(message, ToolCall.Outcome.DENIED)
-        await record.save_for_answer()
+        await record.save()
         challenge = (
             f'Bearer error="insufficient_scope", scope="{self.scopes}", '
             f'resource_metadata="{self.resource_metadata_url}", '

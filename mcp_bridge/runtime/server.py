@@ -65,7 +65,7 @@ class GatewayMCPServer(MCPServer):
         finally:
             # Shielded: a client that hangs up mid-call still leaves its audit row.
             with anyio.CancelScope(shield=True):
-                await record.save_for_answer()
+                await record.save()
 
     async def _call(self, call: CallContext, name: str, arguments: dict[str, Any]) -> CallToolResult | InputRequiredResult:
         record = call.record
