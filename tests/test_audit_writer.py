@@ -61,10 +61,10 @@ def principal(transactional_db) -> Principal:
 @pytest.fixture(autouse=True)
 def empty_backlog():
     """Each test starts and ends with nothing kept (a leftover would be written by the next)."""
-    audit_writer._backlog.clear()
+    audit_writer.discard_backlog()
     orm.database_health.note(True)
     yield
-    audit_writer._backlog.clear()
+    audit_writer.discard_backlog()
     orm.database_health.note(True)
 
 
@@ -84,8 +84,8 @@ async def rows() -> list[ToolCall]:
     return await run_db(lambda: list(ToolCall.objects.order_by("id")))
 
 
-def this_loops_writer() -> audit_writer._LoopWriter:
-    return audit_writer._writer_for_loop()
+def this_loops_writer() -> audit_writer.LoopWriter:
+    return audit_writer.writer_for_loop()
 
 
 # --- PostgreSQL: what is written, and how many statements ------------------------------------
@@ -104,7 +104,7 @@ async def test_a_direct_row_reads_back_exactly_as_an_orm_row(principal):
 
     for original in (full, empty):
         by_orm, direct = twin(original), twin(original)
-        await run_db(audit_writer._insert, [by_orm])
+        await run_db(audit_writer.insert_with_orm, [by_orm])
         statements = this_loops_writer().statements
         await audit_writer.write(direct)
         assert this_loops_writer().statements == statements + 1  # the direct path, not the ORM
@@ -154,7 +154,7 @@ async def test_a_long_backlog_goes_in_statements_of_bounded_size(principal):
     one go in three statements, oldest first."""
     writer = this_loops_writer()
     await record(principal, "warm_up").save()
-    audit_writer._keep([record(principal, f"kept_{i:04}").row() for i in range(1200)])
+    audit_writer.keep([record(principal, f"kept_{i:04}").row() for i in range(1200)])
     before = writer.statements
     await record(principal, "new").save()
     assert writer.statements - before == 3 and audit.backlog_size() == 0
@@ -166,8 +166,8 @@ async def test_an_unreachable_database_keeps_the_rows_until_it_answers(principal
                                                                         caplog):
     """The database goes away under an open connection: rows are kept and the token cache
     is told; when it is back, the kept rows go with the next write, each once."""
-    params = audit_writer._connection_params
-    monkeypatch.setattr(audit_writer, "_connection_params",
+    params = audit_writer.connection_params
+    monkeypatch.setattr(audit_writer, "connection_params",
                         lambda: {**params(), "host": "127.0.0.1", "port": database_outage._proxy.port})
     await record(principal, "before").save()
 
@@ -198,7 +198,7 @@ async def test_a_stalled_insert_is_given_up_and_its_row_kept_then_written_once(p
     monkeypatch.setattr(audit_writer, "STATEMENT_TIMEOUT", 0.5)
     await record(principal, "before").save()  # the writer's connection is open
 
-    params = audit_writer._connection_params()
+    params = audit_writer.connection_params()
     params.pop("options", None)
     locker = await psycopg.AsyncConnection.connect(**{**params, "autocommit": False})
     try:
@@ -219,8 +219,8 @@ async def test_a_stalled_insert_is_given_up_and_its_row_kept_then_written_once(p
 
 @postgres_only
 async def test_kept_rows_are_written_at_shutdown_or_logged(principal, database_outage, monkeypatch, caplog):
-    params = audit_writer._connection_params
-    monkeypatch.setattr(audit_writer, "_connection_params",
+    params = audit_writer.connection_params
+    monkeypatch.setattr(audit_writer, "connection_params",
                         lambda: {**params(), "host": "127.0.0.1", "port": database_outage._proxy.port})
     database_outage.cut()
     await record(principal, "kept_1").save()
@@ -251,7 +251,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_first(princ
 
     assert await run_db(terminate)
     for _ in range(100):  # the server's goodbye reaches the socket
-        if audit_writer._readable(this_loops_writer().conn):
+        if audit_writer.server_closed(this_loops_writer().conn):
             break
         await asyncio.sleep(0.01)
     with caplog.at_level(logging.WARNING, logger="mcp_bridge.audit"):
@@ -348,7 +348,7 @@ async def test_the_answer_waits_for_its_committed_row(principal):
     from tests.test_mcp_server import BROKEN, as_principal_context
 
     await record(principal, "before").save()  # the writer's connection is open
-    params = audit_writer._connection_params()
+    params = audit_writer.connection_params()
     params.pop("options", None)
     locker = await psycopg.AsyncConnection.connect(**{**params, "autocommit": False})
     try:

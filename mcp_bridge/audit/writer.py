@@ -30,6 +30,12 @@ A statement that fails after it was sent may or may not have been committed; suc
 are kept (and so may be written twice), as the ORM path always did. To make that rare, a
 kept connection the server has closed or written to while idle is replaced before an
 insert is sent on it, never after.
+
+Public API (the audit package re-exports the first two): `write(row)`, `flush_backlog()`,
+`backlog_size()`, `discard_backlog()`; and for looking inside (tests, debugging):
+`writer_for_loop()` (this event loop's `LoopWriter`: `statements` sent, `conn`,
+`discard()`), `connection_params()`, `server_closed(conn)`, `keep(rows)` (what an outage
+does) and `insert_with_orm(rows)` (the path of other engines).
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def _with_backlog(rows: Iterable[ToolCall]) -> list[ToolCall]:
     return pending
 
 
-def _keep(rows: list[ToolCall]) -> None:
+def keep(rows: list[ToolCall]) -> None:
     """Put unwritten rows back at the front of the backlog (oldest first)."""
     with _backlog_lock:
         _backlog.extendleft(reversed(rows))
@@ -99,6 +105,15 @@ def _log_lost(row: ToolCall, why: str) -> None:
     data = model_to_dict(row)
     data["created_at"] = row.created_at
     logger.error("audit row not stored (%s): %s", why, json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def discard_backlog() -> int:
+    """Forget every kept row without writing it; returns how many there were (tests start
+    from an empty backlog with it)."""
+    with _backlog_lock:
+        count = len(_backlog)
+        _backlog.clear()
+    return count
 
 
 def backlog_size() -> int:
@@ -115,10 +130,10 @@ async def write(row: ToolCall) -> None:
     (the row is kept for later), `DatabaseError` when the database refused it (it is logged).
     """
     if _direct():
-        await _writer_for_loop().submit(row)
+        await writer_for_loop().submit(row)
     else:
         # Shielded: cancelled before the ORM thread picked it up, the insert would never run.
-        await asyncio.shield(run_db(_insert, [row]))
+        await asyncio.shield(run_db(insert_with_orm, [row]))
 
 
 async def flush_backlog() -> None:
@@ -127,9 +142,9 @@ async def flush_backlog() -> None:
         return
     try:
         if _direct():
-            await _writer_for_loop().submit(None)
+            await writer_for_loop().submit(None)
         else:
-            await run_db(_insert, [])
+            await run_db(insert_with_orm, [])
     except DatabaseError:
         with _backlog_lock:
             while _backlog:
@@ -139,7 +154,7 @@ async def flush_backlog() -> None:
 # --- Other engines: the ORM, in the ORM thread ----------------------------------------------
 
 
-def _insert(rows: list[ToolCall]) -> None:
+def insert_with_orm(rows: list[ToolCall]) -> None:
     """Insert the backlog and `rows` in one statement (all or nothing); if the database is
     unreachable, keep them all for the next try."""
     pending = _with_backlog(rows)
@@ -149,7 +164,7 @@ def _insert(rows: list[ToolCall]) -> None:
         elif pending:
             ToolCall.objects.bulk_create(pending)
     except (OperationalError, InterfaceError):
-        _keep(pending)
+        keep(pending)
         raise
     except DatabaseError:
         # Not an outage: the rows themselves were refused. Retrying would refuse them again.
@@ -212,7 +227,7 @@ def _params(rows: list[ToolCall]) -> list:
     return [prepare(value(row), connection) for row in rows for value, prepare in _preparers()]
 
 
-def _connection_params() -> dict:
+def connection_params() -> dict:
     """psycopg's connect() arguments for Django's default database (its test database under
     pytest), OPTIONS such as sslmode included."""
     params = connections["default"].get_connection_params()
@@ -230,7 +245,7 @@ def _outage(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError))
 
 
-def _readable(conn: psycopg.AsyncConnection) -> bool:
+def server_closed(conn: psycopg.AsyncConnection) -> bool:
     """True when an idle connection has something to read: nothing is due on it, so the
     server is closing it (restart, pg_terminate_backend, idle timeout) or it is broken."""
     try:
@@ -241,7 +256,7 @@ def _readable(conn: psycopg.AsyncConnection) -> bool:
         return True
 
 
-class _LoopWriter:
+class LoopWriter:
     """One event loop's connection and queue; its connection never leaves that loop."""
 
     def __init__(self) -> None:
@@ -272,7 +287,7 @@ class _LoopWriter:
         except BaseException:
             # Cancelled (the loop is shutting down): what is still queued is kept.
             batch, self.queue = self.queue, []
-            _keep([row for row, _ in batch if row is not None])
+            keep([row for row, _ in batch if row is not None])
             _settle(batch, kept=None, refused={})
             raise
         finally:
@@ -325,7 +340,7 @@ class _LoopWriter:
             # kept, and the connection (in an unknown state) is dropped.
             await self.discard()
             kept = [row for chunk in todo for row in chunk]
-            _keep(kept)
+            keep(kept)
             if not isinstance(exc, Exception):
                 raise
             logger.debug("audit insert failed, database unreachable: %s", exc)
@@ -341,10 +356,10 @@ class _LoopWriter:
     async def _cursor(self) -> psycopg.AsyncCursor:
         """The kept connection's cursor, on a connection opened afresh when the kept one is
         too old (as `orm.KEEP_SECONDS`) or was closed by the server while idle."""
-        if self.conn is not None and (time.monotonic() - self.opened > orm.KEEP_SECONDS or _readable(self.conn)):
+        if self.conn is not None and (time.monotonic() - self.opened > orm.KEEP_SECONDS or server_closed(self.conn)):
             await self.discard()
         if self.cursor is None:
-            conn = await psycopg.AsyncConnection.connect(**_connection_params())
+            conn = await psycopg.AsyncConnection.connect(**connection_params())
             try:
                 role = connections["default"].settings_dict["OPTIONS"].get("assume_role")
                 if role:  # as Django does on its own connections
@@ -380,7 +395,7 @@ def _settle(batch, *, kept: list[ToolCall] | None, refused: dict[int, tuple[Tool
             done.set_result(None)
 
 
-async def _closed_with_loop(writer: _LoopWriter):
+async def _closed_with_loop(writer: LoopWriter):
     """Suspended until the loop shuts down (asyncio.run, pytest-asyncio, uvicorn all call
     `shutdown_asyncgens()`), which closes it: then the connection closes with its loop,
     rather than whenever the garbage collector gets to it."""
@@ -390,9 +405,9 @@ async def _closed_with_loop(writer: _LoopWriter):
         await writer.discard()
 
 
-_writers: PerLoop[_LoopWriter] = PerLoop(_LoopWriter)
+_writers: PerLoop[LoopWriter] = PerLoop(LoopWriter)
 
 
-def _writer_for_loop() -> _LoopWriter:
+def writer_for_loop() -> LoopWriter:
     """This event loop's writer (asyncio connections cannot cross loops)."""
     return _writers.get()
