@@ -28,7 +28,7 @@ def _no_auth_epoch_hold_left():
     expires after HOLD_SECONDS, here it would keep every cache of the run off that long."""
     yield
     from accounts.auth_epoch import holds_key
-    from accounts.throttle import redis_client
+    from accounts.redis_client import redis_client
 
     with contextlib.suppress(redis_lib.RedisError):
         redis_client().delete(holds_key())
