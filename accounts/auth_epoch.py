@@ -56,7 +56,7 @@ HOLD_SECONDS = 30
 # What a refused change tells the caller to wait (Retry-After), in seconds.
 RETRY_AFTER_SECONDS = 30
 
-# Keys share one hash tag: read together (MGET) and written together (MULTI, a script)
+# Keys share one hash tag: read together (MGET) and written together (scripts),
 # they must live in one Redis Cluster slot.
 
 
@@ -87,6 +87,16 @@ class EpochUnavailable(Exception):
         super().__init__(f"{self.message} ({detail})" if detail else self.message)
 
 
+# Hold: a new epoch and one more change in flight (the count lives HOLD_SECONDS from the
+# latest hold), in one atomic step. A script, not MULTI: it also runs on a Redis Cluster
+# (both keys are in one slot).
+_HOLD = """
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
 # Release: one change fewer in flight (the counter never goes below zero, and is removed at
 # zero) and a new epoch, in one atomic step.
 _RELEASE = """
@@ -100,11 +110,7 @@ def hold() -> None:
     """Step 1: a new epoch and one more change in flight. Raises `EpochUnavailable` if Redis
     cannot take it (1 s deadline: `accounts.redis_client`)."""
     try:
-        pipe = redis_client().pipeline(transaction=True)
-        pipe.set(epoch_key(), new_epoch())
-        pipe.incr(holds_key())
-        pipe.expire(holds_key(), HOLD_SECONDS)
-        pipe.execute()
+        redis_client().eval(_HOLD, 2, epoch_key(), holds_key(), new_epoch(), HOLD_SECONDS)
     except redis.RedisError as exc:
         log.error("auth epoch: change refused, Redis unreachable (%s)", type(exc).__name__)
         raise EpochUnavailable(type(exc).__name__) from None
@@ -115,8 +121,7 @@ def release() -> None:
     change is made): if Redis is gone, the hold expires after HOLD_SECONDS and until then
     no process trusts its cache."""
     try:
-        client = redis_client()
-        client.eval(_RELEASE, 2, epoch_key(), holds_key(), new_epoch())
+        redis_client().eval(_RELEASE, 2, epoch_key(), holds_key(), new_epoch())
     except redis.RedisError as exc:
         log.error("auth epoch: could not end a change (%s); token caches stay off for up to %d s",
                   type(exc).__name__, HOLD_SECONDS)
