@@ -293,3 +293,26 @@ def test_a_change_made_elsewhere_without_redis_is_refused_and_with_redis_holds_e
     finally:
         log = load.stop()
     assert_nothing_served_after(log, told_at)
+
+
+# --- The admin's own forms (in-process): a refused change is a clear 503, nothing changed ------
+
+
+def test_an_admin_role_change_or_removal_that_cannot_be_published_is_a_clear_503(demo_users, settings):
+    from django.test import Client
+
+    membership = Membership.objects.get(user__username="demo", account__slug="acme")
+    admin = Client(raise_request_exception=False)
+    admin.force_login(get_user_model().objects.get(username="demo"))
+    demote = {"user": membership.user_id, "account": membership.account_id, "role": Membership.Role.MEMBER}
+    redis_url, settings.REDIS_URL = settings.REDIS_URL, DEAD_REDIS
+    changed = admin.post(f"/admin/accounts/membership/{membership.pk}/change/", demote)
+    removed = admin.post(f"/admin/accounts/membership/{membership.pk}/delete/", {"post": "yes"})
+    for response in (changed, removed):
+        assert response.status_code == 503 and int(response["Retry-After"]) > 0
+        page = response.content.decode()
+        assert "Nothing was changed" in page and "Try again" in page and "Traceback" not in page
+    assert Membership.objects.get(pk=membership.pk).role == membership.role  # neither happened
+    settings.REDIS_URL = redis_url  # Redis back: the same form goes through
+    assert admin.post(f"/admin/accounts/membership/{membership.pk}/change/", demote).status_code == 302
+    assert Membership.objects.get(pk=membership.pk).role == Membership.Role.MEMBER
