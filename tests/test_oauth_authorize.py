@@ -54,11 +54,12 @@ def test_consent_page_shows_app_redirect_and_only_own_accounts(gateway_server, c
     assert sorted(r["data-slug"] for r in form["radios"]["account"]) == ["acme", "other"]  # not globex
     assert [r["value"] for r in form["radios"]["access"]] == ["read_write", "read"]
     assert "checked" in next(r for r in form["radios"]["access"] if r["value"] == "read_write")
-    # Not frameable, and the form may only post here and to the client's redirect origin.
+    # Not frameable, and the form may only post here, to the client's redirect origin and
+    # on to the native app schemes a callback may forward to (Chromium checks every hop).
     assert page.headers["x-frame-options"] == "DENY"
     csp = page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp
-    assert "form-action 'self' http://127.0.0.1:47123;" in csp
+    assert "form-action 'self' http://127.0.0.1:47123 cursor: vscode: vscode-insiders: windsurf: claude:;" in csp
     assert page.headers["cache-control"].startswith("no-store") or "no-store" in page.headers["cache-control"]
 
 

@@ -24,6 +24,7 @@ import secrets
 import time
 from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
@@ -36,12 +37,15 @@ from accounts.forms import ConsentForm
 from accounts.models import Membership
 from accounts.redirect_uris import LOOPBACK_HOSTS, describe_redirect
 
-# The global policy (pelcro_gateway.middleware) with form-action narrowed to this page
-# and the one place the form may send the browser: the client's redirect URI. Browsers
-# apply form-action to the redirect that follows a form POST.
+# The global policy (pelcro_gateway.middleware) with form-action narrowed to this page,
+# the client's redirect URI, and the native app schemes this server accepts
+# (OAUTH_NATIVE_REDIRECT_SCHEMES). Chromium applies form-action to every hop of the
+# navigation that follows the form POST, so a callback that forwards the browser to its
+# desktop app (claude.ai's https callback → claude://…) needs that scheme listed too, or
+# the tab stays on this page (issue 13, item 4).
 CONSENT_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-    "frame-ancestors 'none'; form-action 'self' {target}; base-uri 'none'; object-src 'none'"
+    "frame-ancestors 'none'; form-action 'self' {target}{native}; base-uri 'none'; object-src 'none'"
 )
 SELF_REGISTERED = {"dcr", "cimd"}
 SESSION_KEY = "oauth_pending"
@@ -234,5 +238,7 @@ class ConsentView(AuthorizationView):
         if status is None:
             status = 200 if memberships else 403
         response = self.render_to_response(context, status=status)
-        response["Content-Security-Policy"] = CONSENT_CSP.format(target=_form_action_target(redirect_uri))
+        native = "".join(f" {scheme}:" for scheme in settings.OAUTH_NATIVE_REDIRECT_SCHEMES)
+        response["Content-Security-Policy"] = CONSENT_CSP.format(target=_form_action_target(redirect_uri),
+                                                                 native=native)
         return response
