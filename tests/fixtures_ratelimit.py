@@ -5,6 +5,8 @@
   the shared one on 6379).
 - `log_times` / `max_in_window`: when requests really reached the upstream (from the
   sandbox's log), and the busiest rolling window of a list of times.
+- `StartLine`: a readiness barrier; load processes start their window together, once all
+  are set up, whatever the machine's load.
 - `hammer_process`: a process entry point that acquires slots as fast as it can.
 - `tight_sandbox` / `tight_gateways` / `run_tool_callers`: the end-to-end contention set-up.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+import queue as queue_lib
 import random
 import shutil
 import signal
@@ -115,10 +118,53 @@ def own_redis():
     server.cleanup()
 
 
-def hammer_process(account_id: int, config_kwargs: dict, until: float, result_queue, background: bool = False,
-                   tasks: int = 4) -> None:
-    """Process entry point: `tasks` coroutines acquire slots until `until` (epoch seconds);
-    puts the Redis grant times (seconds) on `result_queue`."""
+class StartLine:
+    """A readiness barrier for spawned load processes (pass it to them as an argument).
+
+    Each process calls `ready_and_wait()` once it is set up (Django loaded, sessions open)
+    and gets the window (start, until) in epoch seconds; the parent's `release()` fixes
+    that window only when every process is ready. A fixed "start in N s" guess would let a
+    slow start-up on a loaded machine eat into (or miss) the measured window.
+    """
+
+    def __init__(self, ctx):
+        self._ready = ctx.Queue()
+        self._go = ctx.Event()
+        self._window = ctx.Array("d", 2)
+
+    def ready_and_wait(self, timeout: float = 300.0) -> tuple[float, float]:
+        """Child side: say this process is ready, block until the window is set."""
+        self._ready.put(os.getpid())
+        if not self._go.wait(timeout):
+            raise RuntimeError(f"no start signal within {timeout} s")
+        return self._window[0], self._window[1]
+
+    def release(self, procs: list, seconds: float, timeout: float = 120.0, lead: float = 0.2) -> tuple[float, float]:
+        """Parent side: wait until every one of `procs` is ready, then open the window of
+        `seconds` starting `lead` s from now; returns (start, until). Fails, naming the
+        cause, if a process died or is not ready within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        for count in range(len(procs)):
+            while True:
+                try:
+                    self._ready.get(timeout=0.5)
+                    break
+                except queue_lib.Empty:
+                    dead = [p.exitcode for p in procs if p.exitcode is not None]
+                    if dead or time.monotonic() > deadline:
+                        raise AssertionError(f"{count} of {len(procs)} load processes ready after "
+                                             f"{timeout - (deadline - time.monotonic()):.0f} s; exit codes of "
+                                             f"the dead ones: {dead}") from None
+        start = time.time() + lead
+        self._window[0], self._window[1] = start, start + seconds
+        self._go.set()
+        return start, start + seconds
+
+
+def hammer_process(account_id: int, config_kwargs: dict, start_line: StartLine, result_queue,
+                   background: bool = False, tasks: int = 4) -> None:
+    """Process entry point: once every process is ready (`start_line`), `tasks` coroutines
+    acquire slots until the window ends; puts the Redis grant times (seconds) on `result_queue`."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pelcro_gateway.settings")
     import django
 
@@ -128,6 +174,7 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
 
     gate = RedisRateGate(LimitConfig(**config_kwargs))
     grants: list[float] = []
+    start, until = start_line.ready_and_wait()
 
     async def worker():
         while time.time() < until:
@@ -139,6 +186,7 @@ def hammer_process(account_id: int, config_kwargs: dict, until: float, result_qu
                 await asyncio.sleep(min(decision.retry_after, max(0.0, until - time.time())) + 0.001)
 
     async def main():
+        await asyncio.sleep(max(0.0, start - time.time()))
         await asyncio.gather(*(worker() for _ in range(tasks)))
         await close_redis_for_loop()
 
@@ -284,47 +332,74 @@ def other(demo_users):
     yield from _demo_account("other")
 
 
-def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessions: int, start: float,
-                        until: float, result_queue) -> None:
-    """Process entry point: `sessions` MCP clients call `tool` back to back from `start`
-    until `until` (epoch seconds); puts {"ok": n, "errors": {kind: n}} on `result_queue`."""
+def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessions: int, start_line: StartLine,
+                        result_queue) -> None:
+    """Process entry point: `sessions` MCP clients open their sessions, wait at `start_line`
+    for every process to be ready, then call `tool` back to back until the window ends;
+    puts {"ok": n, "errors": {kind: n}} on `result_queue`."""
     from tests.fixtures_mcp import mcp_session
 
     outcome = {"ok": 0, "errors": {}}
 
-    async def session_loop():
-        async with mcp_session(url, token, "2026-07-28") as client:
-            await asyncio.sleep(max(0.0, start - time.time()))
-            while time.time() < until:
-                result = await client.call_tool(tool, arguments)
-                if result.is_error:
-                    kind = (result.structured_content or {}).get("error", "unknown")
-                    outcome["errors"][kind] = outcome["errors"].get(kind, 0) + 1
-                else:
-                    outcome["ok"] += 1
-
     async def main():
-        await asyncio.gather(*(session_loop() for _ in range(sessions)))
+        opened = 0
+        all_open, go = asyncio.Event(), asyncio.Event()
+        window: list[float] = []
+
+        async def session_loop():
+            nonlocal opened
+            async with mcp_session(url, token, "2026-07-28") as client:
+                opened += 1
+                if opened == sessions:
+                    all_open.set()
+                await go.wait()
+                start, until = window
+                await asyncio.sleep(max(0.0, start - time.time()))
+                while time.time() < until:
+                    result = await client.call_tool(tool, arguments)
+                    if result.is_error:
+                        kind = (result.structured_content or {}).get("error", "unknown")
+                        outcome["errors"][kind] = outcome["errors"].get(kind, 0) + 1
+                    else:
+                        outcome["ok"] += 1
+
+        async def starter():
+            await all_open.wait()
+            window.extend(await asyncio.to_thread(start_line.ready_and_wait))
+            go.set()
+
+        await asyncio.gather(starter(), *(session_loop() for _ in range(sessions)))
 
     asyncio.run(main())
     result_queue.put(outcome)
 
 
 def run_tool_callers(targets: list[tuple[str, str]], tool: str, arguments: dict, *, processes: int,
-                     sessions: int, start: float, until: float) -> list[dict]:
-    """Run `processes` tool-calling processes spread over `targets` [(mcp url, token)]."""
+                     sessions: int, seconds: float, on_start=None) -> list[dict]:
+    """Run `processes` tool-calling processes spread over `targets` [(mcp url, token)] for a
+    window of `seconds` that opens once every session of every process is open (a
+    readiness barrier, not a guess of the start-up time). `on_start(start, until)` (epoch
+    seconds) is called from here as the window opens. Returns each process's outcome."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
+    results_queue = ctx.Queue()
+    start_line = StartLine(ctx)
     procs = []
     for index in range(processes):
         url, token = targets[index % len(targets)]
         procs.append(ctx.Process(target=tool_caller_process,
-                                 args=(url, token, tool, arguments, sessions, start, until, queue)))
+                                 args=(url, token, tool, arguments, sessions, start_line, results_queue)))
     for proc in procs:
         proc.start()
-    results = [queue.get(timeout=until - time.time() + 60) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=10)
+    try:
+        start, until = start_line.release(procs, seconds)
+        if on_start is not None:
+            on_start(start, until)
+        results = [results_queue.get(timeout=until - time.time() + 60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
     return results

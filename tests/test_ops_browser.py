@@ -49,14 +49,27 @@ def test_dashboard_numbers_change_live_while_load_runs(acme, tight_gateways, bro
     page.evaluate("window.__notReloaded = true")
     assert cell(page, acme.id, "in_window") == 0
 
-    start = time.time() + 2.5
-    load = threading.Thread(target=run_tool_callers, kwargs=dict(
-        targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens, strict=True)], tool="list_plans",
-        arguments={"site_id": 14, "per_page": 1}, processes=2, sessions=4, start=start,
-        until=start + LOAD_SECONDS))
+    # The load's window opens once its processes have their sessions open (however long
+    # that takes on a busy machine); the page is watched for the whole window.
+    window: list[float] = []
+    opened = threading.Event()
+    failure: list[BaseException] = []
+
+    def load_runner():
+        try:
+            run_tool_callers(
+                targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens, strict=True)], tool="list_plans",
+                arguments={"site_id": 14, "per_page": 1}, processes=2, sessions=4, seconds=LOAD_SECONDS,
+                on_start=lambda start, until: window.extend((start, until)) or opened.set())
+        except BaseException as exc:  # reported by the test thread below
+            failure.append(exc)
+            opened.set()
+
+    load = threading.Thread(target=load_runner)
     load.start()
+    assert opened.wait(timeout=180) and not failure, failure or "the load never started"
     seen = {"in_window": set(), "waiting": set(), "calls_last_hour": set()}
-    deadline = start + LOAD_SECONDS
+    _, deadline = window
     screenshot_taken = False
     while time.time() < deadline:
         for name in seen:
@@ -68,6 +81,7 @@ def test_dashboard_numbers_change_live_while_load_runs(acme, tight_gateways, bro
             screenshot_taken = True
         page.wait_for_timeout(400)
     load.join(timeout=60)
+    assert not failure, failure
 
     assert page.evaluate("window.__notReloaded") is True, "updated in place, no reload"
     assert screenshot_taken

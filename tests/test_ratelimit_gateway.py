@@ -5,8 +5,6 @@ The sandbox's own request log is the judge: zero 429s, never more than its limit
 rolling window, and at least 95% of what it would have accepted, over 4 windows.
 """
 
-import time
-
 import pytest
 
 from devtools.oauth_client import mcp_url, obtain_tokens
@@ -25,11 +23,11 @@ def test_many_processes_use_the_budget_without_a_single_upstream_429(acme, tight
     ]
     sandbox = SandboxClient(tight_sandbox)
     since = sandbox.last_seq()
-    start = time.time() + 3  # every process has its sessions open by then
-    until = start + WINDOWS * TIGHT_WINDOW + 1.0
-    # More callers than slots, so every slot that frees has a caller waiting for it.
+    # More callers than slots, so every slot that frees has a caller waiting for it. The
+    # window opens once every process has its sessions open.
     results = run_tool_callers(
-        targets, "list_plans", {"site_id": 14, "per_page": 1}, processes=4, sessions=6, start=start, until=until
+        targets, "list_plans", {"site_id": 14, "per_page": 1}, processes=4, sessions=6,
+        seconds=WINDOWS * TIGHT_WINDOW + 1.0,
     )
 
     entries = sandbox.log(since, account="acme")

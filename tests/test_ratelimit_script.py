@@ -15,7 +15,7 @@ from django.conf import settings
 from mcp_bridge.upstream.errors import RateLimited
 from mcp_bridge.upstream.limiter import AccountKeys, LimitConfig, RedisRateGate, request_finished
 from mcp_bridge.upstream.usage import peek
-from tests.fixtures_ratelimit import hammer_process, max_in_window
+from tests.fixtures_ratelimit import StartLine, hammer_process, max_in_window
 
 pytestmark = pytest.mark.usefixtures("close_limiter_redis")
 
@@ -48,11 +48,12 @@ def test_two_processes_never_exceed_the_limit_in_any_rolling_window(limiter_acco
     config = fast()
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    start = time.time() + 1.5  # both processes are up before the race starts
-    until = start + 3 * config.window
-    procs = [ctx.Process(target=hammer_process, args=(limiter_account, FAST, until, results)) for _ in range(2)]
+    start_line = StartLine(ctx)  # the race starts once both processes are up
+    procs = [ctx.Process(target=hammer_process, args=(limiter_account, FAST, start_line, results))
+             for _ in range(2)]
     for proc in procs:
         proc.start()
+    start_line.release(procs, 3 * config.window)
     grants_per_process = [results.get(timeout=30) for _ in procs]
     for proc in procs:
         proc.join(timeout=10)
