@@ -1,4 +1,4 @@
-"""`python -m sandbox --host 127.0.0.1 --port 8100`: the Core API sandbox as its own process."""
+"""`python -m sandbox --host 127.0.0.1 --port 8100`: the Core and Open API sandbox as its own process."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sandbox: invalid configuration: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
-    print(f"sandbox: Core API on http://{args.host}:{args.port}/api/v1/core", flush=True)
+    print(f"sandbox: Core API on http://{args.host}:{args.port}/api/v1/core, "
+          f"Open API on http://{args.host}:{args.port}/api/v1/sdk", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

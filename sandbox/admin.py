@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from dataclasses import asdict, replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,7 +48,7 @@ def get_log(request: Request, sandbox: Sandbox, raw: bytes):
         since = int(request.query_params.get("since", "0"))
     except ValueError:
         raise ValidationError({"since": ["The since must be an integer (a seq)."]}) from None
-    entries = sandbox.log.entries(since, request.query_params.get("account"))
+    entries = sandbox.log.entries(since, request.query_params.get("account"), request.query_params.get("api"))
     return 200, {"data": entries, "meta": {"last_seq": sandbox.log.last_seq}}
 
 
@@ -62,8 +63,64 @@ def reset(request: Request, sandbox: Sandbox, raw: bytes):
 
 
 def clear_limits(request: Request, sandbox: Sandbox, raw: bytes):
+    """Empty the limiter (Core per account, Open per site), the Open login-failure counts
+    (lifting lock-outs) and the passwordless request counts."""
     sandbox.limiter.reset()
+    sandbox.store.open.login_failures.clear()
+    sandbox.store.open.passwordless_requests.clear()
     return 200, {"data": {"cleared": True}}
+
+
+def _site(sandbox: Sandbox, request: Request):
+    site_id = request.path_params["site_id"]
+    account = sandbox.store.site_owner.get(site_id)
+    if account is None:
+        raise NotFound(f"No site {site_id}.")
+    return account.sites[site_id]
+
+
+def get_open_settings(request: Request, sandbox: Sandbox, raw: bytes):
+    return 200, {"data": asdict(_site(sandbox, request).open)}
+
+
+_OPEN_SETTING_RANGES = {"auth_token_ttl_days": (1, 365), "passwordless_token_duration": (1, 365)}
+
+
+def patch_open_settings(request: Request, sandbox: Sandbox, raw: bytes):
+    """Change a site's Open API settings (OPEN_API.md §6): booleans, or integers for
+    `auth_token_ttl_days` (1-365) and `passwordless_token_duration` (days, 1-365). A reset
+    restores demo/accounts.json's values."""
+    site = _site(sandbox, request)
+    try:
+        changes = json.loads(raw or b"{}")
+    except ValueError:
+        changes = None
+    if not isinstance(changes, dict):
+        raise ValidationError({"body": ["Send a JSON object of Open settings."]})
+    current = asdict(site.open)
+    errors = {}
+    for name, value in changes.items():
+        if name not in current:
+            errors[name] = [f"Unknown setting; use one of: {', '.join(current)}."]
+        elif name in _OPEN_SETTING_RANGES:
+            low, high = _OPEN_SETTING_RANGES[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                errors[name] = [f"The {name} must be an integer from {low} to {high}."]
+        elif not isinstance(value, bool):
+            errors[name] = [f"The {name} must be true or false."]
+    if errors:
+        raise ValidationError(errors)
+    site.open = replace(site.open, **changes)
+    return 200, {"data": asdict(site.open)}
+
+
+def outbox(request: Request, sandbox: Sandbox, raw: bytes):
+    """The "emails" the Open API sent (passwordless links, email verifications), oldest
+    first; optional filters `site_id` and `to`. Never reachable through the Open API."""
+    site_id, to = request.query_params.get("site_id"), request.query_params.get("to")
+    mails = [m for m in sandbox.store.open.outbox
+             if (site_id is None or str(m["site_id"]) == site_id) and (to is None or m["to"] == to.lower())]
+    return 200, {"data": mails}
 
 
 def get_config(request: Request, sandbox: Sandbox, raw: bytes):
@@ -141,4 +198,7 @@ ROUTES = [
     Route("/_sandbox/accounts", admin_endpoint(accounts), methods=["GET"]),
     Route("/_sandbox/accounts/{slug}", admin_endpoint(patch_account), methods=["PATCH"]),
     Route("/_sandbox/jobs/run", admin_endpoint(run_jobs), methods=["POST"]),
+    Route("/_sandbox/sites/{site_id:int}/open", admin_endpoint(get_open_settings), methods=["GET"]),
+    Route("/_sandbox/sites/{site_id:int}/open", admin_endpoint(patch_open_settings), methods=["PATCH"]),
+    Route("/_sandbox/outbox", admin_endpoint(outbox), methods=["GET"]),
 ]

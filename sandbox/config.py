@@ -3,7 +3,7 @@
 Start-up only: `SANDBOX_SEED_FILE`, `SANDBOX_SEED`, `SANDBOX_CUSTOMERS_PER_SITE`,
 `SANDBOX_ADMIN_TOKEN`, `SANDBOX_LOG_SIZE`. Runtime knobs (also changeable through
 `PUT /_sandbox/config`): rate limit override, window, latency, error rate, forced 429
-share, background-job delay.
+share, background-job delay, the Open API's per-site limit and login lock-out.
 
 Rate limit precedence: each account's own `api_core_rate_limit` (demo/accounts.json, or
 `PATCH /_sandbox/accounts/<slug>`) applies unless the `rate_limit` knob
@@ -39,6 +39,11 @@ class Knobs:
     error_rate: float = 0.0
     force_429: float = 0.0
     job_delay: float = 2.0  # seconds before a queued background job (refund cancellation) runs
+    # Open API (/api/v1/sdk): requests per `rate_window` per site (None: no limit, as Pelcro
+    # documents none), and the login lock-out (OPEN_API.md §2: 10 failures in 5 minutes).
+    open_rate_limit: int | None = None
+    login_max_attempts: int = 10
+    login_lockout_window: float = 300.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -105,8 +110,11 @@ _PARSERS = {
     "error_rate": lambda raw: _in_range(_number(raw), 0, 1),
     "force_429": _share_or_switch,
     "job_delay": lambda raw: _in_range(_number(raw), 0, 3600),
+    "open_rate_limit": lambda raw: int(_in_range(_number(raw, integer=True), 1, 1_000_000_000)),
+    "login_max_attempts": lambda raw: int(_in_range(_number(raw, integer=True), 1, 1000)),
+    "login_lockout_window": lambda raw: _in_range(_number(raw), 0, 86_400, low_open=True),
 }
-_NULLABLE = {"rate_limit"}
+_NULLABLE = {"rate_limit", "open_rate_limit"}
 
 _ENV_KNOBS = {
     "rate_limit": "SANDBOX_RATE_LIMIT",
@@ -115,6 +123,9 @@ _ENV_KNOBS = {
     "error_rate": "SANDBOX_ERROR_RATE",
     "force_429": "SANDBOX_FORCE_429",
     "job_delay": "SANDBOX_JOB_DELAY",
+    "open_rate_limit": "SANDBOX_OPEN_RATE_LIMIT",
+    "login_max_attempts": "SANDBOX_LOGIN_MAX_ATTEMPTS",
+    "login_lockout_window": "SANDBOX_LOGIN_LOCKOUT_WINDOW",
 }
 
 

@@ -3,6 +3,7 @@ jobs and runtime knobs (shared by every API the sandbox serves)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from sandbox.config import Knobs, StartupConfig
@@ -23,12 +24,14 @@ class Sandbox:
         self.limiter = RollingWindowLimiter(self.knobs.rate_window, clock)
         self.faults = FaultInjector()
         self.log = RequestLog(config.log_size)
+        self.jwt_secret = secrets.token_bytes(32)  # signs Open API subscriber JWTs (kept across resets)
 
     def _seeded(self) -> Store:
         return build_store(self.config.seed_file, self.config.seed, self.config.customers_per_site)
 
     def reset(self) -> None:
-        """Fresh seed data (accounts' limits from the file again), no queued jobs, an empty
+        """Fresh seed data (accounts' limits and sites' Open settings from the file again), no
+        queued jobs, no Open state (blacklist, login failures, newsletters, outbox), an empty
         limiter and an empty request log (knobs are kept)."""
         self.store = self._seeded()
         self.limiter.reset()

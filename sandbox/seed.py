@@ -13,12 +13,14 @@ a cancellation does not touch). Every timestamp is Unix seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 from sandbox import clock
+from sandbox.passwords import hash_password
 from sandbox.records import (
     new_address,
     new_charge,
@@ -31,7 +33,7 @@ from sandbox.records import (
     new_source,
     new_subscription,
 )
-from sandbox.store import Account, Site, Store
+from sandbox.store import Account, OpenSettings, Site, Store
 
 CURRENCIES = ("usd", "gbp", "eur", "cad", "aud")
 
@@ -98,7 +100,8 @@ def load_accounts(seed_file: Path) -> list[Account]:
 
     Per account: `api_core_rate_limit` (default 120, CORE_API.md §2), `account_id`, `country`,
     `default_currency`, `is_enterprise`, `taxes_enabled`, `payment_gateway` (`tap` turns on the
-    TAP customer rules). Per site: `currency` (default: the account's), `url`.
+    TAP customer rules). Per site: `currency` (default: the account's), `url`, `open` (the
+    site's Open API settings, `OpenSettings` field names; unknown names are refused).
     """
     spec = json.loads(Path(seed_file).read_text())
     accounts = []
@@ -111,7 +114,7 @@ def load_accounts(seed_file: Path) -> list[Account]:
             sites[site_id] = Site(
                 id=site_id, name=site["name"], currency=site.get("currency", default_currency),
                 url=site.get("url", f"https://{slug}.example.com"), slug=slug,
-                country_code=item.get("country", "US"),
+                country_code=item.get("country", "US"), open=open_settings(site.get("open", {})),
             )
         accounts.append(Account(
             id=int(item.get("account_id", index + 1)), slug=item["slug"], name=item["name"], api_key=item["api_key"],
@@ -123,15 +126,27 @@ def load_accounts(seed_file: Path) -> list[Account]:
     return accounts
 
 
+def open_settings(raw: dict) -> OpenSettings:
+    """A site's `open` block of demo/accounts.json as OpenSettings (ValueError on unknown names)."""
+    unknown = set(raw) - set(OpenSettings.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown Open settings {sorted(unknown)}")
+    return OpenSettings(**raw)
+
+
 def build_store(seed_file: Path, seed: int, customers_per_site: int) -> Store:
-    """A fresh store with every account's demo data."""
+    """A fresh store with every account's demo data, then the demo subscribers."""
     accounts = load_accounts(seed_file)
     store = Store(accounts)
     anchor = datetime.combine(clock.now().date(), time(), tzinfo=timezone.utc)
     rng = random.Random(seed)
+    seeders = {}
     for account in accounts:
         for site in account.sites.values():
-            _SiteSeeder(store, rng, site.id, site.currency, anchor).run(customers_per_site)
+            seeders[site.id] = _SiteSeeder(store, rng, site.id, site.currency, anchor)
+            seeders[site.id].run(customers_per_site)
+    for subscriber in json.loads(Path(seed_file).read_text()).get("subscribers", []):
+        seeders[int(subscriber["site_id"])].subscriber(subscriber)
     return store
 
 
@@ -151,6 +166,48 @@ class _SiteSeeder:
         for customer in self._customers(customers):
             self._customer_history(customer)
         self._refunds()
+
+    def subscriber(self, spec: dict) -> dict:
+        """A demo subscriber of demo/accounts.json `subscribers`: a customer with a password
+        (demo-only, published), a saved default card, a default shipping address, an active
+        Digital Monthly subscription paid by that card, and an open manual invoice."""
+        a = self.anchor
+        created = a - timedelta(days=40)
+        customer = self.store.add("customers", new_customer(
+            self.store.next_id(), self.site_id, _u(created), email=spec["email"].lower(),
+            first_name=spec.get("first_name"), last_name=spec.get("last_name"),
+            display_name=" ".join(p for p in (spec.get("first_name"), spec.get("last_name")) if p) or None,
+            has_password=True,
+        ))
+        salt = hashlib.sha256(spec["email"].lower().encode()).digest()[:16]  # deterministic demo data
+        customer["_password_hash"] = hash_password(spec["password"], salt)
+        source = self.store.add("sources", new_source(
+            self.store.next_id(), self.site_id, customer["id"], _u(created), brand="visa", last4="4242",
+            exp_month=12, exp_year=a.year + 3, gateway_id=f"pm_demo_{customer['id']}",
+        ))
+        customer["default_source_id"] = source["id"]
+        country = self.store.account_of(self.site_id).sites[self.site_id].country_code
+        _, state, city, postal = next((c for c in CITIES if c[0] == country), CITIES[0])
+        address = self.store.add("addresses", new_address(
+            self.store.next_id(), self.site_id, customer["id"], _u(created), type="shipping", is_default=True,
+            line1="1 Demo Street", country=country, state=state, city=city, postal_code=postal,
+            first_name=customer["first_name"], last_name=customer["last_name"],
+        ))
+        plan = next(p for p in self.plans if p["nickname"] == "Digital Monthly")
+        start = a - timedelta(days=10)
+        end = clock.add_interval(start, plan["interval"], plan["interval_count"])
+        subscription = self.store.add("subscriptions", new_subscription(
+            self.store.next_id(), self.site_id, customer["id"], plan, _u(start), status="active",
+            period_start=_u(start), period_end=_u(end), address_id=address["id"], source_id=source["id"],
+        ))
+        invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"],
+                                            "quantity": 1}], start, "open", subscription_id=subscription["id"],
+                                billing_reason="subscription_create", period_start=_u(start), period_end=_u(end))
+        self._pay(invoice, start, invoice["amount_due"])
+        subscription["latest_invoice"] = invoice["id"]
+        self._invoice(customer, [{"description": "Print archive access", "unit_price": 1500, "quantity": 1}],
+                      a - timedelta(days=2), "open", billing="send_invoice")
+        return customer
 
     def _between(self, start: datetime, end: datetime) -> datetime:
         """A random second in [start, end] (end if the range is empty)."""

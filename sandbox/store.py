@@ -1,9 +1,10 @@
 """The sandbox's one data world: accounts, sites, keys and every stored object.
 
-The Core API (`sandbox/core/`) and, later, the Open API (`sandbox/open/`) are two views of
+The Core API (`sandbox/core/`) and the Open API (`sandbox/open/`) are two views of
 this same world: an Open subscriber is a Core customer of that site. Objects are plain
 dicts in their Core API shape plus two internal keys, `site_id` and `deleted_at` (soft
-deletes), which the API layers never show. Ids are unique across the whole sandbox. All
+deletes), which the API layers never show, and keys starting with `_` (e.g. a customer's
+`_password_hash`), also never shown. Ids are unique across the whole sandbox. All
 access from the handlers is synchronous, so each change is atomic on the single event loop.
 """
 
@@ -33,6 +34,20 @@ INTERNAL_KEYS = ("site_id", "deleted_at")
 
 
 @dataclass
+class OpenSettings:
+    """A site's Open API settings (OPEN_API.md §6, defaults there); demo/accounts.json may set
+    them per site under `"open"`, and `PATCH /_sandbox/sites/<site_id>/open` changes them."""
+
+    auth_token_ttl_days: int = 60  # 1..365, JWT lifetime (§2)
+    single_session: bool = False  # a login blacklists the customer's earlier tokens
+    passwordless_enabled: bool = True
+    passwordless_token_duration: int = 1  # days a passwordless link stays valid
+    immediate_cancel_enabled: bool = False  # cancel mode `now` allowed
+    strong_password: bool = True  # register: 8-30 chars with digit, symbol, lower, upper (else >= 6)
+    email_verify_enabled: bool = False  # an email change sends a verification mail (to the outbox)
+
+
+@dataclass
 class Site:
     id: int
     name: str
@@ -41,6 +56,28 @@ class Site:
     slug: str
     country_code: str
     default_locale: str = "en_US"
+    open: OpenSettings = field(default_factory=OpenSettings)
+
+
+@dataclass
+class OpenState:
+    """The Open API's own state, beside the shared objects (reset with the store).
+
+    `blacklist`: JWT ids refused with 403 (logout, refresh, single-session logins);
+    `live_tokens`: jti -> customer id of tokens issued and not blacklisted (for single
+    session); `login_failures`: (site_id, identifier) -> failure times (wall clock);
+    `newsletters`: site_id -> email -> entry; `outbox`: sent "emails" (GET /_sandbox/outbox);
+    `passwordless`: one-time login token -> (site_id, customer_id, expires Unix time);
+    `passwordless_requests`: (site_id, email) -> request times (5 an hour).
+    """
+
+    blacklist: set[str] = field(default_factory=set)
+    live_tokens: dict[str, int] = field(default_factory=dict)
+    login_failures: dict[tuple[int, str], list[float]] = field(default_factory=dict)
+    newsletters: dict[int, dict[str, dict]] = field(default_factory=dict)
+    outbox: list[dict] = field(default_factory=list)
+    passwordless: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    passwordless_requests: dict[tuple[int, str], list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +123,7 @@ class Store:
             kind: {site_id: {} for site_id in self.site_owner} for kind in KINDS
         }
         self.jobs: list[PendingJob] = []
+        self.open = OpenState(newsletters={site_id: {} for site_id in self.site_owner})
         self._next_id = first_id
 
     def next_id(self) -> int:

@@ -52,6 +52,10 @@ class Checker:
             return MISSING
         return value
 
+    def raw(self, field: str, *, required: bool = False):
+        """The value as sent (not stripped: passwords), MISSING when absent or null."""
+        return self._get(field, required, False)
+
     def string(self, field: str, *, required: bool = False, nullable: bool = True, max_len: int = 255):
         value = self._get(field, required, nullable)
         if value is MISSING or value is None:

@@ -140,7 +140,7 @@ def core_endpoint(handler: Callable[[Call], tuple[int, dict | None]], *, site: b
             logger.exception("sandbox handler failed: %s %s", request.method, request.url.path)
             response = JSONResponse({"error": {"status": 500, "message": "Internal sandbox error."}}, 500)
         sandbox.log.record(
-            account=account.slug if account else None, method=request.method, path=request.url.path,
+            api="core", account=account.slug if account else None, method=request.method, path=request.url.path,
             query=request.url.query, status=response.status_code, body=raw,
             duration_ms=(time.perf_counter() - started) * 1000, fault=fault,
         )

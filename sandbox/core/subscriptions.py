@@ -165,10 +165,12 @@ def create_subscription(store: Store, site_id: int, body: dict) -> dict:
     live = [s for s in store.live("subscriptions", site_id) if s["user_id"] == customer["id"] and s["status"] not in ENDED]
     if len(live) >= MAX_SUBSCRIPTIONS_PER_CUSTOMER:
         raise BusinessRuleError(f"Customer {customer['id']} already has the maximum of {MAX_SUBSCRIPTIONS_PER_CUSTOMER} subscriptions.")
-    return _start(store, site_id, customer, plan, coupon, source, address, v, now)
+    return start_subscription(store, site_id, customer, plan, coupon, source, address, v, now)
 
 
-def _start(store: Store, site_id: int, customer: dict, plan: dict, coupon, source, address, v: dict, now: int) -> dict:
+def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, coupon, source, address, v: dict,
+                       now: int) -> dict:
+    """Store a checked new subscription and bill it (also used by the Open API's subscribe)."""
     start = v["start_date"] if isinstance(v["start_date"], int) else now
     trial_days = v["trial_period_days"] if isinstance(v["trial_period_days"], int) else 0
     start_moment = datetime.fromtimestamp(start, timezone.utc)
@@ -219,21 +221,30 @@ def end_now(subscription: dict, now: int, *, reason: str | None, by_type: str) -
                         cancel_reason=reason, canceled_by_type=by_type, _forced=True)
 
 
+def cancel_refusal(store: Store, site_id: int, subscription: dict) -> str | None:
+    """Why `subscription` cannot be canceled at all, or None (shared with the Open API)."""
+    subscription_id = subscription["id"]
+    plan = store.by_site["plans"][site_id].get(subscription["plan"])
+    if subscription["status"] in ENDED:
+        return f"Subscription {subscription_id} is already {subscription['status']}."
+    if subscription["is_gift_recipient"]:
+        return (f"Subscription {subscription_id} was received as a gift; a gift recipient's subscription "
+                "cannot be canceled.")
+    if plan is not None and plan["agency_id"] is not None:
+        return f"Subscription {subscription_id} is managed by an agency and cannot be canceled here."
+    if subscription["status"] == "incomplete":
+        return f"Subscription {subscription_id} is pending payment and cannot be canceled."
+    return None
+
+
 def cancel_subscription(store: Store, site_id: int, subscription_id: int, body: dict) -> dict:
     check = Checker(body, {"mode", "reason"})
     mode = check.choice("mode", ("period_end", "now"), required=True)
     reason = check.string("reason", max_len=255)
     check.done()
     subscription = store.get("subscriptions", site_id, subscription_id)
-    plan = store.by_site["plans"][site_id].get(subscription["plan"])
-    if subscription["status"] in ENDED:
-        raise BusinessRuleError(f"Subscription {subscription_id} is already {subscription['status']}.")
-    if subscription["is_gift_recipient"]:
-        raise BusinessRuleError(f"Subscription {subscription_id} was received as a gift; a gift recipient's subscription cannot be canceled.")
-    if plan is not None and plan["agency_id"] is not None:
-        raise BusinessRuleError(f"Subscription {subscription_id} is managed by an agency and cannot be canceled here.")
-    if subscription["status"] == "incomplete":
-        raise BusinessRuleError(f"Subscription {subscription_id} is pending payment and cannot be canceled.")
+    if refusal := cancel_refusal(store, site_id, subscription):
+        raise BusinessRuleError(refusal)
     now = clock.now_unix()
     reason = None if reason is MISSING else reason
     if mode == "period_end":
