@@ -1,7 +1,8 @@
 """The sandbox's settings: start-up values from the environment, runtime knobs validated.
 
 Start-up only: `SANDBOX_SEED_FILE`, `SANDBOX_SEED`, `SANDBOX_CUSTOMERS_PER_SITE`,
-`SANDBOX_ADMIN_TOKEN`, `SANDBOX_LOG_SIZE`. Runtime knobs (also changeable through
+`SANDBOX_ADMIN_TOKEN`, `SANDBOX_LOG_SIZE`, `SANDBOX_JWT_SECRET` (the key signing Open API
+subscriber JWTs; random per process when unset, set it only so tests can forge tokens). Runtime knobs (also changeable through
 `PUT /_sandbox/config`): rate limit override, window, latency, error rate, forced 429
 share, background-job delay, the Open API's per-site limit and login lock-out.
 
@@ -139,6 +140,7 @@ class StartupConfig:
     admin_token: str | None
     log_size: int
     knobs: Knobs
+    jwt_secret: str | None = None
 
 
 def load_config(environ: dict[str, str] | None = None) -> StartupConfig:
@@ -174,4 +176,5 @@ def load_config(environ: dict[str, str] | None = None) -> StartupConfig:
         admin_token=env.get("SANDBOX_ADMIN_TOKEN") or None,
         log_size=log_size,
         knobs=knobs,
+        jwt_secret=env.get("SANDBOX_JWT_SECRET") or None,
     )

@@ -24,7 +24,8 @@ class Sandbox:
         self.limiter = RollingWindowLimiter(self.knobs.rate_window, clock)
         self.faults = FaultInjector()
         self.log = RequestLog(config.log_size)
-        self.jwt_secret = secrets.token_bytes(32)  # signs Open API subscriber JWTs (kept across resets)
+        # Signs Open API subscriber JWTs (kept across resets).
+        self.jwt_secret = config.jwt_secret.encode() if config.jwt_secret else secrets.token_bytes(32)
 
     def _seeded(self) -> Store:
         return build_store(self.config.seed_file, self.config.seed, self.config.customers_per_site)

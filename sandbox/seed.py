@@ -181,6 +181,7 @@ class _SiteSeeder:
         ))
         salt = hashlib.sha256(spec["email"].lower().encode()).digest()[:16]  # deterministic demo data
         customer["_password_hash"] = hash_password(spec["password"], salt)
+        customer["email_confirm"] = True
         source = self.store.add("sources", new_source(
             self.store.next_id(), self.site_id, customer["id"], _u(created), brand="visa", last4="4242",
             exp_month=12, exp_year=a.year + 3, gateway_id=f"pm_demo_{customer['id']}",

@@ -18,6 +18,14 @@ else
   logins="No demo data outside dev: create the first staff user with $PY manage.py createsuperuser"
 fi
 
+# The sandbox's demo subscribers (Open API logins; demo-only passwords published in the seed file).
+subscribers="$("$PY" - "${SANDBOX_SEED_FILE:-demo/accounts.json}" <<'PY'
+import json, sys
+for s in json.load(open(sys.argv[1])).get("subscribers", []):
+    print(f"demo subscriber: {s['email']} / {s['password']} (site {s['site_id']})")
+PY
+)"
+
 cat <<TXT
 
   Pelcro MCP Gateway ($("$PY" -c 'import pelcro_gateway; print(pelcro_gateway.__version__)'), environment ${GATEWAY_ENV:-dev})
@@ -28,7 +36,9 @@ cat <<TXT
   Admin            $PUBLIC_URL/admin/
   Health           $PUBLIC_URL/health
   Core API sandbox http://127.0.0.1:$SANDBOX_PORT/api/v1/core
+  Open API sandbox http://127.0.0.1:$SANDBOX_PORT/api/v1/sdk
 $(echo "$logins" | sed 's/^/  /')
+$(echo "$subscribers" | sed 's/^/  /')
 
   Ctrl-C stops everything.
 

@@ -91,3 +91,53 @@ def fresh_sbx(sbx):
     """The session's sandbox, freshly seeded, with an empty request log and limiter."""
     sbx.reset()
     return sbx
+
+
+# --- the Open API (/api/v1/sdk) --------------------------------------------------------------------
+
+SUBSCRIBERS = DEMO["subscribers"]  # demo-only passwords (demo/accounts.json)
+READER, SECOND = SUBSCRIBERS[0], SUBSCRIBERS[1]  # two customers of site 14
+
+
+class OpenClient:
+    """HTTP access to the Open API of one running sandbox, as a browser SDK would call it."""
+
+    def __init__(self, sandbox: SandboxClient):
+        self.sbx = sandbox
+        self.http = httpx.Client(base_url=sandbox.url + "/api/v1/sdk", timeout=10)
+
+    def call(self, method: str, path: str, *, site_id: int | None = ACME_SITE, token: str | None = None,
+             json: object = None, params: dict | None = None, headers: dict | None = None) -> httpx.Response:
+        query = dict(params or {})
+        if site_id is not None:
+            query = {"site_id": site_id, **query}
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, path, params=query, json=json, headers=headers)
+
+    def ok(self, method: str, path: str, status: int = 200, **kwargs) -> dict:
+        response = self.call(method, path, **kwargs)
+        assert response.status_code == status, (method, path, response.status_code, response.text)
+        return response.json()
+
+    def login(self, subscriber: dict = READER) -> dict:
+        """The customer resource of a demo subscriber (with its fresh `auth_token`)."""
+        return self.ok("POST", "/auth/login", site_id=subscriber["site_id"],
+                       json={"email": subscriber["email"], "password": subscriber["password"]})["data"]
+
+    def settings(self, site_id: int, **changes) -> dict:
+        response = self.sbx.admin.patch(f"/sites/{site_id}/open", json=changes)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def sdk(fresh_sbx):
+    """The Open API of a freshly seeded sandbox (knobs and per-site settings at start-up values)."""
+    client = OpenClient(fresh_sbx)
+    yield client
+    client.close()

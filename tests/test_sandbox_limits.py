@@ -46,7 +46,8 @@ def assert_429(response, max_retry_after):
 def test_request_121_of_a_rolling_minute_is_refused(default_limits):
     sbx = default_limits
     assert sbx.admin.get("/config").json()["data"] == {
-        "rate_limit": None, "rate_window": 60.0, "latency_ms": 0.0, "error_rate": 0.0, "force_429": 0.0, "job_delay": 2.0}
+        "rate_limit": None, "rate_window": 60.0, "latency_ms": 0.0, "error_rate": 0.0, "force_429": 0.0, "job_delay": 2.0,
+        "open_rate_limit": None, "login_max_attempts": 10, "login_lockout_window": 300.0}
     assert sbx.ok("GET", "/account", site_id=None)["api_core_rate_limit"] == 120
     # Unauthenticated requests are not the account's.
     for _ in range(5):
@@ -221,7 +222,7 @@ def test_faults_from_the_environment():
         client = SandboxClient(server)
         assert client.admin.get("/config").json()["data"] == {
             "rate_limit": None, "rate_window": 60.0, "latency_ms": 200.0, "error_rate": 0.0, "force_429": 1.0,
-            "job_delay": 2.0}
+            "job_delay": 2.0, "open_rate_limit": None, "login_max_attempts": 10, "login_lockout_window": 300.0}
         started = time.perf_counter()
         assert client.api("GET", "/plans", site_id=ACME_SITE).status_code == 429
         assert time.perf_counter() - started >= 0.2
