@@ -9,4 +9,4 @@ ENV PYTHONUNBUFFERED=1
 # 127.0.0.1): none unless the deployment names its proxies (see README, Configuration).
 ENV FORWARDED_ALLOW_IPS=""
 EXPOSE 8000 8100
-CMD ["uvicorn", "pelcro_gateway.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "pelcro_gateway.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "20"]

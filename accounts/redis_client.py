@@ -19,11 +19,14 @@ TIMEOUT_SECONDS = 1.0
 
 
 @lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS)
+def _client_for(url: str, cluster: bool) -> redis.Redis | redis.RedisCluster:
+    options = {"socket_connect_timeout": TIMEOUT_SECONDS, "socket_timeout": TIMEOUT_SECONDS}
+    if cluster:  # REDIS_URL names one node; the client finds the rest and follows MOVED/ASK
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
-def redis_client() -> redis.Redis:
-    """This process's client for `settings.REDIS_URL` (one per URL, so a test that changes
-    the setting gets its own)."""
-    return _client_for(settings.REDIS_URL)
+def redis_client() -> redis.Redis | redis.RedisCluster:
+    """This process's client for `settings.REDIS_URL`, a Redis Cluster client with
+    `REDIS_CLUSTER` (one per URL, so a test that changes the setting gets its own)."""
+    return _client_for(settings.REDIS_URL, settings.REDIS_CLUSTER)

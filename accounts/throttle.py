@@ -66,7 +66,8 @@ def record_login_failure(name: str, ip: str) -> None:
     from the latest failure."""
     window = _knob("LOGIN_LOCKOUT_SECONDS")
     try:
-        pipe = redis_client().pipeline(transaction=True)
+        # No MULTI: the two keys may live on different Redis Cluster nodes.
+        pipe = redis_client().pipeline(transaction=False)
         for key, _cap in _login_keys(name, ip):
             pipe.incr(key)
             pipe.expire(key, window)

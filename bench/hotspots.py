@@ -43,9 +43,10 @@ PARTS = [
     ("token check cache: auth epoch read (Redis GET)", "(mcp_bridge/edge/credential_cache.py"),
     ("audit row (mcp_bridge.audit)", "(mcp_bridge/audit/"),
     ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/upstream/limiter.py"),
-    ("limiter: acquire + finish Lua scripts (Redis)", "(redis/"),
-    # Socket writes of queued Redis commands run from an event-loop callback (no caller).
-    ("Redis socket writes (mcp_bridge.upstream.redis_pipe, limiter and epoch)", "(mcp_bridge/upstream/redis_pipe.py"),
+    # redis-py frames reached from a callback have lost their caller: the gateway's client
+    # module marks them.
+    ("Redis client (mcp_bridge.upstream.redis_clients, redis-py: limiter and epoch)", "(mcp_bridge/upstream/redis_clients.py"),
+    ("Redis client (mcp_bridge.upstream.redis_clients, redis-py: limiter and epoch)", "(redis/"),
     ("other DB work (connection checks, psycopg, ORM)", "close_old_connections ("),
     ("other DB work (connection checks, psycopg, ORM)", "(psycopg"),
     ("other DB work (connection checks, psycopg, ORM)", "(django/db/"),

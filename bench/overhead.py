@@ -14,6 +14,10 @@ server's at every concurrency, and p50 at most 2 ms more with one client. (With 
 clients than the server has CPU for, p50 is queueing: about clients / throughput, so its
 difference follows from the throughput ratio; it is reported, not judged.)
 `--gateway-env DB_POOL_SIZE=4` measures the gateway with its connection pool.
+`--variant NAME:ENV=VALUE[,ENV=VALUE...]` (repeatable) adds another gateway target with that
+extra environment, measured in the same rounds (alternating with the others) and compared
+with the same bare server, e.g. the Redis client libraries of BENCHMARKS.md section 5.
+The floors are checked for `gateway` (the default configuration) only.
 """
 
 from __future__ import annotations
@@ -83,43 +87,57 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the gateway (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:ENV=VALUE[,ENV=VALUE]",
+                        help="another gateway target with extra environment (repeatable)")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
+    variants: dict[str, dict[str, str]] = {}
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        if not name or name in ("bare", "gateway") or name in variants or "=" not in assignments:
+            parser.error(f"--variant {spec!r}: NAME:ENV=VALUE[,ENV=VALUE], NAME not bare/gateway/another variant's")
+        variants[name] = {**gateway_env, **dict(item.split("=", 1) for item in assignments.split(","))}
 
     print(machine())
     with Stack(db=args.db) as stack:
         sandbox = stack.start_sandbox()
-        gateway = stack.start_gateway(sandbox, **gateway_env)
+        gateways = {"gateway": stack.start_gateway(sandbox, **gateway_env)}
+        for name, env in variants.items():
+            gateways[name] = stack.start_gateway(sandbox, **env)
         bare = stack.start_bare(sandbox)
-        token = stack.access_token(gateway)
         arguments = {"site_id": DEMO_SITE, "customer_id": first_customer_id(sandbox.url)}
-        targets = {
-            "bare": {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments},
-            "gateway": {"url": gateway.url + "/", "tool": "get_customer", "arguments": arguments, "token": token},
-        }
+        targets = {"bare": {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments}}
+        for name, server in gateways.items():
+            targets[name] = {"url": server.url + "/", "tool": "get_customer", "arguments": arguments,
+                             "token": stack.access_token(server)}
         audit_before = stack.audit_rows()
-        servers = {"bare": bare, "gateway": gateway}
+        servers = {"bare": bare, **gateways}
         results = {c: asyncio.run(measure(targets, servers, c, args)) for c in levels}
-        sent_to_gateway = sum(by_target["gateway"][0].sent for by_target in results.values())
+        sent_to_gateway = sum(by_target[name][0].sent for by_target in results.values() for name in gateways)
         audit_rows = stack.audit_rows(audit_before + sent_to_gateway) - audit_before
         limiter_grants = stack.limiter_grants()
 
     rows, ok = [], True
     for c, by_target in results.items():
-        (bare_r, bare_cpu), (gw, gw_cpu) = by_target["bare"], by_target["gateway"]
+        bare_r, bare_cpu = by_target["bare"]
         for name, (r, cpu) in by_target.items():
             rows.append([name, c, r.calls, r.errors, r.throughput, r.p(50), r.p(99), cpu * 1000])
-        ratio = gw.throughput / bare_r.throughput if bare_r.throughput else 0.0
-        delta = gw.p(50) - bare_r.p(50)
-        passed = ratio >= MIN_THROUGHPUT_RATIO and gw.errors == bare_r.errors == 0
-        if c == 1:
-            passed &= delta <= MAX_P50_DELTA_MS
-        ok &= passed
-        rows.append(["**gateway vs bare**", c, "", "", f"{ratio:.2f}x", f"{delta:+.2f}",
-                     f"{gw.p(99) - bare_r.p(99):+.2f}", f"{(gw_cpu - bare_cpu) * 1000:+.2f}"])
-        for sample in gw.error_samples + bare_r.error_samples:
-            print("error sample:", sample, file=sys.stderr)
+        for name in gateways:
+            gw, gw_cpu = by_target[name]
+            ratio = gw.throughput / bare_r.throughput if bare_r.throughput else 0.0
+            delta = gw.p(50) - bare_r.p(50)
+            if name == "gateway":
+                passed = ratio >= MIN_THROUGHPUT_RATIO and gw.errors == bare_r.errors == 0
+                if c == 1:
+                    passed &= delta <= MAX_P50_DELTA_MS
+                ok &= passed
+            rows.append([f"**{name} vs bare**", c, "", "", f"{ratio:.2f}x", f"{delta:+.2f}",
+                         f"{gw.p(99) - bare_r.p(99):+.2f}", f"{(gw_cpu - bare_cpu) * 1000:+.2f}"])
+            for sample in gw.error_samples:
+                print(f"error sample ({name}):", sample, file=sys.stderr)
+        for sample in bare_r.error_samples:
+            print("error sample (bare):", sample, file=sys.stderr)
     print()
     print(table(["target", "clients", "calls", "errors", "calls/s", "p50 ms", "p99 ms", "server CPU ms/call"], rows))
     print()

@@ -18,6 +18,7 @@ from mcp_bridge.edge.auth import PrincipalTokenVerifier
 from mcp_bridge.edge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
 from mcp_bridge.orm import RequestConnections, database_health
 from mcp_bridge.servers import WRITE_TOOLS, build_server
+from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 
 
 def resource_metadata_url() -> str:
@@ -60,5 +61,6 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
         async with server.session_manager.run():
             yield
         await audit.flush_backlog()  # audit rows kept through a database outage
+        await close_redis_for_loop()
 
     return RequestConnections(app), lifespan

@@ -30,8 +30,17 @@ def check_production_safety(app_configs=None, **kwargs):
                 )
             )
     if urlsplit(settings.REDIS_URL).scheme not in ("redis", "rediss"):
-        # The limiter's hot-path client (mcp_bridge/redis_pipe.py) speaks TCP (and TLS) only.
-        errors.append(Error("REDIS_URL must be a redis:// or rediss:// URL.", id="pelcro_gateway.E003"))
+        errors.append(Error(
+            "REDIS_URL must be a redis:// or rediss:// (TLS) URL.",
+            hint="For a Redis Cluster, name one node and set REDIS_CLUSTER=1.",
+            id="pelcro_gateway.E003",
+        ))
+    if settings.REDIS_CLUSTER and settings.REDIS_URL in (settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND):
+        errors.append(Error(
+            "Celery cannot use a Redis Cluster (kombu has no cluster transport), and REDIS_CLUSTER is on.",
+            hint="Set CELERY_BROKER_URL and CELERY_RESULT_BACKEND to a single (non-cluster) Redis.",
+            id="pelcro_gateway.E006",
+        ))
     auth_cache = settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
     if not 0 <= auth_cache <= 300:
         errors.append(Error("AUTH_CACHE_SECONDS must be between 0 and 300.", id="pelcro_gateway.E004"))

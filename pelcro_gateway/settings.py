@@ -171,6 +171,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# REDIS_URL names one node of a Redis Cluster (the limiter, auth epoch and counters then
+# use redis-py's cluster client). Celery cannot use a cluster: give it CELERY_BROKER_URL.
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
 # Every Redis key the gateway writes starts with this, so several deployments (or test
 # runs) can share one Redis without touching each other's keys.
 REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "pgw:")
@@ -182,6 +185,10 @@ CACHES = {
         "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
         "TIMEOUT": 300,
     }
+    # Django's Redis cache speaks to one Redis only; nothing the gateway shares between
+    # processes lives in Django's cache, so on a cluster each process keeps its own.
+    if not REDIS_CLUSTER
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 # --- Secrets at rest ---------------------------------------------------------------------

@@ -50,8 +50,12 @@ ensure_redis() {
   local url="${REDIS_URL:-redis://127.0.0.1:6379/0}"
   redis_up "$url" && return 0
   if command -v redis-server >/dev/null 2>&1; then
-    say "starting a local redis-server on 127.0.0.1:6379"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    say "starting a local redis-server on 127.0.0.1:6379 (AOF in var/redis)"
+    # AOF: a restart keeps the limiter's rolling window (a forgotten one costs a window of
+    # reduced budget, see README "Redis").
+    mkdir -p "$ROOT/var/redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes \
+      --dir "$ROOT/var/redis" >/dev/null
     for _ in $(seq 1 50); do redis_up "$url" && return 0; sleep 0.1; done
   fi
   echo "Redis is not reachable at $url." >&2

@@ -18,6 +18,7 @@ import bisect
 import os
 import queue as queue_lib
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -34,11 +35,20 @@ from django.conf import settings
 from devtools.servers import OUTPUT_DIR, free_port
 
 
+def limiter_generation_key(key: bytes) -> bool:
+    """Whether `key` is an account's limiter generation key (`rl:{id}:gen`). Tests that
+    empty the limiter between tests keep it: gateways that used the account would rightly
+    take its disappearance for a Redis that forgot the window (and hold the account back)."""
+    return re.fullmatch(rb".*rl:\{\d+\}:gen", key) is not None
+
+
 def delete_account_keys(account_id: int, url: str | None = None) -> None:
+    """Empty the account's limiter (its generation key stays, see `limiter_generation_key`)."""
     client = redis_lib.Redis.from_url(url or settings.REDIS_URL)
     try:
         for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}rl:{{{account_id}}}:*", count=1000):
-            client.delete(key)
+            if not limiter_generation_key(key):
+                client.delete(key)
     finally:
         client.close()
 
@@ -72,11 +82,14 @@ def log_times(entries: list[dict]) -> list[float]:
 
 class OwnRedis:
     """A private redis-server on 127.0.0.1:<free port> with AOF persistence in a temp dir
-    (the production recommendation: a restart keeps the limiter's last window)."""
+    (the production recommendation: a restart keeps the limiter's last window), or none
+    (`persistent=False`: a restart forgets everything); `extra` adds server arguments."""
 
-    def __init__(self, password: str | None = None):
+    def __init__(self, password: str | None = None, *, persistent: bool = True, extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.password = password
+        self.persistent = persistent
+        self.extra = extra
         auth = f":{password}@" if password else ""
         self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.dir = Path(tempfile.mkdtemp(prefix="pgw-redis-"))
@@ -87,8 +100,8 @@ class OwnRedis:
         with open(OUTPUT_DIR / f"redis-{self.port}.log", "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
-                 *(["--requirepass", self.password] if self.password else [])],
+                 *(["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]),
+                 "--dir", str(self.dir), *(["--requirepass", self.password] if self.password else []), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         client = redis_lib.Redis.from_url(self.url, socket_connect_timeout=0.2)

@@ -213,7 +213,8 @@ async def test_every_key_is_prefixed_hash_tagged_and_expires(limiter_account):
     keys = account_keys_in_redis(limiter_account)
     expected = AccountKeys.of(limiter_account)
     assert set(keys) == {k.encode() for k in (expected.log, expected.background, expected.block,
-                                               expected.waiters, expected.usage, expected.latency)}
+                                               expected.waiters, expected.usage, expected.latency,
+                                               expected.generation)}
     for key, (_, ttl) in keys.items():
         assert key.startswith(f"{settings.REDIS_KEY_PREFIX}rl:{{{limiter_account}}}:".encode())
         assert 0 <= ttl <= 2 * 3600, key

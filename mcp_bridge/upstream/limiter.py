@@ -22,15 +22,19 @@ Background work (Celery exports) additionally has its own log capped at
 An upstream 429 sets a block key until its Retry-After that every acquire honours.
 
 Keys: `<REDIS_KEY_PREFIX>rl:{<account_id>}:<name>`; the hash tag keeps one account's keys
-in one Redis Cluster slot. Every key expires on its own.
+in one Redis Cluster slot, so every script runs on one node. Every key expires on its own.
 
-Redis down: the gate fails closed (`RateLimiterUnavailable`, no request is sent). The
-client reconnects on the next call, so service resumes by itself when Redis is back. The
-scripts go through `mcp_bridge.upstream.redis_pipe` (a pipelined client, far cheaper per command
-than redis-py's asyncio client on this hot path); the dashboard and roll-ups use redis-py.
-The limiter state lives only in Redis: run it with AOF persistence so a restart keeps
-the last window (otherwise the upstream's own 429, honoured via the block key, is the
-backstop).
+Redis down (or any Redis fault, within the deadline of `mcp_bridge.upstream.redis_clients`): the
+gate fails closed (`RateLimiterUnavailable`, no request is sent). The client reconnects on
+the next call, so service resumes by itself when Redis is back.
+
+The limiter state lives only in Redis: run it with AOF persistence so a restart keeps the
+last window. If Redis forgets it anyway (a restart without persistence, a failover to a
+replica that lagged, a flush), the account's generation key is gone while this process
+had used the account lately: acquire.lua then assumes the forgotten window was full and
+lets only `RATE_SAFETY_MARGIN` requests start until a full window has passed (a process
+that had not used the account lately cannot tell; the upstream's 429, honoured via the
+block key, stays the backstop).
 """
 
 
@@ -40,6 +44,7 @@ import asyncio
 import contextvars
 import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -141,6 +146,7 @@ class AccountKeys:
     waiters: str
     usage: str
     latency: str
+    generation: str  # since when this Redis has kept the account's window (lost-window check)
 
     @classmethod
     def of(cls, account_id: int) -> AccountKeys:
@@ -155,7 +161,7 @@ class AccountKeys:
 @lru_cache(maxsize=4096)  # every Core API request needs its account's keys
 def _account_keys(prefix: str, account_id: int) -> AccountKeys:
     base = f"{prefix}rl:{{{account_id}}}:"
-    return AccountKeys(*(base + name for name in ("log", "bg", "block", "waiters", "usage", "latency")))
+    return AccountKeys(*(base + name for name in ("log", "bg", "block", "waiters", "usage", "latency", "gen")))
 
 
 @cache
@@ -222,9 +228,11 @@ class RedisRateGate:
             await asyncio.sleep(decision.retry_after + 0.001)
 
     async def finished(self, account_id: int, seconds: float) -> None:
-        # Not waited for: nothing here needs its answer. It goes out with the next command
-        # on the connection (at most redis_pipe.UNANSWERED_DELAY later), ahead of it.
-        await request_finished(account_id, seconds, wait=False)
+        # Waited for (one round trip, under the Redis deadline): the slot's window then
+        # starts before the caller has its answer, so a caller that waits a window after
+        # it always finds the slot free. A failure is logged and leaves the slot held until
+        # the in-flight hold ends (conservative).
+        await request_finished(account_id, seconds)
 
     async def try_acquire(
         self,
@@ -251,15 +259,24 @@ class RedisRateGate:
             1 if already_waited else 0,
             USAGE_TTL_SECONDS,
             self.config.hold_us,
+            1 if _known_lately(account_id) else 0,
+            self.config.margin,
         ]
+        keys = AccountKeys.of(account_id)
         try:
-            allowed, remaining, retry_us, now_us = await redis_for_loop().evalsha(
-                _lua("acquire.lua"), AccountKeys.of(account_id).limiter, args
+            allowed, remaining, retry_us, now_us, window_lost = await redis_for_loop().evalsha(
+                _lua("acquire.lua"), [*keys.limiter, keys.generation], args
             )
-        except REDIS_DOWN_ERRORS:
+        except REDIS_DOWN_ERRORS as exc:
             metrics.limiter_decision("unavailable", "background" if background else "interactive")
-            logger.warning("rate limiter unavailable (Redis down); refusing a request for account %s", account_id)
+            logger.warning("rate limiter unavailable (%s: %s); refusing a request for account %s",
+                           type(exc).__name__, exc, account_id)
             raise RateLimiterUnavailable() from None
+        _seen[account_id] = time.monotonic()
+        if window_lost:
+            logger.warning("Redis lost the limiter window of account %s (restart without persistence, failover "
+                           "or flush): at most %s requests until a full window has passed", account_id,
+                           self.config.margin)
         return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
@@ -275,17 +292,25 @@ class RedisRateGate:
             logger.warning("could not record an upstream 429 for account %s: Redis down", account_id)
 
 
+# When this process last had a decision for each account (time.monotonic()). A generation
+# key gone while the account was in use here means Redis forgot its window (acquire.lua).
+# Within half the key's life, so a key that merely expired is never taken for a loss.
+_seen: dict[int, float] = {}
+
+
+def _known_lately(account_id: int) -> bool:
+    seen = _seen.get(account_id)
+    return seen is not None and time.monotonic() - seen < USAGE_TTL_SECONDS / 2
+
+
 # The log entry of the request this task was last granted, for `request_finished`.
 _in_flight: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("pelcro_in_flight", default=None)
 
 
-async def request_finished(
-    account_id: int, seconds: float, call_id: str | None = None, *, wait: bool = True
-) -> float | None:
+async def request_finished(account_id: int, seconds: float, call_id: str | None = None) -> float | None:
     """The upstream answered the request this task was granted (or `call_id`): its log
     entry drops to now, and its latency is kept for the per-minute p50/p95 roll-up.
-    Returns that moment (Redis time), or None if Redis could not be told or `wait` is
-    False (the script is sent, its answer not awaited)."""
+    Returns that moment (Redis time), or None if Redis could not be told."""
     if call_id is None:
         granted = _in_flight.get()
         if granted is not None and granted[0] == account_id:
@@ -297,10 +322,9 @@ async def request_finished(
             _lua("finish.lua"),
             [keys.log, keys.background, keys.latency],
             [call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
-            wait=wait,
         )
-    except REDIS_DOWN_ERRORS:
+    except REDIS_DOWN_ERRORS as exc:
         # The entry keeps its in-flight time and frees its slot later: conservative.
-        logger.debug("could not mark a request finished: Redis down")
+        logger.warning("could not mark a request finished: %s: %s", type(exc).__name__, exc)
         return None
-    return finished_us / US if finished_us is not None else None
+    return finished_us / US

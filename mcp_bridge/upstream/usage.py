@@ -8,11 +8,16 @@ the waiting callers and the per-minute usage ring that `usage.lua` keeps), and
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import redis
 
 from mcp_bridge.upstream.errors import RateLimiterUnavailable
 from mcp_bridge.upstream.limiter import US, USAGE_SLOTS, AccountKeys, LimitConfig, _sync_script
 from mcp_bridge.upstream.redis_clients import REDIS_DOWN_ERRORS, sync_redis
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,20 +103,30 @@ def _state_from_reply(reply: list, config: LimitConfig) -> LimiterState:
 
 
 def peek_many(account_ids: list[int], config: LimitConfig | None = None) -> dict[int, LimiterState]:
-    """The live state of several accounts in one round trip (blocking; for views).
+    """The live state of several accounts in one round trip (per cluster node; blocking;
+    for views).
 
-    Raises RateLimiterUnavailable when Redis is down.
+    Raises RateLimiterUnavailable when Redis cannot be asked.
     """
     config = config or LimitConfig.from_settings()
     client = sync_redis()
     script = _sync_script(client, "peek.lua")
-    try:
-        # A pipeline loads the script first if Redis does not have it (e.g. after a restart).
+
+    def run() -> list:
         pipe = client.pipeline(transaction=False)
         for account_id in account_ids:
-            script(keys=AccountKeys.of(account_id).limiter, args=[config.window_us], client=pipe)
-        replies = pipe.execute()
-    except REDIS_DOWN_ERRORS:
+            keys = AccountKeys.of(account_id).limiter
+            pipe.evalsha(script.sha, len(keys), *keys, config.window_us)
+        return pipe.execute()
+
+    try:
+        try:
+            replies = run()
+        except redis.exceptions.NoScriptError:  # a restarted Redis, or SCRIPT FLUSH
+            client.script_load(script.script)  # on every master of a cluster
+            replies = run()
+    except REDIS_DOWN_ERRORS as exc:
+        logger.warning("limiter state unavailable: %s: %s", type(exc).__name__, exc)
         raise RateLimiterUnavailable() from None
     return {aid: _state_from_reply(reply, config) for aid, reply in zip(account_ids, replies, strict=True)}
 

@@ -5,9 +5,11 @@
 -- KEYS[3] block    string: upstream said 429, nobody starts a request before this time (µs)
 -- KEYS[4] waiters  sorted set: callers sleeping until a slot frees (score = give-up time)
 -- KEYS[5] usage    hash: per-minute counters (usage.lua)
+-- KEYS[6] generation  string: this Redis has kept the account's window since (µs)
 -- ARGV: cap, window_us, background_cap, background (0/1), call_id, wait_budget_us,
---       already_waited (0/1), usage_ttl_s, hold_us
--- Returns {allowed 0/1, remaining, retry_after_us, now_us}.
+--       already_waited (0/1), usage_ttl_s, hold_us, known (0/1: the caller has been
+--       granted or refused requests of this account lately), lost_allowance
+-- Returns {allowed 0/1, remaining, retry_after_us, now_us, window_lost 0/1}.
 --
 -- A request's score is when it last may have reached the upstream: while it is in flight,
 -- grant time + hold_us (the longest a request can take to arrive, so a crashed caller
@@ -25,9 +27,32 @@ local budget = tonumber(ARGV[6])
 local already_waited = ARGV[7] == '1'
 local usage_ttl = tonumber(ARGV[8])
 local hold = tonumber(ARGV[9])
+local known = ARGV[10] == '1'
+local lost_allowance = tonumber(ARGV[11])
 
 local now = redis_now_us()
 local minute = math.floor(now / 60000000)
+
+-- A lost window: the generation key is gone although a caller saw the account's state
+-- lately, so this Redis restarted without persistence, failed over to a replica that
+-- lagged, or was flushed, and forgot requests the upstream still counts. Assume the
+-- forgotten window was full (cap requests that reached the upstream just now): stand-ins
+-- fill the log so that only `lost_allowance` requests (the safety margin: cap + margin
+-- is the upstream's limit) start until a full window has passed.
+local window_lost = 0
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  if known then
+    window_lost = 1
+    local present = redis.call('ZCARD', KEYS[1])
+    for i = 1, cap - lost_allowance - present do
+      redis.call('ZADD', KEYS[1], now, 'lost-window:' .. i)
+    end
+    redis.call('PEXPIRE', KEYS[1], math.ceil((hold + window) / 1000) + 1000)
+  end
+  redis.call('SET', KEYS[6], string.format('%d', now), 'EX', usage_ttl)
+else
+  redis.call('EXPIRE', KEYS[6], usage_ttl)
+end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
@@ -72,7 +97,7 @@ if retry > 0 then
     redis.call('ZREM', KEYS[4], call_id)
     usage_bump(KEYS[5], minute, 'r', usage_ttl)
   end
-  return {0, math.max(0, remaining), retry, now}
+  return {0, math.max(0, remaining), retry, now, window_lost}
 end
 
 local ttl_ms = math.ceil((hold + window) / 1000) + 1000
@@ -85,4 +110,4 @@ if background then
 end
 redis.call('ZREM', KEYS[4], call_id)
 usage_bump(KEYS[5], minute, 'c', usage_ttl)
-return {1, remaining - 1, 0, now}
+return {1, remaining - 1, 0, now, window_lost}
