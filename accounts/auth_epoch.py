@@ -2,7 +2,7 @@
 
 The MCP endpoint keeps each token's check (principal, the account's sites, its API key) in
 a per-process cache, stamped with the epoch it read *before* checking the database. Every
-request reads the epoch again (`mcp_bridge.credential_cache.read_epoch`) and uses its
+request reads the epoch again (`mcp_bridge.edge.credential_cache.read_epoch`) and uses its
 cached check only while the epoch is unchanged and no change is in flight. So a
 revocation, a deactivated user, a role change, a new API key or a moved site takes effect
 on the very next request in every process, exactly as if nothing were cached.

@@ -15,6 +15,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from accounts.auth_epoch import RETRY_AFTER_SECONDS as REFUSED_RETRY_AFTER_SECONDS
 from accounts.auth_epoch import EpochUnavailable
 from pelcro_gateway.context_processors import deployment
 
@@ -76,6 +77,16 @@ def page_not_found(request, exception=None):
     return page(request, 404)
 
 
+def _unavailable(request, message: str, retry_after: str, page_reason: str = "") -> HttpResponse:
+    """503 with Retry-After: JSON for API paths, else the branded page."""
+    if _wants_json(request):
+        response = JsonResponse({"error": "temporarily_unavailable", "error_description": message}, status=503)
+    else:
+        response = page(request, 503, page_reason, with_request=False)
+    response["Retry-After"] = retry_after
+    return response
+
+
 def server_error(request):
     """503 with Retry-After while the database is unreachable or for a refused change
     (`EpochUnavailable`: nothing was changed); a 500 page otherwise.
@@ -83,20 +94,13 @@ def server_error(request):
     Never a traceback: the log has it (Django logs the exception before calling this).
     """
     error = sys.exc_info()[1]
-    if isinstance(error, (OperationalError, InterfaceError, EpochUnavailable)):
-        if isinstance(error, EpochUnavailable):
-            # A change to who may connect that could not reach the other servers: refused
-            # (rolled back), e.g. deactivating a user or changing a role in the admin.
-            message = error.message
-        else:
-            message = "The service is temporarily unavailable (database unreachable). Try again shortly."
-        if _wants_json(request):
-            response = JsonResponse({"error": "temporarily_unavailable", "error_description": message}, status=503)
-        else:
-            refused = message if isinstance(error, EpochUnavailable) else ""
-            response = page(request, 503, refused, with_request=False)
-        response["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
+    if isinstance(error, EpochUnavailable):
+        # A change to who may connect that could not reach the other servers: refused
+        # (rolled back), e.g. deactivating a user or changing a role in the admin.
+        return _unavailable(request, error.message, str(REFUSED_RETRY_AFTER_SECONDS), page_reason=error.message)
+    if isinstance(error, (OperationalError, InterfaceError)):
+        message = "The service is temporarily unavailable (database unreachable). Try again shortly."
+        return _unavailable(request, message, RETRY_AFTER_SECONDS)
     message = "Something went wrong on our side. It has been logged."
     if _wants_json(request):
         return JsonResponse({"error": "server_error", "error_description": message}, status=500)
