@@ -1,10 +1,11 @@
 """No secret in any log: an end-to-end run (registration, sign-in, consent, code exchange,
-tool calls with the SDK, refresh, refresh replay, introspection, revocation, a stray token
-in a URL) against a gateway logging at DEBUG with uvicorn's access log on (as the
-Dockerfile runs it), then every access token, refresh token, authorization code, PKCE
-verifier, client secret, registration token, password and Core API key is looked for in
-the gateway's and the sandbox's log files. The same flow runs in-process too, captured
-from the gateway's own log handler. Finally the database holds no API key in clear.
+tool calls with the SDK, refresh, a duplicate refresh within the grace period, a refresh
+replay after it, introspection, revocation, a stray token in a URL) against a gateway
+logging at DEBUG with uvicorn's access log on (as the Dockerfile runs it), then every
+access token, refresh token, authorization code, PKCE verifier, client secret,
+registration token, password and Core API key is looked for in the gateway's and the
+sandbox's log files. The same flow runs in-process too, captured from the gateway's own
+log handler. Finally the database holds no API key in clear.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tool, new_customer_
 from tests.fixtures_mcp import PASSWORDS, mcp_session
 from tests.fixtures_sandbox import KEYS
 from tests.fixtures_servers import gateway_env
+from tests.test_oauth_tokens import age_rotated_tokens
 
 
 def start_verbose_gateway(sandbox: ServerProcess) -> ServerProcess:
@@ -111,7 +113,14 @@ def run_end_to_end(gateway_url: str, secrets: Secrets) -> None:
     secrets.add("refreshed access token", renewed["access_token"])
     secrets.add("refreshed refresh token", renewed["refresh_token"])
     assert not asyncio.run(use_tools(url, renewed["access_token"]))[0].is_error
-    # A replayed refresh token: refused, and the family revoked (and maybe logged).
+    # A duplicate refresh within REFRESH_TOKEN_GRACE_SECONDS (a second process of the same
+    # client) gets the same pair back, unsealed from the old token...
+    duplicate = refresh(gateway_url, public["client_id"], tokens["refresh_token"])
+    assert duplicate.status_code == 200
+    assert {k: duplicate.json()[k] for k in ("access_token", "refresh_token")} == {
+        k: renewed[k] for k in ("access_token", "refresh_token")}
+    # ...past the grace period it is a replay: refused, and the family revoked (and logged).
+    age_rotated_tokens(public["client_id"])
     assert refresh(gateway_url, public["client_id"], tokens["refresh_token"]).status_code == 400
     # A replayed code: refused too (and what it issued is revoked).
     assert exchange_code(gateway_url, public["client_id"], grant["code"], grant["verifier"]).status_code == 400
@@ -234,6 +243,10 @@ def test_no_secret_in_the_gateways_own_log_output_in_process(captured_log, demo_
     renewed = browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                                             "resource": resource, **credentials}).json()
     secrets.add("refreshed access token", renewed["access_token"])
+    duplicate = browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                              "resource": resource, **credentials})
+    assert duplicate.status_code == 200 and duplicate.json()["refresh_token"] == renewed["refresh_token"]  # grace
+    age_rotated_tokens(registered["client_id"])  # past the grace period: a replay
     assert browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                                          "resource": resource, **credentials}).status_code == 400
     assert browser.post("/oauth/revoke", {"token": renewed["access_token"], **credentials}).status_code == 200
