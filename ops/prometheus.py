@@ -3,7 +3,9 @@
 Counters and histograms (`mcp_bridge.metrics`) are per process; with
 `PROMETHEUS_MULTIPROC_DIR` set, every process's files are aggregated. The per-account
 limiter gauges are read from Redis at scrape time, so they are right whichever process
-is scraped. With `METRICS_TOKEN` set, a scrape must send `Authorization: Bearer <token>`.
+is scraped. With `METRICS_TOKEN` set, a scrape must send `Authorization: Bearer <token>`;
+it is required outside dev (system check E016). Without it (dev only) the per-account
+gauges are left out: anyone could read every account's slug and live usage.
 """
 
 import hmac
@@ -20,11 +22,16 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from accounts.models import Account
 from mcp_bridge.upstream.errors import RateLimiterUnavailable
 from mcp_bridge.upstream.limiter import LimitConfig
-from mcp_bridge.upstream.usage import peek_many
+from mcp_bridge.upstream.redis_clients import REDIS_DOWN_ERRORS
+from mcp_bridge.upstream.usage import peek_many, redis_time
 
 
 class LimiterStateCollector:
-    """Per-account gauges from Redis, collected at scrape time."""
+    """Per-account gauges from Redis, collected at scrape time (`per_account=False`: only
+    whether Redis answered)."""
+
+    def __init__(self, *, per_account: bool):
+        self.per_account = per_account
 
     def collect(self):
         up = GaugeMetricFamily("pelcro_ratelimit_redis_up", "1 if the limiter's Redis answered this scrape.")
@@ -42,15 +49,21 @@ class LimiterStateCollector:
                 "pelcro_ratelimit_blocked_seconds", "Seconds left of an upstream-429 block.", labels=["account"]
             ),
         }
-        accounts = dict(Account.objects.values_list("id", "slug"))
+        accounts = dict(Account.objects.values_list("id", "slug")) if self.per_account else {}
         try:
-            states = peek_many(list(accounts), LimitConfig.from_settings())
-        except RateLimiterUnavailable:
+            if self.per_account:
+                states = peek_many(list(accounts), LimitConfig.from_settings())
+            else:
+                redis_time()  # is Redis answering at all
+                states = {}
+        except (RateLimiterUnavailable, *REDIS_DOWN_ERRORS):
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
+        if not self.per_account:
+            return
         for account_id, live in states.items():
             slug = accounts[account_id]
             for name, family in families.items():
@@ -59,8 +72,10 @@ class LimiterStateCollector:
         yield from families.values()
 
 
-_limiter_registry = CollectorRegistry(auto_describe=False)
-_limiter_registry.register(LimiterStateCollector())
+_limiter_registries = {}
+for _per_account in (True, False):
+    _limiter_registries[_per_account] = CollectorRegistry(auto_describe=False)
+    _limiter_registries[_per_account].register(LimiterStateCollector(per_account=_per_account))
 
 
 def _process_registry():
@@ -80,5 +95,6 @@ def metrics(request):
         if not hmac.compare_digest(given.encode(), token.encode()):
             return HttpResponse("metrics need the scrape token\n", status=401, content_type="text/plain",
                                 headers={"WWW-Authenticate": "Bearer"})
-    body = generate_latest(_process_registry()) + generate_latest(_limiter_registry)
+    # Per-account labels only behind the token (set outside dev, system check E016).
+    body = generate_latest(_process_registry()) + generate_latest(_limiter_registries[bool(token)])
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

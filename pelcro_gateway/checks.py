@@ -75,6 +75,13 @@ def check_production_safety(app_configs=None, **kwargs):
         errors.append(Error(f"PUBLIC_URL must be https when GATEWAY_ENV={env}.", id="pelcro_gateway.E013"))
     if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
         errors.append(Error("Session and CSRF cookies must be Secure outside dev.", id="pelcro_gateway.E014"))
+    if not settings.PELCRO_GATEWAY["METRICS_TOKEN"]:
+        errors.append(Error(
+            f"METRICS_TOKEN must be set when GATEWAY_ENV={env}: /metrics lists every account's live usage.",
+            hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
+                 "Prometheus scrape job as its bearer token.",
+            id="pelcro_gateway.E016",
+        ))
     return errors
 
 

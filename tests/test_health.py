@@ -85,6 +85,7 @@ SAFE_PRD = {
     "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
     "PUBLIC_URL": "https://mcp.example.test",
     "FORWARDED_ALLOW_IPS": "",
+    "METRICS_TOKEN": "y" * 43,
 }
 
 

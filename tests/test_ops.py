@@ -125,15 +125,27 @@ def test_account_api_has_an_hour_per_minute_and_the_latest_tool_calls(staff_clie
     assert staff_client.get("/ops/api/accounts/999999999").status_code == 404
 
 
-def test_metrics_expose_limiter_decisions_and_state(client, account):
+def test_metrics_expose_limiter_decisions_and_state(client, account, settings):
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": "scrape-secret"}
     use_slots(account.id, 3)
-    text = client.get("/metrics").content.decode()
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
     assert re.search(r'pelcro_ratelimit_decisions_total\{decision="granted",kind="interactive"\} \d', text)
     assert f'pelcro_ratelimit_in_window{{account="{account.slug}"}} 3.0' in text
     assert f'pelcro_ratelimit_remaining{{account="{account.slug}"}} 115.0' in text
     assert "pelcro_ratelimit_redis_up 1.0" in text
     assert "# TYPE pelcro_tool_calls_total counter" in text
     assert "# TYPE pelcro_upstream_request_duration_seconds histogram" in text
+
+
+def test_without_a_metrics_token_no_account_is_named(client, account, settings):
+    """Dev without METRICS_TOKEN (outside dev it is required, system check E016): /metrics
+    answers anyone, so it lists no account's slug or live usage."""
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": ""}
+    use_slots(account.id, 3)
+    text = client.get("/metrics").content.decode()
+    assert "pelcro_ratelimit_redis_up 1.0" in text
+    assert 'account="' not in text and account.slug not in text
+    assert "pelcro_ratelimit_in_window" not in text
 
 
 def test_metrics_token_is_required_when_configured(client, settings):

@@ -36,6 +36,7 @@ SAFE_PRD = {
     "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
     "PUBLIC_URL": "https://mcp.example.test",
     "FORWARDED_ALLOW_IPS": "",
+    "METRICS_TOKEN": "y" * 43,
 }
 
 
@@ -176,6 +177,7 @@ UNSAFE = [
     ({"SECURE_COOKIES": "0", "SECRET_KEY": "s" * 31, "OAUTH_NATIVE_REDIRECT_SCHEMES": "cursor,javascript"},
      {"pelcro_gateway.E014", "pelcro_gateway.E011", "accounts.E002"}),
     ({"GATEWAY_ENV": "production"}, {"pelcro_gateway.E001"}),
+    ({"METRICS_TOKEN": ""}, {"pelcro_gateway.E016"}),
     ({"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
      {"pelcro_gateway.E010", "pelcro_gateway.E013"}),
 ]
