@@ -271,6 +271,10 @@ def test_register_creates_a_core_customer_and_refuses_bad_or_taken_fields(sdk, f
     customer = sdk.ok("POST", "/auth/register", json=body)["data"]
     assert customer["email"] == "new.reader@example.com" and customer["phone"] == "12125550100"
     assert customer["language"] == "fr" and customer["subscriptions"] == [] and customer["sources"] == []
+    # Languages other than en, fr, it, ko, es, de fall back to en (OPEN_API.md §1).
+    for sent, kept in (("PT", "en"), ("DE", "de")):
+        again = sdk.ok("PUT", "/customer", token=customer["token"], json={"language": sent})["data"]
+        assert again["language"] == kept
     core = fresh_sbx.ok("GET", f"/customers/{customer['id']}")
     assert core["email"] == "new.reader@example.com" and core["has_password"] is True and core["name"] == "New Reader"
     cases = [
@@ -313,6 +317,9 @@ def test_update_is_partial_merges_metadata_and_an_email_change_resets_email_conf
     assert updated["first_name"] == "Rosa" and updated["last_name"] == login["last_name"]
     assert updated["metadata"] == {"a": "1", "c": 3} and updated["email_confirm"] is True
     assert updated["token"] and updated["token"] != token
+    quiet = sdk.ok("PUT", "/customer", token=token, json={"email": "quiet@example.com"})["data"]
+    assert quiet["email_confirm"] is False  # reset, but no verification mail: the site does not verify
+    assert sdk.sbx.admin.get("/outbox").json()["data"] == []
     sdk.settings(ACME_SITE, email_verify_enabled=True)
     changed = sdk.ok("PUT", "/customer", token=token, json={"email": "rosa@example.com"})["data"]
     assert changed["email"] == "rosa@example.com" and changed["email_confirm"] is False
@@ -333,6 +340,7 @@ def test_passwordless_request_and_one_time_login(sdk):
     assert sdk.ok("POST", "/auth/passwordless/request", json={"email": READER["email"]})["data"]["message"]
     mail = sdk.sbx.admin.get("/outbox", params={"site_id": ACME_SITE}).json()["data"][-1]
     assert mail["type"] == "passwordless_login" and mail["to"] == READER["email"]
+    assert mail["expires_at"] - mail["sent_at"] == 86400  # passwordless_token_duration: 1 day
     customer = sdk.ok("POST", "/auth/passwordless/login", json={"token": mail["token"]})["data"]
     assert customer["email"] == READER["email"] and customer["auth_token"]
     assert sdk.call("POST", "/auth/passwordless/login", json={"token": mail["token"]}).status_code == 404  # used
@@ -419,4 +427,4 @@ def test_fault_injection_and_the_optional_per_site_limit_apply_to_the_open_api(s
 def test_unknown_operations_answer_400(sdk):
     for method, path in (("GET", "/nothing/here"), ("POST", "/subscriptions/1/members/invite"), ("PATCH", "/customer")):
         response = sdk.call(method, path, json={})
-        assert response.status_code in (400, 405), (path, response.text)
+        assert response.status_code == 400 and "No Open API operation" in response.json()["error"]["message"], path

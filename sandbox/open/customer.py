@@ -60,6 +60,14 @@ def answer(call: OpenCall, customer: dict | None = None, **extra) -> tuple[int, 
     return 200, {"data": resource(call.store, call.site_id, customer, call.new_token(customer["id"])), **extra}
 
 
+def language(check: Checker):
+    """`language` (ISO 639-1, OPEN_API.md §1): one of LANGUAGES, any other code falls back to `en`."""
+    value = check.string("language", max_len=10)
+    if isinstance(value, str):
+        return value.lower() if value.lower() in LANGUAGES else "en"
+    return value
+
+
 def check_profile(check: Checker) -> dict:
     """The optional profile fields shared by register and update (None/MISSING when absent)."""
     values = {
@@ -73,7 +81,7 @@ def check_profile(check: Checker) -> dict:
         "organization": check.string("organization"),
         "old_provider_id": check.string("old_provider_id", max_len=191),
         "metadata": check.metadata(),
-        "language": check.choice("language", LANGUAGES),
+        "language": language(check),
     }
     username = values["username"]
     if isinstance(username, str) and not all(ch.isalnum() or ch in "-_" for ch in username):

@@ -63,7 +63,7 @@ from sandbox.core.subscriptions import (
     start_subscription,
 )
 from sandbox.errors import APIError, BusinessRuleError, NotFound, ValidationError
-from sandbox.open.customer import answer, owned
+from sandbox.open.customer import answer, language, owned
 from sandbox.open.payments import intent, paying_source, payment_fields
 from sandbox.open.pipeline import OpenCall
 from sandbox.open.site import find_plan, ships
@@ -133,7 +133,7 @@ def create(call: OpenCall):
         check.add("metadata", "The metadata must be an array of objects.")
     _string_list(check, body, "ip_addresses")
     domains = _string_list(check, body, "domains")
-    check.choice("language", ("en", "fr", "it", "ko", "es", "de"))
+    language(check)
     check.done()
     plan = find_plan(call.store, call.site_id, plan_id)
     quantity = 1 if quantity is MISSING else quantity
@@ -285,7 +285,7 @@ def renew(call: OpenCall):
     pay = payment_fields(check)
     coupon_code = check.string("coupon_code", max_len=191)
     address_id = check.integer("address_id", nullable=True, low=1)
-    check.choice("language", ("en", "fr", "it", "ko", "es", "de"))
+    language(check)
     check.done()
     subscription = own_subscription(call, subscription_id, BusinessRuleError)
     try:
