@@ -208,7 +208,35 @@ class _SiteSeeder:
         subscription["latest_invoice"] = invoice["id"]
         self._invoice(customer, [{"description": "Print archive access", "unit_price": 1500, "quantity": 1}],
                       a - timedelta(days=2), "open", billing="send_invoice")
+        if spec.get("membership"):
+            self._membership(customer, source, address)
         return customer
+
+    def _membership(self, customer: dict, source: dict, address: dict) -> None:
+        """A group (membership) subscription the subscriber owns: 5 seats, one invited member."""
+        a = self.anchor
+        plan_id = self.store.next_id()
+        plan = self.store.add("plans", new_plan(
+            plan_id, self.site_id, self.plans[0]["product_id"], _u(a - timedelta(days=400)),
+            nickname="Group Digital Annual (5 seats)", amount=29900, currency=self.currency, interval="year",
+            old_provider_id=f"plan_{plan_id}",
+        ))
+        plan.update(type="membership", _seats=5)
+        start = a - timedelta(days=30)
+        end = clock.add_interval(start, "year")
+        subscription = self.store.add("subscriptions", new_subscription(
+            self.store.next_id(), self.site_id, customer["id"], plan, _u(start), status="active",
+            period_start=_u(start), period_end=_u(end), address_id=address["id"], source_id=source["id"],
+        ))
+        invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"],
+                                            "quantity": 1}], start, "open", subscription_id=subscription["id"],
+                                billing_reason="subscription_create", period_start=_u(start), period_end=_u(end))
+        self._pay(invoice, start, invoice["amount_due"])
+        subscription["latest_invoice"] = invoice["id"]
+        subscription["_members"] = [{
+            "id": self.store.next_id(), "invitation_email": f"colleague@{customer['email'].split('@')[1]}",
+            "created_at": _u(start),
+        }]
 
     def _between(self, start: datetime, end: datetime) -> datetime:
         """A random second in [start, end] (end if the range is empty)."""

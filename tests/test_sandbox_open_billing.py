@@ -420,3 +420,43 @@ def test_newsletter_subscribe_get_update_unsubscribe(sdk):
     for body, field in (({}, "email"), ({"email": "bad"}, "email"), ({"email": "a@example.com", "source": "fax"}, "source"),
                         ({"email": "b@example.com", "lists": 3}, "lists")):
         assert field in refused(sdk.call("POST", "/newsletter", json=body), 400)["errors"]
+
+
+# --- memberships (§5.8) --------------------------------------------------------------------------------
+
+
+def test_membership_members_list_invite_and_remove(sdk, fresh_sbx, me):
+    customer, token = me
+    group = next(s for s in customer["subscriptions"]
+                 if fresh_sbx.ok("GET", f"/plans/{s['plan']}")["type"] == "membership")
+    members = sdk.ok("GET", f"/subscriptions/{group['id']}/members/list", token=token)["data"]
+    assert [(m["status"], m["subscription_id"]) for m in members] == [("pending", group["id"])]
+    # A seat is claimed once a customer of the site has the invitation email.
+    sdk.ok("POST", "/auth/register", json={"email": members[0]["invitation_email"], "password": "Str0ng-Passw0rd!"})
+    claimed = sdk.ok("GET", f"/subscriptions/{group['id']}/members/list", token=token)["data"][0]
+    assert claimed["status"] == "active"
+    data = sdk.ok("POST", f"/subscriptions/{group['id']}/members/invite", token=token,
+                  json={"invitation_emails": ["a@example.com", "B@example.com"]})["data"]
+    assert data["auth_token"]
+    mails = sdk.sbx.admin.get("/outbox", params={"to": "b@example.com"}).json()["data"]
+    assert [m["type"] for m in mails] == ["membership_invitation"]
+    for body, text in (({"invitation_emails": ["a@example.com"]}, "Already invited"),
+                       ({"invitation_emails": ["c@example.com", "c@example.com"]}, "Already invited"),
+                       ({"invitation_emails": ["c@example.com", "d@example.com", "e@example.com"]}, "Not enough seats"),
+                       ({"invitation_emails": []}, "1 to 100"),
+                       ({"invitation_emails": ["nope"]}, "invitation_emails.0")):
+        refused(sdk.call("POST", f"/subscriptions/{group['id']}/members/invite", token=token, json=body), 400, text)
+    listed = sdk.ok("GET", f"/subscriptions/{group['id']}/members/list", token=token)["data"]
+    assert len(listed) == 3
+    removed = sdk.ok("DELETE", f"/subscriptions/{group['id']}/members/{listed[1]['id']}", token=token)
+    assert removed == {"status": 200, "message": "Member deleted successfully"}
+    assert len(sdk.ok("GET", f"/subscriptions/{group['id']}/members/list", token=token)["data"]) == 2
+    # Not a membership, not the caller's, or not its member: the documented 400.
+    regular = next(s for s in customer["subscriptions"] if s["id"] != group["id"])
+    second = sdk.login(SUBSCRIBERS[1])["token"]
+    for path, who in ((f"/subscriptions/{regular['id']}/members/list", token),
+                      (f"/subscriptions/{group['id']}/members/list", second),
+                      (f"/subscriptions/{group['id']}/members/{listed[1]['id']}", token)):
+        method = "DELETE" if "/list" not in path else "GET"
+        assert refused(sdk.call(method, path, token=who), 400) == {
+            "error": {"status": 400, "message": "Invalid subscription provided"}}

@@ -2,7 +2,7 @@
 
 Every operation takes `site_id` (query, or body); P = needs the subscriber's JWT. Paths
 not listed answer 400 (`No Open API operation at ...`, the contract's "anything not listed
-is outside the contract"). Memberships (§5.8) and IdP login are not modelled (400).
+is outside the contract"). IdP login and password reset are not modelled (400).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from sandbox.errors import BusinessRuleError
-from sandbox.open import addresses, auth, customer, newsletters, payments, site, subscriptions
+from sandbox.open import addresses, auth, customer, members, newsletters, payments, site, subscriptions
 from sandbox.open.pipeline import BASE, OpenCall, open_endpoint
 
 
@@ -51,6 +51,9 @@ ROUTES = [
     Route(f"{BASE}/address", protected(addresses.create), methods=["POST"]),
     Route(f"{BASE}/address/{ID}", protected(addresses.update), methods=["PUT"]),
     Route(f"{BASE}/invoices/{ID}/pay", protected(payments.pay_invoice), methods=["POST"]),
+    Route(f"{BASE}/subscriptions/{ID}/members/list", protected(members.list_members), methods=["GET"]),
+    Route(f"{BASE}/subscriptions/{ID}/members/invite", protected(members.invite), methods=["POST"]),
+    Route(f"{BASE}/subscriptions/{ID}/members/{{member_id:int}}", protected(members.remove), methods=["DELETE"]),
     Route(f"{BASE}/newsletter", public(newsletters.subscribe), methods=["POST"]),
     Route(f"{BASE}/newsletter/{{email}}", public(newsletters.get), methods=["GET"]),
     Route(f"{BASE}/newsletter/{{email}}", public(newsletters.update), methods=["PUT"]),
