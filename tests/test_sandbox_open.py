@@ -118,8 +118,11 @@ def test_token_lifetime_follows_the_sites_auth_token_ttl_days(sdk):
     sdk.settings(ACME_SITE, auth_token_ttl_days=7)
     claims = claims_of(sdk.login()["token"])
     assert claims["exp"] - claims["iat"] == 7 * 86400
-    for bad in (0, 366, "7", True):
-        assert sdk.sbx.admin.patch(f"/sites/{ACME_SITE}/open", json={"auth_token_ttl_days": bad}).status_code == 400
+    for bad in ({"auth_token_ttl_days": 0}, {"auth_token_ttl_days": 366}, {"auth_token_ttl_days": "7"},
+                {"auth_token_ttl_days": True}, {"single_session": "yes"}, {"no_such_setting": True}):
+        assert sdk.sbx.admin.patch(f"/sites/{ACME_SITE}/open", json=bad).status_code == 400
+    assert sdk.sbx.admin.get(f"/sites/{ACME_SITE}/open").json()["data"]["auth_token_ttl_days"] == 7
+    assert sdk.sbx.admin.patch("/sites/999999/open", json={}).status_code == 404
 
 
 @pytest.mark.parametrize("body", [
@@ -210,6 +213,30 @@ def test_a_token_of_another_site_is_401_there(sdk):
     for site_id in (ACME_SITE_2, OTHER_SITE):
         response = sdk.call("POST", "/customer", site_id=site_id, token=token)
         assert response.status_code == 401 and response.json() == INVALID
+
+
+PROTECTED = [
+    ("POST", "/auth/logout"), ("POST", "/customer/refresh"), ("POST", "/customer"), ("PUT", "/customer"),
+    ("POST", "/subscription"), ("POST", "/order"), ("POST", "/subscription/cancel"),
+    ("POST", "/subscription/reactivate"), ("POST", "/subscription/renew"), ("GET", "/payment_methods"),
+    ("POST", "/payment_methods"), ("PUT", "/payment_methods/1"), ("DELETE", "/payment_methods/1"),
+    ("POST", "/source"), ("POST", "/address"), ("PUT", "/address/1"), ("POST", "/invoices/1/pay"),
+    ("GET", "/subscriptions/1/members/list"), ("POST", "/subscriptions/1/members/invite"),
+    ("DELETE", "/subscriptions/1/members/1"),
+]
+
+
+def test_every_protected_operation_refuses_no_token_another_sites_and_a_blacklisted_one(sdk):
+    """401 without a token, 401 with another site's, 403 once blacklisted; nothing runs."""
+    other_site = sdk.login(SUBSCRIBERS[2])["token"]  # a customer of site 15
+    blacklisted = sdk.login()["token"]
+    sdk.ok("POST", "/auth/logout", token=blacklisted)
+    since = sdk.sbx.last_seq()
+    for method, path in PROTECTED:
+        assert sdk.call(method, path, json={}).json() == NOT_PROVIDED, path
+        assert sdk.call(method, path, json={}, token=other_site).json() == INVALID, path
+        assert sdk.call(method, path, json={}, token=blacklisted).json() == BLACKLISTED, path
+    assert all(e["customer"] is None for e in sdk.sbx.log(since))  # no call ran as anyone
 
 
 def test_logout_blacklists_the_token_403_and_answers_without_token(sdk):
