@@ -1,7 +1,8 @@
 # The two commands (see README): `make run` and `make test`. Both set up a fresh machine.
 # `make bench` runs the benchmarks of BENCHMARKS.md (QUICK=1 for short runs).
 # `make lint` checks the import contracts and ruff's rules; `make test` runs it first.
-.PHONY: run test lint bench
+# `make test-fast` runs only the tests that start no server (a quick loop).
+.PHONY: run test test-fast lint bench
 
 # 1 adds `ruff format --check` to `make lint` (on once the project has been formatted).
 LINT_FORMAT ?= 0
@@ -11,6 +12,10 @@ run:
 
 test:
 	LINT_FORMAT=$(LINT_FORMAT) ./scripts/test.sh $(ARGS)
+
+# The quick loop: the tests that start no server (marker `servers`, tests/conftest.py), on SQLite.
+test-fast:
+	./scripts/test_fast.sh $(ARGS)
 
 lint:
 	LINT_FORMAT=$(LINT_FORMAT) ./scripts/lint.sh

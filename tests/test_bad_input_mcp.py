@@ -29,7 +29,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 from devtools.oauth_client import obtain_tokens
 from mcp_bridge.runtime.schemas import ErrorKind
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_faults import (
+from tests.support.faults import (
     FUZZ,
     HEADER_TEXT,
     JUNK,
@@ -39,7 +39,7 @@ from tests.fixtures_faults import (
     mostly,
     to_json,
 )
-from tests.fixtures_mcp import PASSWORDS, audit_rows
+from tests.support.mcp import PASSWORDS, audit_rows
 
 ERAS = ["2025-06-18", "2026-07-28"]
 MAX_BODY = 4 * 1024 * 1024

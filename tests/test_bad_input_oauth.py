@@ -20,8 +20,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from devtools.oauth_client import DEFAULT_REDIRECT_URI, authorize, parse_forms, pkce_pair, register_client, signed_in
-from tests.fixtures_faults import FUZZ, HEADER_TEXT, JUNK, LogWatch, assert_no_traceback_logged, mostly, to_json
-from tests.fixtures_mcp import PASSWORDS
+from tests.support.faults import FUZZ, HEADER_TEXT, JUNK, LogWatch, assert_no_traceback_logged, mostly, to_json
+from tests.support.mcp import PASSWORDS
 
 # Query and form values: printable text, unicode, control characters, long values.
 TEXT = st.one_of(st.text(max_size=40), st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40),

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import Connection
 from devtools.oauth_client import signed_in
-from tests.fixtures_mcp import audit_rows_async, mcp_session
+from tests.support.mcp import audit_rows_async, mcp_session
 
 pytestmark = pytest.mark.sqlite
 

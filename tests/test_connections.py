@@ -12,7 +12,7 @@ from accounts import crypto
 from accounts.maintenance import clear_expired_tokens
 from accounts.models import Account, AuthorizationConsent, Connection
 from devtools.oauth_client import obtain_tokens, parse_forms, refresh, signed_in
-from tests.fixtures_oauth import gateway_principal
+from tests.support.oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 

@@ -7,7 +7,7 @@ import pytest
 
 from devtools.oauth_client import authorize_url, exchange_code, pkce_pair, register_client
 from devtools.servers import OUTPUT_DIR
-from tests.fixtures_oauth import gateway_principal
+from tests.support.oauth import gateway_principal
 
 CALLBACK = "http://127.0.0.1:47123/callback"
 

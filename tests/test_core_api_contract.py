@@ -21,7 +21,7 @@ from mcp_bridge.upstream.errors import (
     ValidationFailed,
 )
 from mcp_bridge.upstream.gate import OpenGate
-from tests.fixtures_sandbox import ACME_SITE, KEYS, OTHER_SITE
+from tests.support.sandbox import ACME_SITE, KEYS, OTHER_SITE
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import pytest
 
 from devtools.oauth_client import MCP_HEADERS, authorize, exchange_code, pkce_pair, register_client, signed_in
 from devtools.servers import free_port
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_servers import start_gateway
+from tests.support.mcp import PASSWORDS
+from tests.support.servers import start_gateway
 
 CLIENT_DIR = Path(__file__).resolve().parent / "browser_client"
 MCP_REQUEST_HEADERS = ["Authorization", "Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",

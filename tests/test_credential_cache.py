@@ -23,7 +23,7 @@ from accounts.models import Account, Connection, Membership, Site
 from devtools.oauth_client import mcp_url, obtain_tokens
 from mcp_bridge.edge.credential_cache import CredentialCache
 from mcp_bridge.orm import DatabaseHealth
-from tests.fixtures_mcp import PASSWORDS
+from tests.support.mcp import PASSWORDS
 
 pytestmark = pytest.mark.sqlite
 

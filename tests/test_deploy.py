@@ -46,6 +46,6 @@ def test_seed_demo_refuses_outside_dev(db, settings):
     from django.contrib.auth import get_user_model
 
     assert not get_user_model().objects.filter(username="demo").exists()
-    settings.PASSWORD_HASHERS = ["tests.fixtures_oauth.QuickScryptHasher"]
+    settings.PASSWORD_HASHERS = ["tests.support.oauth.QuickScryptHasher"]
     call_command("seed_demo", "--allow-outside-dev", stdout=io.StringIO())
     assert get_user_model().objects.filter(username="demo").exists()

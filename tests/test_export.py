@@ -23,8 +23,8 @@ from devtools.oauth_client import mcp_url, obtain_tokens
 from mcp_bridge.exports.jobs import create_export, run_export
 from mcp_bridge.exports.tasks import delete_expired_exports
 from mcp_bridge.models import ExportJob
-from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_ratelimit import (
+from tests.support.mcp import PASSWORDS, mcp_session
+from tests.support.ratelimit import (
     CUSTOMERS_PER_SITE,
     EXPORT_PAGE_SIZE,
     TIGHT_LIMIT,
@@ -32,7 +32,7 @@ from tests.fixtures_ratelimit import (
     log_times,
     max_in_window,
 )
-from tests.fixtures_sandbox import DEMO, SandboxClient
+from tests.support.sandbox import DEMO, SandboxClient
 
 pytestmark = pytest.mark.sqlite
 SITE = 14

@@ -6,7 +6,7 @@ cached) and its audit row, which fails just after the answer, waits in the proce
 backlog; from then on the gateway distrusts its cache, so MCP requests get a clear 503
 with Retry-After instead of a crash. Everything recovers without a restart, and the kept
 row is written. The gateway reaches the test database through a link that the test cuts:
-a symlink on SQLite, a TCP proxy on PostgreSQL (tests.fixtures_faults.DatabaseOutage), so
+a symlink on SQLite, a TCP proxy on PostgreSQL (tests.support.faults.DatabaseOutage), so
 this runs on both engines.
 """
 
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from devtools.oauth_client import obtain_tokens
-from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tools, post_jsonrpc, start_fault_gateway
-from tests.fixtures_mcp import PASSWORDS, audit_rows
+from tests.support.faults import PLANS_ARGS, LogWatch, call_tools, post_jsonrpc, start_fault_gateway
+from tests.support.mcp import PASSWORDS, audit_rows
 
 pytestmark = pytest.mark.sqlite
 

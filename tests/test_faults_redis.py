@@ -14,8 +14,8 @@ import time
 import pytest
 
 from devtools.oauth_client import obtain_tokens
-from tests.fixtures_faults import PLANS_ARGS, call_tool, new_customer_args, start_fault_gateway, write_bodies
-from tests.fixtures_mcp import PASSWORDS, audit_rows_async, mcp_session
+from tests.support.faults import PLANS_ARGS, call_tool, new_customer_args, start_fault_gateway, write_bodies
+from tests.support.mcp import PASSWORDS, audit_rows_async, mcp_session
 
 DOWN_MESSAGE = "rate limiter unavailable (Redis down); no request was sent"
 WORKERS, LOAD_SECONDS, DOWN_AT, DOWN_FOR = 4, 4.0, 1.0, 1.2

@@ -27,16 +27,16 @@ from oauth2_provider.models import get_access_token_model
 from accounts import auth_epoch
 from accounts.connections import revoke_connections
 from accounts.models import Connection, Membership
-from tests.fixtures_faults import PLANS_ARGS, TcpProxy
-from tests.fixtures_mcp import OUT_OF_REACH, PASSWORDS
-from tests.fixtures_oauth import (
+from devtools.servers import free_port
+from tests.support.faults import PLANS_ARGS, TcpProxy
+from tests.support.mcp import OUT_OF_REACH, PASSWORDS
+from tests.support.oauth import (
     gateway_principal,
     obtain_tokens,
     parse_forms,
     signed_in,
 )
-from tests.fixtures_servers import start_gateway
-from tests.servers import free_port
+from tests.support.servers import start_gateway
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
                "MCP-Protocol-Version": "2025-06-18"}

@@ -4,7 +4,7 @@ forced 429s, connection refused.
 
 Each case ends in clear tool errors, recovers without restarting the gateway, never sends
 a write twice (the sandbox's request log counts each body's SHA-256) and leaves exactly
-one audit row per tool call. Timeouts are compressed (tests.fixtures_faults.FAST_FAIL_ENV).
+one audit row per tool call. Timeouts are compressed (tests.support.faults.FAST_FAIL_ENV).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from devtools.oauth_client import obtain_tokens
-from tests.fixtures_faults import (
+from tests.support.faults import (
     ACME_SITE,
     PLANS_ARGS,
     call_tool,
@@ -22,7 +22,7 @@ from tests.fixtures_faults import (
     start_fault_gateway,
     write_bodies,
 )
-from tests.fixtures_mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
+from tests.support.mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
 
 PLANS = ("list_plans", PLANS_ARGS)
 UNSURE = "may or may not have been applied"

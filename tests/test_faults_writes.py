@@ -7,7 +7,7 @@ by the gateway, whatever its HTTP method (PUT and DELETE included). The sandbox'
 log proves ONE upstream request per write call, and the tool error says
 `may_have_been_applied: true` with the read that shows whether it was. Reads are still
 retried, and writes still are when nothing was sent (connection refused, 429: see
-test_faults_upstream.py). Timeouts are compressed (tests.fixtures_faults.FAST_FAIL_ENV:
+test_faults_upstream.py). Timeouts are compressed (tests.support.faults.FAST_FAIL_ENV:
 0.5 s per attempt, two retries where a retry is safe).
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from devtools.oauth_client import obtain_tokens
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_faults import (
+from tests.support.faults import (
     ACME_SITE,
     PLANS_ARGS,
     TcpProxy,
@@ -28,7 +28,7 @@ from tests.fixtures_faults import (
     new_customer_args,
     start_fault_gateway,
 )
-from tests.fixtures_mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
+from tests.support.mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
 
 UNSURE = "may or may not have been applied"
 SLOWER_THAN_THE_TIMEOUT = {"latency_ms": 1500}  # three times the gateway's 0.5 s

@@ -16,7 +16,7 @@ import yaml
 
 from devtools.oauth_client import DEFAULT_REDIRECT_URI
 from devtools.servers import ROOT, ServerProcess, free_port
-from tests.fixtures_servers import gateway_env
+from tests.support.servers import gateway_env
 
 VENV_BIN = str(Path(sys.executable).parent)
 

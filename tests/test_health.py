@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from devtools.servers import ROOT, free_port
-from tests.fixtures_servers import start_gateway
+from tests.support.servers import start_gateway
 
 pytestmark = pytest.mark.sqlite
 

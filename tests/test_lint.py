@@ -52,7 +52,7 @@ def test_the_project_as_it_is_keeps_every_contract(project_copy):
         # The apps' one-way rule: accounts below mcp_bridge.
         ("accounts/tokens.py", "import mcp_bridge.audit", "pelcro_gateway -> ops -> mcp_bridge -> accounts"),
         # The benchmarks and the tests.
-        ("bench/overhead.py", "import tests.fixtures_mcp", "never import the tests"),
+        ("bench/overhead.py", "import tests.support.mcp", "never import the tests"),
         # The sandbox is an upstream, both ways.
         ("sandbox/__main__.py", "import accounts.models", "imports nothing of the gateway"),
         ("mcp_bridge/core/client.py", "import sandbox", "imports the sandbox"),

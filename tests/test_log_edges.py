@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from pelcro_gateway.logging import ClientErrorsWithoutTraceback, redact, redact_record
-from tests.fixtures_faults import LogWatch
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import MCP_HEADERS, authorize, exchange_code, register_client, signed_in
+from tests.support.faults import LogWatch
+from tests.support.mcp import PASSWORDS
+from tests.support.oauth import MCP_HEADERS, authorize, exchange_code, register_client, signed_in
 from tests.test_security_logs import start_verbose_gateway
 
 SECRET = "S3cr3tT0ken4567890abcdefXYZ"  # a DOT-shaped credential (letters and digits)

@@ -5,7 +5,7 @@ import pytest
 
 from devtools.oauth_client import parse_forms
 from devtools.servers import free_port
-from tests.fixtures_servers import start_gateway
+from tests.support.servers import start_gateway
 
 LOCKED = "Too many failed sign-in attempts"
 

@@ -11,7 +11,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_bridge.models import ToolCall
 from mcp_bridge.orm import run_db
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, audit_rows, audit_rows_async, mcp_session
+from tests.support.mcp import CORE_TOOLS, ERAS, WRITE_TOOLS, audit_rows, audit_rows_async, mcp_session
 
 pytestmark = pytest.mark.sqlite
 
@@ -97,7 +97,7 @@ def test_this_deployments_own_origin_and_no_origin_are_served(mcp_env):
 
 def test_configured_extra_origins_are_served(transactional_db, demo_users, mcp_sandbox):
     from devtools.oauth_client import obtain_tokens
-    from tests.fixtures_servers import start_gateway
+    from tests.support.servers import start_gateway
 
     gateway = start_gateway(mcp_sandbox, MCP_ALLOWED_ORIGINS="https://app.example.com, http://localhost:6274")
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from devtools.servers import ROOT
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_mcp import audit_rows
+from tests.support.mcp import audit_rows
 
 
 @pytest.mark.sqlite

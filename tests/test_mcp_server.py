@@ -14,7 +14,7 @@ from mcp_bridge.runtime.context import PrincipalAccessToken
 from mcp_bridge.runtime.registry import ToolDef
 from mcp_bridge.runtime.schemas import SiteInput, ToolFailure
 from mcp_bridge.runtime.server import GatewayMCPServer
-from tests.fixtures_mcp import audit_rows_async
+from tests.support.mcp import audit_rows_async
 
 
 async def explode(call, args):

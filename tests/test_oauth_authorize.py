@@ -16,7 +16,7 @@ from devtools.oauth_client import (
     signed_in,
     submit_consent,
 )
-from tests.fixtures_oauth import gateway_principal
+from tests.support.oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 ALICE = ("alice", "pelcro-alice-2026")  # a plain member of globex

@@ -13,8 +13,8 @@ import threading
 import httpx
 import pytest
 
-from tests.fixtures_oauth import authorize, gateway_principal, obtain_tokens, refresh, register_client, signed_in
-from tests.fixtures_servers import start_gateway
+from tests.support.oauth import authorize, gateway_principal, obtain_tokens, refresh, register_client, signed_in
+from tests.support.servers import start_gateway
 from tests.test_oauth_tokens import age_rotated_tokens
 
 pytestmark = pytest.mark.sqlite

@@ -34,8 +34,8 @@ from oauth2_provider.models import get_application_model, get_refresh_token_mode
 from accounts.models import Connection
 from devtools.oauth_client import redirect_params, signed_in, submit_consent
 from devtools.servers import ROOT, free_port
-from tests.fixtures_oauth import gateway_principal
-from tests.fixtures_servers import start_gateway
+from tests.support.oauth import gateway_principal
+from tests.support.servers import start_gateway
 
 REDIRECT_URI = "http://127.0.0.1:47200/callback"
 INITIALIZE = {

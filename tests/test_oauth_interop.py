@@ -13,7 +13,7 @@ import base64
 import httpx
 import pytest
 
-from tests.fixtures_oauth import (
+from tests.support.oauth import (
     authorize,
     authorize_url,
     exchange_code,

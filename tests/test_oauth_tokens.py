@@ -21,7 +21,7 @@ from devtools.oauth_client import (
     register_client,
     signed_in,
 )
-from tests.fixtures_oauth import gateway_principal
+from tests.support.oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
 

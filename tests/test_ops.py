@@ -16,7 +16,7 @@ from mcp_bridge.upstream.limiter import RedisRateGate
 from mcp_bridge.upstream.redis_clients import close_redis_for_loop
 from ops.models import UsageMinute
 from ops.rollups import rollup_usage
-from tests.fixtures_ratelimit import delete_account_keys
+from tests.support.ratelimit import delete_account_keys
 
 pytestmark = pytest.mark.django_db
 

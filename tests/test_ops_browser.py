@@ -9,8 +9,8 @@ import pytest
 
 from devtools.oauth_client import mcp_url, obtain_tokens
 from devtools.servers import OUTPUT_DIR
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_ratelimit import run_tool_callers
+from tests.support.mcp import PASSWORDS
+from tests.support.ratelimit import run_tool_callers
 
 LOAD_SECONDS = 9
 

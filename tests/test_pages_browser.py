@@ -22,8 +22,8 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from devtools.servers import OUTPUT_DIR, ROOT
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_oauth import authorize_url, obtain_tokens, pkce_pair, register_client
+from tests.support.mcp import PASSWORDS
+from tests.support.oauth import authorize_url, obtain_tokens, pkce_pair, register_client
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = OUTPUT_DIR / "pages"

@@ -8,9 +8,9 @@ rolling window, and at least 95% of what it would have accepted, over 4 windows.
 import pytest
 
 from devtools.oauth_client import mcp_url, obtain_tokens
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_ratelimit import TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window, run_tool_callers
-from tests.fixtures_sandbox import SandboxClient
+from tests.support.mcp import PASSWORDS
+from tests.support.ratelimit import TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window, run_tool_callers
+from tests.support.sandbox import SandboxClient
 
 pytestmark = pytest.mark.sqlite
 WINDOWS = 4

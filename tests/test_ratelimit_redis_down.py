@@ -11,10 +11,10 @@ import redis as redis_lib
 
 from devtools.oauth_client import mcp_url, obtain_tokens
 from mcp_bridge.upstream.limiter import AccountKeys
-from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_ratelimit import TIGHT_GATEWAY_ENV, TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window
-from tests.fixtures_sandbox import SandboxClient
-from tests.fixtures_servers import start_gateway
+from tests.support.mcp import PASSWORDS, mcp_session
+from tests.support.ratelimit import TIGHT_GATEWAY_ENV, TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window
+from tests.support.sandbox import SandboxClient
+from tests.support.servers import start_gateway
 
 pytestmark = pytest.mark.sqlite
 DOWN_MESSAGE = "rate limiter unavailable (Redis down); no request was sent"

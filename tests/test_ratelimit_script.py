@@ -15,7 +15,7 @@ from django.conf import settings
 from mcp_bridge.upstream.errors import RateLimited
 from mcp_bridge.upstream.limiter import AccountKeys, LimitConfig, RedisRateGate, request_finished
 from mcp_bridge.upstream.usage import peek
-from tests.fixtures_ratelimit import StartLine, hammer_process, max_in_window
+from tests.support.ratelimit import StartLine, hammer_process, max_in_window
 
 pytestmark = pytest.mark.usefixtures("close_limiter_redis")
 

@@ -22,14 +22,15 @@ import pytest
 import redis as redis_lib
 
 from devtools.oauth_client import obtain_tokens
-from tests.fixtures_faults import (
+from tests.redis_servers import ClosingServer, IdleSockets
+from tests.support.faults import (
     PLANS_ARGS,
     call_tool,
     new_customer_args,
     start_fault_gateway,
 )
-from tests.fixtures_mcp import PASSWORDS, audit_rows_async, mcp_session
-from tests.fixtures_ratelimit import (
+from tests.support.mcp import PASSWORDS, audit_rows_async, mcp_session
+from tests.support.ratelimit import (
     TIGHT_GATEWAY_ENV,
     TIGHT_LIMIT,
     TIGHT_WINDOW,
@@ -37,9 +38,8 @@ from tests.fixtures_ratelimit import (
     log_times,
     max_in_window,
 )
-from tests.fixtures_sandbox import SandboxClient
-from tests.fixtures_servers import start_gateway
-from tests.redis_servers import ClosingServer, IdleSockets
+from tests.support.sandbox import SandboxClient
+from tests.support.servers import start_gateway
 
 DOWN_MESSAGE = "rate limiter unavailable (Redis down); no request was sent"
 DEADLINE = 0.5  # RATE_REDIS_TIMEOUT_SECONDS of the fault gateways (FAST_FAIL_ENV)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from devtools.servers import ROOT
-from tests.fixtures_sandbox import ACME_SITE, ACME_SITE_2, DEMO, KEYS, OTHER_SITE, SITES, SandboxClient
-from tests.fixtures_servers import SANDBOX_ADMIN_TOKEN, start_sandbox
+from tests.support.sandbox import ACME_SITE, ACME_SITE_2, DEMO, KEYS, OTHER_SITE, SITES, SandboxClient
+from tests.support.servers import SANDBOX_ADMIN_TOKEN, start_sandbox
 
 KINDS = ("customers", "subscriptions", "invoices", "plans", "coupons", "charges", "addresses")
 LISTED = KINDS + ("refunds",)

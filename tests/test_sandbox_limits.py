@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from tests.fixtures_sandbox import ACME_SITE, KEYS, OTHER_SITE, SandboxClient
-from tests.fixtures_servers import start_sandbox
+from tests.support.sandbox import ACME_SITE, KEYS, OTHER_SITE, SandboxClient
+from tests.support.servers import start_sandbox
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from tests.fixtures_sandbox import (
+from tests.support.sandbox import (
     ACME_SITE,
     ACME_SITE_2,
     OTHER_SITE,
@@ -18,7 +18,7 @@ from tests.fixtures_sandbox import (
     OpenClient,
     SandboxClient,
 )
-from tests.fixtures_servers import start_sandbox
+from tests.support.servers import start_sandbox
 
 BAD_CREDENTIALS = {"error": {"status": 404, "message": "Invalid credentials! Please try again."}}
 INVALID = {"error": {"status": 401, "message": "Invalid or expired token"}}

@@ -5,7 +5,7 @@ newsletters."""
 
 import pytest
 
-from tests.fixtures_sandbox import ACME_SITE, ACME_SITE_2, OTHER_SITE, READER, SUBSCRIBERS
+from tests.support.sandbox import ACME_SITE, ACME_SITE_2, OTHER_SITE, READER, SUBSCRIBERS
 
 GB = SUBSCRIBERS[3]  # site 27: an account with taxes enabled
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.fixtures_sandbox import ACME_SITE, ACME_SITE_2, OTHER_SITE, SandboxClient
-from tests.fixtures_servers import start_sandbox
+from tests.support.sandbox import ACME_SITE, ACME_SITE_2, OTHER_SITE, SandboxClient
+from tests.support.servers import start_sandbox
 
 _unique = itertools.count(1)
 OTHER = {"account": "other", "site_id": OTHER_SITE}

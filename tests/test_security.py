@@ -25,9 +25,9 @@ from devtools.oauth_client import (
     signed_in,
 )
 from devtools.servers import ROOT
-from tests.fixtures_mcp import PASSWORDS
-from tests.fixtures_sandbox import KEYS
-from tests.fixtures_servers import start_gateway
+from tests.support.mcp import PASSWORDS
+from tests.support.sandbox import KEYS
+from tests.support.servers import start_gateway
 
 SAFE_PRD = {
     "GATEWAY_ENV": "prd",

@@ -34,10 +34,10 @@ from devtools.oauth_client import (
 )
 from devtools.servers import ServerProcess, free_port
 from pelcro_gateway.logging import RedactSecretsFilter
-from tests.fixtures_faults import PLANS_ARGS, LogWatch, call_tool, new_customer_args
-from tests.fixtures_mcp import PASSWORDS, mcp_session
-from tests.fixtures_sandbox import KEYS
-from tests.fixtures_servers import gateway_env
+from tests.support.faults import PLANS_ARGS, LogWatch, call_tool, new_customer_args
+from tests.support.mcp import PASSWORDS, mcp_session
+from tests.support.sandbox import KEYS
+from tests.support.servers import gateway_env
 from tests.test_oauth_tokens import age_rotated_tokens
 
 

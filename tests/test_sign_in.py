@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.contrib.auth import authenticate
 
-from tests.fixtures_oauth import QuickScryptHasher, parse_forms
+from tests.support.oauth import QuickScryptHasher, parse_forms
 from tests.test_login import LOCKED
 
 DEMO = ("demo", "pelcro-demo-2026")  # staff (demo/accounts.json)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_mcp import CORE_TOOLS, ERAS, mcp_session
+from tests.support.mcp import CORE_TOOLS, ERAS, mcp_session
 
 pytestmark = pytest.mark.sqlite
 

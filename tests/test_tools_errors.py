@@ -8,8 +8,8 @@ import pytest
 from devtools.oauth_client import obtain_tokens, signed_in
 from devtools.servers import free_port
 from mcp_bridge.orm import run_db
-from tests.fixtures_mcp import ERAS, OUT_OF_REACH, audit_rows_async, mcp_session
-from tests.fixtures_servers import start_gateway
+from tests.support.mcp import ERAS, OUT_OF_REACH, audit_rows_async, mcp_session
+from tests.support.servers import start_gateway
 
 pytestmark = pytest.mark.sqlite
 

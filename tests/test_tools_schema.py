@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_mcp import CORE_TOOLS, WRITE_TOOLS, mcp_session
+from tests.support.mcp import CORE_TOOLS, WRITE_TOOLS, mcp_session
 
 DESTRUCTIVE = {"delete_customer", "void_invoice", "mark_invoice_uncollectible", "cancel_subscription"}
 LISTS = {name for name in CORE_TOOLS if name.startswith("list_")}
