@@ -168,7 +168,7 @@ async def test_an_unreachable_database_keeps_the_rows_until_it_answers(principal
     is told; when it is back, the kept rows go with the next write, each once."""
     params = audit_writer.connection_params
     monkeypatch.setattr(audit_writer, "connection_params",
-                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage._proxy.port})
+                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port})
     await record(principal, "before").save()
 
     database_outage.cut()
@@ -221,7 +221,7 @@ async def test_a_stalled_insert_is_given_up_and_its_row_kept_then_written_once(p
 async def test_kept_rows_are_written_at_shutdown_or_logged(principal, database_outage, monkeypatch, caplog):
     params = audit_writer.connection_params
     monkeypatch.setattr(audit_writer, "connection_params",
-                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage._proxy.port})
+                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port})
     database_outage.cut()
     await record(principal, "kept_1").save()
     await record(principal, "kept_2").save()

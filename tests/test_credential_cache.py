@@ -261,7 +261,7 @@ def test_while_a_change_is_in_flight_no_check_is_cached(issued):
     try:
         during = check(cache, token)
         assert during is not first and check(cache, token) is not during  # database every time
-        assert cache._entries == {}
+        assert len(cache) == 0
     finally:
         auth_epoch.release()
     again = check(cache, token)
@@ -316,10 +316,10 @@ def test_old_checks_are_forgotten(issued):
     check (of any token)."""
     token, _ = issued
     cache = CredentialCache(issued[1].resource, database=DatabaseHealth(), max_age=0.2)
-    assert check(cache, token) is not None and len(cache._entries) == 1
+    assert check(cache, token) is not None and len(cache) == 1
     time.sleep(0.25)
     assert check(cache, "not-a-token") is None
-    assert cache._entries == {}
+    assert len(cache) == 0
 
 
 def test_nothing_checked_before_a_redis_reconnection_is_trusted_after_it(issued):

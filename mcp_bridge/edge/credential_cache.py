@@ -105,6 +105,10 @@ class CredentialCache:
             )
         return credentials
 
+    def __len__(self) -> int:
+        """How many token checks are cached (each holds a decrypted API key)."""
+        return len(self._entries)
+
     def _drop_old(self, now: float) -> None:
         """Forget checks past their maximum age (they hold decrypted API keys) and, beyond
         `max_entries`, the oldest. Entries are in check order: the old ones are in front."""

@@ -271,6 +271,7 @@ class DatabaseOutage:
     def __init__(self, settings_dict: dict):
         self.engine = "sqlite" if settings_dict["ENGINE"].endswith("sqlite3") else "postgresql"
         self._proxy: TcpProxy | None = None
+        self.port: int | None = None  # PostgreSQL: the proxy's port the gateway connects to
         self._dir: Path | None = None
         if self.engine == "sqlite":
             self._dir = Path(tempfile.mkdtemp(prefix="pgw-db-outage-"))
@@ -281,6 +282,7 @@ class DatabaseOutage:
         else:
             host = settings_dict.get("HOST") or "127.0.0.1"
             self._proxy = TcpProxy(host, int(settings_dict.get("PORT") or 5432))
+            self.port = self._proxy.port
             self.url = database_url_of({**settings_dict, "HOST": "127.0.0.1", "PORT": self._proxy.port})
 
     def _point_to(self, target: Path) -> None:
