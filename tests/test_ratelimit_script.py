@@ -204,6 +204,26 @@ async def test_peek_writes_nothing(limiter_account):
     assert 1.9 < state.next_free_in <= 2.0
 
 
+async def test_a_lost_window_holds_the_account_to_the_margin_for_a_window(limiter_account):
+    """Redis forgets the account's keys (a restart without persistence) while this process
+    uses the account: until a full window has passed only the safety margin may start,
+    however large the cap (the hold is one value, not a stand-in per forgotten request)."""
+    for cap_and_margin in ({"limit": 10, "margin": 2}, {"limit": 1_000_000, "margin": 2}):
+        gate = RedisRateGate(fast(**cap_and_margin))
+        assert (await grant(gate, limiter_account))[0].allowed  # the account is in use here
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        client.delete(*client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}rl:{{{limiter_account}}}:*"))
+        client.close()
+        assert [(await grant(gate, limiter_account))[0].allowed for _ in range(3)] == [True, True, False]
+        refused = await gate.try_acquire(limiter_account)
+        assert not refused.allowed and 1.8 < refused.retry_after <= 2.0
+        await asyncio.sleep(refused.retry_after + 0.01)
+        assert all([(await grant(gate, limiter_account))[0].allowed for _ in range(5)])
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        client.delete(*client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}rl:{{{limiter_account}}}:*"))
+        client.close()
+
+
 async def test_every_key_is_prefixed_hash_tagged_and_expires(limiter_account):
     gate = RedisRateGate(fast())
     for background in (True, False):

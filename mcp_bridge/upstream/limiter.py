@@ -146,7 +146,7 @@ class AccountKeys:
     waiters: str
     usage: str
     latency: str
-    generation: str  # since when this Redis has kept the account's window (lost-window check)
+    generation: str  # present while Redis keeps the window; until when a lost one holds back
 
     @classmethod
     def of(cls, account_id: int) -> AccountKeys:

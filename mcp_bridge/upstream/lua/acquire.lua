@@ -5,7 +5,8 @@
 -- KEYS[3] block    string: upstream said 429, nobody starts a request before this time (µs)
 -- KEYS[4] waiters  sorted set: callers sleeping until a slot frees (score = give-up time)
 -- KEYS[5] usage    hash: per-minute counters (usage.lua)
--- KEYS[6] generation  string: this Redis has kept the account's window since (µs)
+-- KEYS[6] generation  string, present while this Redis keeps the account's window; its
+--                     value: until when a lost window holds the account back (µs, 0: never)
 -- ARGV: cap, window_us, background_cap, background (0/1), call_id, wait_budget_us,
 --       already_waited (0/1), usage_ttl_s, hold_us, known (0/1: the caller has been
 --       granted or refused requests of this account lately), lost_allowance
@@ -36,22 +37,24 @@ local minute = math.floor(now / 60000000)
 -- A lost window: the generation key is gone although a caller saw the account's state
 -- lately, so this Redis restarted without persistence, failed over to a replica that
 -- lagged, or was flushed, and forgot requests the upstream still counts. Assume the
--- forgotten window was full (cap requests that reached the upstream just now): stand-ins
--- fill the log so that only `lost_allowance` requests (the safety margin: cap + margin
--- is the upstream's limit) start until a full window has passed.
+-- forgotten window was full (cap requests that reached the upstream just now): until a
+-- full window has passed only `lost_allowance` requests start (the safety margin: cap +
+-- margin is the upstream's limit). The generation key keeps that moment.
 local window_lost = 0
-if redis.call('EXISTS', KEYS[6]) == 0 then
+local held_until = tonumber(redis.call('GET', KEYS[6]) or '-1')
+if held_until < 0 then
+  held_until = 0
   if known then
     window_lost = 1
-    local present = redis.call('ZCARD', KEYS[1])
-    for i = 1, cap - lost_allowance - present do
-      redis.call('ZADD', KEYS[1], now, 'lost-window:' .. i)
-    end
-    redis.call('PEXPIRE', KEYS[1], math.ceil((hold + window) / 1000) + 1000)
+    held_until = now + window
   end
-  redis.call('SET', KEYS[6], string.format('%d', now), 'EX', usage_ttl)
+  redis.call('SET', KEYS[6], string.format('%d', held_until), 'EX', usage_ttl)
 else
   redis.call('EXPIRE', KEYS[6], usage_ttl)
+end
+local limit = cap  -- what may start now: cap, or the allowance while held back
+if held_until > now then
+  limit = math.min(cap, lost_allowance)
 end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -75,11 +78,14 @@ end
 if count >= cap then
   retry = math.max(retry, time_until_below(KEYS[1], count, cap))
 end
+if count >= limit and held_until > now then
+  retry = math.max(retry, held_until - now)  -- the forgotten requests leave the window then
+end
 if background and bg_count >= bg_cap then
   retry = math.max(retry, time_until_below(KEYS[2], bg_count, bg_cap))
 end
 
-local remaining = cap - count
+local remaining = limit - count
 if background then
   remaining = math.min(remaining, bg_cap - bg_count)
 end
