@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,11 @@ VENV_BIN = str(Path(sys.executable).parent)
 
 
 def register(url: str, forwarded_for: str) -> int:
+    """Register a new public client (a name of its own: an identical registration would be
+    shared back without using up the per-IP cap, accounts.registrations)."""
     response = httpx.post(url + "/oauth/register", headers={"X-Forwarded-For": forwarded_for}, json={
-        "client_name": "xff", "redirect_uris": [DEFAULT_REDIRECT_URI], "token_endpoint_auth_method": "none"})
+        "client_name": f"xff-{uuid.uuid4().hex[:8]}", "redirect_uris": [DEFAULT_REDIRECT_URI],
+        "token_endpoint_auth_method": "none"})
     return response.status_code
 
 
