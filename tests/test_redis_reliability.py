@@ -4,6 +4,7 @@
   down), or accepts and never answers, in place of Redis;
 - a real Redis at `maxclients`, its free slots held by idle sockets;
 - `SCRIPT FLUSH` while tool calls run;
+- the gateway's Redis turned into a replica (READONLY, as an old primary after a failover);
 - a Redis without persistence restarted in the middle of load (the limiter's lost window).
 
 Every tool call must get an answer within the deadline (success or the documented
@@ -248,3 +249,37 @@ async def test_no_upstream_429_across_a_redis_restart_without_persistence(restar
     # A full window after the restart the account gets its whole budget again.
     recovered = [t for t in log_times(entries) if t > marks["up"] + TIGHT_WINDOW]
     assert len(recovered) >= TIGHT_LIMIT // 2, len(recovered)
+
+
+async def test_readonly_after_a_failover_fails_closed_and_recovers(faults, token_for, fault_sandbox, django_db_blocker):
+    """The gateway's Redis becomes a replica (what its old primary does after a failover):
+    writes answer READONLY. Every call is answered within the deadline with the documented
+    error and nothing reaches the upstream; once it is a primary again calls go through
+    (its data is the other node's then: the lost window holds the account to the margin)."""
+    primary, gateways_redis = OwnRedis(persistent=False).start(), OwnRedis(persistent=False).start()
+    sandbox = faults.sandbox
+    try:
+        with django_db_blocker.unblock():
+            gateway = start_fault_gateway(fault_sandbox, **replica_env(faults, gateways_redis.url),
+                                          RATE_SAFETY_MARGIN="100")
+        url = gateway.url + "/"
+        try:
+            assert all(not o.is_error for o in await concurrent_calls(url, token_for, [("list_plans", PLANS_ARGS)] * 2))
+            admin = redis_lib.Redis(port=gateways_redis.port)
+            admin.replicaof("127.0.0.1", primary.port)
+            since = sandbox.last_seq()
+            outcomes = await concurrent_calls(url, token_for, mixed_calls(6, "readonly"))
+            for outcome in outcomes:
+                assert not isinstance(outcome, BaseException), outcome
+                assert outcome.error == "upstream_unavailable" and outcome.text == DOWN_MESSAGE, outcome
+                assert outcome.seconds < ANSWER_WITHIN, outcome
+            assert sandbox.log(since) == []
+            admin.replicaof("NO", "ONE")
+            admin.close()
+            after = await concurrent_calls(url, token_for, [("list_plans", PLANS_ARGS)] * 3)
+            assert all(not o.is_error for o in after), after
+        finally:
+            assert_stops_on_sigterm(gateway)
+    finally:
+        primary.cleanup()
+        gateways_redis.cleanup()
