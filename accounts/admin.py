@@ -9,7 +9,7 @@ from django.contrib.auth.admin import UserAdmin
 from accounts.auth_epoch import EpochUnavailable
 from accounts.connections import revoke_connections
 from accounts.forms import AdminLoginForm
-from accounts.models import Account, Connection, Membership, Site
+from accounts.models import Account, Connection, Membership, Site, Subscriber
 
 
 class AccountForm(forms.ModelForm):
@@ -62,8 +62,8 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["site_id", "name", "account"]
-    list_filter = ["account"]
+    list_display = ["site_id", "name", "account", "subscriber_access_enabled"]
+    list_filter = ["account", "subscriber_access_enabled"]
     search_fields = ["name", "=site_id", "account__name"]
 
 
@@ -115,3 +115,16 @@ class GatewayUserAdmin(UserAdmin):
 
     inlines = [MembershipInline]
     list_display = ["username", "email", "is_staff", "is_active", "last_login"]
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    """Subscribers are made by their own sign-in (`accounts.subscribers`), never by hand."""
+
+    list_display = ["email", "customer_id", "site", "created_at"]
+    list_filter = ["site"]
+    search_fields = ["email", "=customer_id"]
+    readonly_fields = ["user", "site", "customer_id", "email", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

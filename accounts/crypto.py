@@ -1,4 +1,5 @@
-"""Encryption at rest for Core API keys (Fernet, with key rotation via MultiFernet)."""
+"""Encryption at rest for Core API keys and subscribers' Pelcro JWTs (Fernet, with key rotation
+via MultiFernet)."""
 
 from functools import lru_cache
 
@@ -24,7 +25,7 @@ def decrypt(ciphertext: str) -> str:
     try:
         return fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken as exc:
-        raise ValueError("stored API key cannot be decrypted with the configured keys") from exc
+        raise ValueError("stored secret (API key or Pelcro JWT) cannot be decrypted with the configured keys") from exc
 
 
 def rotate(ciphertext: str) -> str:

@@ -37,8 +37,10 @@ def seed_demo(spec: dict | None = None) -> dict:
             account.set_api_key(item["api_key"])
         account.save()
         for site in item["sites"]:
+            # Every demo site lets its demo subscribers (spec["subscribers"]) sign in at /open.
             Site.objects.update_or_create(
-                site_id=site["site_id"], defaults={"account": account, "name": site["name"]}
+                site_id=site["site_id"],
+                defaults={"account": account, "name": site["name"], "subscriber_access_enabled": True},
             )
         accounts[account.slug] = account
     for item in spec["users"]:

@@ -48,6 +48,12 @@ class Site(models.Model):
     site_id = models.PositiveIntegerField(unique=True)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sites")
     name = models.CharField(max_length=200)
+    subscriber_access_enabled = models.BooleanField(
+        "subscriber access enabled", default=False,
+        help_text="Let this site's subscribers sign in with their Pelcro customer e-mail and password and "
+        "connect apps to the Open server (/open), acting on their own subscriptions, invoices and payment "
+        "methods. Off: the site is not offered at subscriber sign-in.",
+    )
 
     # Bulk updates change what token checks read: published (accounts.auth_epoch).
     objects = PublishingQuerySet.as_manager()
@@ -103,7 +109,8 @@ class Connection(models.Model):
     revoked_by = models.CharField(
         max_length=200, blank=True,
         help_text="Who revoked it: 'user:<username>' (the person), 'staff:<username>' (admin), "
-        "'client' (RFC 7009 revocation by the app) or 'membership' (the person lost the role).",
+        "'client' (RFC 7009 revocation by the app), 'membership' (the person lost the role) or 'pelcro' "
+        "(Pelcro refused the subscriber's sign-in: signed out elsewhere, password changed, expired).",
     )
 
     # Bulk updates change what token checks read: published (accounts.auth_epoch).
@@ -131,7 +138,8 @@ class Connection(models.Model):
             return "you" if viewer is not None and name == viewer.get_username() else name
         if kind == "staff":
             return f"an administrator ({name})"
-        return {"client": "the app itself", "membership": "a change of your role in the account"}.get(
+        return {"client": "the app itself", "membership": "a change of your role in the account",
+                "pelcro": "the publication (your sign-in there ended)"}.get(
             kind, "the gateway")
 
 
@@ -220,3 +228,65 @@ class ClientRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"registration of {self.application_id}"
+
+
+class Subscriber(models.Model):
+    """A Pelcro customer of one site, as a gateway user of its own kind (DESIGN.md "The Open server").
+
+    Each subscriber gets a user record so django-oauth-toolkit's grants, tokens, revocation
+    and admin work unchanged, but that user can never act as an operator: no usable
+    password (so `/login` and `/admin/login/` can never accept it; `accounts.sign_in`
+    refuses it outright too), never staff or superuser, no memberships, no e-mail on the
+    user record (operator sign-in resolves e-mail addresses, a subscriber's must not match),
+    and it may authorize only the Open server's resource (`PUBLIC_URL/open`). One record per
+    site + Pelcro customer id: the same person on two sites is two subscribers, as they are
+    two customers in Pelcro.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscriber")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="subscribers")
+    customer_id = models.PositiveBigIntegerField(help_text="Pelcro's customer id (the JWT's `sub`).")
+    email = models.EmailField(help_text="The customer's e-mail as Pelcro last reported it (for display).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "customer_id"], name="one_subscriber_per_site_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} (customer {self.customer_id} of site {self.site.site_id})"
+
+    @staticmethod
+    def username_for(site_id: int, customer_id: int) -> str:
+        """The user record's username: `subscriber.<site_id>.<customer_id>` (Django's username
+        characters; never typed by anyone, as the user has no usable password)."""
+        return f"subscriber.{site_id}.{customer_id}"
+
+
+class SubscriberCredential(models.Model):
+    """The Pelcro customer JWT an Open connection acts with (OPEN_API.md §2).
+
+    Encrypted at rest exactly like Core API keys (`accounts.crypto`, Fernet with rotation).
+    `expires_at` is the JWT's `exp`; the Open client refreshes the JWT through
+    `POST /customer/refresh` before then and stores the new one here. When Pelcro answers
+    401 or 403 for it, the connection ends (it is revoked and the app must sign in again).
+    """
+
+    connection = models.OneToOneField(
+        Connection, on_delete=models.CASCADE, primary_key=True, related_name="subscriber_credential"
+    )
+    jwt_encrypted = models.TextField(editable=False)
+    expires_at = models.DateTimeField(help_text="The JWT's `exp` claim.")
+    refreshed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Pelcro JWT of connection {self.connection_id} (expires {self.expires_at:%Y-%m-%d %H:%M} UTC)"
+
+    def set_jwt(self, jwt: str, expires_at) -> None:
+        self.jwt_encrypted = crypto.encrypt(jwt)
+        self.expires_at = expires_at
+
+    def get_jwt(self) -> str:
+        return crypto.decrypt(self.jwt_encrypted)

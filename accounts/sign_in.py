@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 from accounts import throttle
+from accounts.subscribers import is_subscriber
 
 LOCKED = "locked"
 _LOCKED_ATTRIBUTE = "_sign_in_locked_for"
@@ -81,3 +82,8 @@ class SignInBackend(ModelBackend):
             return None
         throttle.clear_login_failures(name)
         return user
+
+    def user_can_authenticate(self, user) -> bool:
+        """Active operators only: a subscriber's record (`accounts.subscribers`) never signs
+        in as an operator, nor is it ever restored from an operator session (`get_user`)."""
+        return super().user_can_authenticate(user) and not is_subscriber(user)

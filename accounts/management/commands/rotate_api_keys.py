@@ -4,12 +4,13 @@ from django.db import transaction
 
 from accounts import crypto
 from accounts.auth_epoch import EpochUnavailable
-from accounts.models import Account
+from accounts.models import Account, SubscriberCredential
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored Core API key under the first key of API_KEY_ENCRYPTION_KEYS. "
+        "Re-encrypt every stored Core API key and subscriber Pelcro JWT under the first key of "
+        "API_KEY_ENCRYPTION_KEYS. "
         "Rotation: put the new key first, run this, then remove the old key."
     )
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
             rotated = self._rotate()
         except EpochUnavailable as refused:
             raise CommandError(refused.message) from None
-        self.stdout.write(f"re-encrypted {rotated} API key(s) under the current key")
+        self.stdout.write(f"re-encrypted {rotated} API key(s) and subscriber JWT(s) under the current key")
 
     def _rotate(self) -> int:
         rotated = 0
@@ -32,5 +33,15 @@ class Command(BaseCommand):
                         "nothing was changed"
                     ) from None
                 account.save(update_fields=["api_key_encrypted"])
+                rotated += 1
+            for credential in SubscriberCredential.objects.select_for_update():
+                try:
+                    credential.jwt_encrypted = crypto.rotate(credential.jwt_encrypted)
+                except InvalidToken:
+                    raise CommandError(
+                        f"the Pelcro JWT of connection {credential.connection_id} cannot be decrypted with any "
+                        "configured key; nothing was changed"
+                    ) from None
+                credential.save(update_fields=["jwt_encrypted"])
                 rotated += 1
         return rotated
