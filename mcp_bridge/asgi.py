@@ -3,7 +3,8 @@
 Stateless Streamable HTTP with JSON responses: no session lives in a process, so any
 replica answers any request. The SDK serves 2026-07-28 (one self-contained POST) and the
 2025 handshake versions (2025-03-26, 2025-06-18, 2025-11-25) from the same app. In front
-of it sit the gates (`mcp_bridge.edge`): Host/Origin, bearer token, POST only, write scope.
+of it sit the gates (`mcp_bridge.edge`): Host/Origin, bearer token, POST only, the JSON-RPC
+envelope (versions, batches), write scope.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp
 from mcp_bridge import audit
 from mcp_bridge.edge.auth import PrincipalTokenVerifier
 from mcp_bridge.edge.gates import BearerGate, OriginGate, PostOnlyGate, WriteScopeGate
+from mcp_bridge.edge.jsonrpc import EnvelopeGate
 from mcp_bridge.orm import RequestConnections, database_health
 from mcp_bridge.servers import WRITE_TOOLS, build_server
 from mcp_bridge.upstream.redis_clients import close_redis_for_loop
@@ -42,6 +44,7 @@ def create_mcp_app() -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[
     app: ASGIApp = WriteScopeGate(
         transport, write_tools=WRITE_TOOLS, resource_metadata_url=metadata_url, scopes=scopes
     )
+    app = EnvelopeGate(app)
     app = PostOnlyGate(app)
     app = BearerGate(
         app,

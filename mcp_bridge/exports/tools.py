@@ -13,7 +13,7 @@ from typing import Literal
 
 from kombu.exceptions import OperationalError
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
@@ -168,4 +168,9 @@ def register_export_resource(server: MCPServer) -> None:
         try:
             return await run_db(exports.read_finished_export, request_token().principal.connection_id, job_id)
         except exports.ExportNotFound:
-            raise ResourceError(f"No finished export {job_id} for this connection.") from None
+            # The not-found code of the request's protocol version (runtime.server).
+            shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
+            raise ResourceNotFoundError(
+                f"No finished export {shown} for this connection: read an export's resource_uri "
+                "once get_export reports it succeeded."
+            ) from None

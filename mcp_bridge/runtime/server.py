@@ -7,6 +7,10 @@ principal and audited.
 - `tools/call` leaves exactly one audit row whatever happens (unknown tool, refused
   arguments, denial, upstream failure, crash); refused arguments come back as an `isError`
   result naming each bad argument, and a crash as an `internal_error` result.
+- Protocol rules of `runtime.protocol`: `initialize` negotiates only versions this gateway
+  serves; no `prompts` capability is advertised (there are no prompts, so `prompts/list`
+  and `prompts/get` are -32601 Method not found, like every other method not served);
+  a missing resource is the not-found code of the request's protocol version.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, InputRequiredResult
 from mcp_types import Tool as MCPTool
@@ -25,7 +31,7 @@ from pydantic import ValidationError
 
 from mcp_bridge.audit import CallRecord
 from mcp_bridge.models import ToolCall
-from mcp_bridge.runtime import read_only
+from mcp_bridge.runtime import protocol, read_only
 from mcp_bridge.runtime.context import CallContext, request_token
 from mcp_bridge.runtime.registry import ToolDef
 from mcp_bridge.runtime.results import failure_result
@@ -40,6 +46,22 @@ class GatewayMCPServer(MCPServer):
     def __init__(self, specs: Mapping[str, ToolDef], **kwargs: Any):
         super().__init__(tools=[spec.sdk_tool() for spec in specs.values()], **kwargs)
         self.specs = dict(specs)
+        self.middleware.append(negotiate_served_version)
+        # MCPServer always registers the prompt methods, so it always advertises `prompts`
+        # (capabilities follow the registered handlers). This server has no prompts:
+        # without the handlers the capability is not advertised and both methods are
+        # -32601, in every protocol version.
+        for method in ("prompts/list", "prompts/get"):
+            self._lowlevel_server._request_handlers.pop(method, None)
+
+    async def read_resource(self, uri: Any, context: Context | None = None) -> Any:
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:
+            version = context.protocol_version if context is not None else None
+            raise MCPError(
+                code=protocol.resource_not_found_code(version), message=str(exc), data={"uri": str(uri)}
+            ) from None
 
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
@@ -99,6 +121,16 @@ class GatewayMCPServer(MCPServer):
                 return failure_result(failure)
             record.fail(str(exc))
             raise
+
+
+async def negotiate_served_version(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """SDK middleware: an `initialize` result names a version this gateway serves
+    (`protocol.negotiated_version`); the SDK would also agree to 2024-11-05."""
+    result = await call_next(ctx)
+    if ctx.method == "initialize" and isinstance(result, dict):
+        requested = (ctx.params or {}).get("protocolVersion")
+        result["protocolVersion"] = protocol.negotiated_version(requested)
+    return result
 
 
 def invalid_arguments(spec: ToolDef, error: ValidationError) -> ToolFailure:
