@@ -2,9 +2,10 @@
 
 A handler's docstring is its description (what an assistant reads to act correctly).
 `ToolDef.sdk_tool()` turns a declaration into the SDK's `Tool` objects: the input model is
-the argument schema the SDK validates against, and the output schema admits either the
+the argument model the SDK validates against, and the output schema admits either the
 typed result or a `ToolFailure` (some clients validate `structuredContent` even on
-`isError` results, so a failure must match the published schema too).
+`isError` results, so a failure must match the published schema too). Both schemas are
+published self-contained and compact (`runtime.json_schema`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.json_schema import tool_input_schema, tool_output_schema
 from mcp_bridge.runtime.results import ToolFailed
 from mcp_bridge.runtime.schemas import SiteInput, ToolFailure
 
@@ -50,10 +52,18 @@ class ToolDef:
             open_world_hint=self.open_world,
         )
 
+    def input_schema(self) -> dict[str, Any]:
+        """The published `inputSchema`: self-contained, optional arguments plain."""
+        return tool_input_schema(self.input_model.model_json_schema(by_alias=True))
+
     def output_schema(self) -> dict[str, Any]:
-        schema = TypeAdapter(self.output_model | ToolFailure).json_schema(ref_template="#/$defs/{model}")
-        # MCP wants an object at the root; both arms are objects.
-        return {"type": "object", **schema}
+        """The published `outputSchema`: one object admitting the typed result or a
+        `ToolFailure` (the `structuredContent` of an `isError` result)."""
+        return tool_output_schema(
+            [self.output_model.model_json_schema(mode="serialization"), ToolFailure.model_json_schema(mode="serialization")],
+            description="The result; when isError is true, a failure instead: error, message and the "
+            "optional upstream_status, fields, retry_after, may_have_been_applied.",
+        )
 
     def sdk_tool(self) -> Tool:
         """This tool as the SDK's `Tool` (validated arguments arrive as keyword arguments)."""
@@ -70,7 +80,7 @@ class ToolDef:
             name=self.name,
             title=self.title,
             description=self.description,
-            parameters=model.model_json_schema(by_alias=True),
+            parameters=self.input_schema(),
             fn_metadata=FuncMetadata(arg_model=model, output_model=self.output_model, output_schema=self.output_schema()),
             is_async=True,
             context_kwarg="call",
