@@ -1,8 +1,9 @@
 # The two commands (see README): `make run` and `make test`. Both set up a fresh machine.
 # `make bench` runs the benchmarks of BENCHMARKS.md (QUICK=1 for short runs).
+# `make conformance` runs the MCP conformance suite against a local gateway (README "Conformance").
 # `make lint` checks the import contracts and ruff's rules; `make test` runs it first.
 # `make test-fast` runs only the tests that start no server (a quick loop).
-.PHONY: run test test-fast lint bench
+.PHONY: run test test-fast lint bench conformance
 
 # 1 adds `ruff format --check` to `make lint` (on once the project has been formatted).
 LINT_FORMAT ?= 0
@@ -22,3 +23,6 @@ lint:
 
 bench:
 	./scripts/bench.sh
+
+conformance:
+	./scripts/conformance.sh $(ARGS)

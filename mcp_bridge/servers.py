@@ -42,6 +42,10 @@ def build_server() -> GatewayMCPServer:
         website_url=settings.PUBLIC_URL + "/",
         version=settings.VERSION,
         log_level=settings.LOG_LEVEL if settings.LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+        # No `subscriptions/listen` (2026-07-28): the tool list and the resources never
+        # change while a client is connected, and a stateless JSON-response endpoint has no
+        # stream to deliver notifications on; so `listChanged` is honestly false.
+        subscriptions=False,
     )
     exports.register_export_resource(server)
     return server

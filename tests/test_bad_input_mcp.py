@@ -96,6 +96,8 @@ def assert_proper_answer(response: httpx.Response) -> dict | list | None:
     Returns the decoded body (None if empty or not JSON)."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
     assert "Traceback" not in response.text and 'File "/' not in response.text
+    # No library internals either: a pydantic validation dump is not an error message.
+    assert "errors.pydantic.dev" not in response.text and "validation error for" not in response.text.lower()
     if not response.content or response.headers.get("content-type", "").startswith("text/html"):
         return None  # an empty 4xx (405, 406), or a browser's GET / (the landing page)
     try:

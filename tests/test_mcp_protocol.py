@@ -66,13 +66,22 @@ def test_initialize_answers_only_versions_this_server_serves(mcp_env):
         assert result["protocolVersion"] == "2025-11-25", version
 
 
-@pytest.mark.parametrize("header", ["2024-11-05", "1999-01-01", "latest"])
-def test_an_unsupported_protocol_version_header_is_400_naming_the_served_versions(mcp_env, header):
-    response = mcp_env.post(request("tools/list"), mcp_env.token(), version=header)
+def test_an_unsupported_protocol_version_header_is_400_naming_the_served_versions(mcp_env):
+    token = mcp_env.token()
+    # 2024-11-05: a version the SDK's handshake transport takes, but this gateway does not serve.
+    response = mcp_env.post(request("tools/list", request_id=41), token, version="2024-11-05")
     assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == -32022
-    assert set(error["data"]["supported"]) == set(SUPPORTED_VERSIONS) and error["data"]["requested"] == header
+    answer = response.json()
+    assert answer["id"] == 41 and answer["error"]["code"] == -32022
+    assert answer["error"]["data"] == {"supported": list(SUPPORTED_VERSIONS), "requested": "2024-11-05"}
+    # Unknown values: the SDK's stateless entry answers, in the same shape (SEP-2575).
+    for header in ["1999-01-01", "latest"]:
+        response = mcp_env.post(request("tools/list", request_id=42), token, version=header)
+        assert_clean(response)
+        assert response.status_code == 400, response.text
+        answer = response.json()
+        assert answer["error"]["code"] == -32022 and answer["error"]["data"]["requested"] == header, answer
+        assert set(answer["error"]["data"]["supported"]) <= set(SUPPORTED_VERSIONS)
 
 
 def test_readme_lists_exactly_the_served_versions():
@@ -187,7 +196,11 @@ def test_no_prompts_capability_and_prompt_methods_are_not_found(mcp_env, version
 def test_no_prompts_in_the_stateless_era(mcp_env):
     token = mcp_env.token()
     discovered = modern_post(mcp_env, token, "server/discover").json()
-    assert "prompts" not in json.dumps(discovered.get("result", {}).get("capabilities", {})), discovered
+    capabilities = discovered["result"]["capabilities"]
+    assert "prompts" not in capabilities and "tools" in capabilities, discovered
+    # No subscriptions/listen stream (nothing changes while connected): nothing claims listChanged.
+    assert "true" not in json.dumps(capabilities).lower(), capabilities
+    assert modern_post(mcp_env, token, "subscriptions/listen").json()["error"]["code"] == -32601
     for method, params in [("prompts/list", None), ("prompts/get", {"name": "x"})]:
         response = modern_post(mcp_env, token, method, params, name="x" if params else None)
         assert response.json()["error"]["code"] == -32601, response.text
@@ -225,3 +238,33 @@ async def test_sdk_clients_see_the_not_found_code_of_their_era(mcp_env, mode, co
             await client.read_resource("pelcro://exports/424242")
         assert caught.value.error.code == code
         assert "No finished export 424242" in caught.value.error.message
+
+
+# --- Header values -------------------------------------------------------------------------------
+
+
+def test_header_values_are_trimmed_of_surrounding_whitespace(mcp_env):
+    """RFC 9110 §5.5: "  list_plans  " in Mcp-Name is "list_plans". (http.client, because
+    httpx refuses to send such a value.)"""
+    import http.client
+
+    token = mcp_env.token()
+    params = {"name": "list_plans", "arguments": {"site_id": 14, "per_page": 1},
+              "_meta": {PROTOCOL_VERSION_META_KEY: MODERN, CLIENT_CAPABILITIES_META_KEY: {},
+                        CLIENT_INFO_META_KEY: {"name": "raw", "version": "1"}}}
+    body = json.dumps(request("tools/call", params, 5)).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", mcp_env.gateway.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/", skip_accept_encoding=True)
+        for name, value in [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"),
+                            ("Accept", "application/json, text/event-stream"),
+                            ("MCP-Protocol-Version", f" {MODERN} "), ("Mcp-Method", "tools/call "),
+                            ("Mcp-Name", "  list_plans  "), ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        status, answer = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+    assert status == 200, answer
+    assert answer["result"]["isError"] is False and len(answer["result"]["structuredContent"]["items"]) == 1

@@ -4,9 +4,11 @@ The SDK's handshake-era transport answers a body that is not one JSON-RPC messag
 its pydantic validation dump (and code -32602), and knows nothing of batches. This gate
 answers what the protocol says, in words a client author can act on:
 
-- `MCP-Protocol-Version` naming a version this server does not serve → 400, -32022
-  with `data: {supported, requested}` (the SDK's 2026-07-28 shape; MCP 2025-06-18
-  "Transports / Protocol Version Header": an unsupported version MUST get 400).
+- `MCP-Protocol-Version: 2024-11-05` (a version the SDK's handshake transport would
+  take, but this gateway does not serve) → 400, -32022 with `data: {supported,
+  requested}` (MCP 2025-06-18 "Transports / Protocol Version Header": an unsupported
+  version MUST get 400). Unknown values go to the SDK's 2026-07-28 entry, which answers
+  them in the same shape, naming the stateless versions (SEP-2575).
 - Not JSON → 400, -32700. JSON that is not a request, notification or response → 400,
   -32600 saying what is wrong (JSON-RPC 2.0 §5.1).
 - A batch (JSON array) under 2025-03-26, the one version that has them ("Base Protocol /
@@ -16,7 +18,8 @@ answers what the protocol says, in words a client author can act on:
   notifications). `initialize` may not be batched; a batch holds at most MAX_BATCH_SIZE
   messages. Under later versions a batch → 400, -32600 "batches are not supported".
 
-2026-07-28 requests pass untouched: the SDK's stateless entry checks those cleanly.
+2026-07-28 requests pass on (header values trimmed of surrounding whitespace, RFC 9110
+§5.5): the SDK's stateless entry checks those cleanly.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 from typing import Any
 
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, UNSUPPORTED_PROTOCOL_VERSION
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_bridge.edge.gates import _header, _jsonrpc_error, _read_body, _replay, _send_json
@@ -33,6 +36,11 @@ from mcp_bridge.runtime.protocol import BATCH_VERSIONS, HEADERLESS_VERSION, SUPP
 
 # Bounds the work one POST can ask for (each message may be a tool call).
 MAX_BATCH_SIZE = 20
+# Header values the SDK routes to its handshake-era transport (None: no header, which
+# means 2025-03-26); every other value goes to its 2026-07-28 entry, which answers it.
+HANDSHAKE_VERSIONS_OR_NONE = frozenset({None, *HANDSHAKE_PROTOCOL_VERSIONS})
+# Handshake versions the SDK would serve but this gateway does not (2024-11-05).
+NOT_SERVED_HANDSHAKE_VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS) - set(SUPPORTED_VERSIONS)
 
 
 class EnvelopeGate:
@@ -43,20 +51,19 @@ class EnvelopeGate:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        # RFC 9110 §5.5: a field value excludes the whitespace around it. The HTTP parser
+        # may hand it over untrimmed, and the SDK compares e.g. Mcp-Name with the body's
+        # name as given: "  start_export  " must match "start_export".
+        scope = {**scope, "headers": [(name, value.strip(b" \t")) for name, value in scope["headers"]]}
         version = _header(scope, b"mcp-protocol-version")
-        if version is not None and version not in SUPPORTED_VERSIONS:
-            shown = version[:40]
-            error = _jsonrpc_error(
-                UNSUPPORTED_PROTOCOL_VERSION,
-                f"Unsupported MCP-Protocol-Version {shown!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}.",
-            )
-            error["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": shown}
-            await _send_json(send, 400, error)
+        if version in NOT_SERVED_HANDSHAKE_VERSIONS:
+            await self._unsupported_version(receive, send, version)
             return
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if version in MODERN_PROTOCOL_VERSIONS or content_type != "application/json":
-            # The SDK's 2026-07-28 entry checks its own bodies; a wrong Content-Type gets
-            # the SDK's clean 415.
+        if version not in HANDSHAKE_VERSIONS_OR_NONE or content_type != "application/json":
+            # The SDK's 2026-07-28 entry checks its own bodies and answers an unknown
+            # version itself (-32022 naming the stateless versions, the request's id
+            # echoed); a wrong Content-Type gets the SDK's clean 415.
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
@@ -77,6 +84,22 @@ class EnvelopeGate:
             await _send_json(send, 400, _jsonrpc_error(INVALID_REQUEST, problem, _request_id(message)))
             return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _unsupported_version(self, receive: Receive, send: Send, version: str) -> None:
+        """400, -32022, for a handshake version the SDK knows but this gateway does not
+        serve (the request's id echoed, as for every error answer)."""
+        body, _more = await _read_body(receive)
+        try:
+            request_id = _request_id(json.loads(body))
+        except (ValueError, RecursionError):
+            request_id = None
+        error = _jsonrpc_error(
+            UNSUPPORTED_PROTOCOL_VERSION,
+            f"Unsupported MCP-Protocol-Version {version!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}.",
+            request_id,
+        )
+        error["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": version}
+        await _send_json(send, 400, error)
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send, items: list, version: str) -> None:
         if version not in BATCH_VERSIONS:
