@@ -108,8 +108,9 @@ async def test_tools_list_is_compact_and_readable_in_each_era(mcp_env, mode):
         assert not readability_problems(tool["inputSchema"], is_input=True), tool["name"]
         assert not readability_problems(tool["outputSchema"], is_input=False), tool["name"]
     size = len(json.dumps({"tools": listed}, separators=(",", ":")))
-    # Was ~118 KB for 25 tools (4.7 KB a tool); pydantic's raw schemas would come back over this.
-    assert size / len(listed) < 3300, size
+    # 118 KB for 25 tools (4.7 KB a tool) with pydantic's raw schemas, 74 KB (2.9 KB) now;
+    # the bound leaves room for richer tools, not for the raw schemas coming back.
+    assert size / len(listed) < 4000, size
 
 
 def arguments_for(schema: dict, ids: dict[str, int]) -> dict:
