@@ -172,6 +172,9 @@ def test_malformed_envelopes_get_json_rpc_errors_without_internals(mcp_env, vers
         json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]}).encode(): -32600,
         json.dumps({"jsonrpc": "2.0", "id": 1, "error": {"code": "x"}}).encode(): -32600,
         json.dumps({"jsonrpc": "2.0", "result": {}}).encode(): -32600,
+        json.dumps({"jsonrpc": "2.0", "id": 1, "result": {}, "error": {"code": 1, "message": "m"}}).encode(): -32600,
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "result": {}}).encode(): -32600,
+        json.dumps({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}).encode(): -32600,
     }
     for body, code in cases.items():
         response = mcp_env.post(body, token, version=version)

@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, UNSUPPORTED_PROTOCOL_VERSION, jsonrpc_message_adapter
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_bridge.edge.gates import _header, _jsonrpc_error, _read_body, _replay, _send_json
@@ -170,7 +171,7 @@ class EnvelopeGate:
         return _jsonrpc_error(INVALID_REQUEST, f"This message could not be served (HTTP {status}).", item.get("id"))
 
 
-def envelope_problem(message: Any) -> str | None:
+def _shape_problem(message: Any) -> str | None:
     """What keeps `message` from being one JSON-RPC 2.0 request, notification or
     response as MCP takes them (JSON-RPC 2.0 §4, §5; MCP: ids are strings or integers,
     never null; params are an object), or None."""
@@ -180,12 +181,16 @@ def envelope_problem(message: Any) -> str | None:
         return 'Invalid Request: "jsonrpc" must be "2.0"'
     if "id" in message and not _valid_id(message["id"]):
         return 'Invalid Request: "id" must be a string or an integer'
+    if "method" in message and ("result" in message or "error" in message):
+        return 'Invalid Request: a request has "method", a response "result" or "error", not both'
     if "method" in message:
         if not isinstance(message["method"], str) or not message["method"]:
             return 'Invalid Request: "method" must be a non-empty string'
         if "params" in message and not isinstance(message["params"], dict):
             return 'Invalid Request: "params" must be an object'
         return None
+    if "result" in message and "error" in message:
+        return 'Invalid Request: a response has "result" or "error", not both'
     if "result" in message or "error" in message:
         if "id" not in message:
             return 'Invalid Request: a response needs the "id" of the request it answers'
@@ -197,6 +202,20 @@ def envelope_problem(message: Any) -> str | None:
             return 'Invalid Request: "result" must be an object'
         return None
     return 'Invalid Request: a request or notification needs "method"; a response needs "result" or "error"'
+
+
+def envelope_problem(message: Any) -> str | None:
+    """What keeps `message` from being one JSON-RPC 2.0 message MCP takes, or None: the
+    specific rules of `_shape_problem`, then the SDK's own message model (whatever else it
+    refuses gets a plain sentence, never its validation dump)."""
+    problem = _shape_problem(message)
+    if problem is not None:
+        return problem
+    try:
+        jsonrpc_message_adapter.validate_python(message, by_name=False)
+    except ValidationError:
+        return "Invalid Request: not a JSON-RPC 2.0 request, notification or response this server accepts"
+    return None
 
 
 def _valid_id(value: Any) -> bool:
