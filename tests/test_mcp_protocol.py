@@ -74,13 +74,21 @@ def test_an_unsupported_protocol_version_header_is_400_naming_the_served_version
     answer = response.json()
     assert answer["id"] == 41 and answer["error"]["code"] == -32022
     assert answer["error"]["data"] == {"supported": list(SUPPORTED_VERSIONS), "requested": "2024-11-05"}
-    # Unknown values: the SDK's stateless entry answers, in the same shape (SEP-2575).
+    # Unknown values: a handshake-era request (no 2026 envelope) gets the same answer; a
+    # 2026-07-28 request is answered by the SDK's stateless entry, in the same shape (SEP-2575).
     for header in ["1999-01-01", "latest"]:
         response = mcp_env.post(request("tools/list", request_id=42), token, version=header)
+        assert response.status_code == 400, response.text
+        answer = response.json()
+        assert answer["id"] == 42 and answer["error"]["code"] == -32022, answer
+        assert answer["error"]["data"] == {"supported": list(SUPPORTED_VERSIONS), "requested": header}
+        envelope = {"_meta": {PROTOCOL_VERSION_META_KEY: header, CLIENT_CAPABILITIES_META_KEY: {}}}
+        response = mcp_env.post(request("tools/list", envelope, 43), token, version=header, **{"Mcp-Method": "tools/list"})
         assert_clean(response)
         assert response.status_code == 400, response.text
         answer = response.json()
-        assert answer["error"]["code"] == -32022 and answer["error"]["data"]["requested"] == header, answer
+        assert answer["id"] == 43 and answer["error"]["code"] == -32022, answer
+        assert answer["error"]["data"]["requested"] == header
         assert set(answer["error"]["data"]["supported"]) <= set(SUPPORTED_VERSIONS)
 
 
@@ -203,7 +211,8 @@ def test_no_prompts_in_the_stateless_era(mcp_env):
     assert "prompts" not in capabilities and "tools" in capabilities, discovered
     # No subscriptions/listen stream (nothing changes while connected): nothing claims listChanged.
     assert "true" not in json.dumps(capabilities).lower(), capabilities
-    assert modern_post(mcp_env, token, "subscriptions/listen").json()["error"]["code"] == -32601
+    listen = modern_post(mcp_env, token, "subscriptions/listen", {"notifications": {"toolsListChanged": True}})
+    assert listen.json()["error"]["code"] == -32601, listen.text
     for method, params in [("prompts/list", None), ("prompts/get", {"name": "x"})]:
         response = modern_post(mcp_env, token, method, params, name="x" if params else None)
         assert response.json()["error"]["code"] == -32601, response.text

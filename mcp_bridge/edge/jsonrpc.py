@@ -7,8 +7,9 @@ answers what the protocol says, in words a client author can act on:
 - `MCP-Protocol-Version: 2024-11-05` (a version the SDK's handshake transport would
   take, but this gateway does not serve) → 400, -32022 with `data: {supported,
   requested}` (MCP 2025-06-18 "Transports / Protocol Version Header": an unsupported
-  version MUST get 400). Unknown values go to the SDK's 2026-07-28 entry, which answers
-  them in the same shape, naming the stateless versions (SEP-2575).
+  version MUST get 400). An unknown value is answered the same way, unless the request
+  carries the 2026-07-28 envelope: then the SDK's stateless entry answers it, in the same
+  shape, naming the stateless versions (SEP-2575).
 - Not JSON → 400, -32700. JSON that is not a request, notification or response → 400,
   -32600 saying what is wrong (JSON-RPC 2.0 §5.1).
 - A batch (JSON array) under 2025-03-26, the one version that has them ("Base Protocol /
@@ -27,8 +28,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, UNSUPPORTED_PROTOCOL_VERSION, jsonrpc_message_adapter
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    PROTOCOL_VERSION_META_KEY,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    jsonrpc_message_adapter,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,13 +65,24 @@ class EnvelopeGate:
         scope = {**scope, "headers": [(name, value.strip(b" \t")) for name, value in scope["headers"]]}
         version = _header(scope, b"mcp-protocol-version")
         if version in NOT_SERVED_HANDSHAKE_VERSIONS:
-            await self._unsupported_version(receive, send, version)
+            body, _more = await _read_body(receive)
+            await _unsupported_version(send, version, body)
+            return
+        if version not in HANDSHAKE_VERSIONS_OR_NONE and version not in MODERN_PROTOCOL_VERSIONS:
+            # Unknown: a 2026-07-28 request (it carries the envelope) is the SDK's to answer;
+            # any other gets the same answer here, naming every version served.
+            body, more = await _read_body(receive)
+            if more:
+                await _send_json(send, 413, _jsonrpc_error(INVALID_REQUEST, "Request body too large"))
+            elif _is_modern_request(body):
+                await self.app(scope, _replay(body, receive), send)
+            else:
+                await _unsupported_version(send, version, body)
             return
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if version not in HANDSHAKE_VERSIONS_OR_NONE or content_type != "application/json":
-            # The SDK's 2026-07-28 entry checks its own bodies and answers an unknown
-            # version itself (-32022 naming the stateless versions, the request's id
-            # echoed); a wrong Content-Type gets the SDK's clean 415.
+            # The SDK's 2026-07-28 entry checks its own bodies; a wrong Content-Type gets
+            # the SDK's clean 415.
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
@@ -85,22 +103,6 @@ class EnvelopeGate:
             await _send_json(send, 400, _jsonrpc_error(INVALID_REQUEST, problem, _request_id(message)))
             return
         await self.app(scope, _replay(body, receive), send)
-
-    async def _unsupported_version(self, receive: Receive, send: Send, version: str) -> None:
-        """400, -32022, for a handshake version the SDK knows but this gateway does not
-        serve (the request's id echoed, as for every error answer)."""
-        body, _more = await _read_body(receive)
-        try:
-            request_id = _request_id(json.loads(body))
-        except (ValueError, RecursionError):
-            request_id = None
-        error = _jsonrpc_error(
-            UNSUPPORTED_PROTOCOL_VERSION,
-            f"Unsupported MCP-Protocol-Version {version!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}.",
-            request_id,
-        )
-        error["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": version}
-        await _send_json(send, 400, error)
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send, items: list, version: str) -> None:
         if version not in BATCH_VERSIONS:
@@ -202,6 +204,34 @@ def _shape_problem(message: Any) -> str | None:
             return 'Invalid Request: "result" must be an object'
         return None
     return 'Invalid Request: a request or notification needs "method"; a response needs "result" or "error"'
+
+
+async def _unsupported_version(send: Send, version: str, body: bytes) -> None:
+    """400, -32022 naming every version served, the request's id echoed."""
+    try:
+        request_id = _request_id(json.loads(body))
+    except (ValueError, RecursionError):
+        request_id = None
+    shown = version[:40]
+    error = _jsonrpc_error(
+        UNSUPPORTED_PROTOCOL_VERSION,
+        f"Unsupported MCP-Protocol-Version {shown!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}.",
+        request_id,
+    )
+    error["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": shown}
+    await _send_json(send, 400, error)
+
+
+def _is_modern_request(body: bytes) -> bool:
+    """Whether `body` is a request carrying the 2026-07-28 envelope (`params._meta` with a
+    protocol version)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
 
 
 def envelope_problem(message: Any) -> str | None:
