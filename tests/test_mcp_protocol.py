@@ -13,7 +13,7 @@ from mcp.shared.inbound import encode_header_value
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 
 from mcp_bridge.runtime.protocol import SUPPORTED_VERSIONS
-from tests.fixtures_mcp import audit_rows, mcp_session
+from tests.support.mcp import audit_rows, mcp_session
 
 pytestmark = pytest.mark.sqlite
 

@@ -14,7 +14,7 @@ from mcp_bridge.runtime.json_schema import tool_input_schema, tool_output_schema
 from mcp_bridge.runtime.registry import REGISTRY
 from mcp_bridge.runtime.schemas import Page, SiteInput, ToolFailure
 from mcp_bridge.servers import TOOLS
-from tests.fixtures_mcp import ERAS, mcp_session
+from tests.support.mcp import ERAS, mcp_session
 
 pytestmark = pytest.mark.sqlite
 
