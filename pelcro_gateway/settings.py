@@ -256,6 +256,11 @@ PELCRO_GATEWAY = {
     "CORE_API_MAX_RETRIES": env_int("CORE_API_MAX_RETRIES", 2),
     "CORE_API_BACKOFF_BASE": env_float("CORE_API_BACKOFF_BASE", 0.2),
     "CORE_API_BACKOFF_MAX": env_float("CORE_API_BACKOFF_MAX", 5.0),
+    # Upstream Open API (docs/OPEN_API.md; the /open server's upstream), same timeouts and retries.
+    "OPEN_API_BASE_URL": os.environ.get("OPEN_API_BASE_URL", "http://127.0.0.1:8100/api/v1/sdk").rstrip("/"),
+    # Refresh a subscriber's Pelcro JWT when less than this is left (or half its lifetime,
+    # if shorter): Pelcro's JWTs live 60 days by default, 1 day at the least (OPEN_API.md §2).
+    "OPEN_JWT_REFRESH_BEFORE_SECONDS": env_int("OPEN_JWT_REFRESH_BEFORE_SECONDS", 86400),
     # Shared per-account limit (Core API: 120 per minute per account).
     "RATE_LIMIT": env_int("RATE_LIMIT", 120),
     "RATE_WINDOW_SECONDS": env_float("RATE_WINDOW_SECONDS", 60.0),

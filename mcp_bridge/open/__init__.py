@@ -1,6 +1,10 @@
-"""The Open API server (at `/open`), to come: the Open API client, the subscriber session
-and the Open tools (docs/OPEN_API.md, docs/DESIGN.md "Layout").
+"""The Open API server (at `/open`), acting for one signed-in subscriber of one site
+(docs/OPEN_API.md, docs/DESIGN.md "The Open server").
 
-Empty for now: it holds the place beside `core/` so the import contracts (`.importlinter`)
-already keep `edge`, `runtime`, `upstream` and `audit` from depending on it.
+- `client`: the Open API client (site_id on every call, the customer's JWT, typed errors,
+  login / refresh / logout).
+- `credentials`: the connection's Pelcro JWT: read, refreshed before it expires, and the
+  connection ended when Pelcro refuses it.
+
+The server at `/open`, the subscriber sign-in and the tools are still to come (issue 14).
 """

@@ -1,4 +1,4 @@
-"""The HTTP client base every upstream client builds on (the Core API client today).
+"""The HTTP client base every upstream client builds on (the Core API and Open API clients).
 
 One `httpx.AsyncClient` (one connection pool) per client; build one per event loop
 (`mcp_bridge.per_loop.PerLoop`), since httpx pools are loop-bound. Every attempt passes
@@ -131,7 +131,7 @@ class UpstreamClient:
                                           maybe_processed=True) from None
             logger.debug("%s %s %s -> %s", self.name.lower(), method, path, response.status_code)
 
-            if response.status_code == 429:
+            if response.status_code == 429 and self.is_rate_limit(response, path):
                 retry_after = _retry_after(response)
                 await self.gate.upstream_rate_limited(account_id, retry_after)
                 # A 429 means "not processed" (RFC 6585 §4): any method may be sent again,
@@ -171,6 +171,12 @@ class UpstreamClient:
             # Shielded: a cancelled caller must still release its slot promptly.
             with anyio.CancelScope(shield=True):
                 await self.gate.finished(account_id, elapsed)
+
+    def is_rate_limit(self, response: httpx.Response, path: str) -> bool:
+        """Whether a 429 is the upstream's rate limit (it slows the whole account down and
+        may be retried). A subclass answers False for a 429 that means something else, such
+        as the Open API's login lock-out of one customer; `parse` then gets it."""
+        return True
 
     def parse(self, response: httpx.Response, *, unsure: bool) -> Any:
         """The result of a final (not 429, not 5xx) response; raises the matching error.
