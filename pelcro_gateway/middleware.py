@@ -1,13 +1,8 @@
-"""Response headers every page carries (CSP and friends) on top of Django's own, and the
-refusal of NUL characters in request parameters."""
+"""Response headers every page carries on top of Django's own and django-csp's
+(Content-Security-Policy: settings.CONTENT_SECURITY_POLICY), and the refusal of NUL
+characters in request parameters."""
 
 from django.http import HttpResponseBadRequest, JsonResponse
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; frame-ancestors 'none'; form-action 'self' http: https: cursor: vscode: "
-    "windsurf:; base-uri 'none'; object-src 'none'"
-)
 
 
 class SecurityHeadersMiddleware:
@@ -16,7 +11,6 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if request.path.startswith(("/login", "/oauth/", "/connections", "/ops/", "/admin/")):

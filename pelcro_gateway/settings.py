@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from pelcro_gateway import __version__
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "oauth2_provider",
+    "csp",  # django-csp: its system checks flag a policy written in the pre-4.0 format
     "pelcro_gateway.apps.GatewayConfig",
     "accounts",
     "mcp_bridge",
@@ -109,6 +111,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
     "pelcro_gateway.middleware.SecurityHeadersMiddleware",
     "pelcro_gateway.middleware.RefuseNulMiddleware",
 ]
@@ -219,6 +222,28 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Every Django response's Content-Security-Policy (django-csp 4.x, csp.middleware.CSPMiddleware;
+# CSP Level 3). The MCP endpoint is not Django (asgi.py) and sends none. Views narrow a
+# directive per response: the consent page's form-action (accounts/views/consent.py).
+# With DEBUG on (dev only: pelcro_gateway.E010 refuses it elsewhere) django-csp leaves 404
+# and 500 responses without the header, so Django's debug pages keep their inline script.
+# - style-src 'unsafe-inline': inline style="" attributes, e.g. the ops dashboard's meter
+#   width (templates/ops/dashboard.html); scripts stay 'self' only, no inline code.
+# - form-action: the broad list every page has had since the foundation commit, kept as it
+#   was when django-csp replaced the hand-made header (issue 11 item 6); the consent page,
+#   the one form that leads to an app, sends a narrower one.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "script-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "http:", "https:", "cursor:", "vscode:", "windsurf:"],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
 # Behind a TLS-terminating proxy, uvicorn takes the scheme (X-Forwarded-Proto) and the client
 # address (X-Forwarded-For) from the proxies listed in FORWARDED_ALLOW_IPS and from nobody
 # else; Django reads both from the ASGI scope, so it needs no proxy header of its own.

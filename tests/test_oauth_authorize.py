@@ -16,6 +16,7 @@ from devtools.oauth_client import (
     signed_in,
     submit_consent,
 )
+from tests.support.csp import csp_directives
 from tests.support.oauth import gateway_principal
 
 DEMO = ("demo", "pelcro-demo-2026")
@@ -57,9 +58,10 @@ def test_consent_page_shows_app_redirect_and_only_own_accounts(gateway_server, c
     # Not frameable, and the form may only post here, to the client's redirect origin and
     # on to the native app schemes a callback may forward to (Chromium checks every hop).
     assert page.headers["x-frame-options"] == "DENY"
-    csp = page.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in csp
-    assert "form-action 'self' http://127.0.0.1:47123 cursor: vscode: vscode-insiders: windsurf: claude:;" in csp
+    csp = csp_directives(page.headers["content-security-policy"])
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["form-action"] == ["'self'", "http://127.0.0.1:47123", "cursor:", "vscode:", "vscode-insiders:",
+                                  "windsurf:", "claude:"]
     assert page.headers["cache-control"].startswith("no-store") or "no-store" in page.headers["cache-control"]
 
 

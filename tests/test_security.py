@@ -25,6 +25,7 @@ from devtools.oauth_client import (
     signed_in,
 )
 from devtools.servers import ROOT
+from tests.support.csp import GLOBAL_POLICY, csp_directives
 from tests.support.mcp import PASSWORDS
 from tests.support.sandbox import KEYS
 from tests.support.servers import start_gateway
@@ -104,6 +105,8 @@ def test_every_page_sends_the_security_headers(demo_users, fuzz_gateway):
     for page, response in pages.items():
         assert response.status_code == expected.get(page, 200), (page, response.status_code)
         assert_security_headers(response, page)
+        if page != "consent":
+            assert csp_directives(response.headers["content-security-policy"]) == GLOBAL_POLICY, page
     # Pages with personal data or secrets in forms are never cached.
     for page in ("login", "consent", "connections", "ops dashboard"):
         assert "no-store" in pages[page].headers.get("cache-control", ""), page
@@ -112,6 +115,31 @@ def test_every_page_sends_the_security_headers(demo_users, fuzz_gateway):
     assert DEFAULT_REDIRECT_URI.startswith("http://127.0.0.1:47123")
     session.close()
     anonymous.close()
+
+
+@pytest.mark.parametrize(("redirect_uri", "origin"), [
+    ("http://127.0.0.1:47123/callback", "http://127.0.0.1:47123"),       # a loopback app
+    ("https://app.example.test/oauth/cb?x=1", "https://app.example.test"),  # a web app: origin only
+    ("cursor://anysphere.cursor-retrieval/oauth/cb", None),               # a native scheme, already listed
+    ("http://[::1]:47123/callback", "http:"),                              # IPv6: no CSP host-source form
+])
+def test_the_consent_page_may_post_only_here_to_the_redirect_origin_and_the_native_schemes(
+        demo_users, fuzz_gateway, settings, redirect_uri, origin):
+    """The consent page's form-action (Chromium checks every hop after the POST): this
+    server, the registered redirect URI's origin, the native app schemes — nothing else;
+    the rest of its policy is every page's."""
+    url = fuzz_gateway.url
+    client = register_client(url, client_name="form-action", redirect_uris=[redirect_uri])
+    session = signed_in(url, "demo", PASSWORDS["demo"])
+    _, challenge = pkce_pair()
+    page = session.get(authorize_url(url, client["client_id"], challenge, redirect_uri=redirect_uri))
+    session.close()
+    assert page.status_code == 200, page.text
+    policy = csp_directives(page.headers["content-security-policy"])
+    native = [f"{scheme}:" for scheme in settings.OAUTH_NATIVE_REDIRECT_SCHEMES]
+    assert native == ["cursor:", "vscode:", "vscode-insiders:", "windsurf:", "claude:"]
+    assert policy.pop("form-action") == ["'self'", *([origin] if origin else []), *native]
+    assert policy == {name: sources for name, sources in GLOBAL_POLICY.items() if name != "form-action"}
 
 
 # --- Production: cookies, HSTS, no debug pages -------------------------------------------------------

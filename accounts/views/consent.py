@@ -24,6 +24,7 @@ import secrets
 import time
 from urllib.parse import parse_qs, urlsplit
 
+from csp.constants import SELF
 from django.conf import settings
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
@@ -37,21 +38,29 @@ from accounts.forms import ConsentForm
 from accounts.models import Membership
 from accounts.redirect_uris import LOOPBACK_HOSTS, describe_redirect
 
-# The global policy (pelcro_gateway.middleware) with form-action narrowed to this page,
-# the client's redirect URI, and the native app schemes this server accepts
-# (OAUTH_NATIVE_REDIRECT_SCHEMES). Chromium applies form-action to every hop of the
-# navigation that follows the form POST, so a callback that forwards the browser to its
-# desktop app (claude.ai's https callback → claude://…) needs that scheme listed too, or
-# the tab stays on this page (issue 13, item 4).
-CONSENT_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-    "frame-ancestors 'none'; form-action 'self' {target}{native}; base-uri 'none'; object-src 'none'"
-)
 SELF_REGISTERED = {"dcr", "cimd"}
 SESSION_KEY = "oauth_pending"
 PENDING_SECONDS = 15 * 60
 MAX_PENDING = 10  # per session: several tabs may be connecting at once
 CREDENTIAL_KEYS = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
+
+
+def consent_form_action(redirect_uri: str) -> list[str]:
+    """The consent page's CSP `form-action` sources (CSP Level 3 §6.3.1): this server, the
+    origin of the client's redirect URI, and the native app schemes this server accepts
+    (OAUTH_NATIVE_REDIRECT_SCHEMES), e.g. `["'self'", "http://127.0.0.1:47123", "cursor:", …]`.
+
+    It replaces the global policy's form-action (settings.CONTENT_SECURITY_POLICY) for this
+    response only, through django-csp's per-response replacement (the attribute its
+    `csp_replace` decorator sets; the decorator takes a fixed policy, this one depends on the
+    request). Chromium applies form-action to every hop of the navigation that follows the
+    form POST, so a callback that forwards the browser to its desktop app (claude.ai's https
+    callback → claude://…) needs that scheme listed too, or the tab stays on this page
+    (issue 13, item 4).
+    """
+    target = _form_action_target(redirect_uri)
+    native = [f"{scheme}:" for scheme in settings.OAUTH_NATIVE_REDIRECT_SCHEMES]
+    return [SELF, *([target] if target else []), *native]
 
 
 def _form_action_target(redirect_uri: str) -> str:
@@ -238,7 +247,5 @@ class ConsentView(AuthorizationView):
         if status is None:
             status = 200 if memberships else 403
         response = self.render_to_response(context, status=status)
-        native = "".join(f" {scheme}:" for scheme in settings.OAUTH_NATIVE_REDIRECT_SCHEMES)
-        response["Content-Security-Policy"] = CONSENT_CSP.format(target=_form_action_target(redirect_uri),
-                                                                 native=native)
+        response._csp_replace = {"form-action": consent_form_action(redirect_uri)}
         return response
