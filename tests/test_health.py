@@ -31,7 +31,7 @@ def test_health_reports_the_configured_environment(django_db_setup, django_db_bl
     with django_db_blocker.unblock():
         server = start_gateway(None, GATEWAY_ENV="stg", SECRET_KEY="s" * 50,
                                API_KEY_ENCRYPTION_KEYS="q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
-                               PUBLIC_URL="https://mcp-staging.example.test")
+                               PUBLIC_URL="https://mcp-staging.example.test", METRICS_TOKEN="m" * 43)
     try:
         assert httpx.get(server.url + "/health").json()["environment"] == "stg"
     finally:
