@@ -8,7 +8,7 @@ from django.urls import path
 from oauth2_provider import views as dot_views
 
 from accounts.views.consent import ConsentView
-from accounts.views.metadata import AuthorizationServerMetadataView
+from accounts.views.metadata import AuthorizationServerMetadataView, OpenResourceMetadataView
 from accounts.views.registration import RegistrationManagementView, RegistrationView
 from accounts.views.token_endpoints import IntrospectView, RevokeView, TokenView
 
@@ -27,4 +27,6 @@ urlpatterns = [
          name="oidc-connect-discovery-info"),
     path(".well-known/oauth-protected-resource", dot_views.OAuthProtectedResourceMetadataView.as_view(),
          name="oauth-resource-metadata"),
+    path(".well-known/oauth-protected-resource/open", OpenResourceMetadataView.as_view(),
+         name="oauth-resource-metadata-open"),
 ]

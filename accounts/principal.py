@@ -28,6 +28,14 @@ class Principal:
         return WRITE_SCOPE in self.scopes
 
 
+@dataclass(frozen=True)
+class SubscriberIdentity:
+    """Who an Open server token acts for: Pelcro customer `customer_id` of site `site_id`."""
+
+    site_id: int
+    customer_id: int
+
+
 @dataclass(frozen=True, eq=False)
 class Credentials:
     """A verified token's principal, its account's sites and the account's Core API key
@@ -37,6 +45,9 @@ class Credentials:
     principal: Principal
     sites: dict[int, str]  # site_id -> name
     api_key: str | None = field(default=None, repr=False)
+    # Open server tokens only: the one subscriber (site + Pelcro customer) they act for;
+    # `sites` is then that one site and `api_key` None (the Open API uses the customer's JWT).
+    subscriber: SubscriberIdentity | None = None
 
     def site_list(self) -> str:
         """The account's sites as people read them, e.g. "14 (Acme Daily), 15 (Acme Weekly)"."""

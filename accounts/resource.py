@@ -1,4 +1,10 @@
-"""RFC 8707 resource indicators: this gateway issues tokens for its MCP URL only."""
+"""RFC 8707 resource indicators: which of this gateway's MCP servers a token is for.
+
+Two resources: the Core server (`MCP_RESOURCE_URL`, `PUBLIC_URL/`) and the Open server
+(`OPEN_RESOURCE_URL`, `PUBLIC_URL/open`). A token is bound to exactly one; each server
+accepts only its own (DESIGN.md "The Open server"). The authorization flow issues Core
+tokens only (`canonical_resources`) until subscriber sign-in exists.
+"""
 
 import posixpath
 from urllib.parse import urlsplit
@@ -27,6 +33,15 @@ def is_mcp_resource(uri: str) -> bool:
         return False
     parts = _canonical_parts(uri)
     return parts is not None and parts == _canonical_parts(settings.MCP_RESOURCE_URL)
+
+
+def is_open_resource(uri: str) -> bool:
+    """True if `uri` names the Open server (`PUBLIC_URL/open`, trailing slash, case and
+    default port do not matter)."""
+    if not isinstance(uri, str):
+        return False
+    parts = _canonical_parts(uri)
+    return parts is not None and parts == _canonical_parts(settings.OPEN_RESOURCE_URL)
 
 
 def canonical_resources(requested: list[str]) -> list[str]:

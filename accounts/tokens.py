@@ -1,4 +1,4 @@
-"""Access-token lookup for the resource server (the MCP endpoint).
+"""Access-token lookup for the resource servers (the Core and Open MCP endpoints).
 
 Tokens are stored hashed (DOT's RFC 9700 storage), so lookup is by SHA-256 checksum.
 A token is valid only if it is unexpired, bound to `resource` (RFC 8707: this server's
@@ -15,9 +15,10 @@ from oauth2_provider.models import get_access_token_model
 
 from accounts import access as access_policy
 from accounts.connections import touch
-from accounts.models import Connection, Site
-from accounts.principal import Credentials, Principal
-from accounts.resource import is_mcp_resource
+from accounts.models import Connection, Site, Subscriber, SubscriberCredential
+from accounts.principal import Credentials, Principal, SubscriberIdentity
+from accounts.resource import is_mcp_resource, is_open_resource
+from accounts.subscribers import is_subscriber
 
 
 def checksum(raw_token: str) -> str:
@@ -27,7 +28,14 @@ def checksum(raw_token: str) -> str:
 def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
     """The principal for a raw bearer token presented to `resource`, with its account's
     sites and decrypted Core API key; None if the token must be refused. Also records the
-    connection's last use."""
+    connection's last use.
+
+    `resource` is the server the token was presented to: the Core server
+    (`MCP_RESOURCE_URL`) or the Open server (`OPEN_RESOURCE_URL`, `open_credentials`). A
+    token bound to the other one is refused (RFC 8707), and so is a subscriber's token at
+    the Core server whatever it is bound to."""
+    if is_open_resource(resource):
+        return open_credentials(raw_token)
     checked = _check(raw_token, resource)
     if checked is None:
         return None
@@ -40,17 +48,64 @@ def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
     return Credentials(principal=principal, sites=sites, api_key=api_key)
 
 
-def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None:
-    if not raw_token or not is_mcp_resource(resource):
-        return None
+def _token(raw_token: str):
     AccessToken = get_access_token_model()
     # The checksum is unique: no .first(), whose ORDER BY costs more to compile than the query.
     token = next(iter(
         AccessToken.objects.select_related("user", "application", "binding__connection__account",
-                                           "binding__connection__user")
+                                           "binding__connection__user__subscriber")
         .filter(token_checksum=checksum(raw_token))
     ), None)
     if token is None or token.is_expired() or token.user is None or token.application is None:
+        return None
+    return token
+
+
+def open_credentials(raw_token: str) -> Credentials | None:
+    """The principal for a raw bearer token presented to the Open server; None if it must be
+    refused: unless it is bound to `OPEN_RESOURCE_URL`, belongs to an active connection of
+    an active subscriber (`accounts.models.Subscriber`) whose site still has subscriber
+    access enabled, and that connection holds the subscriber's Pelcro JWT. `sites` is the
+    subscriber's one site; `subscriber` says which customer it is."""
+    if not raw_token:
+        return None
+    token = _token(raw_token)
+    if token is None or not any(is_open_resource(audience) for audience in token.resource or []):
+        return None
+    binding = getattr(token, "binding", None)
+    if binding is None:
+        return None
+    connection = binding.connection
+    if connection.user_id != token.user_id or connection.revoked_at is not None or not connection.user.is_active:
+        return None
+    subscriber = (Subscriber.objects.select_related("site").filter(user_id=token.user_id).first())
+    if (subscriber is None or not subscriber.site.subscriber_access_enabled
+            or subscriber.site.account_id != connection.account_id
+            or not SubscriberCredential.objects.filter(connection=connection).exists()):
+        return None
+    touch(connection)
+    granted = set(access_policy.scopes_for(connection.access))
+    principal = Principal(
+        user_id=token.user_id,
+        username=token.user.get_username(),
+        account_id=connection.account_id,
+        account_slug=connection.account.slug,
+        connection_id=connection.id,
+        client_id=token.application.client_id,
+        client_name=token.application.name or token.application.client_id,
+        scopes=frozenset(token.scope.split()) & granted,
+        expires_at=token.expires,
+    )
+    return Credentials(principal=principal, sites={subscriber.site.site_id: subscriber.site.name},
+                       subscriber=SubscriberIdentity(site_id=subscriber.site.site_id,
+                                                     customer_id=subscriber.customer_id))
+
+
+def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None:
+    if not raw_token or not is_mcp_resource(resource):
+        return None
+    token = _token(raw_token)
+    if token is None:
         return None
     if not any(is_mcp_resource(audience) for audience in token.resource or []):
         return None  # every token must be bound to this server (RFC 8707)
@@ -60,6 +115,8 @@ def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None
     connection = binding.connection
     if connection.user_id != token.user_id or not access_policy.connection_usable(connection):
         return None
+    if is_subscriber(connection.user):
+        return None  # a subscriber never acts on an account (defence in depth: no memberships)
     touch(connection)
     granted = set(access_policy.scopes_for(connection.access))
     principal = Principal(

@@ -1,7 +1,8 @@
 """The MCP servers this process serves, assembled from their packages' tools.
 
 The Core server (at `/`): the Core API tools (`core/`) and the export tools and files
-resource (`exports/`). The Open server will be assembled here too, from `open/`.
+resource (`exports/`). The Open server (at `/open`): the Open tools (`open/`; none yet,
+issue 14), acting for one signed-in subscriber.
 """
 
 from __future__ import annotations
@@ -49,3 +50,29 @@ def build_server() -> GatewayMCPServer:
     )
     exports.register_export_resource(server)
     return server
+
+
+# --- The Open server --------------------------------------------------------------------------
+
+OPEN_PATH = "/open"
+OPEN_TOOLS: dict[str, ToolDef] = {}  # the subscriber tools arrive with issue 14's tools item
+OPEN_WRITE_TOOLS = frozenset(name for name, spec in OPEN_TOOLS.items() if not spec.read_only)
+
+OPEN_INSTRUCTIONS = """\
+These tools act for ONE signed-in subscriber of ONE Pelcro site (publication): their own
+profile, subscriptions, invoices and payment methods, never anyone else's."""
+
+
+def build_open_server() -> GatewayMCPServer:
+    """The Open MCP server (`/open`) with the Open tools."""
+    return GatewayMCPServer(
+        OPEN_TOOLS,
+        name="pelcro-open",
+        title="Pelcro (subscriber)",
+        description="Pelcro Open API tools for one signed-in subscriber of one site",
+        instructions=OPEN_INSTRUCTIONS,
+        website_url=settings.PUBLIC_URL + "/",
+        version=settings.VERSION,
+        log_level=settings.LOG_LEVEL if settings.LOG_LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+        subscriptions=False,  # as the Core server: nothing changes while a client is connected
+    )

@@ -1,7 +1,7 @@
 """The ASGI entry point: a small router in front of Django and the MCP app.
 
-- MCP traffic at "/" (POST, and GET/DELETE for the 2025 session transport) goes to the
-  MCP app; a browser's `GET /` (Accept: text/html) goes to Django's landing page.
+- MCP traffic at "/" (the Core server) and "/open" (the Open server) goes to that MCP app;
+  a browser's `GET` there (Accept: text/html) goes to Django (the landing page at "/").
 - Everything else goes to Django.
 - CORS (`pelcro_gateway.cors`) wraps both, so preflights are answered before the MCP
   app's authentication and every answer a browser-hosted client reads carries its grant.
@@ -25,8 +25,6 @@ from django.conf import settings  # noqa: E402
 from pelcro_gateway.checks import run_startup_checks  # noqa: E402
 from pelcro_gateway.cors import GatewayCORS  # noqa: E402
 
-MCP_PATH = "/"
-
 
 def _wants_html(scope) -> bool:
     for name, value in scope.get("headers", ()):
@@ -38,19 +36,20 @@ def _wants_html(scope) -> bool:
 class GatewayRouter:
     def __init__(self, django, mcp=None, lifespan=None):
         self.django = django
-        self.mcp = mcp
+        self.mcp = mcp or {}  # {exact path: MCP ASGI app}
         self.lifespan = lifespan  # an async context manager factory, or None
 
-    def _is_mcp(self, scope) -> bool:
-        if self.mcp is None or scope["path"] != MCP_PATH:
-            return False
-        return not (scope["method"] in ("GET", "HEAD") and _wants_html(scope))
+    def _mcp_for(self, scope):
+        app = self.mcp.get(scope["path"])
+        if app is None or (scope["method"] in ("GET", "HEAD") and _wants_html(scope)):
+            return None
+        return app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and self._is_mcp(scope):
-            await self.mcp(scope, receive, send)
+        elif scope["type"] == "http" and (app := self._mcp_for(scope)) is not None:
+            await app(scope, receive, send)
         else:
             await self.django(scope, receive, send)
 
@@ -77,10 +76,10 @@ def build_application() -> GatewayRouter:
     """Wire Django and (once installed) the MCP app into one ASGI application."""
     if importlib.util.find_spec("mcp_bridge.asgi") is None:  # arrives with the MCP issue
         return GatewayRouter(django_app)
-    from mcp_bridge.asgi import create_mcp_app
+    from mcp_bridge.asgi import create_mcp_apps
 
-    mcp_app, lifespan = create_mcp_app()
-    return GatewayRouter(django_app, mcp=mcp_app, lifespan=lifespan)
+    mcp_apps, lifespan = create_mcp_apps()
+    return GatewayRouter(django_app, mcp=mcp_apps, lifespan=lifespan)
 
 
 application = GatewayCORS(

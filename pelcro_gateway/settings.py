@@ -80,6 +80,8 @@ PUBLIC_URL = os.environ.get("PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 80
 _public = urlsplit(PUBLIC_URL)
 # The MCP resource identifier (RFC 8707 / RFC 9728): the endpoint at "/".
 MCP_RESOURCE_URL = PUBLIC_URL + "/"
+# The Open server's resource (RFC 8707/9728): acts for one signed-in subscriber (issue 14).
+OPEN_RESOURCE_URL = PUBLIC_URL + "/open"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [_public.hostname or "127.0.0.1", "127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PUBLIC_URL])

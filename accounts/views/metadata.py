@@ -12,7 +12,9 @@ document in one place, `pelcro_gateway/cors.py`.
 
 import json
 
+from django.conf import settings
 from django.http import JsonResponse
+from oauth2_provider import views as dot_views
 from oauth2_provider.views import OAuthServerMetadataView
 
 from accounts import scopes
@@ -29,3 +31,15 @@ class AuthorizationServerMetadataView(OAuthServerMetadataView):
         response = JsonResponse(data)
         response["Cache-Control"] = "public, max-age=300"
         return response
+
+
+class OpenResourceMetadataView(dot_views.OAuthProtectedResourceMetadataView):
+    """RFC 9728 metadata of the Open server (`PUBLIC_URL/open`), served at the path form
+    `/.well-known/oauth-protected-resource/open` (RFC 9728 §3.1); the same authorization
+    server issues its tokens, bound to this resource."""
+
+    def get_resource(self, request):
+        return settings.OPEN_RESOURCE_URL
+
+    def get_resource_name(self):
+        return "Pelcro MCP Gateway: subscriber (Open) server"
