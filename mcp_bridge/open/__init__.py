@@ -5,6 +5,8 @@
   login / refresh / logout).
 - `credentials`: the connection's Pelcro JWT: read, refreshed before it expires, and the
   connection ended when Pelcro refuses it.
+- `sign_in`: a subscriber's e-mail + password checked through the Open API login.
 
-The server at `/open`, the subscriber sign-in and the tools are still to come (issue 14).
+The server at `/open` is assembled in `mcp_bridge.servers` / `mcp_bridge.asgi`; the sign-in
+pages and the tools are still to come (issue 14).
 """
