@@ -10,6 +10,7 @@ from accounts.auth_epoch import EpochUnavailable
 from accounts.connections import revoke_connections
 from accounts.forms import AdminLoginForm
 from accounts.models import Account, Connection, Membership, Site, Subscriber
+from accounts.upstream_account import set_manual_limit
 
 
 class AccountForm(forms.ModelForm):
@@ -23,20 +24,27 @@ class AccountForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "slug"]
+        fields = ["name", "slug", "api_core_rate_limit"]
 
     def save(self, commit=True):
         account = super().save(commit=False)
         if self.cleaned_data.get("api_key"):
             account.set_api_key(self.cleaned_data["api_key"])
+        if "api_core_rate_limit" in self.changed_data:
+            set_manual_limit(account, self.cleaned_data.get("api_core_rate_limit"))
         if commit:
             account.save()
         return account
 
 
 class SiteInline(admin.TabularInline):
+    """Sites read from GET /account (source upstream), or entered by hand (manual) when the
+    account's key cannot read /account."""
+
     model = Site
     extra = 0
+    fields = ["site_id", "name", "url", "source", "subscriber_access_enabled"]
+    readonly_fields = ["source"]
 
 
 class MembershipInline(admin.TabularInline):
@@ -48,21 +56,27 @@ class MembershipInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
-    list_display = ["name", "slug", "api_key_hint", "api_key_set_at", "created_at"]
+    list_display = ["name", "slug", "api_key_hint", "api_key_set_at", "limit", "upstream_read_at", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["api_key_hint", "api_key_set_at", "created_at"]
-    fields = ["name", "slug", "api_key", "api_key_hint", "api_key_set_at", "created_at"]
+    readonly_fields = ["api_key_hint", "api_key_set_at", "rate_limit_source", "upstream_read_at",
+                       "upstream_read_error", "created_at"]
+    fields = ["name", "slug", "api_key", "api_key_hint", "api_key_set_at", "api_core_rate_limit",
+              "rate_limit_source", "upstream_read_at", "upstream_read_error", "created_at"]
     inlines = [SiteInline, MembershipInline]
 
     @admin.display(description="API key")
     def api_key_hint(self, account: Account) -> str:
         return f"•••• {account.api_key_last4}" if account.has_api_key else "not set"
 
+    @admin.display(description="rate limit / min")
+    def limit(self, account: Account) -> str:
+        return f"{account.rate_limit} ({account.get_rate_limit_source_display()})"
+
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["site_id", "name", "account", "subscriber_access_enabled"]
+    list_display = ["site_id", "name", "account", "source", "subscriber_access_enabled"]
     list_filter = ["account", "subscriber_access_enabled"]
     search_fields = ["name", "=site_id", "account__name"]
 

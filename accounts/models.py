@@ -1,6 +1,7 @@
 """Who may do what: Pelcro accounts, their sites, members, API keys and OAuth connections."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -9,13 +10,37 @@ from accounts.auth_epoch import PublishingQuerySet
 
 
 class Account(models.Model):
-    """A Pelcro account. Its Core API key is stored encrypted (see `accounts.crypto`)."""
+    """A Pelcro account. Its Core API key is stored encrypted (see `accounts.crypto`).
+
+    Its Core API rate limit (requests per minute, counted by Pelcro per account across all
+    endpoints) is read from `GET /account` (`data.api_core_rate_limit`, CORE_API.md §2 and
+    §8.1) when a key is saved and on a schedule (`accounts.upstream_account`). Accounts
+    whose key cannot read `/account` can have one entered by hand; without either the
+    gateway assumes Pelcro's documented default (settings `RATE_LIMIT`, 120).
+    """
+
+    class LimitSource(models.TextChoices):
+        UPSTREAM = "upstream", "upstream /account"
+        MANUAL = "manual", "manual"
+        DEFAULT = "default", "default"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     api_key_encrypted = models.TextField(blank=True, editable=False)
     api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
     api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_core_rate_limit = models.PositiveIntegerField(
+        "Core API rate limit", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+        help_text="Requests per minute Pelcro allows this account. Read from GET /account; "
+        "enter it by hand only if the key cannot read /account. Blank: the default.",
+    )
+    rate_limit_source = models.CharField(
+        max_length=10, choices=LimitSource.choices, default=LimitSource.DEFAULT, editable=False
+    )
+    # The last successful GET /account, and why the last attempt failed (blank if it did not).
+    upstream_read_at = models.DateTimeField("read from Pelcro at", null=True, blank=True, editable=False)
+    upstream_read_error = models.CharField("last read error", max_length=500, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Bulk updates change what token checks read: published (accounts.auth_epoch).
@@ -41,13 +66,28 @@ class Account(models.Model):
     def has_api_key(self) -> bool:
         return bool(self.api_key_encrypted)
 
+    @property
+    def rate_limit(self) -> int:
+        """The Core API requests per minute this account gets: its own, else the default."""
+        return self.api_core_rate_limit or int(settings.PELCRO_GATEWAY["RATE_LIMIT"])
+
 
 class Site(models.Model):
-    """A Pelcro site; `site_id` is Pelcro's own id, the one tools take."""
+    """A Pelcro site; `site_id` is Pelcro's own id, the one tools take.
+
+    Sites come from the account's `GET /account` answer (`source` upstream) or are entered
+    by hand for accounts whose key cannot read `/account` (`source` manual).
+    """
+
+    class Source(models.TextChoices):
+        UPSTREAM = "upstream", "upstream /account"
+        MANUAL = "manual", "manual"
 
     site_id = models.PositiveIntegerField(unique=True)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sites")
     name = models.CharField(max_length=200)
+    url = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     subscriber_access_enabled = models.BooleanField(
         "subscriber access enabled", default=False,
         help_text="Let this site's subscribers sign in with their Pelcro customer e-mail and password and "

@@ -38,8 +38,9 @@ class SubscriberIdentity:
 
 @dataclass(frozen=True, eq=False)
 class Credentials:
-    """A verified token's principal, its account's sites and the account's Core API key
-    (None when the account has none that decrypts). The key never shows in a repr.
+    """A verified token's principal, its account's sites, its Core API rate limit and the
+    account's Core API key (None when the account has none that decrypts). The key never
+    shows in a repr.
     Compared (and hashed) by identity: one object per check."""
 
     principal: Principal
@@ -48,6 +49,9 @@ class Credentials:
     # Open server tokens only: the one subscriber (site + Pelcro customer) they act for;
     # `sites` is then that one site and `api_key` None (the Open API uses the customer's JWT).
     subscriber: SubscriberIdentity | None = None
+    # The account's Core API requests per minute (Account.rate_limit: from GET /account,
+    # entered by hand, or the default); the shared limiter grants this minus its margin.
+    rate_limit: int = 120
 
     def site_list(self) -> str:
         """The account's sites as people read them, e.g. "14 (Acme Daily), 15 (Acme Weekly)"."""

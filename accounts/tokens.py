@@ -45,7 +45,7 @@ def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
         api_key = connection.account.get_api_key()
     except ValueError:  # no key stored, or encrypted with a key no longer configured
         api_key = None
-    return Credentials(principal=principal, sites=sites, api_key=api_key)
+    return Credentials(principal=principal, sites=sites, api_key=api_key, rate_limit=connection.account.rate_limit)
 
 
 def _token(raw_token: str):

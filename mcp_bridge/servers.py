@@ -10,12 +10,14 @@ from __future__ import annotations
 from django.conf import settings
 
 from mcp_bridge import exports
-from mcp_bridge.core import charges, coupons, customers, invoices, plans, subscriptions
+from mcp_bridge.core import account, addresses, charges, coupons, customers, invoices, plans, refunds, subscriptions
 from mcp_bridge.runtime.registry import REGISTRY, ToolDef
 from mcp_bridge.runtime.server import GatewayMCPServer
 
 # Importing a tool module registers its tools; the Core server serves these modules' tools.
-CORE_TOOL_MODULES = (charges, coupons, customers, invoices, plans, subscriptions, exports.tools)
+CORE_TOOL_MODULES = (
+    account, addresses, charges, coupons, customers, invoices, plans, refunds, subscriptions, exports.tools,
+)
 _CORE_MODULE_NAMES = {module.__name__ for module in CORE_TOOL_MODULES}
 
 TOOLS: dict[str, ToolDef] = {
@@ -25,11 +27,13 @@ WRITE_TOOLS = frozenset(name for name, spec in TOOLS.items() if not spec.read_on
 
 INSTRUCTIONS = """\
 These tools work on ONE Pelcro account: the one the user picked when connecting.
-Every tool needs site_id, one of that account's sites (ask the user if unsure; a wrong
-site_id answers with the list of the account's sites). Money is in integer cents (minor
+Every tool but get_account needs site_id, one of that account's sites (get_account lists
+them; a wrong site_id answers with the list too). Times are ISO 8601 UTC. Money is in integer cents (minor
 units) with a lowercase currency code. List tools return one page: check has_more and
-ask for page + 1 to see more. Voiding or writing off invoices and deleting customers are
-irreversible: confirm with the user before calling them."""
+ask for page + 1 to see more; filter with the documented filters instead of paging
+through everything (some questions, like one customer's invoices, the Core API cannot
+answer: say so). Voiding or writing off invoices, canceling subscriptions and refunds,
+and deleting customers or addresses are irreversible: confirm with the user first."""
 
 
 def build_server() -> GatewayMCPServer:

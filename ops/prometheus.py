@@ -45,14 +45,20 @@ class LimiterStateCollector:
             "waiting": GaugeMetricFamily(
                 "pelcro_ratelimit_waiting", "Callers waiting for a slot.", labels=["account"]
             ),
+            "cap": GaugeMetricFamily(
+                "pelcro_ratelimit_cap", "Requests the gateway grants per window: the account's own limit "
+                "(GET /account, or the default) minus the safety margin.", labels=["account"]
+            ),
             "blocked_for": GaugeMetricFamily(
                 "pelcro_ratelimit_blocked_seconds", "Seconds left of an upstream-429 block.", labels=["account"]
             ),
         }
-        accounts = dict(Account.objects.values_list("id", "slug")) if self.per_account else {}
+        rows = list(Account.objects.values_list("id", "slug", "api_core_rate_limit")) if self.per_account else []
+        accounts = {account_id: slug for account_id, slug, _ in rows}
+        limits = {account_id: limit for account_id, _, limit in rows}
         try:
             if self.per_account:
-                states = peek_many(list(accounts), LimitConfig.from_settings())
+                states = peek_many(list(accounts), LimitConfig.from_settings(), limits)
             else:
                 redis_time()  # is Redis answering at all
                 states = {}

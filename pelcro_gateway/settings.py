@@ -345,6 +345,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "rollup-usage": {"task": "ops.tasks.rollup_usage", "schedule": 60.0},
     "delete-expired-exports": {"task": "mcp_bridge.exports.tasks.delete_expired_exports", "schedule": 600.0},
+    # Each account's rate limit and sites from Pelcro's GET /account (also read when a key is saved).
+    "refresh-accounts": {"task": "mcp_bridge.core.tasks.refresh_accounts",
+                         "schedule": env_float("ACCOUNT_REFRESH_SECONDS", 3600.0)},
     "clear-expired-tokens": {"task": "accounts.tasks.clear_expired_tokens", "schedule": 3600.0},
     "prune-unused-registrations": {"task": "accounts.tasks.prune_unused_registrations", "schedule": 3600.0},
 }

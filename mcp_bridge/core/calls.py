@@ -18,12 +18,15 @@ from mcp_bridge.runtime.results import ToolFailed
 from mcp_bridge.runtime.schemas import ToolFailure
 from mcp_bridge.upstream.errors import UpstreamError
 
+# The one Core API request that takes no site_id (CORE_API.md §1, §8.1).
+SITELESS_PATHS = frozenset({"/account"})
+
 
 async def core_api(
     call: CallContext,
     method: str,
     path: str,
-    site_id: int,
+    site_id: int | None,
     *,
     what: str,
     params: dict[str, Any] | None = None,
@@ -40,11 +43,15 @@ async def core_api(
     was applied, as a phrase that follows "Before trying again, " (e.g. "read invoice 7 with
     get_invoice to see whether it was finalized"): a write is never repeated automatically
     once it may have reached the upstream, and the tool error then carries
-    `may_have_been_applied: true` with this advice.
+    `may_have_been_applied: true` with this advice. `site_id` is None only for the
+    account's own endpoint (`GET /account`, CORE_API.md §8.1).
     """
     if method != "GET" and not check:
         raise ValueError(f"{method} {path}: a write must say how to check whether it was applied")
-    call.require_site(site_id)  # the registry checked the tool's site_id; this is the request's
+    if site_id is not None:
+        call.require_site(site_id)  # the registry checked the tool's site_id; this is the request's
+    elif path not in SITELESS_PATHS:
+        raise ValueError(f"{method} {path} needs a site_id")
     credentials = call.credentials
     principal = call.principal
     record = call.record
@@ -55,7 +62,7 @@ async def core_api(
     try:
         response = await get_client().request(
             method, path, account_id=principal.account_id, api_key=api_key, site_id=site_id,
-            params=params, json=json_body,
+            params=params, json=json_body, rate_limit=credentials.rate_limit,
         )
     except UpstreamError as exc:
         record.upstream_status = exc.status or None

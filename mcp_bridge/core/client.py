@@ -53,18 +53,21 @@ class CoreAPIClient(UpstreamClient):
         *,
         account_id: int,
         api_key: str,
-        site_id: int,
+        site_id: int | None,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
         background: bool = False,
+        rate_limit: int | None = None,
     ) -> CoreAPIResponse:
         """Make one Core API call for `account_id` on `site_id` with the account's key, with
-        retries where they are safe (`upstream.http`). Raises an `UpstreamError`; an
+        retries where they are safe (`upstream.http`), within the account's `rate_limit`
+        (its own requests per minute; None: the default). `GET /account` takes no site
+        (`site_id=None`, CORE_API.md §1). Raises an `UpstreamError`; an
         `UpstreamUnavailable` with `maybe_processed=True` means the write was sent once and
         its fate is unknown."""
         return await self.send(
             method, path, account_id=account_id, params={"site_id": site_id, **(params or {})}, json=json,
-            headers={"Authorization": f"Bearer {api_key}"}, background=background,
+            headers={"Authorization": f"Bearer {api_key}"}, background=background, rate_limit=rate_limit,
         )
 
     def parse(self, response: httpx.Response, *, unsure: bool) -> CoreAPIResponse:

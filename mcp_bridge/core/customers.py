@@ -1,77 +1,144 @@
-"""Customer tools: list, get, create, update, delete (Core API /customers)."""
+"""Customer tools: list, get (the customer 360 view), create, update, delete (Core API
+/customers, CORE_API.md §8.2)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from mcp_bridge.core.addresses import Address
 from mcp_bridge.core.calls import core_api
-from mcp_bridge.core.results import object_result, page_result, parse, structured_result
+from mcp_bridge.core.results import object_result, page_result, structured_result
+from mcp_bridge.core.shapes import (
+    HAS_METADATA_KEY,
+    MATCH_FIELD,
+    METADATA_FILTER,
+    CoreMetadata,
+    CoreObject,
+    FilterQuery,
+    FilterText,
+    IdList,
+    Match,
+    MetadataKey,
+    Timestamp,
+    expand_param,
+    sort_field,
+)
+from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import (
-    ListInput,
-    Metadata,
-    Page,
-    SiteInput,
-    Timestamp,
-    UpstreamObject,
-    contains_filter,
-    eq_filter,
-    id_field,
-)
+from mcp_bridge.runtime.schemas import ListInput, Metadata, Page, SiteInput, id_field
 
 # --- Shapes ------------------------------------------------------------------------------
 
 
-class Customer(UpstreamObject):
+class Customer(CoreObject):
+    """A customer of one site (CORE_API.md §8.2). `subscriptions` and `addresses` are there
+    when asked for with expand."""
+
     id: int
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     display_name: str | None = None
+    name: str | None = None
     phone: str | None = None
-    metadata: dict[str, Any] | None = None
+    old_provider_id: str | None = None
+    email_confirm: bool | None = None
+    email_hardbounce: bool | None = None
     mail_marketing: bool | None = None
     tele_marketing: bool | None = None
-    balance: int | None = Field(None, description="Credit balance in cents (minor units).")
-    created_at: Timestamp = None
-    updated_at: Timestamp = None
-    deleted_at: Timestamp = Field(None, description="Set once the customer is deleted.")
+    metadata: CoreMetadata = None
+    organization: int | dict[str, Any] | None = None
+    default_source_id: int | None = None
+    default_source: dict[str, Any] | None = None
+    balance: int | None = Field(None, description="Credit the customer can spend, in cents (minor units).")
+    currency: str | None = None
+    is_imported: bool | None = None
+    has_password: bool | None = None
+    password_last_updated_at: Timestamp | None = None
+    subscriptions: list[Subscription] | None = Field(None, description="With expand subscriptions.")
+    addresses: list[Address] | None = Field(None, description="With expand addresses.")
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
 
-class DeletedCustomer(UpstreamObject):
+class DeletedCustomer(CoreObject):
     deleted: bool
     customer_id: int
-    customer: Customer | None = Field(None, description="The customer as it is after deletion, if returned.")
 
 
-CustomerSort = Literal["id", "-id", "email", "-email"]
+CustomerExpand = Literal["subscriptions", "addresses", "defaultSource", "organization"]
+EXPAND_FIELD: Any = Field(
+    None, max_length=4,
+    description="Related objects to embed in the same request: subscriptions, addresses, defaultSource (the "
+    "default payment method), organization.",
+)
 
 
 class ListCustomersInput(ListInput):
-    sort: CustomerSort | None = Field(None, description="Sort field; prefix with - for descending. Default: id.")
-    email: str | None = Field(None, max_length=255, description="Only the customer with exactly this email.")
-    email_contains: str | None = Field(
-        None, min_length=1, max_length=255, description="Only customers whose email contains this text."
+    sort: sort_field(("id", "email")) | None = None
+    email: FilterText | None = Field(None, description="Only the customer with exactly this email.")
+    email_contains: FilterText | None = Field(None, description="Only customers whose email contains this text "
+                                              "(case-insensitive), e.g. @acme.com.")
+    first_name: FilterText | None = Field(None, description="Only customers with exactly this first name.")
+    last_name: FilterText | None = Field(None, description="Only customers with exactly this last name.")
+    ids: IdList | None = Field(None, description="Only customers with these ids.")
+    metadata: dict[MetadataKey, FilterText] | None = METADATA_FILTER
+    has_metadata_key: str | None = HAS_METADATA_KEY
+    match: Match = MATCH_FIELD
+    expand: list[CustomerExpand] | None = EXPAND_FIELD
+
+    @model_validator(mode="after")
+    def _one_email_filter(self) -> ListCustomersInput:
+        if self.email and self.email_contains:
+            raise ValueError("give email (exact) or email_contains, not both")
+        return self
+
+    def query(self) -> dict[str, Any]:
+        filters = (
+            FilterQuery(self.match)
+            .eq("id", *(self.ids or []))
+            .eq("email", self.email)
+            .like("email", self.email_contains)
+            .eq("first_name", self.first_name)
+            .eq("last_name", self.last_name)
+            .metadata(self.metadata, self.has_metadata_key)
+        )
+        return self.list_query() | filters.params | expand_param(self.expand)
+
+
+class GetCustomerInput(SiteInput):
+    customer_id: int = id_field("customer")
+    expand: list[CustomerExpand] = Field(
+        ["subscriptions", "addresses"], max_length=4,
+        description="Related objects embedded in the same request (default: subscriptions and addresses, the "
+        "customer's 360 view); [] for the customer alone. Also: defaultSource, organization.",
     )
-    first_name: str | None = Field(None, max_length=255, description="Only customers with exactly this first name.")
-    last_name: str | None = Field(None, max_length=255, description="Only customers with exactly this last name.")
 
 
 class CustomerIdInput(SiteInput):
     customer_id: int = id_field("customer")
 
 
+def _phone_digits(value: str | None) -> str | None:
+    if value is not None and not 5 <= len(re.sub(r"\D", "", value)) <= 20:
+        raise ValueError("a phone number needs 5 to 20 digits (other characters are dropped by Pelcro)")
+    return value
+
+
 class CustomerFields(SiteInput):
     first_name: str | None = Field(None, max_length=255)
     last_name: str | None = Field(None, max_length=255)
-    display_name: str | None = Field(None, max_length=100, description="Name to show when there is no email.")
-    phone: str | None = Field(None, max_length=40)
+    display_name: str | None = Field(None, max_length=100, description="Name to show; up to 100 characters.")
+    phone: str | None = Field(None, max_length=40, description="5 to 20 digits; spaces, dashes, + are dropped.")
     metadata: Metadata | None = None
     mail_marketing: bool | None = Field(None, description="Consents to marketing email.")
     tele_marketing: bool | None = Field(None, description="Consents to marketing calls.")
+
+    _phone = field_validator("phone")(classmethod(lambda cls, v: _phone_digits(v)))
 
     def body(self) -> dict[str, Any]:
         body = self.model_dump(exclude={"site_id", "customer_id", "metadata"}, exclude_none=True)
@@ -80,19 +147,40 @@ class CustomerFields(SiteInput):
         return body
 
 
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
 class CreateCustomerInput(CustomerFields):
-    email: str | None = Field(None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$", description="Email address.")
+    email: str | None = Field(None, max_length=255, pattern=EMAIL_PATTERN,
+                              description="Email address (unique on the site).")
+    old_provider_id: str | None = Field(None, max_length=191, description="The customer's id in a system you "
+                                        "migrated from (unique in the account).")
 
     @model_validator(mode="after")
-    def _needs_a_name(self) -> CreateCustomerInput:
-        if not self.email and not self.display_name:
-            raise ValueError("give an email or a display_name")
+    def _needs_an_identity(self) -> CreateCustomerInput:
+        if not (self.email or self.display_name or self.old_provider_id):
+            raise ValueError("give an email, a display_name or an old_provider_id")
         return self
 
 
 class UpdateCustomerInput(CustomerFields):
     customer_id: int = id_field("customer")
-    email: str | None = Field(None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$", description="New email address.")
+    email: str | None = Field(None, max_length=255, pattern=EMAIL_PATTERN, description="New email address.")
+    default_source_id: int | None = Field(None, ge=1, description="One of the customer's saved payment methods, "
+                                          "to become the default.")
+
+
+def _customer_line(customer: Customer, site_id: int, verb: str = "Customer") -> str:
+    who = customer.email or customer.display_name or customer.name or "no email"
+    line = f"{verb} {customer.id} ({who}) on site {site_id}"
+    if customer.balance:
+        line += f", credit balance {customer.balance} cents"
+    if customer.subscriptions is not None:
+        states = ", ".join(f"{s.id} {s.status}" for s in customer.subscriptions) or "none"
+        line += f"; subscriptions: {states}"
+    if customer.addresses is not None:
+        line += f"; {len(customer.addresses)} address(es)"
+    return line + "."
 
 
 # --- Tools -------------------------------------------------------------------------------
@@ -105,27 +193,35 @@ class UpdateCustomerInput(CustomerFields):
 async def list_customers(call: CallContext, args: ListCustomersInput):
     """List the customers of a site, a page at a time.
 
-    Filter by exact email, first_name or last_name (case-insensitive), or by part of the
-    email (email_contains); sort by id or email (prefix - for descending).
-    Deleted customers are not listed. `balance` is in cents. The result says how many
-    customers match (`total`) and whether more pages exist (`has_more`).
+    Filters (Pelcro's documented ones): email (exact) or email_contains (part of it,
+    case-insensitive), first_name, last_name, ids (a list), metadata ({"key": "value"},
+    exact) and has_metadata_key. By default an item must match all filters; match "any"
+    ORs them. Sort by id or email (prefix - for descending). expand embeds subscriptions
+    or addresses in the same request. `balance` is in cents; times are ISO 8601 UTC.
+    `total` says how many match, `has_more` whether another page exists.
     """
-    query = args.list_query() | eq_filter(email=args.email, first_name=args.first_name, last_name=args.last_name)
-    if args.email_contains and not args.email:
-        query |= contains_filter(email=args.email_contains)
-    response = await core_api(call, "GET", "/customers", args.site_id, what="customers", params=query)
+    response = await core_api(call, "GET", "/customers", args.site_id, what="customers", params=args.query())
     return page_result(response, Customer, "customer", args.site_id)
 
 
 @tool(
-    "get_customer", title="Get a customer", input=CustomerIdInput, output=Customer,
+    "get_customer", title="Get a customer (360 view)", input=GetCustomerInput, output=Customer,
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
-async def get_customer(call: CallContext, args: CustomerIdInput):
-    """Get one customer by id: contact details, marketing consents, metadata, and credit
-    `balance` in cents."""
-    response = await core_api(call, "GET", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}")
-    return object_result(response, Customer, f"Customer {args.customer_id} on site {args.site_id}.")
+async def get_customer(call: CallContext, args: GetCustomerInput):
+    """Get one customer by id with, by default, their subscriptions and addresses, all in
+    one Core API request (expand). Contact details, marketing consents, metadata, credit
+    `balance` in cents; times are ISO 8601 UTC.
+
+    This is the way to see one customer's subscriptions. Pelcro's Core API has no
+    documented way to list one customer's invoices or charges (list_invoices and
+    list_charges cannot filter by customer): say so rather than paging through all of them.
+    """
+    response = await core_api(
+        call, "GET", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
+        params=expand_param(args.expand),
+    )
+    return object_result(response, Customer, lambda c: _customer_line(c, args.site_id))
 
 
 @tool(
@@ -133,14 +229,12 @@ async def get_customer(call: CallContext, args: CustomerIdInput):
     read_only=False, destructive=False, idempotent=False, open_world=True,
 )
 async def create_customer(call: CallContext, args: CreateCustomerInput):
-    """Create a customer on a site. Needs an email or a display_name; first_name and
-    last_name are at most 255 characters. Each call creates a new customer, so check with
-    list_customers (email filter) first if the customer may already exist."""
-    response = await core_api(
-        call, "POST", "/customers", args.site_id, what="the new customer", json_body=args.body(),
-        check="look for it with list_customers (filter by email) to see whether it was created",
-    )
-    return object_result(response, Customer, lambda c: f"Created customer {c.id} on site {args.site_id}.")
+    """Create a customer on a site. Needs an email, a display_name (up to 100 characters) or
+    an old_provider_id; an email must be unique on the site. Each call creates a new
+    customer, so check with list_customers (email filter) first if they may exist."""
+    response = await core_api(call, "POST", "/customers", args.site_id, what="the new customer", json_body=args.body(),
+                              check="look for it with list_customers (email filter) to see whether it was created")
+    return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Created customer"))
 
 
 @tool(
@@ -148,14 +242,14 @@ async def create_customer(call: CallContext, args: CreateCustomerInput):
     read_only=False, destructive=False, idempotent=True, open_world=True,
 )
 async def update_customer(call: CallContext, args: UpdateCustomerInput):
-    """Change a customer's fields. Only the fields you give change; leave out (or pass
-    null for) the rest. `metadata` is merged: keys you give are set, a key whose value is
-    null is removed, other keys stay."""
+    """Change a customer's fields. Only the fields you give change. `metadata` is merged:
+    keys you give are set, a key whose value is null is removed, other keys stay.
+    default_source_id must be one of the customer's own payment methods."""
     response = await core_api(
         call, "PUT", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
         json_body=args.body(), check=f"read customer {args.customer_id} with get_customer to see whether it changed",
     )
-    return object_result(response, Customer, f"Updated customer {args.customer_id} on site {args.site_id}.")
+    return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Updated customer"))
 
 
 @tool(
@@ -163,19 +257,14 @@ async def update_customer(call: CallContext, args: UpdateCustomerInput):
     read_only=False, destructive=True, idempotent=True, open_world=True,
 )
 async def delete_customer(call: CallContext, args: CustomerIdInput):
-    """Delete a customer (a soft delete: it disappears from the API).
-
-    This also CANCELS ALL OF THE CUSTOMER'S ACTIVE SUBSCRIPTIONS, and cannot be undone
-    through these tools. Confirm with the user first. Deleting an already deleted
-    customer answers not found.
+    """Delete a customer. IRREVERSIBLE: Pelcro also deletes their subscriptions (active
+    ones are CANCELED AT ONCE), memberships, payment methods, addresses and social logins.
+    Confirm with the user first. Deleting an already deleted customer answers not found.
     """
-    response = await core_api(
-        call, "DELETE", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
-        check=f"read customer {args.customer_id} with get_customer to see whether it was deleted "
-        "(deleted_at is set, or it is not found)",
-    )
-    customer = parse(Customer, response.data, response) if isinstance(response.data, dict) else None
+    await core_api(call, "DELETE", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
+                   check=f"read customer {args.customer_id} with get_customer: not found means it was deleted")
     return structured_result(
-        DeletedCustomer(deleted=True, customer_id=args.customer_id, customer=customer),
-        f"Deleted customer {args.customer_id} on site {args.site_id}; their active subscriptions are canceled.",
+        DeletedCustomer(deleted=True, customer_id=args.customer_id),
+        f"Deleted customer {args.customer_id} on site {args.site_id}; their subscriptions are canceled and their "
+        "payment methods and addresses deleted.",
     )

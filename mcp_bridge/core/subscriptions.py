@@ -1,45 +1,120 @@
-"""Subscription tools: list, get, create, cancel (Core API /subscriptions)."""
+"""Subscription tools: list, get, create, cancel (Core API /subscriptions, CORE_API.md §8.3)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from mcp_bridge.core.addresses import Address
 from mcp_bridge.core.calls import core_api
+from mcp_bridge.core.coupons import Coupon
+from mcp_bridge.core.plans import Plan
 from mcp_bridge.core.results import object_result, page_result
+from mcp_bridge.core.shapes import CoreMetadata, CoreObject, Timestamp, expand_param, iso, sort_field
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, Timestamp, UpstreamObject, id_field
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
 
 
-class Subscription(UpstreamObject):
+class Subscription(CoreObject):
+    """A subscription (CORE_API.md §8.3). Links are ids unless expanded: `plan`, `coupon`,
+    `address`, `default_source`, `latest_invoice`; the customer is `user_id`."""
+
     id: int
     user_id: int | None = Field(None, description="The customer's id.")
-    plan: int | None = Field(None, description="The plan's id.")
-    coupon: int | None = Field(None, description="The coupon's id, if any.")
-    latest_invoice: int | None = Field(None, description="The id of the latest invoice, if any.")
     status: str
+    plan: int | Plan | None = None
+    coupon: int | Coupon | None = None
+    address: int | Address | None = None
+    default_source: int | dict[str, Any] | None = None
+    latest_invoice: int | dict[str, Any] | None = None
     quantity: int | None = None
+    billing: str | None = Field(None, description="charge_automatically or send_invoice.")
     auto_renew: bool | None = None
-    current_period_start: Timestamp = None
-    current_period_end: Timestamp = None
-    cancel_at_period_end: bool | None = None
-    canceled_at: Timestamp = Field(None, description="When cancellation was requested.")
-    ended_at: Timestamp = Field(None, description="When it actually ended.")
-    trial_start: Timestamp = None
-    trial_end: Timestamp = None
-    created: Timestamp = None
+    address_required: bool | None = None
+    cancel_at_period_end: bool | None = Field(None, description="True: it ends at current_period_end.")
+    cancel_reason: str | None = None
+    canceled_by: Any = None
+    canceled_by_type: Any = None
+    days_until_due: int | None = None
+    is_gift_donor: bool | None = None
+    is_gift_recipient: bool | None = None
+    shipments_remaining: int | None = None
+    old_provider_id: str | None = None
+    metadata: CoreMetadata = None
+    created: Timestamp | None = None
+    current_period_start: Timestamp | None = None
+    current_period_end: Timestamp | None = None
+    trial_start: Timestamp | None = None
+    trial_end: Timestamp | None = None
+    cancel_at: Timestamp | None = None
+    canceled_at: Timestamp | None = Field(None, description="When cancellation was requested.")
+    ended_at: Timestamp | None = Field(None, description="When it actually ended.")
+    expires_at: Timestamp | None = None
+    renews_at: Timestamp | None = None
+
+
+SubscriptionExpand = Literal["plan", "coupon", "address", "default_source", "latest_invoice"]
 
 
 class ListSubscriptionsInput(ListInput):
-    sort: Literal["status", "-status"] | None = Field(
-        None, description="Sort by status; prefix with - for descending. Default: id."
+    sort: sort_field(("status",)) | None = None
+
+
+class GetSubscriptionInput(SiteInput):
+    subscription_id: int = id_field("subscription")
+    expand: list[SubscriptionExpand] | None = Field(
+        None, max_length=5, description="Linked objects to embed in the same request: plan, coupon, address, "
+        "default_source, latest_invoice.",
     )
 
 
-class SubscriptionIdInput(SiteInput):
+class CreateSubscriptionInput(SiteInput):
+    customer_id: int = id_field("customer")
+    plan_id: int = id_field("plan")
+    quantity: int = Field(ge=1, le=100_000, description="Units (seats, copies) billed, 1 to 100000.")
+    collection_method: Literal["charge_automatically", "send_invoice"] = Field(
+        "charge_automatically",
+        description="charge_automatically (default): the saved payment method source_id is charged. "
+        "send_invoice: the customer is sent invoices to pay.",
+    )
+    source_id: int | None = Field(None, ge=1, description="The customer's saved payment method to charge; "
+                                  "required with charge_automatically.")
+    coupon_code: str | None = Field(None, min_length=1, max_length=191, pattern=r"^[A-Za-z0-9]+$",
+                                    description="A coupon's code (see list_coupons), e.g. SPRING20.")
+    address_id: int | None = Field(None, ge=1, description="The customer's address (for tax, or when the "
+                                   "product needs a shipping address).")
+    auto_renew: bool | None = Field(None, description="Renew at period end; default: the plan's setting.")
+    trial_period_days: int | None = Field(None, ge=1, le=730, description="Free trial length in days.")
+
+    @model_validator(mode="after")
+    def _source_when_charged(self) -> CreateSubscriptionInput:
+        if self.collection_method == "charge_automatically" and self.source_id is None:
+            raise ValueError("collection_method charge_automatically (the default) needs source_id, the customer's "
+                             "saved payment method; or use collection_method send_invoice")
+        return self
+
+    def body(self) -> dict[str, Any]:
+        body = self.model_dump(exclude={"site_id", "customer_id"}, exclude_none=True)
+        return {"user_id": self.customer_id, **body}  # Pelcro names the customer user_id
+
+
+class CancelSubscriptionInput(SiteInput):
     subscription_id: int = id_field("subscription")
+    mode: Literal["period_end", "now"] = Field(
+        description="period_end: it stays active until the current period ends, then stops (no renewal). "
+        "now: it ends at once (status canceled; the customer loses access)."
+    )
+    reason: str = Field(min_length=1, max_length=255, description="Why it is canceled (kept by Pelcro).")
+
+    def body(self) -> dict[str, Any]:
+        return {"mode": self.mode, "reason": self.reason}
+
+
+def _line(subscription: Subscription, site_id: int, verb: str = "Subscription") -> str:
+    return (f"{verb} {subscription.id} on site {site_id}: {subscription.status}, customer {subscription.user_id}, "
+            f"current period ends {iso(subscription.current_period_end) or 'unknown'}.")
 
 
 @tool(
@@ -47,12 +122,13 @@ class SubscriptionIdInput(SiteInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def list_subscriptions(call: CallContext, args: ListSubscriptionsInput):
-    """List a site's subscriptions, a page at a time, sorted by id or by status (prefix - for
-    descending). The Core API has no filters on subscriptions.
+    """List a site's subscriptions, a page at a time; sort by status (prefix - for
+    descending), default by id. Pelcro documents no filters for subscriptions: for ONE
+    customer's subscriptions use get_customer (it embeds them). Times are ISO 8601 UTC.
 
-    States: trialing (in a free trial, not yet billed), active (paid and current), past_due
-    (a renewal payment failed; still retrying), canceled (ended, no further billing),
-    incomplete (the first payment has not succeeded).
+    States: trialing (free trial, not yet billed), active (paid and current), past_due (a
+    renewal payment failed; still retrying), unpaid, incomplete (the first payment has not
+    succeeded), canceled (ended), expired, extended.
     """
     response = await core_api(call, "GET", "/subscriptions", args.site_id, what="subscriptions",
                               params=args.list_query())
@@ -60,56 +136,24 @@ async def list_subscriptions(call: CallContext, args: ListSubscriptionsInput):
 
 
 @tool(
-    "get_subscription", title="Get a subscription", input=SubscriptionIdInput, output=Subscription,
+    "get_subscription", title="Get a subscription", input=GetSubscriptionInput, output=Subscription,
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
-async def get_subscription(call: CallContext, args: SubscriptionIdInput):
-    """Get one subscription by id: its customer, plan, coupon, status, quantity and
-    current billing period. `cancel_at_period_end` true means it ends when the period ends.
+async def get_subscription(call: CallContext, args: GetSubscriptionInput):
+    """Get one subscription by id: its customer (user_id), plan, coupon, status, quantity
+    and billing period; expand embeds the plan, coupon, address, payment method or latest
+    invoice in the same request. cancel_at_period_end true means it ends when the period
+    ends. Times are ISO 8601 UTC.
 
-    States: trialing (in a free trial, not yet billed), active (paid and current), past_due
-    (a renewal payment failed; still retrying), canceled (ended, no further billing),
-    incomplete (the first payment has not succeeded).
+    States: trialing (free trial, not yet billed), active (paid and current), past_due (a
+    renewal payment failed; still retrying), unpaid, incomplete (the first payment has not
+    succeeded), canceled (ended), expired, extended.
     """
     response = await core_api(
-        call, "GET", f"/subscriptions/{args.subscription_id}", args.site_id, what=f"subscription {args.subscription_id}"
+        call, "GET", f"/subscriptions/{args.subscription_id}", args.site_id,
+        what=f"subscription {args.subscription_id}", params=expand_param(args.expand),
     )
-    return object_result(
-        response, Subscription, lambda s: f"Subscription {s.id} on site {args.site_id} is {s.status}."
-    )
-
-
-class CreateSubscriptionInput(SiteInput):
-    customer_id: int = id_field("customer")
-    plan_id: int = id_field("plan")
-    coupon_code: str | None = Field(
-        None, min_length=1, max_length=191, description="A coupon code to apply (see list_coupons)."
-    )
-    quantity: int = Field(1, ge=1, le=100_000, description="Number of units (seats, copies) billed.")
-    source_id: int | None = Field(
-        None, ge=1, description="The customer's saved payment source to charge; without it the first invoice "
-        "is sent to the customer (collection_method send_invoice)."
-    )
-    trial_period_days: int = Field(0, ge=0, le=730, description="Free trial length in days; 0 bills at once.")
-    auto_renew: bool | None = Field(None, description="Renew at period end; default: the plan's setting.")
-
-    def body(self) -> dict:
-        """The Core API request (CORE_API.md §8.3): `user_id`, `plan_id`, `quantity`, ..."""
-        body = {"user_id": self.customer_id, "plan_id": self.plan_id, "quantity": self.quantity,
-                "collection_method": "charge_automatically" if self.source_id else "send_invoice"}
-        optional = {"coupon_code": self.coupon_code, "source_id": self.source_id, "auto_renew": self.auto_renew,
-                    "trial_period_days": self.trial_period_days or None}
-        return body | {k: v for k, v in optional.items() if v is not None}
-
-
-class CancelSubscriptionInput(SiteInput):
-    subscription_id: int = id_field("subscription")
-    at_period_end: bool = Field(
-        False,
-        description="true: keep it until the current period ends, then stop (no renewal). "
-        "false (default): end it now.",
-    )
-    reason: str | None = Field(None, max_length=255, description="Why it is canceled (kept on the subscription).")
+    return object_result(response, Subscription, lambda s: _line(s, args.site_id))
 
 
 @tool(
@@ -117,23 +161,19 @@ class CancelSubscriptionInput(SiteInput):
     read_only=False, destructive=False, idempotent=False, open_world=True,
 )
 async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
-    """Subscribe a customer to an active plan (optionally with a coupon code and a quantity).
-
-    With trial_period_days > 0 it starts trialing and nothing is billed until the trial
-    ends. Otherwise it starts active with a first invoice (plan amount × quantity, less the
-    coupon, in cents): charged at once to source_id when given, else OPEN and owed. Each
-    call creates a new subscription. Archived plans and expired, used-up or other plans'
-    coupons are refused.
+    """Subscribe a customer to a plan, with a quantity (required) and optionally a coupon
+    code. By default the customer's saved payment method (source_id, required then) is
+    charged; with collection_method send_invoice they are invoiced instead. Each call
+    creates a new subscription: check the customer's subscriptions first (get_customer).
+    Refused: archived plans, coupons restricted to other plans, a customer at their
+    maximum number of subscriptions.
     """
     response = await core_api(
         call, "POST", "/subscriptions", args.site_id, what="the new subscription", json_body=args.body(),
-        check="look for it among the newest subscriptions (the last page of list_subscriptions) to see whether "
+        check=f"read customer {args.customer_id} with get_customer (it embeds their subscriptions) to see whether "
         "it was created",
     )
-    return object_result(
-        response, Subscription,
-        lambda s: f"Created subscription {s.id} on site {args.site_id} ({s.status}) for customer {s.user_id}.",
-    )
+    return object_result(response, Subscription, lambda s: _line(s, args.site_id, "Created subscription"))
 
 
 @tool(
@@ -141,21 +181,23 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     read_only=False, destructive=True, idempotent=True, open_world=True,
 )
 async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
-    """Cancel a subscription. By default it ENDS NOW (status canceled, irreversible: the
-    customer loses access and it cannot be resumed). With at_period_end true it stays
-    active until current_period_end and then stops (cancel_at_period_end becomes true).
-    Refused if it is already canceled. Confirm with the user first.
+    """Cancel a subscription, with a mode and a reason (both required).
+
+    mode period_end: it stays active until current_period_end and then stops
+    (cancel_at_period_end becomes true). mode now: it ENDS AT ONCE (status canceled,
+    irreversible: the customer loses access). Refused for gift-recipient, agency-managed and
+    pending-payment subscriptions. Confirm the mode with the user first.
     """
-    body = {"mode": "period_end" if args.at_period_end else "now"}
-    if args.reason:
-        body["reason"] = args.reason
     response = await core_api(
         call, "DELETE", f"/subscriptions/{args.subscription_id}", args.site_id,
-        what=f"subscription {args.subscription_id}", json_body=body,
+        what=f"subscription {args.subscription_id}", json_body=args.body(),
         check=f"read subscription {args.subscription_id} with get_subscription to see whether it was canceled",
     )
-    return object_result(
-        response, Subscription,
-        lambda s: f"Subscription {s.id} on site {args.site_id} "
-        + (f"will end on {s.current_period_end}." if s.cancel_at_period_end and s.status != "canceled" else "is canceled now."),
-    )
+
+    def summary(s: Subscription) -> str:
+        if s.status == "canceled" or args.mode == "now":
+            return f"Subscription {s.id} on site {args.site_id} is canceled now ({s.status})."
+        ends = iso(s.cancel_at or s.current_period_end) or "the end of the period"
+        return f"Subscription {s.id} on site {args.site_id} stays {s.status} and ends on {ends}."
+
+    return object_result(response, Subscription, summary)

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.json_schema import tool_input_schema, tool_output_schema
 from mcp_bridge.runtime.results import ToolFailed
-from mcp_bridge.runtime.schemas import SiteInput, ToolFailure
+from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
 
 # A handler: `async def handler(call: CallContext, args: <its input model>) -> CallToolResult`.
 Handler = Callable[[CallContext, Any], Awaitable[CallToolResult]]
@@ -34,7 +34,7 @@ class ToolDef:
     name: str
     title: str
     description: str
-    input_model: type[SiteInput]
+    input_model: type[ToolInput]
     output_model: type[BaseModel]
     handler: Handler
     read_only: bool
@@ -88,14 +88,16 @@ class ToolDef:
         )
 
 
-async def run_handler(handler: Handler, call: CallContext, args: SiteInput) -> CallToolResult:
-    """Run a tool handler for `call`: the site is checked first (every tool acts on one
-    site of the caller's account), and a `ToolFailed` becomes an `isError` result that
-    marks the call's audit record."""
+async def run_handler(handler: Handler, call: CallContext, args: ToolInput) -> CallToolResult:
+    """Run a tool handler for `call`: the site is checked first (every tool but those of the
+    account itself acts on one site of the caller's account), and a `ToolFailed` becomes
+    an `isError` result that marks the call's audit record."""
     record = call.record
-    record.site_id = args.site_id
+    site_id = getattr(args, "site_id", None)  # tools of the account itself take none (get_account)
+    record.site_id = site_id
     try:
-        call.require_site(args.site_id)
+        if site_id is not None:
+            call.require_site(site_id)
         return await handler(call, args)
     except ToolFailed as failed:
         record.fail(failed.failure.message, failed.outcome)
@@ -109,7 +111,7 @@ def tool(
     name: str,
     *,
     title: str,
-    input: type[SiteInput],
+    input: type[ToolInput],
     output: type[BaseModel],
     read_only: bool,
     destructive: bool,

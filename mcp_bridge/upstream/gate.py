@@ -13,8 +13,9 @@ from typing import Protocol
 class RequestGate(Protocol):
     """What the client asks before every upstream request (the shared rate limiter)."""
 
-    async def acquire(self, account_id: int, *, background: bool = False) -> None:
-        """Return when one request may start now; raise RateLimited if it may not."""
+    async def acquire(self, account_id: int, *, limit: int | None = None, background: bool = False) -> None:
+        """Return when one request may start now; raise RateLimited if it may not. `limit`
+        is the account's own requests per window (None: the configured default)."""
 
     async def finished(self, account_id: int, seconds: float) -> None:
         """The request granted by the last `acquire` in this task is over (answered or failed)."""
@@ -26,7 +27,7 @@ class RequestGate(Protocol):
 class OpenGate:
     """A gate that lets everything through (tests of a client alone)."""
 
-    async def acquire(self, account_id: int, *, background: bool = False) -> None:
+    async def acquire(self, account_id: int, *, limit: int | None = None, background: bool = False) -> None:
         return None
 
     async def finished(self, account_id: int, seconds: float) -> None:

@@ -94,10 +94,12 @@ class UpstreamClient:
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         background: bool = False,
+        rate_limit: int | None = None,
     ) -> Any:
         """Make one request for `account_id` (whose limit it counts against), with retries
         where they are safe; returns `parse(response)`. `background` requests use the
-        account's background share of the limit (Celery exports). Raises an
+        account's background share of the limit (Celery exports); `rate_limit` is the
+        account's own limit per window (None: the configured default). Raises an
         `UpstreamError`; an `UpstreamUnavailable` with `maybe_processed=True` means the write
         was sent once and its fate is unknown."""
         method = method.upper()
@@ -108,7 +110,7 @@ class UpstreamClient:
         attempt = 0
         while True:
             try:
-                response = await self._attempt(method, url, account_id, background, query, json, headers)
+                response = await self._attempt(method, url, account_id, background, rate_limit, query, json, headers)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # No connection was made (or none was free): the request never left this
                 # process, so any method may be sent again.
@@ -155,10 +157,10 @@ class UpstreamClient:
                 )
             return self.parse(response, unsure=not is_read)
 
-    async def _attempt(self, method, url, account_id, background, query, json, headers) -> httpx.Response:
+    async def _attempt(self, method, url, account_id, background, rate_limit, query, json, headers) -> httpx.Response:
         """One upstream request. It passes the gate first (every attempt is a request the
         upstream counts), and the gate hears when it is over, however it ended."""
-        await self.gate.acquire(account_id, background=background)
+        await self.gate.acquire(account_id, limit=rate_limit, background=background)
         started = time.perf_counter()
         status = 0
         try:

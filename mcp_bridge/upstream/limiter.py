@@ -46,7 +46,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -74,7 +74,10 @@ LATENCY_MAX_SAMPLES = 20_000
 
 @dataclass(frozen=True)
 class LimitConfig:
-    """The limit every account gets, from `settings.PELCRO_GATEWAY`."""
+    """The limiter's settings, from `settings.PELCRO_GATEWAY`. `limit` is the default an
+    account gets when its own is unknown (`RATE_LIMIT`, Pelcro's documented 120 per
+    minute); `for_limit` gives the same settings for one account's own limit (its
+    `api_core_rate_limit` from `GET /account`, CORE_API.md §2)."""
 
     limit: int
     window: float
@@ -114,6 +117,15 @@ class LimitConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
+    def for_limit(self, limit: int | None) -> LimitConfig:
+        """These settings for an account whose own limit is `limit` requests per window
+        (None: the default). Pelcro's window is a minute; tests compress it and the sandbox
+        with it, so the number is not rescaled. The safety margin stays, but never leaves
+        an account with fewer than one request per window."""
+        if limit is None:
+            return self
+        return _config_for_limit(self, int(limit))
+
     @property
     def cap(self) -> int:
         """Requests granted per rolling window: the upstream limit minus the safety margin."""
@@ -136,6 +148,14 @@ class LimitConfig:
     def per_minute(self) -> float:
         """The cap as a requests-per-minute rate (the dashboard's limit line)."""
         return self.cap * 60.0 / self.window
+
+
+@lru_cache(maxsize=256)  # a handful of distinct limits, asked for on every request
+def _config_for_limit(config: LimitConfig, limit: int) -> LimitConfig:
+    if limit == config.limit:
+        return config
+    limit = max(1, limit)
+    return replace(config, limit=limit, margin=min(config.margin, limit - 1))
 
 
 @dataclass(frozen=True)
@@ -203,16 +223,19 @@ class RedisRateGate:
     def __init__(self, config: LimitConfig | None = None):
         self.config = config or LimitConfig.from_settings()
 
-    async def acquire(self, account_id: int, *, background: bool = False) -> Decision:
+    async def acquire(self, account_id: int, *, limit: int | None = None, background: bool = False) -> Decision:
+        """`limit`: the account's own requests per window (None: the configured default)."""
+        config = self.config.for_limit(limit)
         loop = asyncio.get_running_loop()
         call_id = uuid.uuid4().hex
         started = loop.time()
         waited = False
         kind = "background" if background else "interactive"
         while True:
-            budget_left = max(0.0, self.config.wait_budget - (loop.time() - started))
+            budget_left = max(0.0, config.wait_budget - (loop.time() - started))
             decision = await self.try_acquire(
-                account_id, background=background, call_id=call_id, wait_budget=budget_left, already_waited=waited
+                account_id, limit=limit, background=background, call_id=call_id, wait_budget=budget_left,
+                already_waited=waited,
             )
             if decision.allowed:
                 metrics.limiter_decision("granted_after_wait" if waited else "granted", kind)
@@ -238,6 +261,7 @@ class RedisRateGate:
         self,
         account_id: int,
         *,
+        limit: int | None = None,
         background: bool = False,
         call_id: str | None = None,
         wait_budget: float = 0.0,
@@ -248,19 +272,20 @@ class RedisRateGate:
         `wait_budget` only decides how a refusal is counted: a caller that will wait
         (retry_after within it) is a waiting caller, otherwise the refusal is a rejection.
         """
+        config = self.config.for_limit(limit)
         call_id = call_id or uuid.uuid4().hex
         args = [
-            self.config.cap,
-            self.config.window_us,
-            self.config.background_cap,
+            config.cap,
+            config.window_us,
+            config.background_cap,
             1 if background else 0,
             call_id,
             round(wait_budget * US),
             1 if already_waited else 0,
             USAGE_TTL_SECONDS,
-            self.config.hold_us,
+            config.hold_us,
             1 if _known_lately(account_id) else 0,
-            self.config.margin,
+            config.margin,
         ]
         keys = AccountKeys.of(account_id)
         try:
@@ -276,7 +301,7 @@ class RedisRateGate:
         if window_lost:
             logger.warning("Redis lost the limiter window of account %s (restart without persistence, failover "
                            "or flush): at most %s requests until a full window has passed", account_id,
-                           self.config.margin)
+                           config.margin)
         return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:

@@ -9,6 +9,7 @@ the waiting callers and the per-minute usage ring that `usage.lua` keeps), and
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
@@ -102,9 +103,12 @@ def _state_from_reply(reply: list, config: LimitConfig) -> LimiterState:
     )
 
 
-def peek_many(account_ids: list[int], config: LimitConfig | None = None) -> dict[int, LimiterState]:
+def peek_many(
+    account_ids: list[int], config: LimitConfig | None = None, limits: Mapping[int, int | None] | None = None
+) -> dict[int, LimiterState]:
     """The live state of several accounts in one round trip (per cluster node; blocking;
-    for views).
+    for views). `limits`: each account's own limit per window (`Account.rate_limit`), which
+    its `cap` and `remaining` follow; accounts not in it get the default.
 
     Raises RateLimiterUnavailable when Redis cannot be asked.
     """
@@ -128,7 +132,11 @@ def peek_many(account_ids: list[int], config: LimitConfig | None = None) -> dict
     except REDIS_DOWN_ERRORS as exc:
         logger.warning("limiter state unavailable: %s: %s", type(exc).__name__, exc)
         raise RateLimiterUnavailable() from None
-    return {aid: _state_from_reply(reply, config) for aid, reply in zip(account_ids, replies, strict=True)}
+    limits = limits or {}
+    return {
+        aid: _state_from_reply(reply, config.for_limit(limits.get(aid)))
+        for aid, reply in zip(account_ids, replies, strict=True)
+    }
 
 
 def peek(account_id: int, config: LimitConfig | None = None) -> LimiterState:

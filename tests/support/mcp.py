@@ -62,16 +62,19 @@ ERAS = ["2026-07-28", "legacy"]
 OUT_OF_REACH = "1000000"
 # The Core API tools this feature serves (the export tools of the ops feature come on top).
 CORE_TOOLS = {
+    "get_account",
     "list_customers", "get_customer", "create_customer", "update_customer", "delete_customer",
     "list_subscriptions", "get_subscription", "create_subscription", "cancel_subscription",
     "list_invoices", "get_invoice", "create_invoice", "update_invoice", "pay_invoice_offline", "void_invoice",
-    "mark_invoice_uncollectible", "list_plans", "get_plan", "list_coupons", "get_coupon",
-    "list_charges", "get_charge", "create_offline_charge",
+    "mark_invoice_uncollectible", "apply_invoice_balance", "list_plans", "get_plan", "list_coupons", "get_coupon",
+    "list_charges", "get_charge", "create_offline_charge", "list_refunds", "cancel_refunds",
+    "list_addresses", "get_address", "create_address", "update_address", "delete_address",
 }
 WRITE_TOOLS = {
     "create_customer", "update_customer", "delete_customer", "create_subscription", "cancel_subscription",
     "create_invoice", "update_invoice", "pay_invoice_offline", "void_invoice", "mark_invoice_uncollectible",
-    "create_offline_charge",
+    "apply_invoice_balance", "create_offline_charge", "cancel_refunds", "create_address", "update_address",
+    "delete_address",
 }
 
 
