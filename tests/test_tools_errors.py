@@ -22,27 +22,50 @@ BAD_INPUT = [
     ("list_customers", {"site_id": 14, "page": 0}, {"page": "greater than or equal to 1"}),
     ("list_customers", {"site_id": 14, "sort": "balance"}, {"sort": "'id', '-id', 'email'"}),
     ("list_invoices", {"site_id": 14, "sort": "-amount"}, {"sort": "'status'"}),
+    ("list_invoices", {"site_id": 14, "status_in": ["overdue"]}, {"status_in.0": "'draft'"}),
     ("list_invoices", {"site_id": 14, "customer_id": 5}, {"customer_id": "is not an argument of this tool"}),
-    ("list_invoices", {"site_id": 14, "status": "overdue"}, {"status": "'draft'"}),
     ("list_customers", {"site_id": 14, "limit": 5}, {"limit": "is not an argument of this tool"}),
+    ("list_customers", {"site_id": 14, "sort": "created_at"}, {"sort": "'id', '-id', 'email'"}),
+    ("list_customers", {"site_id": 14, "metadata": {"company": "Acme, Inc"}}, {"metadata.company": "pattern"}),
+    ("list_customers", {"site_id": 14, "match": "some"}, {"match": "'all' or 'any'"}),
+    ("list_subscriptions", {"site_id": 14, "status": "active"}, {"status": "is not an argument of this tool"}),
     ("get_customer", {"site_id": 14, "customer_id": "12abc"}, {"customer_id": "valid integer"}),
     ("get_customer", {"site_id": 14, "customer_id": 1.5}, {"customer_id": "integer"}),
-    ("create_customer", {"site_id": 14, "first_name": "No Email"}, {"arguments": "email or a display_name"}),
+    ("get_customer", {"site_id": 14, "customer_id": 1, "expand": ["invoices"]}, {"expand.0": "'subscriptions'"}),
+    ("create_customer", {"site_id": 14, "first_name": "No Email"}, {"arguments": "email, a display_name"}),
     ("create_customer", {"site_id": 14, "email": "not-an-email"}, {"email": "pattern"}),
     ("create_customer", {"site_id": 14, "email": "a@b.co", "metadata": ["x"]}, {"metadata": "valid dictionary"}),
+    ("create_customer", {"site_id": 14, "email": "a@b.co", "phone": "12-34"}, {"phone": "5 to 20 digits"}),
+    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "quantity": 1},
+     {"arguments": "needs source_id"}),
+    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "collection_method": "send_invoice"},
+     {"quantity": "required"}),
+    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "quantity": 1, "coupon_id": 3,
+                             "collection_method": "send_invoice"}, {"coupon_id": "is not an argument"}),
+    ("cancel_subscription", {"site_id": 14, "subscription_id": 1, "reason": "x"}, {"mode": "required"}),
+    ("cancel_subscription", {"site_id": 14, "subscription_id": 1, "mode": "later", "reason": "x"},
+     {"mode": "'period_end' or 'now'"}),
     ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "dollars", "total": 5},
      {"currency": "pattern"}),
     ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5,
-                        "line_items": [{"description": "x", "unit_price": 5}]}, {"arguments": "exactly one"}),
+                        "line_items": [{"description": "x", "unit_price": 5, "quantity": 1}]},
+     {"arguments": "exactly one"}),
     ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd",
-                        "line_items": [{"description": "x", "unit_price": -5, "colour": "red"}]},
+                        "line_items": [{"description": "x", "unit_price": -5, "quantity": 1, "colour": "red"}]},
      {"line_items.0.unit_price": "greater than or equal to 0", "line_items.0.colour": "not an argument"}),
-    ("pay_invoice_offline", {"site_id": 14, "invoice_id": 1, "reference": "R", "category": 9}, {"category": "2"}),
-    ("create_offline_charge", {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R",
-                               "payment_category": 2}, {"amount": "greater than or equal to 1"}),
-    ("update_invoice", {"site_id": 14, "invoice_id": 1}, {"metadata": "required"}),
-    ("update_invoice", {"site_id": 14, "invoice_id": 1, "metadata": {}, "due_date": "2030-01-01"},
-     {"due_date": "is not an argument of this tool"}),
+    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5, "due_date": "soon"},
+     {"due_date": "ISO 8601"}),
+    ("pay_invoice_offline", {"site_id": 14, "invoice_id": 1, "reference": "R", "payment_category": "2"},
+     {"payment_category": "'check'"}),
+    ("update_invoice", {"site_id": 14, "invoice_id": 1, "due_date": "2027-01-01", "metadata": {}},
+     {"due_date": "is not an argument"}),
+    ("create_offline_charge", {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R"},
+     {"amount": "greater than or equal to 1"}),
+    ("cancel_refunds", {"site_id": 14}, {"arguments": "refund_ids, or all_pending"}),
+    ("create_address", {"site_id": 14, "customer_id": 1, "type": "shipping", "line1": "1 Main", "country": "US"},
+     {"arguments": "needs a state"}),
+    ("create_address", {"site_id": 14, "customer_id": 1, "type": "home", "line1": "1 Main", "country": "usa"},
+     {"type": "'shipping'", "country": "pattern"}),
 ]
 
 
@@ -82,12 +105,12 @@ async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
         paid = truth.ok("GET", "/invoices", site_id=14, params={"filter[status]": "eq:paid", "limit": 1})[0]
         mismatch = await client.call_tool("create_offline_charge", {
             "site_id": 14, "customer_id": customer, "amount": 100, "currency": "eur", "reference": "R",
-            "payment_category": 2, "invoice_id": paid["id"]})
+            "payment_category": "check", "invoice_id": paid["id"]})
         assert mismatch.is_error and mismatch.structured_content["error"] == "validation_failed"
         assert "currency" in mismatch.structured_content["fields"]  # the invoice is in usd
 
         refused = await client.call_tool("pay_invoice_offline", {"site_id": 14, "invoice_id": paid["id"],
-                                                                  "reference": "again", "category": 6})
+                                                                  "reference": "again", "payment_category": "cash"})
         assert refused.structured_content["error"] == "refused"
         assert "already paid" in refused.content[0].text
 

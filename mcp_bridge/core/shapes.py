@@ -48,19 +48,32 @@ def _to_datetime(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, bool):
         raise ValueError("a timestamp must be Unix seconds, not a boolean")
     if isinstance(value, int) or (isinstance(value, float) and not strict):
-        return datetime.fromtimestamp(value, tz=UTC)
+        return _from_unix(value)
     if strict:
         raise ValueError(f"the contract says Unix seconds (an integer), got {type(value).__name__} {value!r}")
     if isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(text), tz=UTC)
+            return _from_unix(int(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"not Unix seconds or an ISO 8601 time: {value!r}") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"not a timestamp: {value!r}")
+
+
+# Unix seconds of 0001-01-01 and 9999-12-31T23:59:59Z: what a datetime can hold.
+UNIX_MIN, UNIX_MAX = -62_135_596_800, 253_402_300_799
+
+
+def _from_unix(seconds: float) -> datetime:
+    if not UNIX_MIN <= seconds <= UNIX_MAX:
+        raise ValueError(f"{seconds!r} is not a Unix time a calendar can show (years 1 to 9999)")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, or beyond the platform's time_t
+        raise ValueError(f"{seconds!r} is not a usable Unix time") from None
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -93,7 +106,8 @@ class CoreObject(BaseModel):
     def _untyped_times(self) -> CoreObject:
         extra = self.__pydantic_extra__ or {}
         for name, value in extra.items():
-            if name.endswith("_at") and isinstance(value, int) and not isinstance(value, bool):
+            if (name.endswith("_at") and isinstance(value, int) and not isinstance(value, bool)
+                    and UNIX_MIN <= value <= UNIX_MAX):
                 extra[name] = datetime.fromtimestamp(value, tz=UTC)
         return self
 
