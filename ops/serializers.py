@@ -16,6 +16,9 @@ from mcp_bridge.models import ExportJob, ToolCall
 
 
 class LimitSerializer(serializers.Serializer):
+    """The limiter's settings: in the overview the defaults (an account's own limit is on its
+    row), on an account's page that account's limit."""
+
     limit = serializers.IntegerField(help_text="Core API limit per window (requests).")
     window_seconds = serializers.FloatField(source="window", help_text="Rolling window (seconds).")
     safety_margin = serializers.IntegerField(source="margin", help_text="Requests kept unused (requests).")
@@ -34,6 +37,19 @@ class AccountRowSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="account.id")
     slug = serializers.CharField(source="account.slug")
     name = serializers.CharField(source="account.name")
+    limit = serializers.IntegerField(
+        source="account.rate_limit", help_text="The account's Core API limit per window (requests): its own "
+        "from Pelcro's GET /account, one entered by hand, or the default.")
+    limit_source = serializers.CharField(
+        source="account.rate_limit_source", help_text="Where the limit came from: upstream (GET /account), "
+        "manual or default.")
+    limit_read_at = serializers.DateTimeField(
+        source="account.upstream_read_at", allow_null=True, help_text="Last successful GET /account (UTC).")
+    limit_read_error = serializers.CharField(
+        source="account.upstream_read_error", help_text="Why the last GET /account failed (empty if it did not).")
+    cap = serializers.IntegerField(
+        source="state.cap", help_text="What the gateway lets through per window for this account: its limit "
+        "minus the safety margin (requests).")
     remaining = serializers.IntegerField(source="state.remaining", help_text="Requests left in the window.")
     in_window = serializers.IntegerField(source="state.in_window", help_text="Requests started in the window.")
     background_in_window = serializers.IntegerField(source="state.background_in_window")

@@ -60,7 +60,7 @@ def overview() -> dict:
     RateLimiterUnavailable if Redis is down."""
     config = LimitConfig.from_settings()
     accounts = list(Account.objects.order_by("name"))
-    states = peek_many([a.id for a in accounts], config)
+    states = peek_many([a.id for a in accounts], config, {a.id: a.api_core_rate_limit for a in accounts})
     connections = dict(
         Connection.objects.filter(revoked_at__isnull=True)
         .values("account_id")
@@ -79,7 +79,7 @@ def account_detail(account: Account) -> dict:
     """One account: its live row, requests per minute over the last hour, latency, the
     latest tool calls and exports (shape: `AccountDetailSerializer`). Raises
     RateLimiterUnavailable if Redis is down."""
-    config = LimitConfig.from_settings()
+    config = LimitConfig.from_settings().for_limit(account.api_core_rate_limit)  # this account's own limit
     state = peek_many([account.id], config)[account.id]
     connections = Connection.objects.filter(account=account, revoked_at__isnull=True).count()
     minutes = state.last_minutes(HOUR_MINUTES)

@@ -49,12 +49,20 @@
                  calls_last_hour: "Calls / h", rejections_last_hour: "Refused by gateway / h",
                  upstream_429s_last_hour: "Pelcro 429 / h", active_connections: "Connections" };
 
-  function accountRow(row, cap) {
+  function limitSource(row) {
+    return row.limit_source === "upstream" ? "from Pelcro" : row.limit_source;
+  }
+
+  function accountRow(row) {
+    var cap = row.cap;
     var tr = el("tr", { "data-account": row.id });
     var name = el("td", { "data-label": "Account" });
     name.appendChild(el("a", { "class": "account-name", title: row.name, href: accountUrl.replace(/0\/$/, row.id + "/") }, row.name));
     name.appendChild(el("span", { "class": "account-slug" }, row.slug));
     tr.appendChild(name);
+    var limit = el("td", { "class": "num", "data-label": "Limit", "data-cell": "limit" }, row.limit + " ");
+    limit.appendChild(el("span", { "class": "account-slug" }, limitSource(row)));
+    tr.appendChild(limit);
     var budget = el("td", { "class": "col-budget", "data-label": "Budget now" });
     var meter = el("span", { "class": "meter" });
     var used = el("span", { "class": "meter-used" + (row.remaining === 0 ? " full" : "") });
@@ -74,7 +82,6 @@
   }
 
   function renderDashboard(data) {
-    var cap = data.limit.cap;
     var tbody = field("accounts");
     var existing = {};
     Array.prototype.forEach.call(tbody.querySelectorAll("tr[data-account]"), function (tr) {
@@ -84,7 +91,7 @@
     var fragment = document.createDocumentFragment();
     data.accounts.forEach(function (row) {
       Object.keys(totals).forEach(function (k) { totals[k] += row[k]; });
-      var fresh = accountRow(row, cap);
+      var fresh = accountRow(row);
       var old = existing[String(row.id)];
       if (old) {
         // Flash the cells whose value changed since the last poll.
@@ -97,7 +104,7 @@
     });
     if (!data.accounts.length) {
       var empty = el("tr");
-      empty.appendChild(el("td", { colspan: "10", "class": "muted empty" }, "No accounts yet."));
+      empty.appendChild(el("td", { colspan: "11", "class": "muted empty" }, "No accounts yet."));
       fragment.appendChild(empty);
     }
     tbody.replaceChildren(fragment);
@@ -218,7 +225,10 @@
     var lat = data.latency_last_5_min;
     setText(root.querySelector('[data-stat="latency"]'),
       lat.samples ? Math.round(lat.p50_ms) + " / " + Math.round(lat.p95_ms) + "\u00a0ms" : "no calls", true);
-    setText(field("limit-summary"), data.limit.cap + " requests per " + data.limit.window_seconds + " s · " +
+    var source = a.limit_source === "upstream" ? "from Pelcro's GET /account" :
+      a.limit_source === "manual" ? "entered by hand" : "the default";
+    setText(field("limit-summary"), data.limit.cap + " requests per " + data.limit.window_seconds + " s (limit " +
+      a.limit + ", " + source + ") · " +
       a.active_connections + " active connection" + (a.active_connections === 1 ? "" : "s") +
       (a.blocked_for > 0 ? " · blocked by the Core API for " + a.blocked_for + " s" : ""), true);
     renderChart(data);
