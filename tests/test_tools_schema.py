@@ -7,11 +7,24 @@ import pytest
 from mcp_bridge.servers import TOOLS
 from tests.support.mcp import CORE_TOOLS, WRITE_TOOLS, mcp_session
 
-DESTRUCTIVE = {"delete_customer", "void_invoice", "mark_invoice_uncollectible", "cancel_subscription"}
+DESTRUCTIVE = {"delete_customer", "void_invoice", "mark_invoice_uncollectible", "cancel_subscription",
+               "cancel_refunds", "delete_address"}
 LISTS = {name for name in CORE_TOOLS if name.startswith("list_")}
-# The Core API's documented sort fields per list (CORE_API.md §4); none for coupons and charges.
+# The Core API's documented sort fields per list (CORE_API.md §4); none for coupons, charges,
+# refunds and addresses.
 SORTS = {"list_customers": {"id", "email"}, "list_invoices": {"id", "created_at", "status"},
-         "list_plans": {"id", "nickname"}, "list_subscriptions": {"status"}, "list_coupons": set(), "list_charges": set()}
+         "list_plans": {"id", "nickname"}, "list_subscriptions": {"status"}, "list_coupons": set(), "list_charges": set(),
+         "list_refunds": set(), "list_addresses": set()}
+# Every list tool's filters: exactly the attributes CORE_API.md §5 documents, as friendly
+# arguments (besides page, per_page, sort; expand and include embed related objects).
+FILTERS = {
+    "list_customers": {"email", "email_contains", "first_name", "last_name", "ids", "metadata", "has_metadata_key",
+                       "match", "expand"},
+    "list_invoices": {"ids", "status_in", "metadata", "has_metadata_key", "match"},
+    "list_refunds": {"include_charge"},
+    "list_subscriptions": set(), "list_plans": set(), "list_coupons": set(), "list_charges": set(),
+    "list_addresses": set(),
+}
 
 
 def test_the_core_tools_are_all_declared():
@@ -42,7 +55,10 @@ def test_every_schema_is_valid_json_schema(name):
         jsonschema.validators.validator_for(schema).check_schema(schema)
     inputs = tool.parameters
     assert inputs["additionalProperties"] is False
-    assert "site_id" in inputs["required"] and inputs["properties"]["site_id"]["type"] == "integer"
+    if name == "get_account":  # the connected account itself: no site
+        assert inputs.get("properties", {}) == {}
+    else:
+        assert "site_id" in inputs["required"] and inputs["properties"]["site_id"]["type"] == "integer"
     # The output schema admits both the typed result and the failure shape.
     jsonschema.validate({"error": "not_found", "message": "Customer 1 was not found on site 14."}, tool.output_schema)
 
@@ -63,12 +79,10 @@ def test_list_tools_page_and_sort(name):
     assert output["properties"]["items"]["type"] == "array" and output["properties"]["has_more"]["type"] == "boolean"
 
 
-@pytest.mark.parametrize("name,filters", [
-    ("list_customers", {"email"}),
-    ("list_invoices", {"status"}),
-])
-def test_list_tools_offer_useful_filters(name, filters):
-    assert filters <= set(TOOLS[name].sdk_tool().parameters["properties"])
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_list_tools_offer_exactly_the_documented_filters(name):
+    properties = set(TOOLS[name].sdk_tool().parameters["properties"])
+    assert properties - {"site_id", "page", "per_page", "sort"} == FILTERS[name]
 
 
 @pytest.mark.parametrize("name,undocumented", [
@@ -87,6 +101,19 @@ def test_descriptions_tell_an_assistant_what_matters(name):
         assert "irreversible" in description.lower() or "cannot be undone" in description.lower()
     if name in {"list_invoices", "get_invoice", "list_charges", "create_offline_charge", "create_invoice"}:
         assert "cents" in description
+    if name in {"list_invoices", "list_charges"}:  # what the Core API cannot do is said, not faked
+        assert "CANNOT" in description and "customer" in description
+    if name in {"list_subscriptions", "list_addresses"}:
+        assert "get_customer" in description
+
+
+def test_timestamps_are_iso_8601_strings_in_every_output_schema():
+    for name, spec in TOOLS.items():
+        text = str(spec.sdk_tool().output_schema)
+        assert "'created_at': {'anyOf': [{'type': 'integer'}" not in text, name
+    customer = TOOLS["get_customer"].sdk_tool().output_schema["$defs"]["Customer"]["properties"]
+    assert customer["created_at"]["anyOf"][0] == {
+        "type": "string", "format": "date-time", "description": "ISO 8601 UTC time (the Core API sends Unix seconds)."}
 
 
 @pytest.mark.sqlite

@@ -122,7 +122,8 @@ async def list_addresses(call: CallContext, args: ListInput):
     read_only=True, destructive=False, idempotent=True, open_world=True,
 )
 async def get_address(call: CallContext, args: AddressIdInput):
-    """Get one address by id: its customer (user_id), type, default flag and lines."""
+    """Get one address by id: its customer (user_id), type (shipping, billing,
+    account_primary), whether it is the customer's default of its type, and its lines."""
     response = await core_api(call, "GET", f"/addresses/{args.address_id}", args.site_id,
                               what=f"address {args.address_id}")
     return object_result(response, Address, lambda a: _line(a, args.site_id))

@@ -298,9 +298,9 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     read_only=False, destructive=True, idempotent=True, open_world=True,
 )
 async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
-    """Write an open or past_due invoice off as bad debt (status uncollectible). FINAL: it
-    can never be voided, paid or reopened afterwards. Other states are refused. Confirm
-    with the user first.
+    """Write an open or past_due invoice off as bad debt (status uncollectible).
+    IRREVERSIBLE and final: it can never be voided, paid or reopened afterwards. Other
+    states are refused. Confirm with the user first.
     """
     response = await core_api(
         call, "POST", f"/invoices/{args.invoice_id}/uncollectible", args.site_id, what=f"invoice {args.invoice_id}",

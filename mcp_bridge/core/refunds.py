@@ -75,9 +75,10 @@ async def list_refunds(call: CallContext, args: ListRefundsInput):
 )
 async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     """Cancel pending refunds (status to_issue) so the money is NOT returned: the given
-    refund_ids, or all_pending. Pelcro queues the cancellation and runs it shortly after
-    (not at once); refunds already issued or canceled are left as they are. Confirm with
-    the user first.
+    refund_ids, or all_pending. IRREVERSIBLE: a canceled refund cannot be issued again
+    through the Core API. Pelcro queues the cancellation and runs it shortly after (not at
+    once); refunds already issued or canceled are left as they are. Confirm with the user
+    first.
     """
     response = await core_api(call, "POST", "/refunds/cancelled", args.site_id, what="refunds",
                               json_body=args.body(), check="see their status with list_refunds (canceled, or still "

@@ -3,8 +3,7 @@
 Inputs are pydantic models that refuse unknown arguments (`extra="forbid"`, so the JSON
 Schema says `additionalProperties: false`). They subclass the SDK's `ArgModelBase`
 because the SDK validates a call's arguments with the tool's model before the handler
-runs. Outputs are typed objects; upstream objects allow extra fields, because the Core
-API may add fields and an assistant loses nothing by seeing them.
+runs. Outputs are typed objects (the Core API's objects: `mcp_bridge.core.shapes`).
 """
 
 from __future__ import annotations
@@ -71,34 +70,7 @@ Metadata = Annotated[
 ]
 
 
-def eq_filter(**fields: Any) -> dict[str, str]:
-    """Core API exact-match filters (`filter[field]=eq:value`) for the fields that are set."""
-    return {f"filter[{name}]": f"eq:{_filter_value(value)}" for name, value in fields.items() if value is not None}
-
-
-def contains_filter(**fields: str | None) -> dict[str, str]:
-    """Core API substring filters (`filter[field]=like:value`, CORE_API.md §5: `like` is a
-    case-insensitive "contains")."""
-    return {f"filter[{name}]": f"like:{value}" for name, value in fields.items() if value}
-
-
-def _filter_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 # --- Outputs -----------------------------------------------------------------------------
-
-# Core objects carry Unix seconds (CORE_API.md §1); ISO strings are still accepted.
-Timestamp = int | str | None
-
-
-class UpstreamObject(BaseModel):
-    """An object as the Core API returns it; fields beyond the typed ones are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
 
 T = TypeVar("T", bound=BaseModel)
 
