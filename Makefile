@@ -3,7 +3,9 @@
 # `make conformance` runs the MCP conformance suite against a local gateway (README "Conformance").
 # `make lint` checks the import contracts and ruff's rules; `make test` runs it first.
 # `make test-fast` runs only the tests that start no server (a quick loop).
-.PHONY: run test test-fast lint bench conformance
+# `make contract-check` checks the Core API client against the sandbox, or against the
+# Core API in CONTRACT_CHECK_BASE_URL / _API_KEY / _SITE_ID (e.g. Pelcro staging; README).
+.PHONY: run test test-fast lint bench conformance contract-check
 
 # 1 adds `ruff format --check` to `make lint` (on once the project has been formatted).
 LINT_FORMAT ?= 0
@@ -26,3 +28,6 @@ bench:
 
 conformance:
 	./scripts/conformance.sh $(ARGS)
+
+contract-check:
+	./scripts/contract_check.sh

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from mcp_bridge.core.account import PelcroAccount
 from mcp_bridge.core.addresses import Address
 from mcp_bridge.core.charges import Charge
-from mcp_bridge.core.client import CoreAPIClient, CoreAPIResponse, OpenGate
+from mcp_bridge.core.client import CoreAPIClient, CoreAPIResponse
 from mcp_bridge.core.coupons import Coupon
 from mcp_bridge.core.customers import Customer
 from mcp_bridge.core.invoices import Invoice
@@ -38,6 +38,7 @@ from mcp_bridge.core.refunds import Refund
 from mcp_bridge.core.shapes import ListEnvelope, contract_validate
 from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.upstream.errors import UpstreamError
+from mcp_bridge.upstream.gate import OpenGate
 
 # The sandbox's demo account "acme" (demo/accounts.json): what `make contract-check` uses
 # when no target is given (scripts/contract_check.sh starts a sandbox for it).
@@ -82,7 +83,7 @@ class CheckRow:
 def _describe(method: str, path: str, params: dict | None, body: dict | None) -> str:
     text = f"{method} {path}"
     if params:
-        text += "?" + urlencode(params, safe="[],:.-")
+        text += "?" + urlencode(params, safe="[],:.-@")
     if body:
         text += " {" + ",".join(body) + "}"
     return text
@@ -196,8 +197,13 @@ class ContractCheck:
         if paid and any(i.status != "paid" for i in paid):
             self.fail("filter[status]=eq:paid returned other states")
         await self.get("get invoice", "/invoices", invoice_id, Invoice)
-        plan_id = await self.first_id("list plans, sorted", "/plans", Plan, sort="nickname")
-        await self.get("get plan", "/plans", plan_id, Plan)
+        plans = await self.request("list plans, sorted", "GET", "/plans", model=Plan, many=True,
+                                   params={"limit": 20, "sort": "nickname"})
+        await self.get("get plan", "/plans", plans[0].id if plans else None, Plan)
+        # For the subscription write: an active plan of the publisher itself (agency-managed
+        # subscriptions cannot be canceled through the Core API).
+        self.plan_id = next((p.id for p in plans or [] if p.active == "active" and not getattr(p, "agency_id", None)),
+                            None)
         coupon_id = await self.first_id("list coupons", "/coupons", Coupon)
         await self.get("get coupon", "/coupons", coupon_id, Coupon)
         charge_id = await self.first_id("list charges", "/charges", Charge)
@@ -206,7 +212,6 @@ class ContractCheck:
                            params={"limit": 2, "include": "charge"})
         address_id = await self.first_id("list addresses", "/addresses", Address)
         await self.get("get address", "/addresses", address_id, Address)
-        self.plan_id = plan_id
         # Never sent: POST /refunds/cancelled. Refunds cannot be created through the Core
         # API, so a check could only cancel real pending refunds.
 
@@ -258,19 +263,18 @@ class ContractCheck:
                                       body={"reference": f"CC-{stamp}-2", "payment_category": "3"})
             if paid is not None and paid.status != "paid":
                 self.fail(f"expected paid, got {paid.status}")
-        for verb, path_end, final in (("void", "void", "void"), ("mark uncollectible", "uncollectible",
-                                                                  "uncollectible")):
-            other = await self.request(f"create invoice to {verb}", "POST", "/invoices", model=Invoice,
+        for operation, path_end, final in (("void invoice", "void", "void"),
+                                           ("mark invoice uncollectible", "uncollectible", "uncollectible")):
+            other = await self.request(f"create invoice to {path_end}", "POST", "/invoices", model=Invoice,
                                        body={"customer_id": cid, "currency": currency, "total": 500,
                                              "status": "open"})
             if other is not None:
-                done = await self.request(f"{verb} invoice", "POST", f"/invoices/{other.id}/{path_end}",
-                                          model=Invoice)
+                done = await self.request(operation, "POST", f"/invoices/{other.id}/{path_end}", model=Invoice)
                 if done is not None and done.status != final:
                     self.fail(f"expected {final}, got {done.status}")
         plan_id = self.plan_id
         if plan_id is None:
-            self.skip("create subscription", "POST /subscriptions", "no plan listed")
+            self.skip("create subscription", "POST /subscriptions", "no active plan of the publisher listed")
         else:
             subscription = await self.request(
                 "create subscription", "POST", "/subscriptions", model=Subscription,
