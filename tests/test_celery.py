@@ -20,8 +20,10 @@ def test_every_beat_entry_is_a_registered_task():
         "mcp_bridge.exports.tasks.delete_expired_exports",
         "accounts.tasks.clear_expired_tokens",
         "accounts.tasks.prune_unused_registrations",
+        "mcp_bridge.core.tasks.refresh_accounts",
     }
-    assert names <= set(app.tasks)
+    app.loader.import_default_modules()  # what a worker does at start: autodiscovery included
+    assert names <= set(app.tasks) and "mcp_bridge.core.tasks.refresh_account" in app.tasks
     assert settings.CELERY_BEAT_SCHEDULE["rollup-usage"]["schedule"] == 60.0
 
 

@@ -49,3 +49,69 @@ def test_many_processes_use_the_budget_without_a_single_upstream_429(acme, tight
     assert all(r["ok"] > 0 for r in results), results
     assert sum(r["ok"] for r in results) == len(entries)
     assert all(set(r["errors"]) <= {"rate_limited"} for r in results), results
+
+
+# --- An account's own limit, read from GET /account --------------------------------------
+
+# The window compressed 6 times (10 s for Pelcro's 60); the limit stays the account's own:
+# the sandbox enforces each account's api_core_rate_limit per window, and the gateway reads
+# it from the sandbox's GET /account ("other": 360) and grants it minus its safety margin.
+OWN_LIMIT, OWN_WINDOW, OWN_WINDOWS, MARGIN = 360, 10.0, 3, 2
+
+
+@pytest.fixture(scope="session")
+def own_limit_sandbox():
+    """A sandbox enforcing each demo account's own limit (no override) per OWN_WINDOW s."""
+    from tests.fixtures_servers import start_sandbox
+
+    server = start_sandbox(SANDBOX_RATE_WINDOW=str(OWN_WINDOW))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def own_limit_gateways(django_db_setup, django_db_blocker, own_limit_sandbox):
+    """Two gateways with the default limit (120) and the same compressed window."""
+    from tests.fixtures_servers import start_gateway
+
+    env = {"RATE_WINDOW_SECONDS": str(OWN_WINDOW), "RATE_SAFETY_MARGIN": str(MARGIN)}
+    with django_db_blocker.unblock():
+        servers = [start_gateway(own_limit_sandbox, **env) for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_an_account_gets_the_limit_its_get_account_says_without_a_single_upstream_429(
+        other, own_limit_sandbox, own_limit_gateways, settings):
+    from mcp_bridge.core.account_refresh import refresh_account
+
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "CORE_API_BASE_URL": own_limit_sandbox.url + "/api/v1/core"}
+    sandbox = SandboxClient(own_limit_sandbox)
+    assert sandbox.ok("GET", "/account", account="other", site_id=None)["api_core_rate_limit"] == OWN_LIMIT
+    assert refresh_account(other, background=False).ok  # what an admin's save or the beat task does
+    other.refresh_from_db()
+    assert (other.rate_limit, other.rate_limit_source) == (OWN_LIMIT, "upstream")
+
+    targets = [
+        (mcp_url(gateway.url), obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "other")["access_token"])
+        for gateway in own_limit_gateways
+    ]
+    since = sandbox.last_seq()
+    start = time.time() + 3
+    until = start + OWN_WINDOWS * OWN_WINDOW + 1.0
+    results = run_tool_callers(
+        targets, "list_plans", {"site_id": 27, "per_page": 1}, processes=4, sessions=8, start=start, until=until
+    )
+
+    entries = [e for e in sandbox.log(since, account="other") if e["path"].endswith("/plans")]
+    assert {e["status"] for e in entries} == {200}, "the upstream answered 429"
+    times = log_times(entries)
+    busiest = max_in_window(times, OWN_WINDOW)
+    assert busiest <= OWN_LIMIT - MARGIN
+    # Far beyond the default 120: the account's own budget, used to at least 90% over the
+    # windows (every caller always has a call waiting for the next free slot).
+    first = min(times)
+    served = sum(1 for t in times if t < first + OWN_WINDOWS * OWN_WINDOW)
+    assert served >= 0.9 * OWN_WINDOWS * (OWN_LIMIT - MARGIN), (served, busiest)
+    assert all(set(r["errors"]) <= {"rate_limited"} for r in results), results
