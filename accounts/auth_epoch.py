@@ -172,10 +172,11 @@ def bump() -> None:
                   "expire within AUTH_CACHE_SECONDS")
 
 
-# Fields no token check reads, written alone by bookkeeping (every sign-in, every request)
-# and by sign-in's password re-hash (`save(update_fields=["password"])`): such writes
-# publish nothing, so they neither flush every cache nor need Redis.
-_BOOKKEEPING = frozenset({"last_login", "last_used_at", "password"})
+# Fields no token check reads, written alone by bookkeeping (every sign-in, every request,
+# every scheduled read of an account from Pelcro: `accounts.upstream_account`) and by
+# sign-in's password re-hash (`save(update_fields=["password"])`): such writes publish
+# nothing, so they neither flush every cache nor need Redis.
+_BOOKKEEPING = frozenset({"last_login", "last_used_at", "password", "upstream_read_at", "upstream_read_error"})
 
 
 # --- Bulk writes: QuerySet.update() / bulk_update() send no signals -----------------------
