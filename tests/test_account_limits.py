@@ -15,8 +15,8 @@ from mcp_bridge.core.tasks import refresh_account as refresh_account_task
 from mcp_bridge.core.tasks import refresh_accounts
 from mcp_bridge.upstream.limiter import LimitConfig, RedisRateGate
 from mcp_bridge.upstream.redis_clients import close_redis_for_loop
-from tests.fixtures_ratelimit import delete_account_keys
-from tests.fixtures_sandbox import KEYS
+from tests.support.ratelimit import delete_account_keys
+from tests.support.sandbox import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +154,7 @@ def test_the_limiter_grants_each_account_its_own_limit_minus_the_margin(other):
         delete_account_keys(own_account)
 
 
-def test_ops_pages_and_metrics_show_each_accounts_limit_and_its_source(upstream, other, client):
+def test_ops_pages_and_metrics_show_each_accounts_limit_and_its_source(upstream, other, client, settings):
     staff = get_user_model().objects.create_user("limits-staff", password="x-staff-pass-1", is_staff=True)
     client.force_login(staff)
     manual = Account.objects.create(name="Hand Typed", slug=f"hand-{uuid.uuid4().hex[:6]}",
@@ -174,7 +174,8 @@ def test_ops_pages_and_metrics_show_each_accounts_limit_and_its_source(upstream,
         assert '<td class="num" data-label="Limit" data-cell="limit">360 <span class="account-slug">from Pelcro' in page
         account_page = client.get(f"/ops/accounts/{other.id}/").content.decode()
         assert "358 requests per 60 s (limit 360, from Pelcro's GET /account)" in account_page
-        metrics = client.get("/metrics").content.decode()
+        settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": "scrape-secret"}
+        metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
         assert f'pelcro_ratelimit_cap{{account="{other.slug}"}} 358.0' in metrics
     finally:
         Site.objects.filter(account=other).delete()

@@ -11,7 +11,7 @@ from devtools.servers import ROOT
 from mcp_bridge.core.contract_check import CheckRow, Target, format_table, run_contract_check
 from mcp_bridge.core.customers import Customer
 from mcp_bridge.core.shapes import ListEnvelope, contract_validate
-from tests.fixtures_sandbox import ACME_SITE, KEYS
+from tests.support.sandbox import ACME_SITE, KEYS
 
 READS = {
     "get account", "list customers", "list customers, sorted", "list customers, filtered", "customer 360 (expand)",

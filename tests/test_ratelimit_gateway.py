@@ -63,7 +63,7 @@ OWN_LIMIT, OWN_WINDOW, OWN_WINDOWS, MARGIN = 360, 30.0, 2, 2
 @pytest.fixture(scope="session")
 def own_limit_sandbox():
     """A sandbox enforcing each demo account's own limit (no override) per OWN_WINDOW s."""
-    from tests.fixtures_servers import start_sandbox
+    from tests.support.servers import start_sandbox
 
     server = start_sandbox(SANDBOX_RATE_WINDOW=str(OWN_WINDOW))
     yield server
@@ -73,7 +73,7 @@ def own_limit_sandbox():
 @pytest.fixture(scope="session")
 def own_limit_gateways(django_db_setup, django_db_blocker, own_limit_sandbox):
     """Two gateways with the default limit (120) and the same compressed window."""
-    from tests.fixtures_servers import start_gateway
+    from tests.support.servers import start_gateway
 
     env = {"RATE_WINDOW_SECONDS": str(OWN_WINDOW), "RATE_SAFETY_MARGIN": str(MARGIN)}
     with django_db_blocker.unblock():
@@ -99,11 +99,12 @@ def test_an_account_gets_the_limit_its_get_account_says_without_a_single_upstrea
         for gateway in own_limit_gateways
     ]
     since = sandbox.last_seq()
-    start = time.time() + 10  # spawned callers on a busy machine need a while to open sessions
-    until = start + OWN_WINDOWS * OWN_WINDOW + 1.0
+    window = {}
     results = run_tool_callers(
-        targets, "list_plans", {"site_id": 27, "per_page": 1}, processes=4, sessions=8, start=start, until=until
+        targets, "list_plans", {"site_id": 27, "per_page": 1}, processes=4, sessions=8,
+        seconds=OWN_WINDOWS * OWN_WINDOW + 1.0, on_start=lambda start, until: window.update(until=until),
     )
+    until = window["until"]
 
     entries = [e for e in sandbox.log(since, account="other") if e["path"].endswith("/plans")]
     assert {e["status"] for e in entries} == {200}, "the upstream answered 429"
