@@ -23,6 +23,7 @@ from mcp_bridge.core.shapes import (
     Match,
     MetadataKey,
     Timestamp,
+    embedded,
     expand_param,
     sort_field,
 )
@@ -59,8 +60,10 @@ class Customer(CoreObject):
     is_imported: bool | None = None
     has_password: bool | None = None
     password_last_updated_at: Timestamp | None = None
-    subscriptions: list[Subscription] | None = Field(None, description="With expand subscriptions.")
-    addresses: list[Address] | None = Field(None, description="With expand addresses.")
+    subscriptions: list[embedded(Subscription, "a subscription, as get_subscription returns it")] | None = Field(
+        None, description="With expand subscriptions.")
+    addresses: list[embedded(Address, "an address, as get_address returns it")] | None = Field(
+        None, description="With expand addresses.")
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
 

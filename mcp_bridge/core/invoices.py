@@ -24,6 +24,7 @@ from mcp_bridge.core.shapes import (
     PaymentCategory,
     Timestamp,
     UnixTimeInput,
+    embedded,
     expand_param,
     sort_field,
 )
@@ -52,7 +53,7 @@ class Invoice(CoreObject):
     id: int
     status: str
     customer_id: int | None = None
-    subscription_id: int | Subscription | None = None
+    subscription_id: int | embedded(Subscription, "the subscription it bills", or_id=True) | None = None
     number: str | None = None
     currency: str | None = None
     line_items: list[LineItem] | None = None

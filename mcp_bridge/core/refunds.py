@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.charges import Charge
 from mcp_bridge.core.results import page_result, parse, structured_result
-from mcp_bridge.core.shapes import CoreObject, IdList, Timestamp
+from mcp_bridge.core.shapes import CoreObject, IdList, Timestamp, embedded
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput
@@ -26,7 +26,8 @@ class Refund(CoreObject):
     currency: str | None = None
     status: str | None = Field(None, description="to_issue (pending), issued or canceled.")
     reason: str | None = None
-    charge: Charge | None = Field(None, description="The refunded charge, with include_charge.")
+    charge: embedded(Charge, "the refunded charge, as get_charge returns it") | None = Field(
+        None, description="The refunded charge, with include_charge.")
     created_at: Timestamp | None = None
 
 

@@ -244,3 +244,13 @@ UnixTimeInput = Annotated[
 PAYMENT_CATEGORIES = {"check": "2", "wire": "3", "transfer": "4", "external": "5", "cash": "6"}
 PaymentCategory = Literal["check", "wire", "transfer", "external", "cash"]
 PAYMENT_CATEGORY_NAMES = {code: name for name, code in PAYMENT_CATEGORIES.items()}
+
+
+def embedded(model: type[BaseModel], what: str, *, or_id: bool = False) -> Any:
+    """A related object as an expand embeds it (or, `or_id`, its id when not expanded):
+    validated and rendered as `model` (times in ISO 8601), but published in the output
+    schema as a plain object, so each tool's schema stays small (the related tool's own
+    output schema describes it in full)."""
+    schema: dict[str, Any] = {"type": ["integer", "object", "null"] if or_id else "object",
+                              "description": f"{what}" + (" (its id unless expanded)" if or_id else "")}
+    return Annotated[model, WithJsonSchema(schema)]

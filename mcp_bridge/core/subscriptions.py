@@ -11,7 +11,7 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.coupons import Coupon
 from mcp_bridge.core.plans import Plan
 from mcp_bridge.core.results import object_result, page_result
-from mcp_bridge.core.shapes import CoreMetadata, CoreObject, Timestamp, expand_param, iso, sort_field
+from mcp_bridge.core.shapes import CoreMetadata, CoreObject, Timestamp, embedded, expand_param, iso, sort_field
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
@@ -24,9 +24,9 @@ class Subscription(CoreObject):
     id: int
     user_id: int | None = Field(None, description="The customer's id.")
     status: str
-    plan: int | Plan | None = None
-    coupon: int | Coupon | None = None
-    address: int | Address | None = None
+    plan: int | embedded(Plan, "the plan, as get_plan returns it", or_id=True) | None = None
+    coupon: int | embedded(Coupon, "the coupon, as get_coupon returns it", or_id=True) | None = None
+    address: int | embedded(Address, "the address, as get_address returns it", or_id=True) | None = None
     default_source: int | dict[str, Any] | None = None
     latest_invoice: int | dict[str, Any] | None = None
     quantity: int | None = None
