@@ -50,6 +50,13 @@ def canonical_resources(requested: list[str]) -> list[str]:
     Raises ValueError naming the first resource that is not this server's MCP URL.
     """
     for uri in requested:
+        if is_open_resource(uri):
+            # The Open server exists, but the subscriber sign-in that issues its tokens does
+            # not yet (issue 14): say so rather than "not served here".
+            raise ValueError(
+                f"Sign-in for the subscriber (Open) server {settings.OPEN_RESOURCE_URL} is not available yet; "
+                f"this authorization server issues tokens for {settings.MCP_RESOURCE_URL} only"
+            )
         if not is_mcp_resource(uri):
             raise ValueError(
                 f"The resource {uri!r} is not served by this authorization server; "

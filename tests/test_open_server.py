@@ -136,3 +136,18 @@ async def test_an_sdk_client_reaches_the_open_server_in_both_eras(mcp_env, mode)
     async with mcp_session(mcp_env.gateway.url + "/open", token, mode) as client:
         tools = await client.list_tools()
         assert tools.tools == []  # the subscriber tools are not built yet (issue 14)
+
+
+def test_the_authorization_server_says_open_sign_in_is_not_there_yet(settings):
+    """Until subscriber sign-in exists, asking for an /open token gets a clear refusal (and an
+    operator can never obtain one)."""
+    from accounts.resource import canonical_resources
+
+    settings.PUBLIC_URL = "https://mcp.example.com"
+    settings.MCP_RESOURCE_URL = "https://mcp.example.com/"
+    settings.OPEN_RESOURCE_URL = "https://mcp.example.com/open"
+    with pytest.raises(ValueError, match="subscriber \\(Open\\) server https://mcp.example.com/open is not available"):
+        canonical_resources(["https://MCP.example.com/open/"])
+    assert canonical_resources(["https://mcp.example.com"]) == ["https://mcp.example.com/"]
+    with pytest.raises(ValueError, match="not served by this authorization server"):
+        canonical_resources(["https://mcp.example.com/other"])
