@@ -41,6 +41,7 @@ def check_production_safety(app_configs=None, **kwargs):
             hint="Set CELERY_BROKER_URL and CELERY_RESULT_BACKEND to a single (non-cluster) Redis.",
             id="pelcro_gateway.E006",
         ))
+    errors.extend(check_ranges(settings.PELCRO_GATEWAY))
     auth_cache = settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
     if not 0 <= auth_cache <= 300:
         errors.append(Error("AUTH_CACHE_SECONDS must be between 0 and 300.", id="pelcro_gateway.E004"))
@@ -81,6 +82,56 @@ def check_production_safety(app_configs=None, **kwargs):
             hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
                  "Prometheus scrape job as its bearer token.",
             id="pelcro_gateway.E016",
+        ))
+    return errors
+
+
+# Each numeric knob's allowed range: (lowest, highest, lowest allowed itself). A value of the
+# right type but out of range (a zero window, a negative timeout) would otherwise start a
+# gateway that fails on its first call, or never limits, or never times out.
+RANGES = {
+    "CORE_API_TIMEOUT": (0, None, False),
+    "CORE_API_CONNECT_TIMEOUT": (0, None, False),
+    "CORE_API_MAX_RETRIES": (0, None, True),
+    "CORE_API_BACKOFF_BASE": (0, None, True),
+    "CORE_API_BACKOFF_MAX": (0, None, True),
+    "OPEN_JWT_REFRESH_BEFORE_SECONDS": (0, None, True),
+    "RATE_LIMIT": (1, None, True),
+    "RATE_WINDOW_SECONDS": (0, None, False),
+    "RATE_SAFETY_MARGIN": (0, None, True),
+    "RATE_WAIT_BUDGET_SECONDS": (0, None, True),
+    "BACKGROUND_BUDGET_SHARE": (0, 1, False),
+    "RATE_REDIS_TIMEOUT_SECONDS": (0, None, False),
+    "USAGE_RETENTION_DAYS": (1, None, True),
+    "ACCESS_TOKEN_SECONDS": (1, None, True),
+    "REFRESH_TOKEN_SECONDS": (1, None, True),
+    "REFRESH_TOKEN_GRACE_SECONDS": (0, None, True),
+    "LOGIN_MAX_FAILURES": (1, None, True),
+    "LOGIN_LOCKOUT_SECONDS": (0, None, True),
+    "LOGIN_MAX_FAILURES_PER_IP": (1, None, True),
+    "DCR_PER_IP_PER_HOUR": (0, None, True),
+    "DCR_UNUSED_PRUNE_HOURS": (1, None, True),
+    "EXPORT_RETENTION_HOURS": (1, None, True),
+    "EXPORT_PAGE_SIZE": (1, 100, True),  # the Core API's page size is at most 100
+}
+
+
+def check_ranges(conf: dict) -> list[Error]:
+    """E017: every numeric knob of `settings.PELCRO_GATEWAY` within its range (`RANGES`),
+    and the safety margin below the limit; each error names the variable and the range."""
+    errors = []
+    for name, (lowest, highest, inclusive) in RANGES.items():
+        value = conf[name]
+        low_ok = value >= lowest if inclusive else value > lowest
+        if low_ok and (highest is None or value <= highest):
+            continue
+        wanted = f"{'at least' if inclusive else 'above'} {lowest}" + (f" and at most {highest}" if highest is not None else "")
+        errors.append(Error(f"{name}={value!r} is out of range: it must be {wanted}.", id="pelcro_gateway.E017"))
+    if conf["RATE_LIMIT"] >= 1 and conf["RATE_SAFETY_MARGIN"] >= conf["RATE_LIMIT"]:
+        errors.append(Error(
+            f"RATE_SAFETY_MARGIN={conf['RATE_SAFETY_MARGIN']} must be below RATE_LIMIT={conf['RATE_LIMIT']}: "
+            "the limiter grants RATE_LIMIT - RATE_SAFETY_MARGIN requests per window.",
+            id="pelcro_gateway.E017",
         ))
     return errors
 

@@ -4,6 +4,7 @@ Production (`GATEWAY_ENV=prd`) must set SECRET_KEY, API_KEY_ENCRYPTION_KEYS and 
 PUBLIC_URL: the system checks in `pelcro_gateway/checks.py` refuse to start otherwise.
 """
 
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,12 +140,17 @@ TEMPLATES = [
 # --- Data --------------------------------------------------------------------------------
 
 DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'gateway.sqlite3'}"
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+        )
+    }
+except (ValueError, dj_database_url.UnknownSchemeError) as error:  # the library's message does not name the variable
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL ({error}); use postgres://user:password@host:5432/name or sqlite:///path"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web process, the worker and beat share one file.
     # IMMEDIATE: a transaction takes the write lock when it begins (waiting up to
@@ -355,6 +361,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- Logging -----------------------------------------------------------------------------
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    # logging.config would only say "Unable to configure root logger".
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL; fix or unset it")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

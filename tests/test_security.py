@@ -227,3 +227,26 @@ def test_production_refuses_unsafe_settings_and_deploy_checks_pass():
     assert result.returncode == 0, result.stderr
     warnings = {line.split(")")[0].lstrip("?: (") for line in result.stderr.splitlines() if line.startswith("?: (")}
     assert warnings <= EXPECTED_DEPLOY_WARNINGS, warnings - EXPECTED_DEPLOY_WARNINGS
+
+
+# A value of the right type but out of range (or unreadable by the library that takes it)
+# stops the start with an error naming the variable, in every environment (dev included).
+OUT_OF_RANGE = [
+    ({"RATE_LIMIT": "0", "RATE_WINDOW_SECONDS": "0", "CORE_API_TIMEOUT": "-3", "BACKGROUND_BUDGET_SHARE": "2",
+      "EXPORT_PAGE_SIZE": "500", "ACCESS_TOKEN_SECONDS": "0"},
+     ["pelcro_gateway.E017", "RATE_LIMIT=0", "RATE_WINDOW_SECONDS=0.0", "CORE_API_TIMEOUT=-3.0",
+      "BACKGROUND_BUDGET_SHARE=2.0", "EXPORT_PAGE_SIZE=500", "ACCESS_TOKEN_SECONDS=0"]),
+    ({"RATE_LIMIT": "10", "RATE_SAFETY_MARGIN": "10"}, ["pelcro_gateway.E017", "RATE_SAFETY_MARGIN=10 must be below"]),
+    ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL='LOUD'"]),
+    ({"DATABASE_URL": "garbage"}, ["DATABASE_URL is not a database URL"]),
+]
+
+
+def test_out_of_range_settings_stop_the_start_naming_the_variable():
+    with ThreadPoolExecutor(max_workers=len(OUT_OF_RANGE)) as pool:
+        runs = [pool.submit(manage, "check", GATEWAY_ENV="dev", **override) for override, _ in OUT_OF_RANGE]
+        for (override, expected), future in zip(OUT_OF_RANGE, runs, strict=True):
+            result = future.result()
+            assert result.returncode != 0, override
+            missing = [text for text in expected if text not in result.stderr]
+            assert not missing, (override, missing, result.stderr[-1200:])
