@@ -392,3 +392,27 @@ def test_bodies_over_4_mib_are_413_declared_or_chunked(target, token):
     assert "pad" in result["structuredContent"]["fields"]
     assert len(audit_rows(1)) == 1
     assert_no_traceback_logged(watch)
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_params_the_method_refuses_are_named(target, era):
+    """-32602 says which params field is wrong and how (the SDK alone answers a bare
+    "Invalid request parameters" with empty data), in both eras; no value is echoed."""
+    cases = [
+        ("tools/call", {"name": "list_customers", "arguments": ["secret-value"]}, "params.arguments"),
+        ("tools/call", {"arguments": {}}, "params.name: is required"),
+        ("resources/read", {}, "params.uri: is required"),
+    ]
+    for method, params, named in cases:
+        body, headers = tool_call("list_customers", {}, era)
+        body["method"], body["params"] = method, {**params, **({"_meta": body["params"]["_meta"]} if "_meta" in body["params"] else {})}
+        headers.pop("Mcp-Name", None)
+        if era == "2026-07-28":  # the routing headers of the 2026 envelope, matching the body
+            headers["Mcp-Method"] = method
+            if method == "tools/call":
+                headers["Mcp-Name"] = params.get("name", "")
+        response = target.post(to_json(body), headers)
+        error = assert_proper_answer(response)["error"]
+        assert error["code"] == -32602, error
+        assert error["message"].startswith(f"Invalid params for {method}: ") and named in error["message"], error
+        assert "secret-value" not in response.text

@@ -46,6 +46,7 @@ class GatewayMCPServer(MCPServer):
         super().__init__(tools=[spec.sdk_tool() for spec in specs.values()], **kwargs)
         self.specs = dict(specs)
         self.middleware.append(negotiate_served_version)
+        self.middleware.append(name_invalid_params)
         # MCPServer always registers the prompt methods, so it always advertises `prompts`
         # (capabilities follow the registered handlers). This server has no prompts:
         # without the handlers the capability is not advertised and both methods are
@@ -130,6 +131,29 @@ async def negotiate_served_version(ctx: ServerRequestContext[Any, Any], call_nex
         requested = (ctx.params or {}).get("protocolVersion")
         result["protocolVersion"] = protocol.negotiated_version(requested)
     return result
+
+
+async def name_invalid_params(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """SDK middleware: params the SDK's method model refuses (tools/call without a `name`,
+    `arguments` that is not an object, resources/read without a `uri`, …) are answered
+    -32602 naming each bad field and what is wrong, in both protocol eras. The SDK would
+    answer a bare "Invalid request parameters" with empty data, which tells the client
+    author nothing (JSON-RPC 2.0 §5.1: -32602 Invalid params). No value is echoed."""
+    try:
+        return await call_next(ctx)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in item["loc"])
+            where = where if where.startswith("params") else f"params.{where}".rstrip(".")
+            text = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {text}")
+        problems = list(dict.fromkeys(problems))[:5]
+        raise MCPError(
+            code=INVALID_PARAMS,
+            message=f"Invalid params for {ctx.method}: {'; '.join(problems)}. See the MCP schema of {ctx.method}.",
+            data={"errors": problems},
+        ) from None
 
 
 def invalid_arguments(spec: ToolDef, error: ValidationError) -> ToolFailure:
