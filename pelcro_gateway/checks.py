@@ -76,9 +76,11 @@ def check_production_safety(app_configs=None, **kwargs):
         errors.append(Error(f"PUBLIC_URL must be https when GATEWAY_ENV={env}.", id="pelcro_gateway.E013"))
     if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
         errors.append(Error("Session and CSRF cookies must be Secure outside dev.", id="pelcro_gateway.E014"))
-    if not settings.PELCRO_GATEWAY["METRICS_TOKEN"]:
+    if len(settings.PELCRO_GATEWAY["METRICS_TOKEN"].strip()) < 32:
+        # Set but guessable ("changeme") is as open as unset: the same bar as SECRET_KEY.
         errors.append(Error(
-            f"METRICS_TOKEN must be set when GATEWAY_ENV={env}: /metrics lists every account's live usage.",
+            f"METRICS_TOKEN must be set, 32 characters or more, when GATEWAY_ENV={env}: "
+            "/metrics lists every account's live usage.",
             hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
                  "Prometheus scrape job as its bearer token.",
             id="pelcro_gateway.E016",

@@ -206,6 +206,7 @@ UNSAFE = [
      {"pelcro_gateway.E014", "pelcro_gateway.E011", "accounts.E002"}),
     ({"GATEWAY_ENV": "production"}, {"pelcro_gateway.E001"}),
     ({"METRICS_TOKEN": ""}, {"pelcro_gateway.E016"}),
+    ({"METRICS_TOKEN": "changeme"}, {"pelcro_gateway.E016"}),
     ({"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
      {"pelcro_gateway.E010", "pelcro_gateway.E013"}),
 ]
