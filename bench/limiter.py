@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -111,7 +112,8 @@ async def _hammer(account: dict, start_at: float, duration: float, tasks: int) -
     counts = {"ok": 0, "gateway_refusals": 0, "upstream_429": 0, "errors": 0}
     api_key = demo_api_key(account["slug"])
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    deadline = time.monotonic() + duration
+    # One deadline for every process (a process that started late stops with the others).
+    deadline = time.monotonic() + max(0.0, start_at + duration - time.time())
 
     async def caller() -> None:
         while time.monotonic() < deadline:
@@ -171,7 +173,7 @@ def real_limit(stack: Stack, args) -> tuple[list[list[object]], bool]:
         "RATE_WINDOW_SECONDS": str(args.window),
     }
     accounts = asyncio.run(limits_from_get_account(env["CORE_API_BASE_URL"], args.accounts.split(",")))
-    start_at = time.time() + 5.0  # every process set up before the first request
+    start_at = time.time() + 20.0  # every process set up (spawned, Django loaded) before the first request
     jobs = [(account, i) for account in accounts for i in range(args.processes)]
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
         futures = [(account, pool.submit(hammer, env, account, start_at, args.duration, args.tasks))
@@ -188,8 +190,11 @@ def real_limit(stack: Stack, args) -> tuple[list[list[object]], bool]:
         served = sum(1 for e in log if e["status"] != 429)
         upstream_429 = sum(1 for e in log if e["status"] == 429)
         mine = [r for a, r in results if a is account]
-        budget = account["limit"] * windows
-        cap = config.for_limit(account["limit"]).cap * windows
+        # The windows the requests really spanned (a busy machine may start a process late).
+        times = [datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp() for e in log]
+        spanned = max(windows, math.ceil((max(times) - min(times)) / args.window)) if times else windows
+        budget = account["limit"] * spanned
+        cap = config.for_limit(account["limit"]).cap * spanned
         rows.append([
             account["slug"], f"{account['limit']} / {args.window:g} s", args.processes, args.processes * args.tasks,
             round(args.duration), served, upstream_429, sum(r["gateway_refusals"] for r in mine),
