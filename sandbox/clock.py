@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def unix(moment: datetime) -> int:
@@ -21,12 +21,12 @@ def now_unix() -> int:
 
 def iso(moment: datetime) -> str:
     """`2026-01-31T09:15:00Z`: only for the sandbox's own admin log, never in Core objects."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def end_of_day(day: date) -> int:
     """The last second of a UTC calendar day, as Unix seconds (coupon `redeem_by`)."""
-    return unix(datetime.combine(day, time(23, 59, 59), tzinfo=timezone.utc))
+    return unix(datetime.combine(day, time(23, 59, 59), tzinfo=UTC))
 
 
 def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:

@@ -49,7 +49,7 @@ class Knobs:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def updated(self, changes: dict) -> "Knobs":
+    def updated(self, changes: dict) -> Knobs:
         """A copy with `changes` applied, or ConfigError naming every bad setting."""
         known = {f.name for f in fields(self)}
         errors: dict[str, list[str]] = {}

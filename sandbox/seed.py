@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from sandbox import clock
@@ -37,20 +37,8 @@ from sandbox.store import Account, OpenSettings, Site, Store
 
 CURRENCIES = ("usd", "gbp", "eur", "cad", "aud")
 
-FIRST_NAMES = (
-    "Olivia Liam Emma Noah Amelia Oliver Ava Elijah Sophia Lucas Isabella Mason Mia Ethan Charlotte James "
-    "Harper Benjamin Evelyn Henry Abigail Alexander Emily Sebastian Ella Jack Elizabeth Daniel Sofia Michael "
-    "Avery Owen Scarlett Samuel Grace Matthew Chloe Joseph Victoria Levi Riley David Aria John Lily Wyatt "
-    "Aurora Carter Zoey Julian Nora Luke Hannah Grayson Layla Isaac Zoe Gabriel Leah Anthony Priya Mateo "
-    "Aisha Hiroshi Fatima Lars Ingrid Diego Lucia Kwame Amara Tomasz Katarzyna Ravi Ananya Sean Siobhan"
-).split()
-LAST_NAMES = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
-    "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis "
-    "Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall "
-    "Rivera Campbell Mitchell Carter Roberts Okafor Tanaka Kowalski Johansson Rossi Dubois Murphy O'Brien "
-    "Patel Sharma Mensah Novak Fischer Larsen Costa Silva Kim Chen Wang Singh Khan Ali Cohen Schmidt"
-).split()
+FIRST_NAMES = ["Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Ava", "Elijah", "Sophia", "Lucas", "Isabella", "Mason", "Mia", "Ethan", "Charlotte", "James", "Harper", "Benjamin", "Evelyn", "Henry", "Abigail", "Alexander", "Emily", "Sebastian", "Ella", "Jack", "Elizabeth", "Daniel", "Sofia", "Michael", "Avery", "Owen", "Scarlett", "Samuel", "Grace", "Matthew", "Chloe", "Joseph", "Victoria", "Levi", "Riley", "David", "Aria", "John", "Lily", "Wyatt", "Aurora", "Carter", "Zoey", "Julian", "Nora", "Luke", "Hannah", "Grayson", "Layla", "Isaac", "Zoe", "Gabriel", "Leah", "Anthony", "Priya", "Mateo", "Aisha", "Hiroshi", "Fatima", "Lars", "Ingrid", "Diego", "Lucia", "Kwame", "Amara", "Tomasz", "Katarzyna", "Ravi", "Ananya", "Sean", "Siobhan"]
+LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Okafor", "Tanaka", "Kowalski", "Johansson", "Rossi", "Dubois", "Murphy", "O'Brien", "Patel", "Sharma", "Mensah", "Novak", "Fischer", "Larsen", "Costa", "Silva", "Kim", "Chen", "Wang", "Singh", "Khan", "Ali", "Cohen", "Schmidt"]
 EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "hotmail.com", "fastmail.com", "aol.com")
 ORGANISATIONS = ("Public Library", "High School", "University Library", "Dental Practice", "Law Firm", "Coffee House", "Hotel")
 SOURCES = ("web", "import", "app", "call_center", "partner")
@@ -138,7 +126,7 @@ def build_store(seed_file: Path, seed: int, customers_per_site: int) -> Store:
     """A fresh store with every account's demo data, then the demo subscribers."""
     accounts = load_accounts(seed_file)
     store = Store(accounts)
-    anchor = datetime.combine(clock.now().date(), time(), tzinfo=timezone.utc)
+    anchor = datetime.combine(clock.now().date(), time(), tzinfo=UTC)
     rng = random.Random(seed)
     seeders = {}
     for account in accounts:
@@ -334,7 +322,7 @@ class _SiteSeeder:
 
     def _customer_history(self, customer: dict) -> None:
         rng = self.rng
-        created = datetime.fromtimestamp(customer["created_at"], timezone.utc)
+        created = datetime.fromtimestamp(customer["created_at"], UTC)
         deleted = customer["deleted_at"] is not None
         source = self._source(customer, created) if rng.random() < 0.85 else None
         address = self._address(customer, created) if rng.random() < 0.6 else None
@@ -548,7 +536,7 @@ class _SiteSeeder:
         for index, charge in enumerate(self.refundable):
             status = statuses[index % len(statuses)]
             amount = charge["amount"] if self.rng.random() < 0.6 else charge["amount"] // 2
-            created = _u(self._between(datetime.fromtimestamp(charge["created_at"], timezone.utc), self.anchor))
+            created = _u(self._between(datetime.fromtimestamp(charge["created_at"], UTC), self.anchor))
             if index == 1:
                 created = None  # a pending refund with no creation date: cancellation skips it
             self.store.add("refunds", new_refund(self.store.next_id(), self.site_id, charge, amount, created,

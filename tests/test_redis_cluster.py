@@ -22,9 +22,9 @@ from django.conf import settings
 from accounts.auth_epoch import epoch_key
 from accounts.models import Account
 from devtools.oauth_client import obtain_tokens
-from tests.redis_servers import RedisClusterServers
 from tests.support.mcp import PASSWORDS, mcp_session
 from tests.support.ratelimit import StartLine, hammer_process, max_in_window
+from tests.support.redis_servers import RedisClusterServers
 from tests.support.servers import start_gateway
 
 FAST = {"limit": 10, "window": 2.0, "margin": 0, "wait_budget": 0.0, "background_share": 0.5}

@@ -23,7 +23,6 @@ import pytest
 import redis as redis_lib
 
 from devtools.oauth_client import obtain_tokens
-from tests.redis_servers import ClosingServer, IdleSockets
 from tests.support.faults import (
     PLANS_ARGS,
     call_tool,
@@ -39,6 +38,7 @@ from tests.support.ratelimit import (
     log_times,
     max_in_window,
 )
+from tests.support.redis_servers import ClosingServer, IdleSockets
 from tests.support.sandbox import SandboxClient
 from tests.support.servers import start_gateway
 

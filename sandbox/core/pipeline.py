@@ -12,8 +12,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -26,7 +26,7 @@ is already set to cancel at period end. `period_end` → `cancel_at_period_end=t
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sandbox import clock
 from sandbox.errors import BusinessRuleError, ValidationError
@@ -173,7 +173,7 @@ def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, c
     """Store a checked new subscription and bill it (also used by the Open API's subscribe)."""
     start = v["start_date"] if isinstance(v["start_date"], int) else now
     trial_days = v["trial_period_days"] if isinstance(v["trial_period_days"], int) else 0
-    start_moment = datetime.fromtimestamp(start, timezone.utc)
+    start_moment = datetime.fromtimestamp(start, UTC)
     trial_end = clock.unix(start_moment + timedelta(days=trial_days)) if trial_days else None
     if trial_end:
         period_end = trial_end
@@ -200,7 +200,7 @@ def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, c
     later = isinstance(v["start_date"], int) and v["start_date"] > now and v["billing_behavior"] == "bill_on_start_date"
     if trial_end or later or amount == 0:
         return subscription
-    due = now if method == "charge_automatically" else clock.unix(datetime.fromtimestamp(now, timezone.utc) + timedelta(days=30))
+    due = now if method == "charge_automatically" else clock.unix(datetime.fromtimestamp(now, UTC) + timedelta(days=30))
     invoice = store.add("invoices", new_invoice(
         store.next_id(), site_id, customer["id"], plan["currency"],
         [{"description": f"{plan['nickname']} × {v['quantity']}", "unit_price": amount, "quantity": 1}],

@@ -50,7 +50,7 @@ payment method, a declined card.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sandbox import clock
 from sandbox.core.subscriptions import (
@@ -313,7 +313,7 @@ def renew(call: OpenCall):
         raise BusinessRuleError("This card needs extra authentication; renew with a saved payment method.")
     now = clock.now_unix()
     begin = max(subscription["current_period_end"], now)
-    end = clock.unix(clock.add_interval(datetime.fromtimestamp(begin, timezone.utc), plan["interval"],
+    end = clock.unix(clock.add_interval(datetime.fromtimestamp(begin, UTC), plan["interval"],
                                         plan["interval_count"]))
     amount = discounted(plan["amount"] * subscription["quantity"], coupon)
     invoice = call.store.add("invoices", new_invoice(

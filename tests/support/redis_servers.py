@@ -2,7 +2,7 @@
 
 - `ClosingServer`: a TCP server that accepts every connection and closes it at once (what a
   TCP or TLS proxy does while the Redis behind it is down), or never answers (`silent`).
-- `OwnRedis` (tests/fixtures_ratelimit.py): a private redis-server; here with
+- `OwnRedis` (tests/support/ratelimit.py): a private redis-server; here with
   `persistent=False` and extra arguments such as `--maxclients`.
 - `RedisClusterServers`: a real Redis Cluster of three masters (Debian's redis-server in
   cluster mode on free loopback ports, joined by `redis-cli --cluster create`).
