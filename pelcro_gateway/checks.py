@@ -62,6 +62,15 @@ def check_production_safety(app_configs=None, **kwargs):
                  "connect directly (the Procfile, Dockerfile and docker-compose.yml default to empty).",
             id="pelcro_gateway.E015",
         ))
+    elif "*" in os.environ["FORWARDED_ALLOW_IPS"].replace(" ", "").split(","):
+        # "*" is what BEHIND_PROXY did (E005): any client could choose its address and scheme.
+        errors.append(Error(
+            "FORWARDED_ALLOW_IPS is '*': uvicorn would believe X-Forwarded-For / X-Forwarded-Proto from any "
+            "client, letting it choose the address per-IP limits count.",
+            hint="List your reverse proxies' addresses or networks (e.g. 10.0.0.0/8), or leave it empty when "
+                 "clients connect directly.",
+            id="pelcro_gateway.E015",
+        ))
     if settings.DEBUG:
         errors.append(Error(f"DEBUG must be off when GATEWAY_ENV={env}.", id="pelcro_gateway.E010"))
     if settings.SECRET_KEY == settings.DEV_SECRET_KEY or len(settings.SECRET_KEY) < 32:

@@ -207,6 +207,7 @@ UNSAFE = [
     ({"GATEWAY_ENV": "production"}, {"pelcro_gateway.E001"}),
     ({"METRICS_TOKEN": ""}, {"pelcro_gateway.E016"}),
     ({"METRICS_TOKEN": "changeme"}, {"pelcro_gateway.E016"}),
+    ({"FORWARDED_ALLOW_IPS": "10.0.0.1, *"}, {"pelcro_gateway.E015"}),
     ({"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
      {"pelcro_gateway.E010", "pelcro_gateway.E013"}),
 ]
