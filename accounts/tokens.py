@@ -84,8 +84,17 @@ def open_credentials(raw_token: str) -> Credentials | None:
             or not SubscriberCredential.objects.filter(connection=connection).exists()):
         return None
     touch(connection)
+    principal = _principal(token, connection)
+    return Credentials(principal=principal, sites={subscriber.site.site_id: subscriber.site.name},
+                       subscriber=SubscriberIdentity(site_id=subscriber.site.site_id,
+                                                     customer_id=subscriber.customer_id))
+
+
+def _principal(token, connection: Connection) -> Principal:
+    """Who acts through `token` on `connection`: the token's scopes cut to what the
+    connection's access level still grants (a downgrade applies to live tokens)."""
     granted = set(access_policy.scopes_for(connection.access))
-    principal = Principal(
+    return Principal(
         user_id=token.user_id,
         username=token.user.get_username(),
         account_id=connection.account_id,
@@ -96,9 +105,6 @@ def open_credentials(raw_token: str) -> Credentials | None:
         scopes=frozenset(token.scope.split()) & granted,
         expires_at=token.expires,
     )
-    return Credentials(principal=principal, sites={subscriber.site.site_id: subscriber.site.name},
-                       subscriber=SubscriberIdentity(site_id=subscriber.site.site_id,
-                                                     customer_id=subscriber.customer_id))
 
 
 def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None:
@@ -118,16 +124,5 @@ def _check(raw_token: str, resource: str) -> tuple[Principal, Connection] | None
     if is_subscriber(connection.user):
         return None  # a subscriber never acts on an account (defence in depth: no memberships)
     touch(connection)
-    granted = set(access_policy.scopes_for(connection.access))
-    principal = Principal(
-        user_id=token.user_id,
-        username=token.user.get_username(),
-        account_id=connection.account_id,
-        account_slug=connection.account.slug,
-        connection_id=connection.id,
-        client_id=token.application.client_id,
-        client_name=token.application.name or token.application.client_id,
-        scopes=frozenset(token.scope.split()) & granted,
-        expires_at=token.expires,
-    )
+    principal = _principal(token, connection)
     return principal, connection

@@ -27,7 +27,7 @@ from mcp_bridge.upstream.errors import (
 )
 from mcp_bridge.upstream.gate import RequestGate
 from mcp_bridge.upstream.http import UpstreamClient
-from mcp_bridge.upstream.limiter import RedisRateGate
+from mcp_bridge.upstream.limiter import client_options
 
 
 @dataclass(frozen=True)
@@ -129,16 +129,7 @@ def _error(status: int, body: Any) -> UpstreamError:
 
 def build_client(gate: RequestGate | None = None) -> CoreAPIClient:
     """A client from settings; its gate is the shared Redis limiter unless `gate` is given."""
-    conf = settings.PELCRO_GATEWAY
-    return CoreAPIClient(
-        conf["CORE_API_BASE_URL"],
-        gate=gate or RedisRateGate(),
-        timeout=conf["CORE_API_TIMEOUT"],
-        connect_timeout=conf["CORE_API_CONNECT_TIMEOUT"],
-        max_retries=conf["CORE_API_MAX_RETRIES"],
-        backoff_base=conf["CORE_API_BACKOFF_BASE"],
-        backoff_max=conf["CORE_API_BACKOFF_MAX"],
-    )
+    return CoreAPIClient(settings.PELCRO_GATEWAY["CORE_API_BASE_URL"], **client_options(gate))
 
 
 _clients: PerLoop[CoreAPIClient] = PerLoop(build_client)

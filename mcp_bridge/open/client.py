@@ -44,7 +44,7 @@ from mcp_bridge.upstream.errors import (
 )
 from mcp_bridge.upstream.gate import RequestGate
 from mcp_bridge.upstream.http import UpstreamClient
-from mcp_bridge.upstream.limiter import RedisRateGate
+from mcp_bridge.upstream.limiter import client_options
 
 LOGIN_PATH = "/auth/login"
 REFRESH_PATH = "/customer/refresh"
@@ -259,16 +259,7 @@ def _retry_after(response: httpx.Response) -> float:
 
 def build_client(gate: RequestGate | None = None) -> OpenAPIClient:
     """A client from settings; its gate is the shared Redis limiter unless `gate` is given."""
-    conf = settings.PELCRO_GATEWAY
-    return OpenAPIClient(
-        conf["OPEN_API_BASE_URL"],
-        gate=gate or RedisRateGate(),
-        timeout=conf["CORE_API_TIMEOUT"],
-        connect_timeout=conf["CORE_API_CONNECT_TIMEOUT"],
-        max_retries=conf["CORE_API_MAX_RETRIES"],
-        backoff_base=conf["CORE_API_BACKOFF_BASE"],
-        backoff_max=conf["CORE_API_BACKOFF_MAX"],
-    )
+    return OpenAPIClient(settings.PELCRO_GATEWAY["OPEN_API_BASE_URL"], **client_options(gate))
 
 
 _clients: PerLoop[OpenAPIClient] = PerLoop(build_client)

@@ -55,6 +55,7 @@ from django.conf import settings
 
 from mcp_bridge import metrics
 from mcp_bridge.upstream.errors import RateLimited, RateLimiterUnavailable
+from mcp_bridge.upstream.gate import RequestGate
 from mcp_bridge.upstream.redis_clients import REDIS_DOWN_ERRORS, redis_for_loop
 
 logger = logging.getLogger(__name__)
@@ -353,3 +354,19 @@ async def request_finished(account_id: int, seconds: float, call_id: str | None 
         logger.warning("could not mark a request finished: %s: %s", type(exc).__name__, exc)
         return None
     return finished_us / US
+
+
+def client_options(gate: RequestGate | None = None) -> dict:
+    """Keyword arguments for an `http.UpstreamClient` built from settings: the shared Redis
+    limiter as its gate (unless `gate` is given) and the `CORE_API_*` timeouts and retry
+    knobs (seconds, counts), which the Core and Open clients share."""
+    conf = settings.PELCRO_GATEWAY
+    return {
+        "gate": gate or RedisRateGate(),
+        "timeout": conf["CORE_API_TIMEOUT"],
+        "connect_timeout": conf["CORE_API_CONNECT_TIMEOUT"],
+        "max_retries": conf["CORE_API_MAX_RETRIES"],
+        "backoff_base": conf["CORE_API_BACKOFF_BASE"],
+        "backoff_max": conf["CORE_API_BACKOFF_MAX"],
+    }
+
