@@ -166,3 +166,73 @@ def test_never_used_registrations_are_pruned(gateway_server, demo_users, setting
     assert prune_unused_registrations() == 1
     remaining = set(Application.objects.values_list("client_id", flat=True))
     assert unused not in remaining and {used, recent} <= remaining
+
+
+# Every client metadata member of RFC 7591 §2 (and §2.2's language-tagged form), RFC 7592's
+# client_id/client_secret echo, and an extension: a `null` value means "not given".
+NULLABLE_MEMBERS = [
+    "client_name", "client_name#ja-Jpan-JP", "grant_types", "response_types", "token_endpoint_auth_method",
+    "scope", "client_uri", "logo_uri", "tos_uri", "policy_uri", "contacts", "jwks_uri", "jwks", "software_id",
+    "software_version", "software_statement", "client_secret", "x_vendor_extension",
+]
+# What differs between two registrations of the same metadata.
+PER_REGISTRATION = {"client_id", "client_secret", "client_id_issued_at", "registration_access_token",
+                    "registration_client_uri", "redirect_uris"}
+
+
+def _comparable(answer: dict) -> dict:
+    return {key: value for key, value in answer.items() if key not in PER_REGISTRATION}
+
+
+_ports = iter(range(20000, 30000))
+
+
+def _fresh_uri() -> list[str]:
+    """A redirect URI no other registration has (so none is a shared one, see registrations)."""
+    return [f"http://127.0.0.1:{next(_ports)}/callback"]
+
+
+@pytest.mark.parametrize("members", [[member] for member in NULLABLE_MEMBERS] + [NULLABLE_MEMBERS])
+def test_null_members_are_treated_as_omitted_at_registration(gateway_server, members):
+    """RFC 7591 §2: all members are optional; a client writing unset members as null gets
+    what omitting them gives."""
+    url = gateway_server.url + "/oauth/register"
+    with_nulls = httpx.post(url, json={"redirect_uris": _fresh_uri(), **dict.fromkeys(members)}, timeout=10)
+    omitted = httpx.post(url, json={"redirect_uris": _fresh_uri()}, timeout=10)
+    assert with_nulls.status_code == omitted.status_code == 201, with_nulls.text
+    assert _comparable(with_nulls.json()) == _comparable(omitted.json())
+    assert not [key for key, value in with_nulls.json().items() if value is None]
+    stored = get_application_model().objects.get(client_id=with_nulls.json()["client_id"])
+    assert stored.name == "" and stored.authorization_grant_type == "authorization-code"
+
+
+@pytest.mark.parametrize("members", [[member] for member in NULLABLE_MEMBERS] + [NULLABLE_MEMBERS])
+def test_null_members_are_treated_as_omitted_at_update(gateway_server, members):
+    """RFC 7592 §2.2: the PUT takes the same members, the same way."""
+    answers = []
+    for nulls in (dict.fromkeys(members), {}):
+        body = register_client(gateway_server.url, client_name="to update")
+        headers = {"Authorization": f"Bearer {body['registration_access_token']}"}
+        update = httpx.put(body["registration_client_uri"], headers=headers, timeout=10,
+                           json={"client_id": body["client_id"], "redirect_uris": _fresh_uri(), **nulls})
+        assert update.status_code == 200, update.text
+        answers.append(update.json())
+    assert _comparable(answers[0]) == _comparable(answers[1])
+    assert "client_name" not in answers[0] or answers[0]["client_name"] == ""
+
+
+@pytest.mark.parametrize("body", [{}, {"redirect_uris": None}, dict.fromkeys(["redirect_uris", *NULLABLE_MEMBERS])])
+def test_null_redirect_uris_is_as_missing_as_no_redirect_uris(gateway_server, body):
+    response = httpx.post(gateway_server.url + "/oauth/register", json=body, timeout=10)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_redirect_uri", "error_description": "redirect_uris must be a non-empty array"}
+
+
+def test_null_redirect_uris_at_update_is_refused_and_changes_nothing(gateway_server):
+    body = register_client(gateway_server.url)
+    headers = {"Authorization": f"Bearer {body['registration_access_token']}"}
+    update = httpx.put(body["registration_client_uri"], headers=headers, timeout=10,
+                       json={"client_id": body["client_id"], "redirect_uris": None, "client_name": None})
+    assert update.status_code == 400 and update.json()["error"] == "invalid_redirect_uri"
+    assert httpx.get(body["registration_client_uri"], headers=headers, timeout=10).json()["redirect_uris"] == \
+        body["redirect_uris"]

@@ -41,9 +41,30 @@ def _holds_nul(data) -> bool:
     return False
 
 
+def drop_null_members(request) -> None:
+    """Remove the top-level members whose value is JSON `null` from the request's metadata,
+    in place, before our policy or DOT reads it.
+
+    RFC 7591 §2: every client metadata member is optional (and RFC 7592 §2.2 PUT takes the
+    same members), and some clients write each member they do not set as `null`. A `null`
+    member means "not given", whichever member it is (`client_name`, `grant_types`,
+    `scope`, `logo_uri`, `jwks`, an extension...): the registration then gets that member's
+    default, exactly as if it had been omitted; `redirect_uris: null` is as missing as no
+    `redirect_uris` (the same error). A body that is not a JSON object is left unchanged
+    (DOT refuses it). Django's `HttpRequest.body` is the cached `_body`, which DOT's view
+    parses again: so the cleaned body replaces it there."""
+    try:
+        data = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(data, dict) and any(value is None for value in data.values()):
+        request._body = json.dumps({key: value for key, value in data.items() if value is not None}).encode()
+
+
 def metadata_problem(body: bytes) -> JsonResponse | None:
     """An RFC 7591 error response if the client metadata breaks our policy, else None.
-    (Malformed JSON is left to DOT, which answers it the same way.)"""
+    (Malformed JSON is left to DOT, which answers it the same way.) Null members are
+    already gone (`drop_null_members`)."""
     try:
         data = json.loads(body)
     except RecursionError:  # DOT's parser would crash on it too (a 500): refuse it here
@@ -98,6 +119,7 @@ class RegistrationView(DynamicClientRegistrationView):
     """POST /oauth/register"""
 
     def post(self, request, *args, **kwargs):
+        drop_null_members(request)
         problem = metadata_problem(request.body)
         if problem:
             return problem
@@ -121,6 +143,7 @@ class RegistrationManagementView(DynamicClientRegistrationManagementView):
         return _completed(super().get(request, client_id, *args, **kwargs))
 
     def put(self, request, client_id, *args, **kwargs):
+        drop_null_members(request)
         problem = metadata_problem(request.body)
         if problem:
             return problem
