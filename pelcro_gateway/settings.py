@@ -377,6 +377,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives "django" its own handlers (a bare console handler
+        # when DEBUG is on, mail_admins when it is off) and lets records propagate to root
+        # too: each django.request warning was written twice, once bare. One handler, ours
+        # (formatted, redacted), via root; the level stays Django's default, INFO.
+        "django": {"handlers": [], "propagate": True, "level": "INFO"},
         # httpx logs full request URLs at INFO; keep it quiet (URLs may carry codes).
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

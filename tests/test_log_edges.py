@@ -225,3 +225,27 @@ def test_refused_requests_log_no_traceback(verbose_gateway, demo_users):
     logged = log.text()
     assert "Forbidden (Permission denied): /ops/" in logged  # the line stays
     assert "Traceback" not in logged, logged[logged.find("Traceback") - 300:][:3000]
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_each_django_request_warning_is_logged_once_formatted_and_redacted(
+        transactional_db, demo_users, sandbox_server, django_db_blocker, debug):
+    """Django's default logging config adds its own handlers to "django" (a bare console
+    one with DEBUG on); ours must be the only one writing django.request records."""
+    with django_db_blocker.unblock():
+        server = start_verbose_gateway(sandbox_server, DEBUG=debug)
+    try:
+        log = LogWatch(server)
+        answer = httpx.get(f"{server.url}/oauth/register/{SECRET}", headers={"Authorization": f"Bearer {SECRET}"})
+        assert answer.status_code == 401
+        missing = httpx.get(f"{server.url}/no-such-page/{SECRET}")
+        assert missing.status_code == 404
+        logged = log.text()
+    finally:
+        server.stop()
+    assert SECRET not in logged
+    for line in ("Unauthorized: /oauth/register/[redacted]", "Not Found: /no-such-page/[redacted]"):
+        found = [row for row in logged.splitlines() if line in row]
+        assert len(found) == 1, (line, found)
+        assert " WARNING django.request " in found[0]  # written by our formatted handler

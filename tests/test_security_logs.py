@@ -41,12 +41,13 @@ from tests.support.servers import gateway_env
 from tests.test_oauth_tokens import age_rotated_tokens
 
 
-def start_verbose_gateway(sandbox: ServerProcess) -> ServerProcess:
-    """A gateway logging at DEBUG, with uvicorn's access log (the Dockerfile's command)."""
+def start_verbose_gateway(sandbox: ServerProcess, **extra_env: str) -> ServerProcess:
+    """A gateway logging at DEBUG, with uvicorn's access log (the Dockerfile's command);
+    `extra_env` adds or overrides environment variables (e.g. DEBUG="1")."""
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "pelcro_gateway.asgi:application", "--host", "127.0.0.1",
             "--port", str(port)]
-    env = gateway_env(sandbox, port, LOG_LEVEL="DEBUG", RATE_LIMIT="1000000", ACCESS_LOG="1")
+    env = gateway_env(sandbox, port, **{"LOG_LEVEL": "DEBUG", "RATE_LIMIT": "1000000", "ACCESS_LOG": "1", **extra_env})
     return ServerProcess("gateway-verbose", argv, port, env, "/health").start()
 
 
