@@ -428,7 +428,7 @@ OAUTH2_PROVIDER = {
     # DOT's grace period cannot work with hashed tokens (its check E001): the gateway's
     # own (REFRESH_TOKEN_GRACE_SECONDS, accounts.rotation) hands duplicates the same pair.
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
-    "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data"},
+    "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data (implies read)"},
     "DEFAULT_SCOPES": ["read", "write"],
     # Always show the consent screen: it is where the account is chosen.
     "REQUEST_APPROVAL_PROMPT": "force",

@@ -43,6 +43,8 @@ def client_id(gateway_server, demo_users):
     (None, "read_write", "read write"),
     ("read offline_access", "read", "read"),
     ("RESOURCE", "read_write", "read write"),  # the resource URL as a scope
+    ("write", "read_write", "read write"),  # write implies read (accounts.scopes)
+    ("write offline_access", "read_write", "read write"),
 ])
 def test_unknown_scopes_are_ignored_at_every_step(gateway_server, client_id, scope, access, granted):
     url = gateway_server.url
@@ -156,3 +158,30 @@ def test_discovery_scopes_are_the_ones_honoured(gateway_server):
     # offline_access is honoured (a refresh token always comes); read/write are the resource's.
     assert server["scopes_supported"] == ["read", "write", "offline_access"]
     assert resource["scopes_supported"] == ["read", "write"]
+
+
+def test_write_implies_read_everywhere(gateway_server, client_id):
+    """accounts.scopes: `write` alone is granted `read write` at the authorization
+    endpoint, the consent screen, the token endpoint and refresh; a refresh asking only
+    `write` keeps `read` (no write-only token), and from a read-only grant it is a widening."""
+    from accounts.scopes import tolerated
+
+    assert tolerated("write") == tolerated("write read") == "read write"
+    url = gateway_server.url
+    session = signed_in(url, *DEMO)
+    asked = authorize(session, url, client_id, "acme", access="read_write", scope="write")
+    read_only = authorize(session, url, client_id, "acme", access="read", scope="write")
+    session.close()
+    token = exchange_code(url, client_id, asked["code"], asked["verifier"]).json()
+    assert token["scope"] == "read write"
+    renewed = httpx.post(url + "/oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": client_id,
+        "scope": "write"})
+    assert renewed.status_code == 200 and renewed.json()["scope"] == "read write"
+    # The person chose "read only" although the app asked for write: read is what it gets.
+    limited = exchange_code(url, client_id, read_only["code"], read_only["verifier"]).json()
+    assert limited["scope"] == "read"
+    widened = httpx.post(url + "/oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": limited["refresh_token"], "client_id": client_id,
+        "scope": "write"})
+    assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"

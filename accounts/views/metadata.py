@@ -3,7 +3,8 @@
 DOT builds them from OAUTH2_PROVIDER settings; we only correct what DOT cannot know:
 introspection needs a client secret (public clients cannot introspect), and the
 authorization server honours `offline_access` (accounts.scopes) besides the resource's
-`read`/`write` (which stay the protected-resource document's `scopes_supported`). The OpenID
+`read`/`write` (which stay the protected-resource document's `scopes_supported`; `write`
+implies `read`, accounts.scopes). The OpenID
 document is the RFC 8414 document served at the OpenID path, so a client that probes
 either finds the same issuer and endpoints; the gateway issues no ID tokens, so it
 advertises no OpenID-only features. CORS (open to any origin) is set for every discovery
