@@ -7,21 +7,18 @@
 # Core API in CONTRACT_CHECK_BASE_URL / _API_KEY / _SITE_ID (e.g. Pelcro staging; README).
 .PHONY: run test test-fast lint bench conformance contract-check
 
-# 1 adds `ruff format --check` to `make lint` (on once the project has been formatted).
-LINT_FORMAT ?= 0
-
 run:
 	./scripts/run.sh
 
 test:
-	LINT_FORMAT=$(LINT_FORMAT) ./scripts/test.sh $(ARGS)
+	./scripts/test.sh $(ARGS)
 
 # The quick loop: the tests that start no server (marker `servers`, tests/conftest.py), on SQLite.
 test-fast:
 	./scripts/test_fast.sh $(ARGS)
 
 lint:
-	LINT_FORMAT=$(LINT_FORMAT) ./scripts/lint.sh
+	./scripts/lint.sh
 
 bench:
 	./scripts/bench.sh

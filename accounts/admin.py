@@ -59,10 +59,26 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "api_key_hint", "api_key_set_at", "limit", "upstream_read_at", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["api_key_hint", "api_key_set_at", "rate_limit_source", "upstream_read_at",
-                       "upstream_read_error", "created_at"]
-    fields = ["name", "slug", "api_key", "api_key_hint", "api_key_set_at", "api_core_rate_limit",
-              "rate_limit_source", "upstream_read_at", "upstream_read_error", "created_at"]
+    readonly_fields = [
+        "api_key_hint",
+        "api_key_set_at",
+        "rate_limit_source",
+        "upstream_read_at",
+        "upstream_read_error",
+        "created_at",
+    ]
+    fields = [
+        "name",
+        "slug",
+        "api_key",
+        "api_key_hint",
+        "api_key_set_at",
+        "api_core_rate_limit",
+        "rate_limit_source",
+        "upstream_read_at",
+        "upstream_read_error",
+        "created_at",
+    ]
     inlines = [SiteInline, MembershipInline]
 
     @admin.display(description="API key")
@@ -95,7 +111,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_filter = ["access", "account", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "user__email", "account__name", "application__name", "application__client_id"]
     list_select_related = ["application", "user", "account"]
-    readonly_fields = ["user", "application", "account", "access", "created_at", "last_used_at", "revoked_at", "revoked_by"]
+    readonly_fields = [
+        "user",
+        "application",
+        "account",
+        "access",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request):
@@ -112,8 +137,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         except EpochUnavailable as refused:
             self.message_user(request, f"No connection was revoked. {refused.message}", messages.ERROR)
             return
-        self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.",
-                          messages.SUCCESS)
+        self.message_user(request, f"Revoked {count} connection(s); their tokens stop working now.", messages.SUCCESS)
 
 
 # The admin signs in through the one sign-in path and its lock-out (accounts/sign_in.py).

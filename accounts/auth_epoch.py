@@ -123,8 +123,11 @@ def release() -> None:
     try:
         redis_client().eval(_RELEASE, 2, epoch_key(), holds_key(), new_epoch())
     except redis.RedisError as exc:
-        log.error("auth epoch: could not end a change (%s); token caches stay off for up to %d s",
-                  type(exc).__name__, HOLD_SECONDS)
+        log.error(
+            "auth epoch: could not end a change (%s); token caches stay off for up to %d s",
+            type(exc).__name__,
+            HOLD_SECONDS,
+        )
 
 
 class _Release:
@@ -168,8 +171,9 @@ def bump() -> None:
     try:
         redis_client().set(epoch_key(), new_epoch())
     except redis.RedisError:
-        log.error("could not change the auth epoch (Redis unreachable); cached token checks "
-                  "expire within AUTH_CACHE_SECONDS")
+        log.error(
+            "could not change the auth epoch (Redis unreachable); cached token checks expire within AUTH_CACHE_SECONDS"
+        )
 
 
 # Fields no token check reads, written alone by bookkeeping (every sign-in, every request,

@@ -16,9 +16,11 @@ def check_oauth_safety(app_configs=None, **kwargs):
                 id="accounts.E001",
             )
         )
-    bad = [s for s in settings.OAUTH_NATIVE_REDIRECT_SCHEMES if s.lower() in {"http", "https", "javascript", "data", "file"}]
+    bad = [
+        s
+        for s in settings.OAUTH_NATIVE_REDIRECT_SCHEMES
+        if s.lower() in {"http", "https", "javascript", "data", "file"}
+    ]
     if bad:
-        errors.append(
-            Error(f"OAUTH_NATIVE_REDIRECT_SCHEMES may not contain {', '.join(bad)}.", id="accounts.E002")
-        )
+        errors.append(Error(f"OAUTH_NATIVE_REDIRECT_SCHEMES may not contain {', '.join(bad)}.", id="accounts.E002"))
     return errors

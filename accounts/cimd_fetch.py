@@ -53,8 +53,9 @@ class GatewayMetadataFetcher(cimd.SafeMetadataFetcher):
             ssl_context=ssl.create_default_context(cafile=settings.CIMD_DEV_LOOPBACK_CA_FILE),
         )
         try:
-            response = pool.urlopen("GET", path, headers={"Accept": "application/json"}, redirect=False,
-                                    preload_content=False)
+            response = pool.urlopen(
+                "GET", path, headers={"Accept": "application/json"}, redirect=False, preload_content=False
+            )
             try:
                 return self._read_document(response)
             finally:

@@ -59,19 +59,24 @@ def revoke_connections(connections, by: str = "") -> int:
     AccessToken = get_access_token_model()
     RefreshToken = get_refresh_token_model()
     now = timezone.now()
-    ids = list(Connection.objects.filter(pk__in=[c.pk for c in connections], revoked_at__isnull=True)
-               .values_list("pk", flat=True))
+    ids = list(
+        Connection.objects.filter(pk__in=[c.pk for c in connections], revoked_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
     if not ids:
         return 0
     auth_epoch.hold_until_commit()  # before the write: update() sends no signal
     Connection.objects.filter(pk__in=ids).update(revoked_at=now, revoked_by=by[:200])
     token_ids = AccessToken.objects.filter(binding__connection_id__in=ids).values_list("pk", flat=True)
     families = set(
-        RefreshToken.objects.filter(access_token_id__in=token_ids).exclude(token_family=None)
+        RefreshToken.objects.filter(access_token_id__in=token_ids)
+        .exclude(token_family=None)
         .values_list("token_family", flat=True)
     )
     families |= set(
-        AuthorizationConsent.objects.filter(connection_id__in=ids).exclude(token_family=None)
+        AuthorizationConsent.objects.filter(connection_id__in=ids)
+        .exclude(token_family=None)
         .values_list("token_family", flat=True)
     )
     for family in families:

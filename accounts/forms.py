@@ -11,8 +11,7 @@ from accounts import sign_in
 from accounts.models import Account, Connection
 from accounts.sign_in import LOCKED
 
-LOCKED_MESSAGE = ("Too many failed sign-in attempts. For your security, sign-in is paused: "
-                  "try again in about %(wait)s.")
+LOCKED_MESSAGE = "Too many failed sign-in attempts. For your security, sign-in is paused: try again in about %(wait)s."
 
 
 def _minutes(seconds: int) -> str:
@@ -91,8 +90,9 @@ class ConsentForm(forms.Form):
 
     allow = forms.BooleanField(required=False)
     pending = forms.CharField(widget=forms.HiddenInput(), max_length=64)
-    account = forms.ModelChoiceField(queryset=Account.objects.none(), required=False, widget=forms.RadioSelect,
-                                     empty_label=None)
+    account = forms.ModelChoiceField(
+        queryset=Account.objects.none(), required=False, widget=forms.RadioSelect, empty_label=None
+    )
     access = forms.ChoiceField(choices=Connection.Access.choices, required=False, widget=forms.RadioSelect)
 
     def __init__(self, *args, user, scope: str = "", **kwargs):
@@ -118,6 +118,9 @@ class ConsentForm(forms.Form):
         if access == access_policy.READ_WRITE and not self.write_requested():
             self.add_error("access", "This app asked for read-only access.")
         elif not access_policy.may_grant(self.user.pk, account.pk, access):
-            self.add_error("access", f"As a member of {account.name} you can grant read-only access. "
-                                     "Ask an owner or admin of the account for write access.")
+            self.add_error(
+                "access",
+                f"As a member of {account.name} you can grant read-only access. "
+                "Ask an owner or admin of the account for write access.",
+            )
         return cleaned

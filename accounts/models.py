@@ -30,7 +30,9 @@ class Account(models.Model):
     api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
     api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
     api_core_rate_limit = models.PositiveIntegerField(
-        "Core API rate limit", null=True, blank=True,
+        "Core API rate limit",
+        null=True,
+        blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
         help_text="Requests per minute Pelcro allows this account. Read from GET /account; "
         "enter it by hand only if the key cannot read /account. Blank: the default.",
@@ -89,7 +91,8 @@ class Site(models.Model):
     url = models.CharField(max_length=500, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     subscriber_access_enabled = models.BooleanField(
-        "subscriber access enabled", default=False,
+        "subscriber access enabled",
+        default=False,
         help_text="Let this site's subscribers sign in with their Pelcro customer e-mail and password and "
         "connect apps to the Open server (/open), acting on their own subscriptions, invoices and payment "
         "methods. Off: the site is not offered at subscriber sign-in.",
@@ -138,16 +141,15 @@ class Connection(models.Model):
         READ = "read", "Read only"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
-    application = models.ForeignKey(
-        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="connections"
-    )
+    application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="connections")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="connections")
     access = models.CharField(max_length=12, choices=Access.choices, default=Access.READ_WRITE)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Who revoked it: 'user:<username>' (the person), 'staff:<username>' (admin), "
         "'client' (RFC 7009 revocation by the app), 'membership' (the person lost the role) or 'pelcro' "
         "(Pelcro refused the subscriber's sign-in: signed out elsewhere, password changed, expired).",
@@ -178,9 +180,11 @@ class Connection(models.Model):
             return "you" if viewer is not None and name == viewer.get_username() else name
         if kind == "staff":
             return f"an administrator ({name})"
-        return {"client": "the app itself", "membership": "a change of your role in the account",
-                "pelcro": "the publication (your sign-in there ended)"}.get(
-            kind, "the gateway")
+        return {
+            "client": "the app itself",
+            "membership": "a change of your role in the account",
+            "pelcro": "the publication (your sign-in there ended)",
+        }.get(kind, "the gateway")
 
 
 class TokenBinding(models.Model):
@@ -190,9 +194,7 @@ class TokenBinding(models.Model):
     level from the consent (grant) to every access token, including refreshed ones.
     """
 
-    access_token = models.OneToOneField(
-        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="binding"
-    )
+    access_token = models.OneToOneField("oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="binding")
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="token_bindings")
 
     # Bulk updates change what token checks read: published (accounts.auth_epoch).

@@ -38,8 +38,14 @@ def check_resource_indicator(request) -> dict:
 class GatewayServer(WebApplicationServer):
     """oauthlib's web-application server (code + refresh grants), tightened as above."""
 
-    def __init__(self, request_validator, token_expires_in=None, token_generator=None,
-                 refresh_token_generator=None, **_device_flow_kwargs):
+    def __init__(
+        self,
+        request_validator,
+        token_expires_in=None,
+        token_generator=None,
+        refresh_token_generator=None,
+        **_device_flow_kwargs,
+    ):
         # DOT passes device-flow settings too; this server has no device flow.
         super().__init__(
             request_validator,

@@ -21,12 +21,24 @@ urlpatterns = [
     path("oauth/introspect", IntrospectView.as_view(), name="introspect"),
     path("oauth/register", RegistrationView.as_view(), name="dcr-register"),
     path("oauth/register/<str:client_id>", RegistrationManagementView.as_view(), name="dcr-register-management"),
-    path(".well-known/oauth-authorization-server", AuthorizationServerMetadataView.as_view(),
-         name="oauth-server-metadata"),
-    path(".well-known/openid-configuration", AuthorizationServerMetadataView.as_view(),
-         name="oidc-connect-discovery-info"),
-    path(".well-known/oauth-protected-resource", dot_views.OAuthProtectedResourceMetadataView.as_view(),
-         name="oauth-resource-metadata"),
-    path(".well-known/oauth-protected-resource/open", OpenResourceMetadataView.as_view(),
-         name="oauth-resource-metadata-open"),
+    path(
+        ".well-known/oauth-authorization-server",
+        AuthorizationServerMetadataView.as_view(),
+        name="oauth-server-metadata",
+    ),
+    path(
+        ".well-known/openid-configuration",
+        AuthorizationServerMetadataView.as_view(),
+        name="oidc-connect-discovery-info",
+    ),
+    path(
+        ".well-known/oauth-protected-resource",
+        dot_views.OAuthProtectedResourceMetadataView.as_view(),
+        name="oauth-resource-metadata",
+    ),
+    path(
+        ".well-known/oauth-protected-resource/open",
+        OpenResourceMetadataView.as_view(),
+        name="oauth-resource-metadata-open",
+    ),
 ]

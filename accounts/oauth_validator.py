@@ -60,11 +60,13 @@ class GatewayOAuth2Validator(OAuth2Validator):
         access = getattr(request, "pelcro_access", None)
         if not account_id or not access:
             # Only the consent form supplies these; there is no way around choosing.
-            raise errors.InvalidRequestError(description="No account was chosen on the consent screen.",
-                                              request=request)
+            raise errors.InvalidRequestError(
+                description="No account was chosen on the consent screen.", request=request
+            )
         if not access_policy.may_grant(request.user.pk, account_id, access):
-            raise errors.AccessDeniedError(description="You may not grant this access to that account.",
-                                           request=request)
+            raise errors.AccessDeniedError(
+                description="You may not grant this access to that account.", request=request
+            )
         if access == access_policy.READ_WRITE and "write" not in request.scopes:
             raise errors.InvalidScopeError(description="The app did not ask for write access.", request=request)
         request.scopes = access_policy.scopes_for(access)
@@ -83,10 +85,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
     # --- token endpoint: authorization_code -------------------------------------------
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        consent = (
-            AuthorizationConsent.objects.filter(code_checksum=code_checksum(code), application=client)
-            .first()
-        )
+        consent = AuthorizationConsent.objects.filter(code_checksum=code_checksum(code), application=client).first()
         if not super().validate_code(client_id, code, client, request, *args, **kwargs):
             if consent is not None and consent.redeemed_at is not None:
                 self._revoke_replayed_code(consent)
@@ -126,9 +125,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
             return False
         rt = request.refresh_token_instance
         binding = (
-            TokenBinding.objects.select_related("connection__user")
-            .filter(access_token_id=rt.access_token_id)
-            .first()
+            TokenBinding.objects.select_related("connection__user").filter(access_token_id=rt.access_token_id).first()
         )
         if binding is None or not access_policy.connection_usable(binding.connection):
             return False
@@ -142,9 +139,11 @@ class GatewayOAuth2Validator(OAuth2Validator):
         without rotation: DOT decides those)."""
         grace = timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"])
         rt = (
-            get_refresh_token_model().objects.select_related("user")
+            get_refresh_token_model()
+            .objects.select_related("user")
             .filter(token_checksum=checksum(refresh_token))
-            .order_by(F("revoked").desc(nulls_first=True)).first()
+            .order_by(F("revoked").desc(nulls_first=True))
+            .first()
         )
         if rt is None or rt.revoked is None or rt.revoked <= timezone.now() - grace:
             return None
@@ -154,9 +153,12 @@ class GatewayOAuth2Validator(OAuth2Validator):
         successor = RefreshSuccessor.objects.filter(refresh_token=rt).first()
         pair = open_pair(refresh_token, successor.sealed) if successor else None
         current = (
-            get_refresh_token_model().objects.select_related("access_token")
-            .filter(token_checksum=checksum(pair.refresh_token), revoked__isnull=True).first()
-            if pair else None
+            get_refresh_token_model()
+            .objects.select_related("access_token")
+            .filter(token_checksum=checksum(pair.refresh_token), revoked__isnull=True)
+            .first()
+            if pair
+            else None
         )
         if current is None or current.access_token is None or current.access_token.is_expired():
             # The pair it was rotated into is gone (rotated again, revoked, expired): the
@@ -166,7 +168,8 @@ class GatewayOAuth2Validator(OAuth2Validator):
             return False
         binding = (
             TokenBinding.objects.select_related("connection__user")
-            .filter(access_token_id=current.access_token_id).first()
+            .filter(access_token_id=current.access_token_id)
+            .first()
         )
         if binding is None or not access_policy.connection_usable(binding.connection):
             return False
@@ -233,16 +236,16 @@ class GatewayOAuth2Validator(OAuth2Validator):
             # request.refresh_token is the raw token presented (DOT sets it).
             RefreshSuccessor.objects.update_or_create(
                 refresh_token=source_refresh_token,
-                defaults={"sealed": seal_pair(request.refresh_token,
-                                              TokenPair(token["access_token"], token["refresh_token"]))},
+                defaults={
+                    "sealed": seal_pair(request.refresh_token, TokenPair(token["access_token"], token["refresh_token"]))
+                },
             )
         if consent is None:
             touch(connection)  # a refresh means the app is in use
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token,
-                                                      previous_refresh_token)
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
         consent = getattr(request, "pelcro_consent", None)
         if consent is not None and consent.token_family is None:
             consent.token_family = refresh_token.token_family

@@ -72,11 +72,15 @@ def shared_registration(data: dict):
     Application = get_application_model()
     with transaction.atomic():
         registration = (
-            ClientRegistration.objects.select_for_update().select_related("application")
-            .filter(metadata_digest=metadata_digest(data),
-                    application__registration_source=Application.RegistrationSource.DCR,
-                    application__client_type=Application.CLIENT_PUBLIC)
-            .order_by("-application__created").first()
+            ClientRegistration.objects.select_for_update()
+            .select_related("application")
+            .filter(
+                metadata_digest=metadata_digest(data),
+                application__registration_source=Application.RegistrationSource.DCR,
+                application__client_type=Application.CLIENT_PUBLIC,
+            )
+            .order_by("-application__created")
+            .first()
         )
         if registration is None:
             return None
@@ -94,8 +98,10 @@ def record(application, data: dict) -> None:
     method = auth_method_of(data)
     ClientRegistration.objects.update_or_create(
         application=application,
-        defaults={"token_endpoint_auth_method": method,
-                  "metadata_digest": metadata_digest(data) if method == "none" else ""},
+        defaults={
+            "token_endpoint_auth_method": method,
+            "metadata_digest": metadata_digest(data) if method == "none" else "",
+        },
     )
 
 

@@ -71,8 +71,8 @@ def lock_grant(post) -> None:
     unknown values (there is nothing to race for)."""
     grant_type = post.get("grant_type")
     if grant_type == "refresh_token" and post.get("refresh_token"):
-        rows = get_refresh_token_model().objects.select_for_update().filter(
-            token_checksum=checksum(post["refresh_token"])
+        rows = (
+            get_refresh_token_model().objects.select_for_update().filter(token_checksum=checksum(post["refresh_token"]))
         )
     elif grant_type == "authorization_code" and post.get("code"):
         rows = AuthorizationConsent.objects.select_for_update().filter(code_checksum=checksum(post["code"]))

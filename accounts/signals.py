@@ -18,24 +18,33 @@ from accounts.models import Account, Connection, Membership, Site, TokenBinding
 
 # Everything a token check reads (accounts.tokens): a change makes cached checks stale.
 auth_epoch.watch_models(
-    get_access_token_model(), TokenBinding, Connection, get_application_model(), get_user_model(),
-    Membership, Account, Site,
+    get_access_token_model(),
+    TokenBinding,
+    Connection,
+    get_application_model(),
+    get_user_model(),
+    Membership,
+    Account,
+    Site,
     silent_creates=(get_access_token_model(), TokenBinding, Connection, get_application_model()),
 )
 
 
 @receiver(post_delete, sender=Membership)
 def revoke_on_membership_removed(sender, instance: Membership, **kwargs):
-    revoke_connections(Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id,
-                                                 revoked_at__isnull=True), by="membership")
+    revoke_connections(
+        Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id, revoked_at__isnull=True),
+        by="membership",
+    )
 
 
 @receiver(post_save, sender=Membership)
 def revoke_on_role_change(sender, instance: Membership, **kwargs):
     allowed = access_policy.allowed_access(instance.role)
     revoke_connections(
-        Connection.objects.filter(user_id=instance.user_id, account_id=instance.account_id,
-                                  revoked_at__isnull=True).exclude(access__in=allowed),
+        Connection.objects.filter(
+            user_id=instance.user_id, account_id=instance.account_id, revoked_at__isnull=True
+        ).exclude(access__in=allowed),
         by="membership",
     )
 

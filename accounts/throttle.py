@@ -34,6 +34,7 @@ def _knob(name: str) -> int:
 
 # --- login ---------------------------------------------------------------------------------
 
+
 def _login_keys(name: str, ip: str) -> list[tuple[str, int]]:
     return [
         (_key("login-fail:name", name), _knob("LOGIN_MAX_FAILURES")),
@@ -84,6 +85,7 @@ def clear_login_failures(name: str) -> None:
 
 
 # --- dynamic client registration -------------------------------------------------------------
+
 
 def registration_retry_after(ip: str) -> int:
     """Count one registration from `ip`; return 0 if allowed, else seconds to wait."""

@@ -51,11 +51,14 @@ def credentials_for_token(raw_token: str, resource: str) -> Credentials | None:
 def _token(raw_token: str):
     AccessToken = get_access_token_model()
     # The checksum is unique: no .first(), whose ORDER BY costs more to compile than the query.
-    token = next(iter(
-        AccessToken.objects.select_related("user", "application", "binding__connection__account",
-                                           "binding__connection__user__subscriber")
-        .filter(token_checksum=checksum(raw_token))
-    ), None)
+    token = next(
+        iter(
+            AccessToken.objects.select_related(
+                "user", "application", "binding__connection__account", "binding__connection__user__subscriber"
+            ).filter(token_checksum=checksum(raw_token))
+        ),
+        None,
+    )
     if token is None or token.is_expired() or token.user is None or token.application is None:
         return None
     return token
@@ -78,16 +81,21 @@ def open_credentials(raw_token: str) -> Credentials | None:
     connection = binding.connection
     if connection.user_id != token.user_id or connection.revoked_at is not None or not connection.user.is_active:
         return None
-    subscriber = (Subscriber.objects.select_related("site").filter(user_id=token.user_id).first())
-    if (subscriber is None or not subscriber.site.subscriber_access_enabled
-            or subscriber.site.account_id != connection.account_id
-            or not SubscriberCredential.objects.filter(connection=connection).exists()):
+    subscriber = Subscriber.objects.select_related("site").filter(user_id=token.user_id).first()
+    if (
+        subscriber is None
+        or not subscriber.site.subscriber_access_enabled
+        or subscriber.site.account_id != connection.account_id
+        or not SubscriberCredential.objects.filter(connection=connection).exists()
+    ):
         return None
     touch(connection)
     principal = _principal(token, connection)
-    return Credentials(principal=principal, sites={subscriber.site.site_id: subscriber.site.name},
-                       subscriber=SubscriberIdentity(site_id=subscriber.site.site_id,
-                                                     customer_id=subscriber.customer_id))
+    return Credentials(
+        principal=principal,
+        sites={subscriber.site.site_id: subscriber.site.name},
+        subscriber=SubscriberIdentity(site_id=subscriber.site.site_id, customer_id=subscriber.customer_id),
+    )
 
 
 def _principal(token, connection: Connection) -> Principal:

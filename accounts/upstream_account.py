@@ -67,19 +67,28 @@ class StoreReport:
         return bool(self.manual_not_listed or self.taken_by_other_accounts)
 
     def message(self) -> str:
-        parts = [f"rate limit {self.rate_limit}/min"
-                 + (f" (was {self.previous_limit})" if self.previous_limit != self.rate_limit else "")]
-        for label, ids in (("sites added", self.added), ("sites updated", self.updated),
-                           ("sites removed (no longer listed)", self.removed)):
+        parts = [
+            f"rate limit {self.rate_limit}/min"
+            + (f" (was {self.previous_limit})" if self.previous_limit != self.rate_limit else "")
+        ]
+        for label, ids in (
+            ("sites added", self.added),
+            ("sites updated", self.updated),
+            ("sites removed (no longer listed)", self.removed),
+        ):
             if ids:
                 parts.append(f"{label}: {', '.join(map(str, ids))}")
         text = "Read from Pelcro (GET /account): " + "; ".join(parts) + "."
         if self.manual_not_listed:
-            text += (f" Site(s) {', '.join(map(str, self.manual_not_listed))} were entered by hand but this key "
-                     "does not list them: Pelcro will refuse calls to them with this key.")
+            text += (
+                f" Site(s) {', '.join(map(str, self.manual_not_listed))} were entered by hand but this key "
+                "does not list them: Pelcro will refuse calls to them with this key."
+            )
         for site_id, slug in self.taken_by_other_accounts.items():
-            text += (f" Site {site_id} is listed by this key but belongs to the gateway account '{slug}': "
-                     "not moved; fix the two accounts' keys.")
+            text += (
+                f" Site {site_id} is listed by this key but belongs to the gateway account '{slug}': "
+                "not moved; fix the two accounts' keys."
+            )
         return text
 
 
@@ -94,8 +103,9 @@ def store_upstream_account(account: Account, info: UpstreamAccount) -> StoreRepo
         account.rate_limit_source = Account.LimitSource.UPSTREAM
         account.upstream_read_at, account.upstream_read_error = now, ""
         # A saved limit changes token checks (they carry it): the save bumps the auth epoch.
-        account.save(update_fields=["api_core_rate_limit", "rate_limit_source", "upstream_read_at",
-                                    "upstream_read_error"])
+        account.save(
+            update_fields=["api_core_rate_limit", "rate_limit_source", "upstream_read_at", "upstream_read_error"]
+        )
     else:
         Account.objects.filter(pk=account.pk).update(upstream_read_at=now, upstream_read_error="")
 

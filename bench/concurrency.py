@@ -32,7 +32,9 @@ async def load_with_memory(target: dict, workers: list[int], args) -> tuple[Load
     """The load run, and each worker's RSS (MiB) sampled every second while it runs."""
     samples: dict[int, list[float]] = {pid: [rss_mib(pid)] for pid in workers}
     load = asyncio.create_task(
-        run_load(concurrency=args.clients, duration=args.duration, warmup=args.warmup, max_calls=args.max_calls, **target)
+        run_load(
+            concurrency=args.clients, duration=args.duration, warmup=args.warmup, max_calls=args.max_calls, **target
+        )
     )
     while not load.done():
         await asyncio.wait([load], timeout=1.0)
@@ -49,8 +51,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the gateway")
     parser.add_argument("--max-calls", type=int, default=2_000_000, help="cap on counted calls")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
-    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the gateway (repeatable)")
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway (repeatable)",
+    )
     args = parser.parse_args()
     gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
 
@@ -69,23 +76,51 @@ def main() -> int:
         audit_rows = stack.audit_rows(audit_before + result.sent) - audit_before
 
     print()
-    print(table(
-        ["clients", "workers", "seconds", "calls", "errors", "calls/s", "p50 ms", "p99 ms", "max ms",
-         "gateway CPU ms/call"],
-        [[args.clients, args.workers, round(result.elapsed, 1), result.calls, result.errors, result.throughput,
-          result.p(50), result.p(99), result.p(100), 1000 * cpu / max(1, result.sent)]],
-    ))
+    print(
+        table(
+            [
+                "clients",
+                "workers",
+                "seconds",
+                "calls",
+                "errors",
+                "calls/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "gateway CPU ms/call",
+            ],
+            [
+                [
+                    args.clients,
+                    args.workers,
+                    round(result.elapsed, 1),
+                    result.calls,
+                    result.errors,
+                    result.throughput,
+                    result.p(50),
+                    result.p(99),
+                    result.p(100),
+                    1000 * cpu / max(1, result.sent),
+                ]
+            ],
+        )
+    )
     print()
-    print(table(
-        ["worker", "RSS at start MiB", "RSS peak MiB", "RSS at end MiB"],
-        [[f"worker {i + 1} (pid {pid})", rss[0], max(rss), rss[-1]] for i, (pid, rss) in enumerate(memory.items())],
-    ))
+    print(
+        table(
+            ["worker", "RSS at start MiB", "RSS peak MiB", "RSS at end MiB"],
+            [[f"worker {i + 1} (pid {pid})", rss[0], max(rss), rss[-1]] for i, (pid, rss) in enumerate(memory.items())],
+        )
+    )
     print()
     for sample in result.error_samples:
         print("error sample:", sample)
     audit_ok = audit_rows == result.sent
-    print(f"errors: {result.errors} ({'none' if result.errors == 0 else 'MUST BE 0'}); audit rows: {audit_rows} "
-          f"for {result.sent} calls ({'none lost' if audit_ok else 'MISMATCH'})")
+    print(
+        f"errors: {result.errors} ({'none' if result.errors == 0 else 'MUST BE 0'}); audit rows: {audit_rows} "
+        f"for {result.sent} calls ({'none lost' if audit_ok else 'MISMATCH'})"
+    )
     return 0 if result.errors == 0 and audit_ok else 1
 
 

@@ -45,7 +45,10 @@ PARTS = [
     ("limiter: acquire + finish Lua scripts (Redis)", "(mcp_bridge/upstream/limiter.py"),
     # redis-py frames reached from a callback have lost their caller: the gateway's client
     # module marks them.
-    ("Redis client (mcp_bridge.upstream.redis_clients, redis-py: limiter and epoch)", "(mcp_bridge/upstream/redis_clients.py"),
+    (
+        "Redis client (mcp_bridge.upstream.redis_clients, redis-py: limiter and epoch)",
+        "(mcp_bridge/upstream/redis_clients.py",
+    ),
     ("Redis client (mcp_bridge.upstream.redis_clients, redis-py: limiter and epoch)", "(redis/"),
     ("other DB work (connection checks, psycopg, ORM)", "close_old_connections ("),
     ("other DB work (connection checks, psycopg, ORM)", "(psycopg"),
@@ -112,9 +115,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--top", type=int, default=30, help="functions listed")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    parser.add_argument("--wall", action="store_true",
-                        help="sample every thread, waiting included (default: only the thread holding the GIL, "
-                        "i.e. where the CPU goes)")
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="sample every thread, waiting included (default: only the thread holding the GIL, "
+        "i.e. where the CPU goes)",
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
@@ -131,18 +137,33 @@ def main() -> int:
         arguments = {"site_id": DEMO_SITE, "customer_id": first_customer_id(sandbox.url)}
         target = {"url": gateway.url + "/", "tool": "get_customer", "arguments": arguments, "token": token}
         asyncio.run(run_load(concurrency=args.concurrency, duration=2.0, **target))  # warm-up
-        spy_argv = [spy, "record", "--pid", str(gateway.proc.pid), "--rate", str(args.rate),
-                    "--duration", str(int(args.duration)), "--nonblocking", *([] if args.wall else ["--gil"])]
-        recorder = subprocess.Popen([*spy_argv, "--format", "raw", "--output", str(collapsed)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        spy_argv = [
+            spy,
+            "record",
+            "--pid",
+            str(gateway.proc.pid),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(int(args.duration)),
+            "--nonblocking",
+            *([] if args.wall else ["--gil"]),
+        ]
+        recorder = subprocess.Popen(
+            [*spy_argv, "--format", "raw", "--output", str(collapsed)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         result = asyncio.run(run_load(concurrency=args.concurrency, duration=args.duration + 1, **target))
         _, spy_errors = recorder.communicate(timeout=args.duration + 60)
         if recorder.returncode != 0:
             sys.exit(f"py-spy failed: {spy_errors.decode(errors='replace')[-2000:]}")
     by_total, by_self, samples = summarize(collapsed, args.top)
-    print(f"\nload: {result.throughput:.1f} calls/s, p50 {result.p(50):.2f} ms, p99 {result.p(99):.2f} ms, "
-          f"errors {result.errors}; {samples} samples of "
-          + ("every gateway thread" if args.wall else "the gateway thread holding the GIL"))
+    print(
+        f"\nload: {result.throughput:.1f} calls/s, p50 {result.p(50):.2f} ms, p99 {result.p(99):.2f} ms, "
+        f"errors {result.errors}; {samples} samples of "
+        + ("every gateway thread" if args.wall else "the gateway thread holding the GIL")
+    )
     print(table(["part of a tool call", "% of samples"], parts(collapsed)))
     print()
     print(table(["function (file)", "total %", "self %"], by_total))

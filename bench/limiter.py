@@ -80,9 +80,16 @@ async def acquire_latency(calls: int) -> list[list[object]]:
     from mcp_bridge.upstream.limiter import LimitConfig, RedisRateGate
 
     conf = LimitConfig.from_settings()
-    gate = RedisRateGate(LimitConfig(limit=int(UNLIMITED), window=conf.window, margin=conf.margin,
-                                     wait_budget=conf.wait_budget, background_share=conf.background_share,
-                                     hold=conf.hold))
+    gate = RedisRateGate(
+        LimitConfig(
+            limit=int(UNLIMITED),
+            window=conf.window,
+            margin=conf.margin,
+            wait_budget=conf.wait_budget,
+            background_share=conf.background_share,
+            hold=conf.hold,
+        )
+    )
     await time_pairs(gate, 200, 1)  # warm-up: connections, script cache
     rows = []
     for callers in (1, CONCURRENT_CALLERS):
@@ -91,8 +98,16 @@ async def acquire_latency(calls: int) -> list[list[object]]:
         pairs_per_second = len(acquires) / (time.perf_counter() - began)
         for name, latencies in (("acquire (acquire.lua)", acquires), ("request_finished (finish.lua)", finishes)):
             latencies.sort()
-            rows.append([name, callers, len(latencies), percentile(latencies, 50) * 1000,
-                         percentile(latencies, 99) * 1000, pairs_per_second])
+            rows.append(
+                [
+                    name,
+                    callers,
+                    len(latencies),
+                    percentile(latencies, 50) * 1000,
+                    percentile(latencies, 99) * 1000,
+                    pairs_per_second,
+                ]
+            )
     return rows
 
 
@@ -118,9 +133,15 @@ async def _hammer(account: dict, start_at: float, duration: float, tasks: int) -
     async def caller() -> None:
         while time.monotonic() < deadline:
             try:
-                await get_client().request("GET", "/customers", account_id=account["id"], api_key=api_key,
-                                           site_id=account["site_id"], params={"limit": 1},
-                                           rate_limit=account["limit"])
+                await get_client().request(
+                    "GET",
+                    "/customers",
+                    account_id=account["id"],
+                    api_key=api_key,
+                    site_id=account["site_id"],
+                    params={"limit": 1},
+                    rate_limit=account["limit"],
+                )
                 counts["ok"] += 1
             except RateLimited as exc:
                 if exc.source == "upstream":
@@ -138,8 +159,12 @@ async def _hammer(account: dict, start_at: float, duration: float, tasks: int) -
 
 
 def sandbox_log(sandbox_url: str, account: str) -> list[dict]:
-    response = httpx.get(sandbox_url + "/_sandbox/log", params={"account": account},
-                         headers={"X-Sandbox-Admin": SANDBOX_ADMIN_TOKEN}, timeout=30)
+    response = httpx.get(
+        sandbox_url + "/_sandbox/log",
+        params={"account": account},
+        headers={"X-Sandbox-Admin": SANDBOX_ADMIN_TOKEN},
+        timeout=30,
+    )
     response.raise_for_status()
     return response.json()["data"]
 
@@ -157,8 +182,9 @@ async def limits_from_get_account(base_url: str, slugs: list[str]) -> list[dict]
         for slug in slugs:
             pelcro = await read_account(client, account_id=0, api_key=demo_api_key(slug))
             assert pelcro.id != ACCOUNT_ID
-            accounts.append({"slug": slug, "id": pelcro.id, "limit": pelcro.api_core_rate_limit,
-                             "site_id": pelcro.sites[0].id})
+            accounts.append(
+                {"slug": slug, "id": pelcro.id, "limit": pelcro.api_core_rate_limit, "site_id": pelcro.sites[0].id}
+            )
         return accounts
     finally:
         await client.aclose()
@@ -176,8 +202,9 @@ def real_limit(stack: Stack, args) -> tuple[list[list[object]], bool]:
     start_at = time.time() + 20.0  # every process set up (spawned, Django loaded) before the first request
     jobs = [(account, i) for account in accounts for i in range(args.processes)]
     with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        futures = [(account, pool.submit(hammer, env, account, start_at, args.duration, args.tasks))
-                   for account, _ in jobs]
+        futures = [
+            (account, pool.submit(hammer, env, account, start_at, args.duration, args.tasks)) for account, _ in jobs
+        ]
         results = [(account, f.result(timeout=args.duration + 120)) for account, f in futures]
     from mcp_bridge.upstream.limiter import LimitConfig
 
@@ -195,11 +222,21 @@ def real_limit(stack: Stack, args) -> tuple[list[list[object]], bool]:
         spanned = max(windows, math.ceil((max(times) - min(times)) / args.window)) if times else windows
         budget = account["limit"] * spanned
         cap = config.for_limit(account["limit"]).cap * spanned
-        rows.append([
-            account["slug"], f"{account['limit']} / {args.window:g} s", args.processes, args.processes * args.tasks,
-            round(args.duration), served, upstream_429, sum(r["gateway_refusals"] for r in mine),
-            sum(r["errors"] for r in mine), f"{100 * served / budget:.1f}%", f"{100 * served / cap:.1f}%",
-        ])
+        rows.append(
+            [
+                account["slug"],
+                f"{account['limit']} / {args.window:g} s",
+                args.processes,
+                args.processes * args.tasks,
+                round(args.duration),
+                served,
+                upstream_429,
+                sum(r["gateway_refusals"] for r in mine),
+                sum(r["errors"] for r in mine),
+                f"{100 * served / budget:.1f}%",
+                f"{100 * served / cap:.1f}%",
+            ]
+        )
         ok = ok and upstream_429 == 0 and served <= budget
     return rows, ok
 
@@ -210,8 +247,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of hammering the real limit")
     parser.add_argument("--processes", type=int, default=2, help="processes per account")
     parser.add_argument("--tasks", type=int, default=4, help="concurrent callers per process")
-    parser.add_argument("--accounts", default="acme,other,globex",
-                        help="demo accounts hammered at once, each at its own GET /account limit")
+    parser.add_argument(
+        "--accounts",
+        default="acme,other,globex",
+        help="demo accounts hammered at once, each at its own GET /account limit",
+    )
     parser.add_argument("--window", type=float, default=60.0, help="the rolling window, seconds")
     args = parser.parse_args()
 
@@ -225,8 +265,24 @@ def main() -> int:
     print()
     print(table(["call", "concurrent callers", "calls", "p50 ms", "p99 ms", "pairs/s"], latency_rows))
     print()
-    print(table(["account", "limit (GET /account)", "processes", "callers", "seconds", "served upstream",
-                 "upstream 429s", "gateway refusals", "errors", "budget used", "of the limiter's cap"], limit_rows))
+    print(
+        table(
+            [
+                "account",
+                "limit (GET /account)",
+                "processes",
+                "callers",
+                "seconds",
+                "served upstream",
+                "upstream 429s",
+                "gateway refusals",
+                "errors",
+                "budget used",
+                "of the limiter's cap",
+            ],
+            limit_rows,
+        )
+    )
     print()
     print(f"upstream 429s must be 0 and served requests within each limit: {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

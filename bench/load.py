@@ -168,7 +168,9 @@ async def run_load(
                 else:
                     result.errors += 1
                     if len(result.error_samples) < 5:
-                        result.error_samples.append(f"{problem} (client {index}, call {request_id}, after {took:.2f} s)")
+                        result.error_samples.append(
+                            f"{problem} (client {index}, call {request_id}, after {took:.2f} s)"
+                        )
 
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         # Until the last counted call came back (calls in flight at the deadline included).

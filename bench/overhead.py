@@ -66,14 +66,20 @@ async def measure(
         for name in names if round_no % 2 == 0 else reversed(names):
             cpu_before = cpu_seconds(servers[name].proc.pid)
             result = await run_load(
-                concurrency=concurrency, duration=args.duration, warmup=args.warmup,
-                max_calls=args.max_calls, **targets[name],
+                concurrency=concurrency,
+                duration=args.duration,
+                warmup=args.warmup,
+                max_calls=args.max_calls,
+                **targets[name],
             )
             cpu[name] = cpu.get(name, 0.0) + cpu_seconds(servers[name].proc.pid) - cpu_before
             pooled[name] = pooled[name].merge(result) if name in pooled else result
-            print(f"  c={concurrency:<3} round {round_no + 1} {name:<8} {result.throughput:8.1f}/s "
-                  f"p50 {result.p(50):6.2f} ms  p99 {result.p(99):7.2f} ms  errors {result.errors}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  c={concurrency:<3} round {round_no + 1} {name:<8} {result.throughput:8.1f}/s "
+                f"p50 {result.p(50):6.2f} ms  p99 {result.p(99):7.2f} ms  errors {result.errors}",
+                file=sys.stderr,
+                flush=True,
+            )
     return {name: (pooled[name], cpu[name] / max(1, pooled[name].sent)) for name in names}
 
 
@@ -85,10 +91,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs per target and concurrency (alternating)")
     parser.add_argument("--max-calls", type=int, default=200_000, help="cap on counted calls per run")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
-    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the gateway (repeatable)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:ENV=VALUE[,ENV=VALUE]",
-                        help="another gateway target with extra environment (repeatable)")
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway (repeatable)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:ENV=VALUE[,ENV=VALUE]",
+        help="another gateway target with extra environment (repeatable)",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
@@ -109,8 +125,12 @@ def main() -> int:
         arguments = {"site_id": DEMO_SITE, "customer_id": first_customer_id(sandbox.url)}
         targets = {"bare": {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments}}
         for name, server in gateways.items():
-            targets[name] = {"url": server.url + "/", "tool": "get_customer", "arguments": arguments,
-                             "token": stack.access_token(server)}
+            targets[name] = {
+                "url": server.url + "/",
+                "tool": "get_customer",
+                "arguments": arguments,
+                "token": stack.access_token(server),
+            }
         audit_before = stack.audit_rows()
         servers = {"bare": bare, **gateways}
         results = {c: asyncio.run(measure(targets, servers, c, args)) for c in levels}
@@ -132,8 +152,18 @@ def main() -> int:
                 if c == 1:
                     passed &= delta <= MAX_P50_DELTA_MS
                 ok &= passed
-            rows.append([f"**{name} vs bare**", c, "", "", f"{ratio:.2f}x", f"{delta:+.2f}",
-                         f"{gw.p(99) - bare_r.p(99):+.2f}", f"{(gw_cpu - bare_cpu) * 1000:+.2f}"])
+            rows.append(
+                [
+                    f"**{name} vs bare**",
+                    c,
+                    "",
+                    "",
+                    f"{ratio:.2f}x",
+                    f"{delta:+.2f}",
+                    f"{gw.p(99) - bare_r.p(99):+.2f}",
+                    f"{(gw_cpu - bare_cpu) * 1000:+.2f}",
+                ]
+            )
             for sample in gw.error_samples:
                 print(f"error sample ({name}):", sample, file=sys.stderr)
         for sample in bare_r.error_samples:
@@ -143,10 +173,14 @@ def main() -> int:
     print()
     audit_ok = audit_rows == sent_to_gateway
     ok &= audit_ok
-    print(f"floors: gateway >= {MIN_THROUGHPUT_RATIO}x bare calls/s at every concurrency, p50 <= bare + "
-          f"{MAX_P50_DELTA_MS} ms with one client, no errors: {'met' if ok else 'NOT met'}")
-    print(f"audit rows written: {audit_rows} for {sent_to_gateway} gateway calls ({'none lost' if audit_ok else 'MISMATCH'}); "
-          f"limiter grants (Lua acquire) counted in Redis: {limiter_grants}")
+    print(
+        f"floors: gateway >= {MIN_THROUGHPUT_RATIO}x bare calls/s at every concurrency, p50 <= bare + "
+        f"{MAX_P50_DELTA_MS} ms with one client, no errors: {'met' if ok else 'NOT met'}"
+    )
+    print(
+        f"audit rows written: {audit_rows} for {sent_to_gateway} gateway calls ({'none lost' if audit_ok else 'MISMATCH'}); "
+        f"limiter grants (Lua acquire) counted in Redis: {limiter_grants}"
+    )
     return 0 if ok else 1
 
 

@@ -16,9 +16,17 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     numeric = [any(r[i] for r in cells) and all(_is_number(r[i]) for r in cells if r[i]) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
-        return "| " + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)) + " |"
+        return (
+            "| "
+            + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True))
+            + " |"
+        )
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric, strict=True)) + "|"
+    rule = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2)) for w, n in zip(widths, numeric, strict=True))
+        + "|"
+    )
     return "\n".join([line(headers), rule, *(line(r) for r in cells)])
 
 
@@ -62,9 +70,11 @@ def machine() -> str:
     """One line naming the machine, its load and the time of the run."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
-        redis_version = subprocess.run(
-            ["redis-server", "--version"], capture_output=True, text=True, timeout=5
-        ).stdout.split()[2].removeprefix("v=")
+        redis_version = (
+            subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5)
+            .stdout.split()[2]
+            .removeprefix("v=")
+        )
     except (OSError, IndexError, subprocess.SubprocessError):
         redis_version = "?"
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -111,8 +111,11 @@ class Stack:
 
     def _manage(self, *args: str) -> None:
         subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **self.base_env()},
-            check=True, stdout=subprocess.DEVNULL,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**os.environ, **self.base_env()},
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
 
     def sql(self, query: str) -> list[tuple]:

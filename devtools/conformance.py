@@ -51,45 +51,86 @@ CALLBACK_PORT = 47161
 
 # Why a failing scenario (or one check of it: "scenario/check-id") does not apply to this
 # gateway. Kept in step with README "Conformance". A failure not listed here fails the run.
-FIXTURE = ("calls a fixture of the suite's reference server (a test_* tool, prompt or "
-           "resource) that a production server does not have")
+FIXTURE = (
+    "calls a fixture of the suite's reference server (a test_* tool, prompt or "
+    "resource) that a production server does not have"
+)
 NOT_OFFERED = "a feature this gateway does not offer and does not advertise (answered -32601)"
 EXPECTED_FAILURES: dict[str, str] = {
-    **dict.fromkeys([
-        "tools-call-simple-text", "tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
-        "tools-call-mixed-content", "tools-call-error", "tools-call-with-progress", "tools-call-with-logging",
-        "tools-call-sampling", "tools-call-elicitation", "elicitation-sep1034-defaults", "elicitation-sep1330-enums",
-        "json-schema-2020-12", "resources-read-text", "resources-read-binary", "resources-templates-read",
-        "input-required-result-basic-elicitation", "input-required-result-basic-list-roots",
-        "input-required-result-basic-sampling", "input-required-result-capability-check",
-        "input-required-result-multi-round", "input-required-result-multiple-input-requests",
-        "input-required-result-request-state", "input-required-result-result-type",
-        "input-required-result-tampered-state", "server-stateless/sep-2575-server-rejects-undeclared-capability",
-        "server-stateless/sep-2575-missing-capability-http-400",
-        "server-stateless/sep-2575-http-server-no-independent-requests-on-stream",
-        "server-stateless/sep-2575-server-no-log-without-loglevel",
-    ], FIXTURE),
+    **dict.fromkeys(
+        [
+            "tools-call-simple-text",
+            "tools-call-image",
+            "tools-call-audio",
+            "tools-call-embedded-resource",
+            "tools-call-mixed-content",
+            "tools-call-error",
+            "tools-call-with-progress",
+            "tools-call-with-logging",
+            "tools-call-sampling",
+            "tools-call-elicitation",
+            "elicitation-sep1034-defaults",
+            "elicitation-sep1330-enums",
+            "json-schema-2020-12",
+            "resources-read-text",
+            "resources-read-binary",
+            "resources-templates-read",
+            "input-required-result-basic-elicitation",
+            "input-required-result-basic-list-roots",
+            "input-required-result-basic-sampling",
+            "input-required-result-capability-check",
+            "input-required-result-multi-round",
+            "input-required-result-multiple-input-requests",
+            "input-required-result-request-state",
+            "input-required-result-result-type",
+            "input-required-result-tampered-state",
+            "server-stateless/sep-2575-server-rejects-undeclared-capability",
+            "server-stateless/sep-2575-missing-capability-http-400",
+            "server-stateless/sep-2575-http-server-no-independent-requests-on-stream",
+            "server-stateless/sep-2575-server-no-log-without-loglevel",
+        ],
+        FIXTURE,
+    ),
     "http-custom-header-server-validation": "needs a tool with x-mcp-header parameters; no gateway tool has one",
-    **dict.fromkeys([
-        "prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
-        "prompts-get-with-image", "caching/sep-2549-prompts-list-caching-hints", "input-required-result-non-tool-request",
-    ], "prompts: " + NOT_OFFERED),
+    **dict.fromkeys(
+        [
+            "prompts-list",
+            "prompts-get-simple",
+            "prompts-get-with-args",
+            "prompts-get-embedded-resource",
+            "prompts-get-with-image",
+            "caching/sep-2549-prompts-list-caching-hints",
+            "input-required-result-non-tool-request",
+        ],
+        "prompts: " + NOT_OFFERED,
+    ),
     "completion-complete": "completions: " + NOT_OFFERED,
     "logging-set-level": "logging: " + NOT_OFFERED,
     "resources-subscribe": "resource subscriptions: " + NOT_OFFERED,
     "resources-unsubscribe": "resource subscriptions: " + NOT_OFFERED,
-    **dict.fromkeys([
-        "tasks-lifecycle", "tasks-capability-negotiation", "tasks-wire-fields", "tasks-request-state-removal",
-        "tasks-mrtr-input", "tasks-request-headers", "tasks-dispatch-and-envelope", "tasks-status-notifications",
-        "tasks-required-task-error", "tasks-mrtr-composition",
-    ], "the tasks extension: " + NOT_OFFERED + "; its scenarios also call fixture tools"),
+    **dict.fromkeys(
+        [
+            "tasks-lifecycle",
+            "tasks-capability-negotiation",
+            "tasks-wire-fields",
+            "tasks-request-state-removal",
+            "tasks-mrtr-input",
+            "tasks-request-headers",
+            "tasks-dispatch-and-envelope",
+            "tasks-status-notifications",
+            "tasks-required-task-error",
+            "tasks-mrtr-composition",
+        ],
+        "the tasks extension: " + NOT_OFFERED + "; its scenarios also call fixture tools",
+    ),
 }
 
 
 def why_not_applying(scenario: str, failed: list[dict]) -> str | None:
     """The reason every failed check of `scenario` does not apply, or None if one does."""
-    reasons = {EXPECTED_FAILURES.get(scenario) or EXPECTED_FAILURES.get(f"{scenario}/{row.get('id')}")
-               for row in failed}
+    reasons = {
+        EXPECTED_FAILURES.get(scenario) or EXPECTED_FAILURES.get(f"{scenario}/{row.get('id')}") for row in failed
+    }
     return None if None in reasons else "; ".join(sorted(reasons))
 
 
@@ -120,21 +161,36 @@ class Stack:
 
     def start(self, proxy_origin: str) -> ServerProcess:
         for command in (["migrate", "--no-input", "-v0"], ["seed_demo"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env={**os.environ, **self.env},
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         port = free_port()
-        sandbox = ServerProcess("conformance-sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
-                                                        "--port", str(port)], port,
-                                {"SANDBOX_ADMIN_TOKEN": uuid.uuid4().hex}, "/_sandbox/health")
+        sandbox = ServerProcess(
+            "conformance-sandbox",
+            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)],
+            port,
+            {"SANDBOX_ADMIN_TOKEN": uuid.uuid4().hex},
+            "/_sandbox/health",
+        )
         self.servers.append(sandbox.start(timeout=60))
         port = free_port()
-        env = {**self.env, "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port),
-               "CORE_API_BASE_URL": sandbox.url + "/api/v1/core", "FORWARDED_ALLOW_IPS": "",
-               # The suite reaches the gateway through the token proxy, so its browser-style
-               # checks send the proxy's origin: an origin this deployment is configured to serve.
-               "MCP_ALLOWED_ORIGINS": proxy_origin}
-        gateway = ServerProcess("conformance-gateway", uvicorn_argv("pelcro_gateway.asgi:application", port),
-                                port, env, "/health")
+        env = {
+            **self.env,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PORT": str(port),
+            "CORE_API_BASE_URL": sandbox.url + "/api/v1/core",
+            "FORWARDED_ALLOW_IPS": "",
+            # The suite reaches the gateway through the token proxy, so its browser-style
+            # checks send the proxy's origin: an origin this deployment is configured to serve.
+            "MCP_ALLOWED_ORIGINS": proxy_origin,
+        }
+        gateway = ServerProcess(
+            "conformance-gateway", uvicorn_argv("pelcro_gateway.asgi:application", port), port, env, "/health"
+        )
         self.servers.append(gateway.start(timeout=60))
         return gateway
 
@@ -192,12 +248,22 @@ def start_token_proxy(target_port: int, token: str, port: int) -> object:
         if not any(k.lower() == b"authorization" for k, _ in headers):
             headers.append((b"authorization", f"Bearer {token}".encode()))
         headers.append((b"content-length", str(len(body)).encode()))
-        path = scope["raw_path"].decode("latin-1") + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+        path = scope["raw_path"].decode("latin-1") + (
+            f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
+        )
         status, answer_headers, content = await anyio.to_thread.run_sync(forward, scope["method"], path, headers, body)
-        kept = [(k.lower().encode(), v.encode("latin-1")) for k, v in answer_headers
-                if k.lower() not in ("content-length", "transfer-encoding", "connection")]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*kept, (b"content-length", str(len(content)).encode())]})
+        kept = [
+            (k.lower().encode(), v.encode("latin-1"))
+            for k, v in answer_headers
+            if k.lower() not in ("content-length", "transfer-encoding", "connection")
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*kept, (b"content-length", str(len(content)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": content})
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -230,8 +296,19 @@ def run_authorization(gateway: ServerProcess, output: Path) -> list[dict]:
     redirect = f"http://127.0.0.1:{CALLBACK_PORT}/callback"
     client = register_client(gateway.url, client_name="mcp-conformance", redirect_uris=[redirect])
     out = output / "authorization"
-    args = ["authorization", "--url", gateway.url, "--client-id", client["client_id"],
-            "--resource", gateway.url + "/", "-p", str(CALLBACK_PORT), "-o", str(out)]
+    args = [
+        "authorization",
+        "--url",
+        gateway.url,
+        "--client-id",
+        client["client_id"],
+        "--resource",
+        gateway.url + "/",
+        "-p",
+        str(CALLBACK_PORT),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.Popen([*npx, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = []
     assert proc.stdout is not None
@@ -275,8 +352,11 @@ def collect(out: Path, label: str) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=OUTPUT_DIR / "conformance")
-    parser.add_argument("--scenario", action="append",
-                        help="run this server scenario (at each revision) instead of the sets; repeatable")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="run this server scenario (at each revision) instead of the sets; repeatable",
+    )
     parser.add_argument("--skip-authorization", action="store_true")
     options = parser.parse_args()
     options.output.mkdir(parents=True, exist_ok=True)
@@ -309,9 +389,11 @@ def report(checks: list[dict]) -> int:
         status = "ok" if not failed else ("n/a" if why else "FAIL")
         if failed and not why:
             unexpected += 1
-        print(f"{status:4} {run:22} {scenario:45} {len(rows) - len(failed)}/{len(rows)} passed"
-              + (f", {len(warned)} warnings" if warned else "")
-              + (f"  [{why}]" if failed and why else ""))
+        print(
+            f"{status:4} {run:22} {scenario:45} {len(rows) - len(failed)}/{len(rows)} passed"
+            + (f", {len(warned)} warnings" if warned else "")
+            + (f"  [{why}]" if failed and why else "")
+        )
         for row in failed:
             print(f"       - {row.get('id')}: {(row.get('errorMessage') or row.get('description') or '')[:200]}")
     print(f"{unexpected} scenario(s) failing that README does not list as not applying")

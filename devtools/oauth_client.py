@@ -17,8 +17,20 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 __all__ = [
-    "DEFAULT_REDIRECT_URI", "MCP_HEADERS", "authorize", "authorize_url", "consent_form", "exchange_code", "mcp_url",
-    "obtain_tokens", "parse_forms", "pkce_pair", "redirect_params", "refresh", "register_client", "signed_in",
+    "DEFAULT_REDIRECT_URI",
+    "MCP_HEADERS",
+    "authorize",
+    "authorize_url",
+    "consent_form",
+    "exchange_code",
+    "mcp_url",
+    "obtain_tokens",
+    "parse_forms",
+    "pkce_pair",
+    "redirect_params",
+    "refresh",
+    "register_client",
+    "signed_in",
     "submit_consent",
 ]
 
@@ -90,15 +102,25 @@ def signed_in(gateway_url: str, username: str, password: str) -> httpx.Client:
     session = httpx.Client(base_url=gateway_url, timeout=10, follow_redirects=False)
     page = session.get("/login")
     token = next(f for f in parse_forms(page.text) if f["action"] == "/login")["hidden"]["csrfmiddlewaretoken"]
-    response = session.post("/login", data={"csrfmiddlewaretoken": token, "username": username,
-                                            "password": password, "next": "/connections"})
+    response = session.post(
+        "/login",
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/connections"},
+    )
     assert response.status_code == 302, f"login failed ({response.status_code})"
     return session
 
 
-def authorize_url(gateway_url: str, client_id: str, challenge: str, redirect_uri: str = DEFAULT_REDIRECT_URI,
-                  scope: str | None = "read write", state: str = "st-1", method: str | None = "S256",
-                  resource: str | None = "default", **extra) -> str:
+def authorize_url(
+    gateway_url: str,
+    client_id: str,
+    challenge: str,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    scope: str | None = "read write",
+    state: str = "st-1",
+    method: str | None = "S256",
+    resource: str | None = "default",
+    **extra,
+) -> str:
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state}
     if challenge is not None:
         params["code_challenge"] = challenge
@@ -116,8 +138,13 @@ def consent_form(page_html: str) -> dict:
     return next(f for f in parse_forms(page_html) if f["id"] == "consent-form")
 
 
-def submit_consent(session: httpx.Client, page: httpx.Response, account_slug: str | None,
-                   access: str = "read_write", allow: bool = True) -> httpx.Response:
+def submit_consent(
+    session: httpx.Client,
+    page: httpx.Response,
+    account_slug: str | None,
+    access: str = "read_write",
+    allow: bool = True,
+) -> httpx.Response:
     """Fill in and submit the consent form the way a browser would."""
     form = consent_form(page.text)
     data = dict(form["hidden"])
@@ -135,8 +162,15 @@ def redirect_params(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
 
 
-def authorize(session: httpx.Client, gateway_url: str, client_id: str, account_slug: str,
-              access: str = "read_write", redirect_uri: str = DEFAULT_REDIRECT_URI, **url_params) -> dict:
+def authorize(
+    session: httpx.Client,
+    gateway_url: str,
+    client_id: str,
+    account_slug: str,
+    access: str = "read_write",
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    **url_params,
+) -> dict:
     """GET the authorize URL, submit the consent form; returns code, state, iss and verifier."""
     verifier, challenge = pkce_pair()
     page = session.get(authorize_url(gateway_url, client_id, challenge, redirect_uri=redirect_uri, **url_params))
@@ -145,10 +179,21 @@ def authorize(session: httpx.Client, gateway_url: str, client_id: str, account_s
     return {**params, "verifier": verifier}
 
 
-def exchange_code(gateway_url: str, client_id: str, code: str, verifier: str,
-                  redirect_uri: str = DEFAULT_REDIRECT_URI, resource: str | None = "default") -> httpx.Response:
-    data = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-            "redirect_uri": redirect_uri, "client_id": client_id}
+def exchange_code(
+    gateway_url: str,
+    client_id: str,
+    code: str,
+    verifier: str,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    resource: str | None = "default",
+) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+    }
     if resource is not None:
         data["resource"] = mcp_url(gateway_url) if resource == "default" else resource
     return httpx.post(gateway_url + "/oauth/token", data=data, timeout=10)
@@ -161,8 +206,14 @@ def refresh(gateway_url: str, client_id: str, refresh_token: str, resource: str 
     return httpx.post(gateway_url + "/oauth/token", data=data, timeout=10)
 
 
-def obtain_tokens(gateway_url: str, username: str, password: str, account_slug: str,
-                  access: str = "read_write", client_name: str = "pelcro-test") -> dict:
+def obtain_tokens(
+    gateway_url: str,
+    username: str,
+    password: str,
+    account_slug: str,
+    access: str = "read_write",
+    client_name: str = "pelcro-test",
+) -> dict:
     """Run DCR + sign-in + consent + code exchange over HTTP; return the token response
     (access_token, refresh_token, scope, expires_in, …) plus `client_id`."""
     client = register_client(gateway_url, client_name=client_name)

@@ -36,8 +36,9 @@ def open_resource_metadata_url() -> str:
     return settings.PUBLIC_URL + "/.well-known/oauth-protected-resource/open"
 
 
-def _gated(server: GatewayMCPServer, *, path: str, resource: str, metadata_url: str,
-           write_tools: frozenset[str]) -> ASGIApp:
+def _gated(
+    server: GatewayMCPServer, *, path: str, resource: str, metadata_url: str, write_tools: frozenset[str]
+) -> ASGIApp:
     """`server`'s stateless Streamable HTTP transport at `path` behind the edge gates, which
     accept only tokens bound to `resource` (RFC 8707) and point a 401 to `metadata_url`."""
     transport = server.streamable_http_app(
@@ -49,8 +50,7 @@ def _gated(server: GatewayMCPServer, *, path: str, resource: str, metadata_url: 
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     scopes = " ".join(settings.OAUTH2_PROVIDER["SCOPES"])
-    app: ASGIApp = WriteScopeGate(transport, write_tools=write_tools, resource_metadata_url=metadata_url,
-                                  scopes=scopes)
+    app: ASGIApp = WriteScopeGate(transport, write_tools=write_tools, resource_metadata_url=metadata_url, scopes=scopes)
     app = EnvelopeGate(app)
     app = PostOnlyGate(app)
     app = BearerGate(
@@ -73,10 +73,20 @@ def create_mcp_apps() -> tuple[dict[str, ASGIApp], Callable[[], AbstractAsyncCon
     core = build_server()
     open_server = build_open_server()
     apps = {
-        "/": _gated(core, path="/", resource=settings.MCP_RESOURCE_URL, metadata_url=resource_metadata_url(),
-                    write_tools=WRITE_TOOLS),
-        OPEN_PATH: _gated(open_server, path=OPEN_PATH, resource=settings.OPEN_RESOURCE_URL,
-                          metadata_url=open_resource_metadata_url(), write_tools=OPEN_WRITE_TOOLS),
+        "/": _gated(
+            core,
+            path="/",
+            resource=settings.MCP_RESOURCE_URL,
+            metadata_url=resource_metadata_url(),
+            write_tools=WRITE_TOOLS,
+        ),
+        OPEN_PATH: _gated(
+            open_server,
+            path=OPEN_PATH,
+            resource=settings.OPEN_RESOURCE_URL,
+            metadata_url=open_resource_metadata_url(),
+            write_tools=OPEN_WRITE_TOOLS,
+        ),
     }
 
     @asynccontextmanager

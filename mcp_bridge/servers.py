@@ -16,7 +16,16 @@ from mcp_bridge.runtime.server import GatewayMCPServer
 
 # Importing a tool module registers its tools; the Core server serves these modules' tools.
 CORE_TOOL_MODULES = (
-    account, addresses, charges, coupons, customers, invoices, plans, refunds, subscriptions, exports.tools,
+    account,
+    addresses,
+    charges,
+    coupons,
+    customers,
+    invoices,
+    plans,
+    refunds,
+    subscriptions,
+    exports.tools,
 )
 _CORE_MODULE_NAMES = {module.__name__ for module in CORE_TOOL_MODULES}
 

@@ -66,9 +66,13 @@ def connection_activity(request, pk: int):
     page = Paginator(calls, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
     sites = dict(Site.objects.filter(site_id__in={c.site_id for c in page if c.site_id}).values_list("site_id", "name"))
     rows = [
-        {"call": call, "site_name": sites.get(call.site_id, ""),
-         "arguments": json.dumps(redact(call.arguments), indent=2, sort_keys=True) if call.arguments else ""}
+        {
+            "call": call,
+            "site_name": sites.get(call.site_id, ""),
+            "arguments": json.dumps(redact(call.arguments), indent=2, sort_keys=True) if call.arguments else "",
+        }
         for call in page
     ]
-    return render(request, "mcp_bridge/connection_activity.html",
-                  {"connection": connection, "page": page, "rows": rows})
+    return render(
+        request, "mcp_bridge/connection_activity.html", {"connection": connection, "page": page, "rows": rows}
+    )

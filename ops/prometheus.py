@@ -42,12 +42,12 @@ class LimiterStateCollector:
             "remaining": GaugeMetricFamily(
                 "pelcro_ratelimit_remaining", "Requests that may start now.", labels=["account"]
             ),
-            "waiting": GaugeMetricFamily(
-                "pelcro_ratelimit_waiting", "Callers waiting for a slot.", labels=["account"]
-            ),
+            "waiting": GaugeMetricFamily("pelcro_ratelimit_waiting", "Callers waiting for a slot.", labels=["account"]),
             "cap": GaugeMetricFamily(
-                "pelcro_ratelimit_cap", "Requests the gateway grants per window: the account's own limit "
-                "(GET /account, or the default) minus the safety margin.", labels=["account"]
+                "pelcro_ratelimit_cap",
+                "Requests the gateway grants per window: the account's own limit "
+                "(GET /account, or the default) minus the safety margin.",
+                labels=["account"],
             ),
             "blocked_for": GaugeMetricFamily(
                 "pelcro_ratelimit_blocked_seconds", "Seconds left of an upstream-429 block.", labels=["account"]
@@ -99,8 +99,12 @@ def metrics(request):
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return HttpResponse("metrics need the scrape token\n", status=401, content_type="text/plain",
-                                headers={"WWW-Authenticate": "Bearer"})
+            return HttpResponse(
+                "metrics need the scrape token\n",
+                status=401,
+                content_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     # Per-account labels only behind the token (set outside dev, system check E016).
     body = generate_latest(_process_registry()) + generate_latest(_limiter_registries[bool(token)])
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -24,7 +24,9 @@ class LimitSerializer(serializers.Serializer):
     safety_margin = serializers.IntegerField(source="margin", help_text="Requests kept unused (requests).")
     cap = serializers.IntegerField(help_text="What the gateway lets through per window (requests).")
     background_cap = serializers.IntegerField(help_text="Of the cap, the most background jobs may use (requests).")
-    wait_budget_seconds = serializers.FloatField(source="wait_budget", help_text="Longest a caller waits for a slot (seconds).")
+    wait_budget_seconds = serializers.FloatField(
+        source="wait_budget", help_text="Longest a caller waits for a slot (seconds)."
+    )
     cap_per_minute = serializers.SerializerMethodField(help_text="The cap as requests per minute.")
 
     def get_cap_per_minute(self, config) -> float:
@@ -38,18 +40,25 @@ class AccountRowSerializer(serializers.Serializer):
     slug = serializers.CharField(source="account.slug")
     name = serializers.CharField(source="account.name")
     limit = serializers.IntegerField(
-        source="account.rate_limit", help_text="The account's Core API limit per window (requests): its own "
-        "from Pelcro's GET /account, one entered by hand, or the default.")
+        source="account.rate_limit",
+        help_text="The account's Core API limit per window (requests): its own "
+        "from Pelcro's GET /account, one entered by hand, or the default.",
+    )
     limit_source = serializers.CharField(
-        source="account.rate_limit_source", help_text="Where the limit came from: upstream (GET /account), "
-        "manual or default.")
+        source="account.rate_limit_source",
+        help_text="Where the limit came from: upstream (GET /account), manual or default.",
+    )
     limit_read_at = serializers.DateTimeField(
-        source="account.upstream_read_at", allow_null=True, help_text="Last successful GET /account (UTC).")
+        source="account.upstream_read_at", allow_null=True, help_text="Last successful GET /account (UTC)."
+    )
     limit_read_error = serializers.CharField(
-        source="account.upstream_read_error", help_text="Why the last GET /account failed (empty if it did not).")
+        source="account.upstream_read_error", help_text="Why the last GET /account failed (empty if it did not)."
+    )
     cap = serializers.IntegerField(
-        source="state.cap", help_text="What the gateway lets through per window for this account: its limit "
-        "minus the safety margin (requests).")
+        source="state.cap",
+        help_text="What the gateway lets through per window for this account: its limit "
+        "minus the safety margin (requests).",
+    )
     remaining = serializers.IntegerField(source="state.remaining", help_text="Requests left in the window.")
     in_window = serializers.IntegerField(source="state.in_window", help_text="Requests started in the window.")
     background_in_window = serializers.IntegerField(source="state.background_in_window")
@@ -59,9 +68,12 @@ class AccountRowSerializer(serializers.Serializer):
     calls_last_hour = serializers.IntegerField(source="hour.calls", help_text="Requests let through, last 60 min.")
     waits_last_hour = serializers.IntegerField(source="hour.waits")
     rejections_last_hour = serializers.IntegerField(
-        source="hour.rejections", help_text="Calls the gateway's own limiter refused (never sent upstream), last 60 min.")
+        source="hour.rejections",
+        help_text="Calls the gateway's own limiter refused (never sent upstream), last 60 min.",
+    )
     upstream_429s_last_hour = serializers.IntegerField(
-        source="hour.upstream_429s", help_text="429 answers from the Core API, last 60 min.")
+        source="hour.upstream_429s", help_text="429 answers from the Core API, last 60 min."
+    )
     active_connections = serializers.IntegerField(source="connections")
 
 
@@ -92,12 +104,22 @@ class ToolCallSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="username")
     client = serializers.SerializerMethodField()
     refused_locally = serializers.SerializerMethodField(
-        help_text="True when the gateway's own limiter refused the call (nothing was sent upstream).")
+        help_text="True when the gateway's own limiter refused the call (nothing was sent upstream)."
+    )
 
     class Meta:
         model = ToolCall
-        fields = ["at", "tool", "outcome", "refused_locally", "user", "client", "site_id", "upstream_status",
-                  "latency_ms"]
+        fields = [
+            "at",
+            "tool",
+            "outcome",
+            "refused_locally",
+            "user",
+            "client",
+            "site_id",
+            "upstream_status",
+            "latency_ms",
+        ]
 
     def get_client(self, call: ToolCall) -> str:
         return call.client_name or call.client_id

@@ -68,11 +68,13 @@ def overview() -> dict:
         .values_list("account_id", "n")
     )
     now = next(iter(states.values())).now if states else None
-    return OverviewSerializer({
-        "generated_at": _at(now) if now else None,
-        "config": config,
-        "accounts": [AccountLive(a, states[a.id], connections.get(a.id, 0)) for a in accounts],
-    }).data
+    return OverviewSerializer(
+        {
+            "generated_at": _at(now) if now else None,
+            "config": config,
+            "accounts": [AccountLive(a, states[a.id], connections.get(a.id, 0)) for a in accounts],
+        }
+    ).data
 
 
 def account_detail(account: Account) -> dict:
@@ -85,12 +87,14 @@ def account_detail(account: Account) -> dict:
     minutes = state.last_minutes(HOUR_MINUTES)
     samples = latency_samples(account.id)
     recent = [ms for m in range(minutes[-1].minute - 4, minutes[-1].minute + 1) for ms in samples.get(m, [])]
-    return AccountDetailSerializer({
-        "generated_at": _at(state.now),
-        "config": config,
-        "row": AccountLive(account, state, connections),
-        "latency": {"p50_ms": percentile(recent, 50), "p95_ms": percentile(recent, 95), "samples": len(recent)},
-        "per_minute": [Minute(minute_start(m.minute), m) for m in minutes],
-        "tool_calls": ToolCall.objects.filter(account=account).order_by("-created_at", "-id")[:LATEST_TOOL_CALLS],
-        "exports": ExportJob.objects.filter(account=account).order_by("-created_at")[:LATEST_EXPORTS],
-    }).data
+    return AccountDetailSerializer(
+        {
+            "generated_at": _at(state.now),
+            "config": config,
+            "row": AccountLive(account, state, connections),
+            "latency": {"p50_ms": percentile(recent, 50), "p95_ms": percentile(recent, 95), "samples": len(recent)},
+            "per_minute": [Minute(minute_start(m.minute), m) for m in minutes],
+            "tool_calls": ToolCall.objects.filter(account=account).order_by("-created_at", "-id")[:LATEST_TOOL_CALLS],
+            "exports": ExportJob.objects.filter(account=account).order_by("-created_at")[:LATEST_EXPORTS],
+        }
+    ).data

@@ -15,8 +15,10 @@ from accounts.models import Account
 from mcp_bridge.upstream.errors import RateLimiterUnavailable
 from ops import state
 
-STAFF_ONLY = ("The ops dashboard is for the gateway's staff only: it shows every account's traffic, "
-              "so your account needs the staff flag (set in the admin).")
+STAFF_ONLY = (
+    "The ops dashboard is for the gateway's staff only: it shows every account's traffic, "
+    "so your account needs the staff flag (set in the admin)."
+)
 
 
 def staff_required(view):

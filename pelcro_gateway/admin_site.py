@@ -16,8 +16,10 @@ from django.contrib.admin.apps import AdminConfig
 # Section → (app_label, model name) in display order. Anything registered but not listed
 # here (a model added later) still shows, under "Other", so nothing silently disappears.
 SECTIONS = [
-    ("People and Pelcro accounts", [("auth", "User"), ("accounts", "Account"), ("accounts", "Membership"),
-                                    ("accounts", "Site")]),
+    (
+        "People and Pelcro accounts",
+        [("auth", "User"), ("accounts", "Account"), ("accounts", "Membership"), ("accounts", "Site")],
+    ),
     ("Connected apps", [("accounts", "Connection"), ("oauth2_provider", "Application")]),
     ("Audit", [("mcp_bridge", "ToolCall")]),
 ]
@@ -37,8 +39,14 @@ class GatewayAdminSite(admin.AdminSite):
         for title, keys in SECTIONS:
             entries = [models.pop(key) for key in keys if key in models]
             if entries:
-                grouped.append({**entries[0][0], "name": title, "app_label": entries[0][0]["app_label"],
-                                "models": [model for _, model in entries]})
+                grouped.append(
+                    {
+                        **entries[0][0],
+                        "name": title,
+                        "app_label": entries[0][0]["app_label"],
+                        "models": [model for _, model in entries],
+                    }
+                )
         if models:
             first = next(iter(models.values()))[0]
             grouped.append({**first, "name": "Other", "models": [model for _, model in models.values()]})
@@ -53,7 +61,12 @@ class GatewayAdminConfig(AdminConfig):
         from django.contrib.auth.models import Group
         from oauth2_provider import models as dot
 
-        for model in (Group, dot.get_grant_model(), dot.get_access_token_model(), dot.get_refresh_token_model(),
-                      dot.get_id_token_model()):
+        for model in (
+            Group,
+            dot.get_grant_model(),
+            dot.get_access_token_model(),
+            dot.get_refresh_token_model(),
+            dot.get_id_token_model(),
+        ):
             if admin.site.is_registered(model):
                 admin.site.unregister(model)

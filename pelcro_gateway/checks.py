@@ -30,70 +30,78 @@ def check_production_safety(app_configs=None, **kwargs):
                 )
             )
     if urlsplit(settings.REDIS_URL).scheme not in ("redis", "rediss"):
-        errors.append(Error(
-            "REDIS_URL must be a redis:// or rediss:// (TLS) URL.",
-            hint="For a Redis Cluster, name one node and set REDIS_CLUSTER=1.",
-            id="pelcro_gateway.E003",
-        ))
+        errors.append(
+            Error(
+                "REDIS_URL must be a redis:// or rediss:// (TLS) URL.",
+                hint="For a Redis Cluster, name one node and set REDIS_CLUSTER=1.",
+                id="pelcro_gateway.E003",
+            )
+        )
     if settings.REDIS_CLUSTER and settings.REDIS_URL in (settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND):
-        errors.append(Error(
-            "Celery cannot use a Redis Cluster (kombu has no cluster transport), and REDIS_CLUSTER is on.",
-            hint="Set CELERY_BROKER_URL and CELERY_RESULT_BACKEND to a single (non-cluster) Redis.",
-            id="pelcro_gateway.E006",
-        ))
+        errors.append(
+            Error(
+                "Celery cannot use a Redis Cluster (kombu has no cluster transport), and REDIS_CLUSTER is on.",
+                hint="Set CELERY_BROKER_URL and CELERY_RESULT_BACKEND to a single (non-cluster) Redis.",
+                id="pelcro_gateway.E006",
+            )
+        )
     errors.extend(check_ranges(settings.PELCRO_GATEWAY))
     auth_cache = settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
     if not 0 <= auth_cache <= 300:
         errors.append(Error("AUTH_CACHE_SECONDS must be between 0 and 300.", id="pelcro_gateway.E004"))
     if "BEHIND_PROXY" in os.environ:
-        errors.append(Error(
-            "BEHIND_PROXY is no longer read: it trusted X-Forwarded-Proto from any client.",
-            hint="Set FORWARDED_ALLOW_IPS to the addresses of your proxies (uvicorn then takes the scheme "
-                 "and client address from them only), and remove BEHIND_PROXY.",
-            id="pelcro_gateway.E005",
-        ))
+        errors.append(
+            Error(
+                "BEHIND_PROXY is no longer read: it trusted X-Forwarded-Proto from any client.",
+                hint="Set FORWARDED_ALLOW_IPS to the addresses of your proxies (uvicorn then takes the scheme "
+                "and client address from them only), and remove BEHIND_PROXY.",
+                id="pelcro_gateway.E005",
+            )
+        )
     if env == "dev":
         return errors
     if "FORWARDED_ALLOW_IPS" not in os.environ:
-        errors.append(Error(
-            "FORWARDED_ALLOW_IPS is not set: uvicorn would then trust X-Forwarded-For from 127.0.0.1, "
-            "letting a local client choose the address per-IP limits count.",
-            hint="Set it to the addresses of your reverse proxies, or to an empty value when clients "
-                 "connect directly (the Procfile, Dockerfile and docker-compose.yml default to empty).",
-            id="pelcro_gateway.E015",
-        ))
+        errors.append(
+            Error(
+                "FORWARDED_ALLOW_IPS is not set: uvicorn would then trust X-Forwarded-For from 127.0.0.1, "
+                "letting a local client choose the address per-IP limits count.",
+                hint="Set it to the addresses of your reverse proxies, or to an empty value when clients "
+                "connect directly (the Procfile, Dockerfile and docker-compose.yml default to empty).",
+                id="pelcro_gateway.E015",
+            )
+        )
     elif "*" in os.environ["FORWARDED_ALLOW_IPS"].replace(" ", "").split(","):
         # "*" is what BEHIND_PROXY did (E005): any client could choose its address and scheme.
-        errors.append(Error(
-            "FORWARDED_ALLOW_IPS is '*': uvicorn would believe X-Forwarded-For / X-Forwarded-Proto from any "
-            "client, letting it choose the address per-IP limits count.",
-            hint="List your reverse proxies' addresses or networks (e.g. 10.0.0.0/8), or leave it empty when "
-                 "clients connect directly.",
-            id="pelcro_gateway.E015",
-        ))
+        errors.append(
+            Error(
+                "FORWARDED_ALLOW_IPS is '*': uvicorn would believe X-Forwarded-For / X-Forwarded-Proto from any "
+                "client, letting it choose the address per-IP limits count.",
+                hint="List your reverse proxies' addresses or networks (e.g. 10.0.0.0/8), or leave it empty when "
+                "clients connect directly.",
+                id="pelcro_gateway.E015",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error(f"DEBUG must be off when GATEWAY_ENV={env}.", id="pelcro_gateway.E010"))
     if settings.SECRET_KEY == settings.DEV_SECRET_KEY or len(settings.SECRET_KEY) < 32:
-        errors.append(
-            Error("SECRET_KEY is the dev default or shorter than 32 characters.", id="pelcro_gateway.E011")
-        )
+        errors.append(Error("SECRET_KEY is the dev default or shorter than 32 characters.", id="pelcro_gateway.E011"))
     if settings.DEV_ENCRYPTION_KEY in settings.API_KEY_ENCRYPTION_KEYS:
-        errors.append(
-            Error("API_KEY_ENCRYPTION_KEYS still contains the dev default key.", id="pelcro_gateway.E012")
-        )
+        errors.append(Error("API_KEY_ENCRYPTION_KEYS still contains the dev default key.", id="pelcro_gateway.E012"))
     if urlsplit(settings.PUBLIC_URL).scheme != "https":
         errors.append(Error(f"PUBLIC_URL must be https when GATEWAY_ENV={env}.", id="pelcro_gateway.E013"))
     if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
         errors.append(Error("Session and CSRF cookies must be Secure outside dev.", id="pelcro_gateway.E014"))
     if len(settings.PELCRO_GATEWAY["METRICS_TOKEN"].strip()) < 32:
         # Set but guessable ("changeme") is as open as unset: the same bar as SECRET_KEY.
-        errors.append(Error(
-            f"METRICS_TOKEN must be set, 32 characters or more, when GATEWAY_ENV={env}: "
-            "/metrics lists every account's live usage.",
-            hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
-                 "Prometheus scrape job as its bearer token.",
-            id="pelcro_gateway.E016",
-        ))
+        errors.append(
+            Error(
+                f"METRICS_TOKEN must be set, 32 characters or more, when GATEWAY_ENV={env}: "
+                "/metrics lists every account's live usage.",
+                hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
+                "Prometheus scrape job as its bearer token.",
+                id="pelcro_gateway.E016",
+            )
+        )
     return errors
 
 
@@ -136,14 +144,18 @@ def check_ranges(conf: dict) -> list[Error]:
         low_ok = value >= lowest if inclusive else value > lowest
         if low_ok and (highest is None or value <= highest):
             continue
-        wanted = f"{'at least' if inclusive else 'above'} {lowest}" + (f" and at most {highest}" if highest is not None else "")
+        wanted = f"{'at least' if inclusive else 'above'} {lowest}" + (
+            f" and at most {highest}" if highest is not None else ""
+        )
         errors.append(Error(f"{name}={value!r} is out of range: it must be {wanted}.", id="pelcro_gateway.E017"))
     if conf["RATE_LIMIT"] >= 1 and conf["RATE_SAFETY_MARGIN"] >= conf["RATE_LIMIT"]:
-        errors.append(Error(
-            f"RATE_SAFETY_MARGIN={conf['RATE_SAFETY_MARGIN']} must be below RATE_LIMIT={conf['RATE_LIMIT']}: "
-            "the limiter grants RATE_LIMIT - RATE_SAFETY_MARGIN requests per window.",
-            id="pelcro_gateway.E017",
-        ))
+        errors.append(
+            Error(
+                f"RATE_SAFETY_MARGIN={conf['RATE_SAFETY_MARGIN']} must be below RATE_LIMIT={conf['RATE_LIMIT']}: "
+                "the limiter grants RATE_LIMIT - RATE_SAFETY_MARGIN requests per window.",
+                id="pelcro_gateway.E017",
+            )
+        )
     return errors
 
 

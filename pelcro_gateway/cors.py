@@ -74,7 +74,8 @@ def _without_app_cors_headers(app: ASGIApp) -> ASGIApp:
         async def send_stripped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
-                    (name, value) for name, value in message.get("headers", ())
+                    (name, value)
+                    for name, value in message.get("headers", ())
                     if not name.lower().startswith(b"access-control-")
                 ]
             await send(message)

@@ -25,7 +25,10 @@ PAGES = {
     403: ("You can't open this page", "You are signed in, but this page is not for your account."),
     404: ("Page not found", "There is nothing at this address. The link may be old or mistyped."),
     500: ("Something went wrong on our side", "The error has been logged; nothing you did caused it."),
-    503: ("Temporarily unavailable", "The service is temporarily unavailable: database unreachable. Try again in a few seconds."),
+    503: (
+        "Temporarily unavailable",
+        "The service is temporarily unavailable: database unreachable. Try again in a few seconds.",
+    ),
 }
 
 
@@ -47,17 +50,27 @@ def error_context(request, status: int, reason: str = "") -> dict:
         "back_label": "Back to your connected apps" if signed_in else "Sign in",
     }
     if status == 403 and request.user.is_authenticated:
-        context["hint"] = (f"You are signed in as {request.user.get_username()}. If you need this page, ask "
-                           "an administrator of the gateway, or sign out and sign in with another account.")
+        context["hint"] = (
+            f"You are signed in as {request.user.get_username()}. If you need this page, ask "
+            "an administrator of the gateway, or sign out and sign in with another account."
+        )
     return context
 
 
 def page(request, status: int, reason: str = "", *, with_request: bool = True) -> HttpResponse:
     """The branded HTML page for `status` (403, 404, 500 or 503)."""
-    context = error_context(request, status, reason) if with_request else {
-        "status": status, "title": PAGES[status][0], "reason": reason or PAGES[status][1],
-        "back_url": request.get_full_path() if request.method == "GET" else "", "back_label": "Try again",
-        **deployment(request)}
+    context = (
+        error_context(request, status, reason)
+        if with_request
+        else {
+            "status": status,
+            "title": PAGES[status][0],
+            "reason": reason or PAGES[status][1],
+            "back_url": request.get_full_path() if request.method == "GET" else "",
+            "back_label": "Try again",
+            **deployment(request),
+        }
+    )
     html = render_to_string(f"{status}.html", context, request=request if with_request else None)
     return HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
 

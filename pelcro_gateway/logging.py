@@ -37,11 +37,36 @@ from urllib.parse import unquote
 MASK = "[redacted]"
 
 # Query/fragment parameters whose values are never credentials and help reading the log.
-PUBLIC_QUERY_NAMES = frozenset({
-    "response_type", "client_id", "scope", "code_challenge_method", "prompt", "redirect_uri", "resource",
-    "grant_type", "token_type_hint", "error", "error_description", "iss", "next", "page", "per_page", "sort",
-    "site_id", "since", "account", "o", "q", "p", "format", "lang", "all", "_changelist_filters",
-})
+PUBLIC_QUERY_NAMES = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "scope",
+        "code_challenge_method",
+        "prompt",
+        "redirect_uri",
+        "resource",
+        "grant_type",
+        "token_type_hint",
+        "error",
+        "error_description",
+        "iss",
+        "next",
+        "page",
+        "per_page",
+        "sort",
+        "site_id",
+        "since",
+        "account",
+        "o",
+        "q",
+        "p",
+        "format",
+        "lang",
+        "all",
+        "_changelist_filters",
+    }
+)
 
 _SECRET_NAME = (
     r"[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|apikey|session(?:id)?|cookie|assertion"
@@ -51,10 +76,13 @@ _SECRET_NAME = (
 _PATTERNS = [
     # Header-like values in any notation: "Authorization: Bearer x", "('authorization', 'Basic x')",
     # b"cookie": b"...", Authorization=Bearer x.
-    (re.compile(
-        r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-csrftoken"
-        r"|x-sandbox-admin|http_authorization|http_cookie)(['\"]?\s*[:=,]\s*\(?\s*b?['\"]?)([^'\"\n)]+)"),
-     r"\1\2" + MASK),
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-csrftoken"
+            r"|x-sandbox-admin|http_authorization|http_cookie)(['\"]?\s*[:=,]\s*\(?\s*b?['\"]?)([^'\"\n)]+)"
+        ),
+        r"\1\2" + MASK,
+    ),
     # "Bearer xyz" anywhere (also + or %20 as the space of a form or URL).
     (re.compile(r"(?i)\b(bearer)(\s+|\+|%20)[A-Za-z0-9._~+/=-]+"), r"\1\2" + MASK),
     # Other authorization schemes with a credential-sized value.
@@ -62,12 +90,22 @@ _PATTERNS = [
     # JWTs (header.payload.signature, base64url of '{"...').
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
     # Prose, e.g. oauthlib's DEBUG "Validating refresh token <token> for client ...".
-    (re.compile(r"(?i)\b((?:access|refresh|bearer|id|registration)[ _]token,?\s+|code\s+)(?=[A-Za-z0-9._~+/=-]*\d)"
-                r"[A-Za-z0-9._~+/=-]{16,}"), r"\1" + MASK),
+    (
+        re.compile(
+            r"(?i)\b((?:access|refresh|bearer|id|registration)[ _]token,?\s+|code\s+)(?=[A-Za-z0-9._~+/=-]*\d)"
+            r"[A-Za-z0-9._~+/=-]{16,}"
+        ),
+        r"\1" + MASK,
+    ),
     # name=value / name: value / "name": "value" / 'name': 'value', in any case.
-    (re.compile(
-        r"(?i)(?<![A-Za-z0-9_.-])(" + _SECRET_NAME + r")(['\"]?\s*(?:=|:)\s*['\"]?)(?!\[redacted\])([^&;\s'\",}\])#]+)"),
-     r"\1\2" + MASK),
+    (
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9_.-])("
+            + _SECRET_NAME
+            + r")(['\"]?\s*(?:=|:)\s*['\"]?)(?!\[redacted\])([^&;\s'\",}\])#]+)"
+        ),
+        r"\1\2" + MASK,
+    ),
 ]
 
 # A URL, or a path in a message ("Not Found: /x", '"GET /x?y HTTP/1.1"').

@@ -38,7 +38,8 @@ class RefuseNulMiddleware:
         sources = [request.GET, request.POST] if form else [request.GET]
         if "\x00" in request.path or any(
             "\x00" in key or any("\x00" in value for value in values)
-            for params in sources for key, values in params.lists()
+            for params in sources
+            for key, values in params.lists()
         ):
             message = "Request parameters may not contain NUL characters."
             if request.path.startswith("/oauth/"):

@@ -159,8 +159,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # token: accounts.rotation; a revocation while tool calls record their use).
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE",
-         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # Tests run servers in subprocesses, so the test database must be a file, not :memory:.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -352,8 +355,10 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-usage": {"task": "ops.tasks.rollup_usage", "schedule": 60.0},
     "delete-expired-exports": {"task": "mcp_bridge.exports.tasks.delete_expired_exports", "schedule": 600.0},
     # Each account's rate limit and sites from Pelcro's GET /account (also read when a key is saved).
-    "refresh-accounts": {"task": "mcp_bridge.core.tasks.refresh_accounts",
-                         "schedule": env_float("ACCOUNT_REFRESH_SECONDS", 3600.0)},
+    "refresh-accounts": {
+        "task": "mcp_bridge.core.tasks.refresh_accounts",
+        "schedule": env_float("ACCOUNT_REFRESH_SECONDS", 3600.0),
+    },
     "clear-expired-tokens": {"task": "accounts.tasks.clear_expired_tokens", "schedule": 3600.0},
     "prune-unused-registrations": {"task": "accounts.tasks.prune_unused_registrations", "schedule": 3600.0},
 }
@@ -363,7 +368,9 @@ CELERY_BEAT_SCHEDULE = {
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 if LOG_LEVEL not in logging.getLevelNamesMapping():
     # logging.config would only say "Unable to configure root logger".
-    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL; fix or unset it")
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL={LOG_LEVEL!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL; fix or unset it"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -428,7 +435,10 @@ OAUTH2_PROVIDER = {
     # DOT's grace period cannot work with hashed tokens (its check E001): the gateway's
     # own (REFRESH_TOKEN_GRACE_SECONDS, accounts.rotation) hands duplicates the same pair.
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
-    "SCOPES": {"read": "Read the account's Core API data", "write": "Change the account's Core API data (implies read)"},
+    "SCOPES": {
+        "read": "Read the account's Core API data",
+        "write": "Change the account's Core API data (implies read)",
+    },
     "DEFAULT_SCOPES": ["read", "write"],
     # Always show the consent screen: it is where the account is chosen.
     "REQUEST_APPROVAL_PROMPT": "force",

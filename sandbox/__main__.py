@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sandbox: invalid configuration: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
-    print(f"sandbox: Core API on http://{args.host}:{args.port}/api/v1/core, "
-          f"Open API on http://{args.host}:{args.port}/api/v1/sdk", flush=True)
+    print(
+        f"sandbox: Core API on http://{args.host}:{args.port}/api/v1/core, "
+        f"Open API on http://{args.host}:{args.port}/api/v1/sdk",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

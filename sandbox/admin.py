@@ -118,8 +118,11 @@ def outbox(request: Request, sandbox: Sandbox, raw: bytes):
     """The "emails" the Open API sent (passwordless links, email verifications), oldest
     first; optional filters `site_id` and `to`. Never reachable through the Open API."""
     site_id, to = request.query_params.get("site_id"), request.query_params.get("to")
-    mails = [m for m in sandbox.store.open.outbox
-             if (site_id is None or str(m["site_id"]) == site_id) and (to is None or m["to"] == to.lower())]
+    mails = [
+        m
+        for m in sandbox.store.open.outbox
+        if (site_id is None or str(m["site_id"]) == site_id) and (to is None or m["to"] == to.lower())
+    ]
     return 200, {"data": mails}
 
 
@@ -176,7 +179,9 @@ def patch_account(request: Request, sandbox: Sandbox, raw: bytes):
         raise ValidationError({"body": ["Send a JSON object with api_core_rate_limit (an integer ≥ 1)."]})
     limit = changes.get("api_core_rate_limit")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000_000:
-        raise ValidationError({"api_core_rate_limit": ["The api core rate limit must be an integer from 1 to 1000000000."]})
+        raise ValidationError(
+            {"api_core_rate_limit": ["The api core rate limit must be an integer from 1 to 1000000000."]}
+        )
     account.api_core_rate_limit = limit
     return 200, {"data": _account(sandbox, account)}
 

@@ -55,9 +55,19 @@ def new_organization(obj_id: int, site_id: int, at: int, name: str) -> dict:
     return {"id": obj_id, "site_id": site_id, "name": name, "created_at": at, "updated_at": at}
 
 
-def new_source(obj_id: int, site_id: int, customer_id: int, at: int, *, brand: str, last4: str,
-               exp_month: int, exp_year: int, old_provider_id: str | None = None,
-               gateway_id: str | None = None) -> dict:
+def new_source(
+    obj_id: int,
+    site_id: int,
+    customer_id: int,
+    at: int,
+    *,
+    brand: str,
+    last4: str,
+    exp_month: int,
+    exp_year: int,
+    old_provider_id: str | None = None,
+    gateway_id: str | None = None,
+) -> dict:
     """A saved payment source (card) of a customer (**chosen** shape; Core documents only its delete)."""
     return {
         "id": obj_id,
@@ -93,14 +103,39 @@ def new_address(obj_id: int, site_id: int, customer_id: int, at: int, **fields) 
     return address
 
 
-ADDRESS_TEXT_FIELDS = ("first_name", "last_name", "line2", "city", "state", "postal_code", "company",
-                       "salutation", "title", "department", "phone", "old_provider_id")
+ADDRESS_TEXT_FIELDS = (
+    "first_name",
+    "last_name",
+    "line2",
+    "city",
+    "state",
+    "postal_code",
+    "company",
+    "salutation",
+    "title",
+    "department",
+    "phone",
+    "old_provider_id",
+)
 
 
-def new_plan(obj_id: int, site_id: int, product_id: int, at: int, *, nickname: str, amount: int, currency: str,
-             interval: str, interval_count: int = 1, active: bool = True, auto_renew: bool = True,
-             trial_period_days: int | None = None, agency_id: int | None = None,
-             old_provider_id: str | None = None) -> dict:
+def new_plan(
+    obj_id: int,
+    site_id: int,
+    product_id: int,
+    at: int,
+    *,
+    nickname: str,
+    amount: int,
+    currency: str,
+    interval: str,
+    interval_count: int = 1,
+    active: bool = True,
+    auto_renew: bool = True,
+    trial_period_days: int | None = None,
+    agency_id: int | None = None,
+    old_provider_id: str | None = None,
+) -> dict:
     return {
         "id": obj_id,
         "site_id": site_id,
@@ -136,10 +171,22 @@ def new_plan(obj_id: int, site_id: int, product_id: int, at: int, *, nickname: s
     }
 
 
-def new_coupon(obj_id: int, site_id: int, at: int, *, name: str, code: str, percent_off: int | None = None,
-               amount_off: int | None = None, currency: str | None = None, duration: str = "once",
-               redeem_by: int | None = None, max_redemptions: int | None = None, times_redeemed: int = 0,
-               plans: list[int] | None = None) -> dict:
+def new_coupon(
+    obj_id: int,
+    site_id: int,
+    at: int,
+    *,
+    name: str,
+    code: str,
+    percent_off: int | None = None,
+    amount_off: int | None = None,
+    currency: str | None = None,
+    duration: str = "once",
+    redeem_by: int | None = None,
+    max_redemptions: int | None = None,
+    times_redeemed: int = 0,
+    plans: list[int] | None = None,
+) -> dict:
     return {
         "id": obj_id,
         "site_id": site_id,
@@ -159,12 +206,27 @@ def new_coupon(obj_id: int, site_id: int, at: int, *, name: str, code: str, perc
     }
 
 
-def new_subscription(obj_id: int, site_id: int, customer_id: int, plan: dict, at: int, *, status: str,
-                     period_start: int, period_end: int, quantity: int = 1, coupon_id: int | None = None,
-                     address_id: int | None = None, source_id: int | None = None,
-                     billing: str = "charge_automatically", auto_renew: bool | None = None,
-                     trial_end: int | None = None, is_gift_recipient: bool = False,
-                     old_provider_id: str | None = None, metadata: list | None = None) -> dict:
+def new_subscription(
+    obj_id: int,
+    site_id: int,
+    customer_id: int,
+    plan: dict,
+    at: int,
+    *,
+    status: str,
+    period_start: int,
+    period_end: int,
+    quantity: int = 1,
+    coupon_id: int | None = None,
+    address_id: int | None = None,
+    source_id: int | None = None,
+    billing: str = "charge_automatically",
+    auto_renew: bool | None = None,
+    trial_end: int | None = None,
+    is_gift_recipient: bool = False,
+    old_provider_id: str | None = None,
+    metadata: list | None = None,
+) -> dict:
     auto_renew = plan["auto_renew"] if auto_renew is None else auto_renew
     return {
         "id": obj_id,
@@ -236,12 +298,26 @@ def set_line_items(invoice: dict, items: list[dict]) -> None:
     invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
 
 
-def new_invoice(obj_id: int, site_id: int, customer_id: int, currency: str, items: list[dict], at: int, *,
-                status: str = "draft", subscription_id: int | None = None, billing_reason: str = "manual",
-                billing: str = "charge_automatically", due_date: int | None = None,
-                period_start: int | None = None, period_end: int | None = None, metadata: dict | None = None,
-                is_advance: bool = False, description: str | None = None,
-                old_provider_id: str | None = None) -> dict:
+def new_invoice(
+    obj_id: int,
+    site_id: int,
+    customer_id: int,
+    currency: str,
+    items: list[dict],
+    at: int,
+    *,
+    status: str = "draft",
+    subscription_id: int | None = None,
+    billing_reason: str = "manual",
+    billing: str = "charge_automatically",
+    due_date: int | None = None,
+    period_start: int | None = None,
+    period_end: int | None = None,
+    metadata: dict | None = None,
+    is_advance: bool = False,
+    description: str | None = None,
+    old_provider_id: str | None = None,
+) -> dict:
     invoice = {
         "id": obj_id,
         "site_id": site_id,
@@ -280,11 +356,23 @@ def new_invoice(obj_id: int, site_id: int, customer_id: int, currency: str, item
     return invoice
 
 
-def new_charge(obj_id: int, site_id: int, customer_id: int, amount: int, currency: str, at: int, *,
-               invoice_id: int | None = None, status: str = "succeeded", offline: bool = False,
-               reference: str | None = None, payment_category: str | None = None,
-               failure_message: str | None = None, metadata: dict | None = None,
-               offline_entered_by: int | None = None) -> dict:
+def new_charge(
+    obj_id: int,
+    site_id: int,
+    customer_id: int,
+    amount: int,
+    currency: str,
+    at: int,
+    *,
+    invoice_id: int | None = None,
+    status: str = "succeeded",
+    offline: bool = False,
+    reference: str | None = None,
+    payment_category: str | None = None,
+    failure_message: str | None = None,
+    metadata: dict | None = None,
+    offline_entered_by: int | None = None,
+) -> dict:
     """A charge; `payment_category` is an offline kind "2".."6" (check, wire, transfer, external, cash) or None."""
     return {
         "id": obj_id,
@@ -310,8 +398,9 @@ def new_charge(obj_id: int, site_id: int, customer_id: int, amount: int, currenc
     }
 
 
-def new_refund(obj_id: int, site_id: int, charge: dict, amount: int, created_at: int | None, *,
-               status: str, reason: str | None) -> dict:
+def new_refund(
+    obj_id: int, site_id: int, charge: dict, amount: int, created_at: int | None, *, status: str, reason: str | None
+) -> dict:
     """A refund of `charge`; its `user_id` is the charge's customer (§8.8)."""
     return {
         "id": obj_id,

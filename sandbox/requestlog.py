@@ -20,27 +20,44 @@ class RequestLog:
         self._entries: deque[dict] = deque(maxlen=size)
         self._seq = 0
 
-    def record(self, *, api: str, account: str | None, method: str, path: str, query: str, status: int, body: bytes,
-               duration_ms: float, fault: str | None, customer: int | None = None) -> None:
+    def record(
+        self,
+        *,
+        api: str,
+        account: str | None,
+        method: str,
+        path: str,
+        query: str,
+        status: int,
+        body: bytes,
+        duration_ms: float,
+        fault: str | None,
+        customer: int | None = None,
+    ) -> None:
         self._seq += 1
-        self._entries.append({
-            "seq": self._seq,
-            "time": clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "api": api,  # "core" (/api/v1/core) or "open" (/api/v1/sdk)
-            "account": account,
-            "method": method,
-            "path": path,
-            "query": query,
-            "status": status,
-            "body_sha256": hashlib.sha256(body).hexdigest() if body else None,
-            "duration_ms": round(duration_ms, 3),
-            "fault": fault,
-            "customer": customer,
-        })
+        self._entries.append(
+            {
+                "seq": self._seq,
+                "time": clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "api": api,  # "core" (/api/v1/core) or "open" (/api/v1/sdk)
+                "account": account,
+                "method": method,
+                "path": path,
+                "query": query,
+                "status": status,
+                "body_sha256": hashlib.sha256(body).hexdigest() if body else None,
+                "duration_ms": round(duration_ms, 3),
+                "fault": fault,
+                "customer": customer,
+            }
+        )
 
     def entries(self, since: int = 0, account: str | None = None, api: str | None = None) -> list[dict]:
-        return [e for e in self._entries if e["seq"] > since and (account is None or e["account"] == account)
-                and (api is None or e["api"] == api)]
+        return [
+            e
+            for e in self._entries
+            if e["seq"] > since and (account is None or e["account"] == account) and (api is None or e["api"] == api)
+        ]
 
     @property
     def last_seq(self) -> int:

@@ -37,14 +37,189 @@ from sandbox.store import Account, OpenSettings, Site, Store
 
 CURRENCIES = ("usd", "gbp", "eur", "cad", "aud")
 
-FIRST_NAMES = ["Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Ava", "Elijah", "Sophia", "Lucas", "Isabella", "Mason", "Mia", "Ethan", "Charlotte", "James", "Harper", "Benjamin", "Evelyn", "Henry", "Abigail", "Alexander", "Emily", "Sebastian", "Ella", "Jack", "Elizabeth", "Daniel", "Sofia", "Michael", "Avery", "Owen", "Scarlett", "Samuel", "Grace", "Matthew", "Chloe", "Joseph", "Victoria", "Levi", "Riley", "David", "Aria", "John", "Lily", "Wyatt", "Aurora", "Carter", "Zoey", "Julian", "Nora", "Luke", "Hannah", "Grayson", "Layla", "Isaac", "Zoe", "Gabriel", "Leah", "Anthony", "Priya", "Mateo", "Aisha", "Hiroshi", "Fatima", "Lars", "Ingrid", "Diego", "Lucia", "Kwame", "Amara", "Tomasz", "Katarzyna", "Ravi", "Ananya", "Sean", "Siobhan"]
-LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Okafor", "Tanaka", "Kowalski", "Johansson", "Rossi", "Dubois", "Murphy", "O'Brien", "Patel", "Sharma", "Mensah", "Novak", "Fischer", "Larsen", "Costa", "Silva", "Kim", "Chen", "Wang", "Singh", "Khan", "Ali", "Cohen", "Schmidt"]
-EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "hotmail.com", "fastmail.com", "aol.com")
-ORGANISATIONS = ("Public Library", "High School", "University Library", "Dental Practice", "Law Firm", "Coffee House", "Hotel")
+FIRST_NAMES = [
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Amelia",
+    "Oliver",
+    "Ava",
+    "Elijah",
+    "Sophia",
+    "Lucas",
+    "Isabella",
+    "Mason",
+    "Mia",
+    "Ethan",
+    "Charlotte",
+    "James",
+    "Harper",
+    "Benjamin",
+    "Evelyn",
+    "Henry",
+    "Abigail",
+    "Alexander",
+    "Emily",
+    "Sebastian",
+    "Ella",
+    "Jack",
+    "Elizabeth",
+    "Daniel",
+    "Sofia",
+    "Michael",
+    "Avery",
+    "Owen",
+    "Scarlett",
+    "Samuel",
+    "Grace",
+    "Matthew",
+    "Chloe",
+    "Joseph",
+    "Victoria",
+    "Levi",
+    "Riley",
+    "David",
+    "Aria",
+    "John",
+    "Lily",
+    "Wyatt",
+    "Aurora",
+    "Carter",
+    "Zoey",
+    "Julian",
+    "Nora",
+    "Luke",
+    "Hannah",
+    "Grayson",
+    "Layla",
+    "Isaac",
+    "Zoe",
+    "Gabriel",
+    "Leah",
+    "Anthony",
+    "Priya",
+    "Mateo",
+    "Aisha",
+    "Hiroshi",
+    "Fatima",
+    "Lars",
+    "Ingrid",
+    "Diego",
+    "Lucia",
+    "Kwame",
+    "Amara",
+    "Tomasz",
+    "Katarzyna",
+    "Ravi",
+    "Ananya",
+    "Sean",
+    "Siobhan",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Okafor",
+    "Tanaka",
+    "Kowalski",
+    "Johansson",
+    "Rossi",
+    "Dubois",
+    "Murphy",
+    "O'Brien",
+    "Patel",
+    "Sharma",
+    "Mensah",
+    "Novak",
+    "Fischer",
+    "Larsen",
+    "Costa",
+    "Silva",
+    "Kim",
+    "Chen",
+    "Wang",
+    "Singh",
+    "Khan",
+    "Ali",
+    "Cohen",
+    "Schmidt",
+]
+EMAIL_DOMAINS = (
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "icloud.com",
+    "proton.me",
+    "hotmail.com",
+    "fastmail.com",
+    "aol.com",
+)
+ORGANISATIONS = (
+    "Public Library",
+    "High School",
+    "University Library",
+    "Dental Practice",
+    "Law Firm",
+    "Coffee House",
+    "Hotel",
+)
 SOURCES = ("web", "import", "app", "call_center", "partner")
 LINE_ITEMS = (
-    ("Back issue", 450), ("Gift subscription (3 months)", 2997), ("Print archive access", 1500),
-    ("Home delivery fee", 600), ("Reader event ticket", 2500), ("Special edition", 1200), ("Replacement copy", 350),
+    ("Back issue", 450),
+    ("Gift subscription (3 months)", 2997),
+    ("Print archive access", 1500),
+    ("Home delivery fee", 600),
+    ("Reader event ticket", 2500),
+    ("Special edition", 1200),
+    ("Replacement copy", 350),
 )
 PLANS = (
     # nickname, amount (cents), interval, interval_count, active, auto_renew
@@ -62,8 +237,12 @@ AGENCY_PLAN = "Agency Print Annual"
 CARD_BRANDS = ("visa", "mastercard", "amex", "discover")
 CITIES = (
     # country, state, city, postal code
-    ("US", "NY", "New York", "10001"), ("US", "CA", "Oakland", "94607"), ("CA", "ON", "Toronto", "M5V 2T6"),
-    ("GB", None, "London", "EC1A 1BB"), ("AU", "NSW", "Sydney", "2000"), ("DE", None, "Berlin", "10115"),
+    ("US", "NY", "New York", "10001"),
+    ("US", "CA", "Oakland", "94607"),
+    ("CA", "ON", "Toronto", "M5V 2T6"),
+    ("GB", None, "London", "EC1A 1BB"),
+    ("AU", "NSW", "Sydney", "2000"),
+    ("DE", None, "Berlin", "10115"),
 )
 STREETS = ("Main St", "High Street", "Maple Ave", "King St W", "George St", "Unter den Linden")
 SUBSCRIPTION_MIX = (("active", 50), ("canceled", 22), ("past_due", 10), ("trialing", 10), ("incomplete", 8))
@@ -79,7 +258,6 @@ def discounted(amount: int, coupon: dict | None) -> int:
     if coupon["percent_off"] is not None:
         return amount - round(amount * coupon["percent_off"] / 100)
     return max(0, amount - coupon["amount_off"])
-
 
 
 def load_accounts(seed_file: Path) -> list[Account]:
@@ -100,17 +278,29 @@ def load_accounts(seed_file: Path) -> list[Account]:
             site_id = int(site["site_id"])
             slug = "".join(ch if ch.isalnum() else "-" for ch in site["name"].lower())
             sites[site_id] = Site(
-                id=site_id, name=site["name"], currency=site.get("currency", default_currency),
-                url=site.get("url", f"https://{slug}.example.com"), slug=slug,
-                country_code=item.get("country", "US"), open=open_settings(site.get("open", {})),
+                id=site_id,
+                name=site["name"],
+                currency=site.get("currency", default_currency),
+                url=site.get("url", f"https://{slug}.example.com"),
+                slug=slug,
+                country_code=item.get("country", "US"),
+                open=open_settings(site.get("open", {})),
             )
-        accounts.append(Account(
-            id=int(item.get("account_id", index + 1)), slug=item["slug"], name=item["name"], api_key=item["api_key"],
-            api_core_rate_limit=int(item.get("api_core_rate_limit", 120)), country=item.get("country", "US"),
-            default_currency=default_currency, is_enterprise=bool(item.get("is_enterprise", False)),
-            taxes_enabled=bool(item.get("taxes_enabled", False)),
-            payment_gateway=item.get("payment_gateway", "stripe"), sites=sites,
-        ))
+        accounts.append(
+            Account(
+                id=int(item.get("account_id", index + 1)),
+                slug=item["slug"],
+                name=item["name"],
+                api_key=item["api_key"],
+                api_core_rate_limit=int(item.get("api_core_rate_limit", 120)),
+                country=item.get("country", "US"),
+                default_currency=default_currency,
+                is_enterprise=bool(item.get("is_enterprise", False)),
+                taxes_enabled=bool(item.get("taxes_enabled", False)),
+                payment_gateway=item.get("payment_gateway", "stripe"),
+                sites=sites,
+            )
+        )
     return accounts
 
 
@@ -161,41 +351,94 @@ class _SiteSeeder:
         Digital Monthly subscription paid by that card, and an open manual invoice."""
         a = self.anchor
         created = a - timedelta(days=40)
-        customer = self.store.add("customers", new_customer(
-            self.store.next_id(), self.site_id, _u(created), email=spec["email"].lower(),
-            first_name=spec.get("first_name"), last_name=spec.get("last_name"),
-            display_name=" ".join(p for p in (spec.get("first_name"), spec.get("last_name")) if p) or None,
-            has_password=True,
-        ))
+        customer = self.store.add(
+            "customers",
+            new_customer(
+                self.store.next_id(),
+                self.site_id,
+                _u(created),
+                email=spec["email"].lower(),
+                first_name=spec.get("first_name"),
+                last_name=spec.get("last_name"),
+                display_name=" ".join(p for p in (spec.get("first_name"), spec.get("last_name")) if p) or None,
+                has_password=True,
+            ),
+        )
         salt = hashlib.sha256(spec["email"].lower().encode()).digest()[:16]  # deterministic demo data
         customer["_password_hash"] = hash_password(spec["password"], salt)
         customer["email_confirm"] = True
-        source = self.store.add("sources", new_source(
-            self.store.next_id(), self.site_id, customer["id"], _u(created), brand="visa", last4="4242",
-            exp_month=12, exp_year=a.year + 3, gateway_id=f"pm_demo_{customer['id']}",
-        ))
+        source = self.store.add(
+            "sources",
+            new_source(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                _u(created),
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=a.year + 3,
+                gateway_id=f"pm_demo_{customer['id']}",
+            ),
+        )
         customer["default_source_id"] = source["id"]
         country = self.store.account_of(self.site_id).sites[self.site_id].country_code
         _, state, city, postal = next((c for c in CITIES if c[0] == country), CITIES[0])
-        address = self.store.add("addresses", new_address(
-            self.store.next_id(), self.site_id, customer["id"], _u(created), type="shipping", is_default=True,
-            line1="1 Demo Street", country=country, state=state, city=city, postal_code=postal,
-            first_name=customer["first_name"], last_name=customer["last_name"],
-        ))
+        address = self.store.add(
+            "addresses",
+            new_address(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                _u(created),
+                type="shipping",
+                is_default=True,
+                line1="1 Demo Street",
+                country=country,
+                state=state,
+                city=city,
+                postal_code=postal,
+                first_name=customer["first_name"],
+                last_name=customer["last_name"],
+            ),
+        )
         plan = next(p for p in self.plans if p["nickname"] == "Digital Monthly")
         start = a - timedelta(days=10)
         end = clock.add_interval(start, plan["interval"], plan["interval_count"])
-        subscription = self.store.add("subscriptions", new_subscription(
-            self.store.next_id(), self.site_id, customer["id"], plan, _u(start), status="active",
-            period_start=_u(start), period_end=_u(end), address_id=address["id"], source_id=source["id"],
-        ))
-        invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"],
-                                            "quantity": 1}], start, "open", subscription_id=subscription["id"],
-                                billing_reason="subscription_create", period_start=_u(start), period_end=_u(end))
+        subscription = self.store.add(
+            "subscriptions",
+            new_subscription(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                plan,
+                _u(start),
+                status="active",
+                period_start=_u(start),
+                period_end=_u(end),
+                address_id=address["id"],
+                source_id=source["id"],
+            ),
+        )
+        invoice = self._invoice(
+            customer,
+            [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"], "quantity": 1}],
+            start,
+            "open",
+            subscription_id=subscription["id"],
+            billing_reason="subscription_create",
+            period_start=_u(start),
+            period_end=_u(end),
+        )
         self._pay(invoice, start, invoice["amount_due"])
         subscription["latest_invoice"] = invoice["id"]
-        self._invoice(customer, [{"description": "Print archive access", "unit_price": 1500, "quantity": 1}],
-                      a - timedelta(days=2), "open", billing="send_invoice")
+        self._invoice(
+            customer,
+            [{"description": "Print archive access", "unit_price": 1500, "quantity": 1}],
+            a - timedelta(days=2),
+            "open",
+            billing="send_invoice",
+        )
         if spec.get("membership"):
             self._membership(customer, source, address)
         return customer
@@ -204,27 +447,57 @@ class _SiteSeeder:
         """A group (membership) subscription the subscriber owns: 5 seats, one invited member."""
         a = self.anchor
         plan_id = self.store.next_id()
-        plan = self.store.add("plans", new_plan(
-            plan_id, self.site_id, self.plans[0]["product_id"], _u(a - timedelta(days=400)),
-            nickname="Group Digital Annual (5 seats)", amount=29900, currency=self.currency, interval="year",
-            old_provider_id=f"plan_{plan_id}",
-        ))
+        plan = self.store.add(
+            "plans",
+            new_plan(
+                plan_id,
+                self.site_id,
+                self.plans[0]["product_id"],
+                _u(a - timedelta(days=400)),
+                nickname="Group Digital Annual (5 seats)",
+                amount=29900,
+                currency=self.currency,
+                interval="year",
+                old_provider_id=f"plan_{plan_id}",
+            ),
+        )
         plan.update(type="membership", _seats=5)
         start = a - timedelta(days=30)
         end = clock.add_interval(start, "year")
-        subscription = self.store.add("subscriptions", new_subscription(
-            self.store.next_id(), self.site_id, customer["id"], plan, _u(start), status="active",
-            period_start=_u(start), period_end=_u(end), address_id=address["id"], source_id=source["id"],
-        ))
-        invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"],
-                                            "quantity": 1}], start, "open", subscription_id=subscription["id"],
-                                billing_reason="subscription_create", period_start=_u(start), period_end=_u(end))
+        subscription = self.store.add(
+            "subscriptions",
+            new_subscription(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                plan,
+                _u(start),
+                status="active",
+                period_start=_u(start),
+                period_end=_u(end),
+                address_id=address["id"],
+                source_id=source["id"],
+            ),
+        )
+        invoice = self._invoice(
+            customer,
+            [{"description": f"{plan['nickname']} × 1", "unit_price": plan["amount"], "quantity": 1}],
+            start,
+            "open",
+            subscription_id=subscription["id"],
+            billing_reason="subscription_create",
+            period_start=_u(start),
+            period_end=_u(end),
+        )
         self._pay(invoice, start, invoice["amount_due"])
         subscription["latest_invoice"] = invoice["id"]
-        subscription["_members"] = [{
-            "id": self.store.next_id(), "invitation_email": f"colleague@{customer['email'].split('@')[1]}",
-            "created_at": _u(start),
-        }]
+        subscription["_members"] = [
+            {
+                "id": self.store.next_id(),
+                "invitation_email": f"colleague@{customer['email'].split('@')[1]}",
+                "created_at": _u(start),
+            }
+        ]
 
     def _between(self, start: datetime, end: datetime) -> datetime:
         """A random second in [start, end] (end if the range is empty)."""
@@ -245,12 +518,27 @@ class _SiteSeeder:
         for nickname, amount, interval, count, active, auto_renew in PLANS:
             product = print_ if "Print" in nickname else digital
             plan_id = self.store.next_id()
-            plans.append(self.store.add("plans", new_plan(
-                plan_id, self.site_id, product, _u(created), nickname=nickname, amount=amount,
-                currency=self.currency, interval=interval, interval_count=count, active=active, auto_renew=auto_renew,
-                trial_period_days=14 if nickname.startswith("Digital") else None,
-                agency_id=7001 if nickname == AGENCY_PLAN else None, old_provider_id=f"plan_{plan_id}",
-            )))
+            plans.append(
+                self.store.add(
+                    "plans",
+                    new_plan(
+                        plan_id,
+                        self.site_id,
+                        product,
+                        _u(created),
+                        nickname=nickname,
+                        amount=amount,
+                        currency=self.currency,
+                        interval=interval,
+                        interval_count=count,
+                        active=active,
+                        auto_renew=auto_renew,
+                        trial_period_days=14 if nickname.startswith("Digital") else None,
+                        agency_id=7001 if nickname == AGENCY_PLAN else None,
+                        old_provider_id=f"plan_{plan_id}",
+                    ),
+                )
+            )
             created += timedelta(days=self.rng.randint(20, 90))
         return plans
 
@@ -262,16 +550,27 @@ class _SiteSeeder:
             dict(name="Loyal reader 20%", code="LOYAL20", percent_off=20, duration="forever"),
             dict(name="Five off", code="SAVE5", amount_off=500, currency=self.currency),
             dict(name="Students half price", code="STUDENT50", percent_off=50, duration="forever", max_redemptions=500),
-            dict(name="Holiday 15%", code="HOLIDAY15", percent_off=15, redeem_by=clock.end_of_day((a + timedelta(days=60)).date())),
+            dict(
+                name="Holiday 15%",
+                code="HOLIDAY15",
+                percent_off=15,
+                redeem_by=clock.end_of_day((a + timedelta(days=60)).date()),
+            ),
             dict(name="Annual 30% (annual plan only)", code="ANNUAL30", percent_off=30, plans=[annual]),
-            dict(name="Spring 25% (expired)", code="SPRING25", percent_off=25,
-                 redeem_by=clock.end_of_day((a - timedelta(days=200)).date())),
+            dict(
+                name="Spring 25% (expired)",
+                code="SPRING25",
+                percent_off=25,
+                redeem_by=clock.end_of_day((a - timedelta(days=200)).date()),
+            ),
             dict(name="Free first month", code="FREEMONTH", percent_off=100, max_redemptions=40, times_redeemed=40),
         )
         created = a - timedelta(days=3 * 365)
         coupons = []
         for spec in specs:
-            coupons.append(self.store.add("coupons", new_coupon(self.store.next_id(), self.site_id, _u(created), **spec)))
+            coupons.append(
+                self.store.add("coupons", new_coupon(self.store.next_id(), self.site_id, _u(created), **spec))
+            )
             created += timedelta(days=self.rng.randint(30, 120))
         return coupons
 
@@ -300,7 +599,9 @@ class _SiteSeeder:
             fields["mail_marketing"] = rng.random() < 0.55
             fields["tele_marketing"] = rng.random() < 0.15
             fields["has_password"] = rng.random() < 0.7
-            customer = self.store.add("customers", new_customer(self.store.next_id(), self.site_id, _u(moment), **fields))
+            customer = self.store.add(
+                "customers", new_customer(self.store.next_id(), self.site_id, _u(moment), **fields)
+            )
             if rng.random() < 0.03:
                 customer["deleted_at"] = customer["updated_at"] = _u(self._between(moment, self.anchor))
             customers.append(customer)
@@ -345,11 +646,20 @@ class _SiteSeeder:
     def _source(self, customer: dict, created: datetime) -> dict:
         rng = self.rng
         source_id = self.store.next_id()
-        source = self.store.add("sources", new_source(
-            source_id, self.site_id, customer["id"], _u(created), brand=rng.choice(CARD_BRANDS),
-            last4=f"{rng.randint(0, 9999):04d}", exp_month=rng.randint(1, 12),
-            exp_year=self.anchor.year + rng.randint(0, 5), old_provider_id=f"src_{source_id}",
-        ))
+        source = self.store.add(
+            "sources",
+            new_source(
+                source_id,
+                self.site_id,
+                customer["id"],
+                _u(created),
+                brand=rng.choice(CARD_BRANDS),
+                last4=f"{rng.randint(0, 9999):04d}",
+                exp_month=rng.randint(1, 12),
+                exp_year=self.anchor.year + rng.randint(0, 5),
+                old_provider_id=f"src_{source_id}",
+            ),
+        )
         customer["default_source_id"] = source["id"]
         return source
 
@@ -357,20 +667,29 @@ class _SiteSeeder:
         rng = self.rng
         country, state, city, postal = rng.choice(CITIES)
         fields = dict(
-            type="shipping", is_default=True, line1=f"{rng.randint(1, 999)} {rng.choice(STREETS)}", country=country,
-            state=state, city=city, postal_code=postal, first_name=customer["first_name"],
+            type="shipping",
+            is_default=True,
+            line1=f"{rng.randint(1, 999)} {rng.choice(STREETS)}",
+            country=country,
+            state=state,
+            city=city,
+            postal_code=postal,
+            first_name=customer["first_name"],
             last_name=customer["last_name"],
         )
-        address = self.store.add("addresses", new_address(self.store.next_id(), self.site_id, customer["id"],
-                                                          _u(created), **fields))
+        address = self.store.add(
+            "addresses", new_address(self.store.next_id(), self.site_id, customer["id"], _u(created), **fields)
+        )
         if rng.random() < 0.3:
             fields.update(type="billing", line2="Suite 200")
-            self.store.add("addresses", new_address(self.store.next_id(), self.site_id, customer["id"],
-                                                    _u(created), **fields))
+            self.store.add(
+                "addresses", new_address(self.store.next_id(), self.site_id, customer["id"], _u(created), **fields)
+            )
         return address
 
-    def _subscription(self, customer: dict, created: datetime, status: str, source: dict | None,
-                      address: dict | None) -> dict:
+    def _subscription(
+        self, customer: dict, created: datetime, status: str, source: dict | None, address: dict | None
+    ) -> dict:
         rng, a = self.rng, self.anchor
         active_plans = [p for p in self.plans if p["active"] == "active"]
         plan = rng.choice(self.plans if status == "canceled" else active_plans)
@@ -387,29 +706,52 @@ class _SiteSeeder:
         trial_end = start + timedelta(days=14) if status == "trialing" else None
         period_start, period_end = (start, trial_end) if trial_end else periods[-1]
         billing = "charge_automatically" if source is not None and rng.random() < 0.85 else "send_invoice"
-        subscription = self.store.add("subscriptions", new_subscription(
-            self.store.next_id(), self.site_id, customer["id"], plan, _u(start), status=status,
-            period_start=_u(period_start), period_end=_u(period_end), quantity=quantity,
-            coupon_id=coupon["id"] if coupon else None, trial_end=_u(trial_end) if trial_end else None,
-            address_id=address["id"] if address else None,
-            source_id=source["id"] if source and billing == "charge_automatically" else None, billing=billing,
-            is_gift_recipient=status == "active" and rng.random() < 0.05,
-        ))
+        subscription = self.store.add(
+            "subscriptions",
+            new_subscription(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                plan,
+                _u(start),
+                status=status,
+                period_start=_u(period_start),
+                period_end=_u(period_end),
+                quantity=quantity,
+                coupon_id=coupon["id"] if coupon else None,
+                trial_end=_u(trial_end) if trial_end else None,
+                address_id=address["id"] if address else None,
+                source_id=source["id"] if source and billing == "charge_automatically" else None,
+                billing=billing,
+                is_gift_recipient=status == "active" and rng.random() < 0.05,
+            ),
+        )
         subscription["old_provider_id"] = f"sub_{subscription['id']}"
         if coupon:
             coupon["times_redeemed"] += 1
         forced = False
         if ended:
             forced = rng.random() < 0.5
-            subscription.update(canceled_at=_u(ended), ended_at=_u(ended), auto_renew=False, renews_at=None,
-                                canceled_by_type="admin" if forced else "customer",
-                                cancel_reason="Canceled now by support" if forced else "Customer request")
+            subscription.update(
+                canceled_at=_u(ended),
+                ended_at=_u(ended),
+                auto_renew=False,
+                renews_at=None,
+                canceled_by_type="admin" if forced else "customer",
+                cancel_reason="Canceled now by support" if forced else "Customer request",
+            )
             subscription["_forced"] = forced
         elif status == "active" and rng.random() < 0.08:
             at = _u(self._between(start, a))
-            subscription.update(cancel_at_period_end=True, auto_renew=False, canceled_at=at,
-                                cancel_at=subscription["current_period_end"], renews_at=None,
-                                cancel_reason="Too expensive", canceled_by_type="customer")
+            subscription.update(
+                cancel_at_period_end=True,
+                auto_renew=False,
+                canceled_at=at,
+                cancel_at=subscription["current_period_end"],
+                renews_at=None,
+                cancel_reason="Too expensive",
+                canceled_by_type="customer",
+            )
         if trial_end:
             return subscription
         amount = discounted(plan["amount"] * quantity, coupon)
@@ -419,10 +761,17 @@ class _SiteSeeder:
         for number, (begin, end) in enumerate(billed, start=1):
             last = number == len(billed)
             reason = "subscription_create" if begin == start else "subscription_cycle"
-            invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × {quantity}", "unit_price": amount,
-                                                "quantity": 1}], begin, "open", subscription_id=subscription["id"],
-                                    billing_reason=reason, period_start=_u(begin), period_end=_u(end),
-                                    billing=billing)
+            invoice = self._invoice(
+                customer,
+                [{"description": f"{plan['nickname']} × {quantity}", "unit_price": amount, "quantity": 1}],
+                begin,
+                "open",
+                subscription_id=subscription["id"],
+                billing_reason=reason,
+                period_start=_u(begin),
+                period_end=_u(end),
+                billing=billing,
+            )
             subscription["latest_invoice"] = invoice["id"]
             if status in ("past_due", "incomplete") and last:
                 self._fail(invoice, begin)
@@ -439,8 +788,9 @@ class _SiteSeeder:
                 else:
                     self._fail(invoice, begin)
                     at = _u(min(begin + timedelta(days=rng.randint(7, 30)), a))
-                    invoice.update(status=fate, updated_at=at,
-                                   **{"voided_at" if fate == "void" else "marked_uncollectible_at": at})
+                    invoice.update(
+                        status=fate, updated_at=at, **{"voided_at" if fate == "void" else "marked_uncollectible_at": at}
+                    )
             elif status == "active" and not last and rng.random() < 0.04:
                 self._fail(invoice, begin)
                 at = _u(begin + timedelta(days=30))
@@ -450,10 +800,24 @@ class _SiteSeeder:
         if status == "active" and billing == "send_invoice" and rng.random() < 0.3:
             # An advance invoice for the next period, issued ahead of it: void refuses it.
             begin, end = billed[-1][1], clock.add_interval(billed[-1][1], plan["interval"], plan["interval_count"])
-            invoice = self._invoice(customer, [{"description": f"{plan['nickname']} × {quantity} (next period)",
-                                                "unit_price": amount, "quantity": 1}], min(a, begin), "open",
-                                    subscription_id=subscription["id"], billing_reason="subscription_cycle",
-                                    period_start=_u(begin), period_end=_u(end), is_advance=True, billing=billing)
+            invoice = self._invoice(
+                customer,
+                [
+                    {
+                        "description": f"{plan['nickname']} × {quantity} (next period)",
+                        "unit_price": amount,
+                        "quantity": 1,
+                    }
+                ],
+                min(a, begin),
+                "open",
+                subscription_id=subscription["id"],
+                billing_reason="subscription_cycle",
+                period_start=_u(begin),
+                period_end=_u(end),
+                is_advance=True,
+                billing=billing,
+            )
             subscription["latest_invoice"] = invoice["id"]
         return subscription
 
@@ -470,12 +834,20 @@ class _SiteSeeder:
 
     def _manual_invoice(self, customer: dict, created: datetime, status: str) -> None:
         rng, a = self.rng, self.anchor
-        items = [{"description": d, "unit_price": p, "quantity": rng.randint(1, 3)}
-                 for d, p in rng.sample(LINE_ITEMS, rng.randint(1, 3))]
+        items = [
+            {"description": d, "unit_price": p, "quantity": rng.randint(1, 3)}
+            for d, p in rng.sample(LINE_ITEMS, rng.randint(1, 3))
+        ]
         moment = self._between(max(created, a - timedelta(days=120)), a)
-        invoice = self._invoice(customer, items, moment, "draft" if status == "draft" else "open",
-                                due_date=_u(moment + timedelta(days=rng.choice((14, 30)))), billing="send_invoice",
-                                metadata={"po_number": f"PO-{rng.randint(1000, 9999)}"} if rng.random() < 0.5 else None)
+        invoice = self._invoice(
+            customer,
+            items,
+            moment,
+            "draft" if status == "draft" else "open",
+            due_date=_u(moment + timedelta(days=rng.choice((14, 30)))),
+            billing="send_invoice",
+            metadata={"po_number": f"PO-{rng.randint(1000, 9999)}"} if rng.random() < 0.5 else None,
+        )
         invoice["old_provider_id"] = f"in_{invoice['id']}"
         if status == "paid":
             self._pay(invoice, self._between(moment, a), invoice["amount_due"], offline=rng.random() < 0.5)
@@ -485,37 +857,78 @@ class _SiteSeeder:
         elif status == "open" and rng.random() < 0.3:
             self._pay(invoice, self._between(moment, a), invoice["amount_due"] // 2, offline=True)
         elif status == "open" and rng.random() < 0.4:
-            self.store.add("charges", new_charge(
-                self.store.next_id(), self.site_id, customer["id"], invoice["amount_remaining"], self.currency,
-                _u(self._between(moment, a)), invoice_id=invoice["id"], status="pending",
-            ))
+            self.store.add(
+                "charges",
+                new_charge(
+                    self.store.next_id(),
+                    self.site_id,
+                    customer["id"],
+                    invoice["amount_remaining"],
+                    self.currency,
+                    _u(self._between(moment, a)),
+                    invoice_id=invoice["id"],
+                    status="pending",
+                ),
+            )
 
     def _balance_credit(self, customer: dict, created: datetime) -> None:
         """An offline charge without an invoice: the customer's credit balance (for apply_balance)."""
         amount = self.rng.choice((500, 1000, 2500, 5000))
-        self.store.add("charges", new_charge(
-            self.store.next_id(), self.site_id, customer["id"], amount, self.currency,
-            _u(self._between(created, self.anchor)), offline=True, reference=f"REF-{self.rng.randint(100000, 999999)}",
-            payment_category=str(self.rng.randint(2, 6)), metadata={"note": "credit", "pelcro_batch": "seed"},
-        ))
+        self.store.add(
+            "charges",
+            new_charge(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                amount,
+                self.currency,
+                _u(self._between(created, self.anchor)),
+                offline=True,
+                reference=f"REF-{self.rng.randint(100000, 999999)}",
+                payment_category=str(self.rng.randint(2, 6)),
+                metadata={"note": "credit", "pelcro_batch": "seed"},
+            ),
+        )
         customer["balance"] += amount
         customer["currency"] = self.currency
 
     def _invoice(self, customer: dict, items: list[dict], moment: datetime, status: str, **extra) -> dict:
-        extra.setdefault("due_date", _u(moment + timedelta(days=30)) if extra.get("billing") == "send_invoice" else _u(moment))
-        return self.store.add("invoices", new_invoice(
-            self.store.next_id(), self.site_id, customer["id"], self.currency, items, _u(moment), status=status, **extra,
-        ))
+        extra.setdefault(
+            "due_date", _u(moment + timedelta(days=30)) if extra.get("billing") == "send_invoice" else _u(moment)
+        )
+        return self.store.add(
+            "invoices",
+            new_invoice(
+                self.store.next_id(),
+                self.site_id,
+                customer["id"],
+                self.currency,
+                items,
+                _u(moment),
+                status=status,
+                **extra,
+            ),
+        )
 
     def _pay(self, invoice: dict, moment: datetime, amount: int, *, offline: bool = False) -> None:
         """A succeeded charge for `amount` and the invoice's amounts (paid once nothing remains)."""
         moment = min(moment, self.anchor)
-        charge = self.store.add("charges", new_charge(
-            self.store.next_id(), self.site_id, invoice["customer_id"], amount, invoice["currency"], _u(moment),
-            invoice_id=invoice["id"], offline=offline, payment_category=str(self.rng.randint(2, 6)) if offline else None,
-            reference=f"REF-{self.rng.randint(100000, 999999)}" if offline else None,
-            metadata={"pelcro_import_batch": "seed-2026", "channel": "mail"} if offline else None,
-        ))
+        charge = self.store.add(
+            "charges",
+            new_charge(
+                self.store.next_id(),
+                self.site_id,
+                invoice["customer_id"],
+                amount,
+                invoice["currency"],
+                _u(moment),
+                invoice_id=invoice["id"],
+                offline=offline,
+                payment_category=str(self.rng.randint(2, 6)) if offline else None,
+                reference=f"REF-{self.rng.randint(100000, 999999)}" if offline else None,
+                metadata={"pelcro_import_batch": "seed-2026", "channel": "mail"} if offline else None,
+            ),
+        )
         invoice["amount_paid"] += amount
         invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
         invoice["updated_at"] = _u(moment)
@@ -525,10 +938,20 @@ class _SiteSeeder:
                 self.refundable.append(charge)
 
     def _fail(self, invoice: dict, moment: datetime) -> None:
-        self.store.add("charges", new_charge(
-            self.store.next_id(), self.site_id, invoice["customer_id"], invoice["amount_remaining"], invoice["currency"],
-            _u(moment), invoice_id=invoice["id"], status="failed", failure_message=self.rng.choice(DECLINES),
-        ))
+        self.store.add(
+            "charges",
+            new_charge(
+                self.store.next_id(),
+                self.site_id,
+                invoice["customer_id"],
+                invoice["amount_remaining"],
+                invoice["currency"],
+                _u(moment),
+                invoice_id=invoice["id"],
+                status="failed",
+                failure_message=self.rng.choice(DECLINES),
+            ),
+        )
 
     def _refunds(self) -> None:
         """Refunds of some paid card charges: to_issue (one with no creation date), issued, canceled."""
@@ -539,8 +962,18 @@ class _SiteSeeder:
             created = _u(self._between(datetime.fromtimestamp(charge["created_at"], UTC), self.anchor))
             if index == 1:
                 created = None  # a pending refund with no creation date: cancellation skips it
-            self.store.add("refunds", new_refund(self.store.next_id(), self.site_id, charge, amount, created,
-                                                 status=status, reason=self.rng.choice(REFUND_REASONS)))
+            self.store.add(
+                "refunds",
+                new_refund(
+                    self.store.next_id(),
+                    self.site_id,
+                    charge,
+                    amount,
+                    created,
+                    status=status,
+                    reason=self.rng.choice(REFUND_REASONS),
+                ),
+            )
             if status == "issued":
                 charge["amount_refunded"] = amount
                 charge["refunded"] = amount == charge["amount"]

@@ -15,8 +15,16 @@ from dataclasses import dataclass, field
 from sandbox.errors import NotFound
 
 KINDS = (
-    "customers", "subscriptions", "invoices", "plans", "coupons", "charges",
-    "refunds", "addresses", "sources", "organizations",
+    "customers",
+    "subscriptions",
+    "invoices",
+    "plans",
+    "coupons",
+    "charges",
+    "refunds",
+    "addresses",
+    "sources",
+    "organizations",
 )
 SINGULAR = {
     "customers": "Customer",

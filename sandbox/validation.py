@@ -48,7 +48,10 @@ class Checker:
             return MISSING
         value = self.body[field]
         if value is None and not nullable:
-            self.add(field, f"The {label(field)} field is required." if required else f"The {label(field)} field may not be null.")
+            self.add(
+                field,
+                f"The {label(field)} field is required." if required else f"The {label(field)} field may not be null.",
+            )
             return MISSING
         return value
 
@@ -137,8 +140,13 @@ class Checker:
         obj_id = self.integer(id_field, low=1, nullable=not required)
         alias = self.string(alias_field, max_len=191)
         absent = (MISSING, None)
-        if required and obj_id in absent and alias in absent and id_field not in self.errors \
-                and alias_field not in self.errors:
+        if (
+            required
+            and obj_id in absent
+            and alias in absent
+            and id_field not in self.errors
+            and alias_field not in self.errors
+        ):
             self.errors.pop(id_field, None)
             self.add(id_field, f"The {label(id_field)} field is required when {label(alias_field)} is not present.")
         return obj_id, alias
@@ -212,6 +220,11 @@ def lookup(store, site_id: int, kind: str, ref: tuple, id_field: str, alias_fiel
         if by_alias is None:
             raise NotFound(f"{SINGULAR[kind]} with old provider id '{alias}' not found.")
     if by_id is not None and by_alias is not None and by_id is not by_alias:
-        raise ValidationError({alias_field: [f"The {label(alias_field)} must point at the same "
-                                             f"{SINGULAR[kind].lower()} as {label(id_field)}."]})
+        raise ValidationError(
+            {
+                alias_field: [
+                    f"The {label(alias_field)} must point at the same {SINGULAR[kind].lower()} as {label(id_field)}."
+                ]
+            }
+        )
     return by_id or by_alias

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# `make lint`: the import contracts (.importlinter), no import cycle between modules, and
-# ruff's lint rules (ruff.toml). `make test` runs it first.
-# LINT_FORMAT=1 adds `ruff format --check` (switched on in the Makefile once the project
-# has had its one formatting pass).
+# `make lint`: the import contracts (.importlinter), no import cycle between modules,
+# ruff's lint rules and its formatting (ruff.toml). `make test` runs it first.
 source "$(dirname "$0")/lib.sh"
 
 ensure_venv
@@ -13,7 +11,5 @@ say "no import cycle between modules"
 "$PY" -m devtools.import_cycles
 say "ruff check"
 "$VENV/bin/ruff" check .
-if [ "${LINT_FORMAT:-0}" = 1 ]; then
-  say "ruff format --check"
-  "$VENV/bin/ruff" format --check .
-fi
+say "ruff format --check (run '.venv/bin/ruff format .' to fix)"
+"$VENV/bin/ruff" format --check .

@@ -11,7 +11,6 @@ marker is added here to every test that uses a fixture starting a process, or wh
 starts one itself.
 """
 
-
 import contextlib
 import os
 import random
@@ -67,6 +66,7 @@ def _no_auth_epoch_hold_left():
 
 # --- servers -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     """The Core API sandbox with its default (real) limits, shared by the session."""
@@ -95,6 +95,7 @@ def gateway_server(transactional_db, _session_gateway):
 
 
 # --- sandbox -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def unlimited_sandbox() -> ServerProcess:
@@ -138,6 +139,7 @@ def sdk(fresh_sbx):
 
 # --- oauth ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def demo_users(transactional_db, settings):
     """The demo accounts/sites/keys/users (demo/accounts.json), committed so live gateways
@@ -169,6 +171,7 @@ def strict_gateway(transactional_db, _strict_gateway):
 
 # --- mcp -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def mcp_sandbox(unlimited_sandbox) -> ServerProcess:
     """The MCP tests' upstream: the unlimited sandbox."""
@@ -193,7 +196,9 @@ def truth(mcp_sandbox) -> SandboxClient:
 def mcp_env(transactional_db, demo_users, mcp_gateway, mcp_sandbox) -> McpEnv:
     return McpEnv(gateway=mcp_gateway, sandbox=mcp_sandbox)
 
+
 # --- ratelimit -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def limiter_account():
@@ -224,8 +229,11 @@ def tight_sandbox():
     """A sandbox whose own limit is TIGHT_LIMIT per TIGHT_WINDOW s (429 beyond)."""
     from tests.support.servers import start_sandbox
 
-    server = start_sandbox(SANDBOX_RATE_LIMIT=str(TIGHT_LIMIT), SANDBOX_RATE_WINDOW=str(TIGHT_WINDOW),
-                           SANDBOX_CUSTOMERS_PER_SITE=str(CUSTOMERS_PER_SITE))
+    server = start_sandbox(
+        SANDBOX_RATE_LIMIT=str(TIGHT_LIMIT),
+        SANDBOX_RATE_WINDOW=str(TIGHT_WINDOW),
+        SANDBOX_CUSTOMERS_PER_SITE=str(CUSTOMERS_PER_SITE),
+    )
     yield server
     server.stop()
 
@@ -287,8 +295,8 @@ def other(demo_users):
     yield from _demo_account("other")
 
 
-
 # --- faults --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def fault_sandbox(unlimited_sandbox) -> ServerProcess:
@@ -340,6 +348,7 @@ def database_outage(transactional_db):
 
 # --- browser -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser():
     # Playwright's sync API keeps an event loop running in this thread; Django's ORM (used
@@ -357,14 +366,38 @@ def browser():
 # --- make test-fast ------------------------------------------------------------------------
 
 # Fixtures that start a process (a server, a worker, a Redis of its own, Chromium).
-SERVER_FIXTURES = frozenset({
-    "unlimited_sandbox", "sandbox_server", "tight_sandbox", "_session_gateway", "gateway_server", "mcp_gateway",
-    "fault_gateway", "fuzz_gateway", "_strict_gateway", "strict_gateway", "tight_gateways",
-    "celery_worker_process", "own_redis", "browser", "sandbox_api", "mcp_sandbox", "fault_sandbox",
-})
+SERVER_FIXTURES = frozenset(
+    {
+        "unlimited_sandbox",
+        "sandbox_server",
+        "tight_sandbox",
+        "_session_gateway",
+        "gateway_server",
+        "mcp_gateway",
+        "fault_gateway",
+        "fuzz_gateway",
+        "_strict_gateway",
+        "strict_gateway",
+        "tight_gateways",
+        "celery_worker_process",
+        "own_redis",
+        "browser",
+        "sandbox_api",
+        "mcp_sandbox",
+        "fault_sandbox",
+    }
+)
 # A module that starts one itself names one of these.
-SERVER_STARTERS = ("start_gateway(", "start_sandbox(", "start_fault_gateway(", "ServerProcess(", "OwnRedis(",
-                   "WorkerProcess(", "subprocess.", "multiprocessing")
+SERVER_STARTERS = (
+    "start_gateway(",
+    "start_sandbox(",
+    "start_fault_gateway(",
+    "ServerProcess(",
+    "OwnRedis(",
+    "WorkerProcess(",
+    "subprocess.",
+    "multiprocessing",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -47,10 +47,19 @@ def admin_client(client):
 
 def account_form(account: Account, **changes) -> dict:
     return {
-        "name": account.name, "slug": account.slug, "api_key": "", "api_core_rate_limit": "",
-        "sites-TOTAL_FORMS": "0", "sites-INITIAL_FORMS": "0", "sites-MIN_NUM_FORMS": "0",
-        "sites-MAX_NUM_FORMS": "1000", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-        "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000", **changes,
+        "name": account.name,
+        "slug": account.slug,
+        "api_key": "",
+        "api_core_rate_limit": "",
+        "sites-TOTAL_FORMS": "0",
+        "sites-INITIAL_FORMS": "0",
+        "sites-MIN_NUM_FORMS": "0",
+        "sites-MAX_NUM_FORMS": "1000",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+        **changes,
     }
 
 
@@ -95,13 +104,18 @@ def test_saving_a_key_in_the_admin_reads_the_account(upstream, other, admin_clie
     Site.objects.filter(account=other).delete()
 
 
-def test_a_key_the_admin_saves_that_cannot_read_account_is_saved_with_a_clear_message(upstream, other,
-                                                                                      admin_client):
+def test_a_key_the_admin_saves_that_cannot_read_account_is_saved_with_a_clear_message(upstream, other, admin_client):
     url = f"/admin/accounts/account/{other.pk}/change/"
-    response = admin_client.post(url, account_form(
-        other, api_key="sbx_typo_key_1234", api_core_rate_limit="300", **{
-            "sites-TOTAL_FORMS": "1", "sites-0-site_id": "27", "sites-0-name": "Typed by hand", "sites-0-url": ""}),
-        follow=True)
+    response = admin_client.post(
+        url,
+        account_form(
+            other,
+            api_key="sbx_typo_key_1234",
+            api_core_rate_limit="300",
+            **{"sites-TOTAL_FORMS": "1", "sites-0-site_id": "27", "sites-0-name": "Typed by hand", "sites-0-url": ""},
+        ),
+        follow=True,
+    )
     message = next(m for m in messages_of(response) if "GET /account" in m)
     assert "could not read GET /account" in message and "rejected the API key (401)" in message
     assert "stays 300/min (manual)" in message and "sites can be entered by hand" in message
@@ -157,17 +171,29 @@ def test_the_limiter_grants_each_account_its_own_limit_minus_the_margin(other):
 def test_ops_pages_and_metrics_show_each_accounts_limit_and_its_source(upstream, other, client, settings):
     staff = get_user_model().objects.create_user("limits-staff", password="x-staff-pass-1", is_staff=True)
     client.force_login(staff)
-    manual = Account.objects.create(name="Hand Typed", slug=f"hand-{uuid.uuid4().hex[:6]}",
-                                    api_core_rate_limit=200, rate_limit_source=Account.LimitSource.MANUAL)
+    manual = Account.objects.create(
+        name="Hand Typed",
+        slug=f"hand-{uuid.uuid4().hex[:6]}",
+        api_core_rate_limit=200,
+        rate_limit_source=Account.LimitSource.MANUAL,
+    )
     assert refresh_account(other, background=False).ok
     try:
         rows = {row["id"]: row for row in client.get("/ops/api/accounts").json()["accounts"]}
         # remaining: the GET /account itself went through the limiter and counts.
         assert {k: rows[other.id][k] for k in ("limit", "limit_source", "cap", "remaining", "limit_read_error")} == {
-            "limit": 360, "limit_source": "upstream", "cap": 358, "remaining": 357, "limit_read_error": ""}
+            "limit": 360,
+            "limit_source": "upstream",
+            "cap": 358,
+            "remaining": 357,
+            "limit_read_error": "",
+        }
         assert rows[other.id]["limit_read_at"].endswith("Z")
         assert (rows[manual.id]["limit"], rows[manual.id]["limit_source"], rows[manual.id]["cap"]) == (
-            200, "manual", 198)
+            200,
+            "manual",
+            198,
+        )
         detail = client.get(f"/ops/api/accounts/{other.id}").json()
         assert (detail["limit"]["limit"], detail["limit"]["cap"], detail["account"]["limit"]) == (360, 358, 360)
         page = client.get("/ops/").content.decode()

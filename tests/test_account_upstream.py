@@ -31,8 +31,10 @@ def test_the_upstream_answer_sets_limit_and_sites(account):
     assert account.rate_limit == 360 and account.rate_limit_source == Account.LimitSource.UPSTREAM
     assert account.upstream_read_at is not None and account.upstream_read_error == ""
     sites = list(Site.objects.filter(account=account).values_list("site_id", "name", "url", "source"))
-    assert sites == [(14, "Acme Daily", "https://s14.example", "upstream"),
-                     (15, "Acme Weekly", "https://s15.example", "upstream")]
+    assert sites == [
+        (14, "Acme Daily", "https://s14.example", "upstream"),
+        (15, "Acme Weekly", "https://s15.example", "upstream"),
+    ]
     assert report.added == [14, 15] and "360/min (was 120)" in report.message()
 
 
@@ -98,10 +100,20 @@ def test_the_admin_can_enter_a_limit_and_sites_by_hand(account, client):
     client.force_login(admin)
     url = f"/admin/accounts/account/{account.pk}/change/"
     form = {
-        "name": account.name, "slug": account.slug, "api_key": "", "api_core_rate_limit": "60",
-        "sites-TOTAL_FORMS": "1", "sites-INITIAL_FORMS": "0", "sites-MIN_NUM_FORMS": "0", "sites-MAX_NUM_FORMS": "1000",
-        "sites-0-site_id": "77", "sites-0-name": "Typed", "sites-0-url": "",
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0", "memberships-MIN_NUM_FORMS": "0",
+        "name": account.name,
+        "slug": account.slug,
+        "api_key": "",
+        "api_core_rate_limit": "60",
+        "sites-TOTAL_FORMS": "1",
+        "sites-INITIAL_FORMS": "0",
+        "sites-MIN_NUM_FORMS": "0",
+        "sites-MAX_NUM_FORMS": "1000",
+        "sites-0-site_id": "77",
+        "sites-0-name": "Typed",
+        "sites-0-url": "",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
         "memberships-MAX_NUM_FORMS": "1000",
     }
     response = client.post(url, form)

@@ -34,7 +34,7 @@ ARGUMENTS = {
     "email": "zoë@example.com",
     "nested": {"list": [1, 2.5, None, True, "ü\u2603"], "deep": {"x": -(2**40)}, "empty": {}},
     "api_key": "sk_live_secret",  # redacted before it is stored
-    "quote": "it's \"quoted\" \\ and {braces} %s",
+    "quote": 'it\'s "quoted" \\ and {braces} %s',
 }
 
 
@@ -47,13 +47,22 @@ def principal(transactional_db) -> Principal:
     user = get_user_model().objects.create_user("writer", password="x")
     account = Account.objects.create(name="Writer Co", slug="writer")
     application = get_application_model().objects.create(
-        name="Writer client", client_type="public", authorization_grant_type="authorization-code",
-        redirect_uris="http://127.0.0.1/cb", user=user,
+        name="Writer client",
+        client_type="public",
+        authorization_grant_type="authorization-code",
+        redirect_uris="http://127.0.0.1/cb",
+        user=user,
     )
     link = Connection.objects.create(user=user, application=application, account=account)
     return Principal(
-        user_id=user.pk, username="writer", account_id=account.pk, account_slug="writer", connection_id=link.pk,
-        client_id="cid", client_name="Client ✓", scopes=frozenset({"read", "write"}),
+        user_id=user.pk,
+        username="writer",
+        account_id=account.pk,
+        account_slug="writer",
+        connection_id=link.pk,
+        client_id="cid",
+        client_name="Client ✓",
+        scopes=frozenset({"read", "write"}),
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
 
@@ -95,10 +104,25 @@ def this_loops_writer() -> audit_writer.LoopWriter:
 async def test_a_direct_row_reads_back_exactly_as_an_orm_row(principal):
     """Every column, the raw stored text of JSON and time included, for a full row and for
     one whose nullable columns are all NULL."""
-    full = record(principal, "create_customer", arguments=ARGUMENTS, upstream_status=201,
-                  error_message="naïve \x00 text", outcome=ToolCall.Outcome.ERROR).row()
-    anonymous = Principal(user_id=None, username="", account_id=None, account_slug="", connection_id=None,
-                          client_id="", client_name="", scopes=frozenset(), expires_at=principal.expires_at)
+    full = record(
+        principal,
+        "create_customer",
+        arguments=ARGUMENTS,
+        upstream_status=201,
+        error_message="naïve \x00 text",
+        outcome=ToolCall.Outcome.ERROR,
+    ).row()
+    anonymous = Principal(
+        user_id=None,
+        username="",
+        account_id=None,
+        account_slug="",
+        connection_id=None,
+        client_id="",
+        client_name="",
+        scopes=frozenset(),
+        expires_at=principal.expires_at,
+    )
     empty = record(anonymous, "x" * 300, arguments="not a dict").row()
     assert empty.site_id is None and empty.upstream_status is None and empty.arguments == {}
 
@@ -110,7 +134,8 @@ async def test_a_direct_row_reads_back_exactly_as_an_orm_row(principal):
         assert this_loops_writer().statements == statements + 1  # the direct path, not the ORM
 
         stored_orm, stored_direct = await run_db(
-            lambda tool=original.tool: list(ToolCall.objects.filter(tool=tool).order_by("id")))
+            lambda tool=original.tool: list(ToolCall.objects.filter(tool=tool).order_by("id"))
+        )
         assert stored_direct.pk != stored_orm.pk
         expected = model_to_dict(stored_orm, exclude=["id"]) | {"created_at": stored_orm.created_at}
         assert model_to_dict(stored_direct, exclude=["id"]) | {"created_at": stored_direct.created_at} == expected
@@ -162,13 +187,13 @@ async def test_a_long_backlog_goes_in_statements_of_bounded_size(principal):
 
 
 @postgres_only
-async def test_an_unreachable_database_keeps_the_rows_until_it_answers(principal, database_outage, monkeypatch,
-                                                                        caplog):
+async def test_an_unreachable_database_keeps_the_rows_until_it_answers(principal, database_outage, monkeypatch, caplog):
     """The database goes away under an open connection: rows are kept and the token cache
     is told; when it is back, the kept rows go with the next write, each once."""
     params = audit_writer.connection_params
-    monkeypatch.setattr(audit_writer, "connection_params",
-                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port})
+    monkeypatch.setattr(
+        audit_writer, "connection_params", lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port}
+    )
     await record(principal, "before").save()
 
     database_outage.cut()
@@ -220,8 +245,9 @@ async def test_a_stalled_insert_is_given_up_and_its_row_kept_then_written_once(p
 @postgres_only
 async def test_kept_rows_are_written_at_shutdown_or_logged(principal, database_outage, monkeypatch, caplog):
     params = audit_writer.connection_params
-    monkeypatch.setattr(audit_writer, "connection_params",
-                        lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port})
+    monkeypatch.setattr(
+        audit_writer, "connection_params", lambda: {**params(), "host": "127.0.0.1", "port": database_outage.port}
+    )
     database_outage.cut()
     await record(principal, "kept_1").save()
     await record(principal, "kept_2").save()
@@ -304,8 +330,7 @@ async def test_a_refused_row_does_not_take_the_rows_saved_with_it(principal, cap
     good = [record(principal, f"good_{i}") for i in range(6)]
     bad = record(principal, "bad_tool", upstream_status=-1)
     with caplog.at_level(logging.ERROR, logger="mcp_bridge.audit"):
-        outcomes = await asyncio.gather(*(call.save() for call in [*good[:3], bad, *good[3:]]),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(*(call.save() for call in [*good[:3], bad, *good[3:]]), return_exceptions=True)
     assert outcomes == [None] * 7
     assert sorted(r.tool for r in await rows()) == sorted(c.tool for c in good)
     assert caplog.text.count("audit row not stored") == 1
@@ -362,12 +387,13 @@ async def test_the_answer_waits_for_its_committed_row(principal):
         unlocking = asyncio.create_task(unlock_soon())
         with as_principal_context(principal):
             began = time.monotonic()
-            result = await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool(
-                "broken_tool", {"site_id": 14})
+            result = await GatewayMCPServer({"broken_tool": BROKEN}, name="t").call_tool("broken_tool", {"site_id": 14})
         assert result.is_error and time.monotonic() - began >= 0.4  # it waited for the lock
         await unlocking
         assert [r.tool for r in await run_db(lambda: list(ToolCall.objects.order_by("id")))] == [
-            "before", "broken_tool"]
+            "before",
+            "broken_tool",
+        ]
     finally:
         await locker.close()
 

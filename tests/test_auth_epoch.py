@@ -40,13 +40,18 @@ def rows(demo_users):
     connection_user = get_user_model().objects.get(username="demo")
     account = Account.objects.get(slug="acme")
     application = get_application_model().objects.create(
-        name="epoch-test", client_type="public", authorization_grant_type="authorization-code",
+        name="epoch-test",
+        client_type="public",
+        authorization_grant_type="authorization-code",
         redirect_uris="http://127.0.0.1/cb",
     )
     connection = Connection.objects.create(user=connection_user, account=account, application=application)
     token = get_access_token_model().objects.create(
-        user=connection_user, application=application, token="epoch-test-token",
-        expires=timezone.now() + timezone.timedelta(hours=1), scope="read",
+        user=connection_user,
+        application=application,
+        token="epoch-test-token",
+        expires=timezone.now() + timezone.timedelta(hours=1),
+        scope="read",
     )
     binding = TokenBinding.objects.create(access_token=token, connection=connection)
     return {
@@ -71,8 +76,13 @@ def test_every_watched_model_of_this_project_bumps_on_bulk_changes():
 @pytest.mark.parametrize("model", OWN_MODELS, ids=lambda m: m.__name__)
 def test_a_bulk_update_changes_the_epoch(redis_client, rows, model):
     row = rows[model]
-    field = {Account: "name", Site: "name", Membership: "role", Connection: "revoked_by",
-             TokenBinding: "connection_id"}[model]
+    field = {
+        Account: "name",
+        Site: "name",
+        Membership: "role",
+        Connection: "revoked_by",
+        TokenBinding: "connection_id",
+    }[model]
     value = getattr(row, field)
     assert changes_epoch(redis_client, lambda: model.objects.filter(pk=row.pk).update(**{field: value}))
 
@@ -117,7 +127,6 @@ def test_no_bulk_change_of_another_apps_watched_model_in_the_project():
 
 
 def test_the_search_finds_such_a_call():
-    assert BULK.search('get_access_token_model().objects.filter(user=u).update(expires=now)')
+    assert BULK.search("get_access_token_model().objects.filter(user=u).update(expires=now)")
     assert BULK.search("User.objects.bulk_update(users, ['is_active'])")
     assert not BULK.search("Connection.objects.filter(pk=1).update(revoked_at=now)")
-

@@ -54,9 +54,15 @@ class Target:
         self.gateway = gateway
         self.url = gateway.url + "/"
         self.http = httpx.Client(timeout=30)
-        tokens = [obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", access=a) for a in ("read_write", "read")]
-        self.tokens = {"rw": tokens[0]["access_token"], "ro": tokens[1]["access_token"], "none": None,
-                       "junk": "pgw-not-a-token"}
+        tokens = [
+            obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", access=a) for a in ("read_write", "read")
+        ]
+        self.tokens = {
+            "rw": tokens[0]["access_token"],
+            "ro": tokens[1]["access_token"],
+            "none": None,
+            "junk": "pgw-not-a-token",
+        }
 
     def post(self, content: bytes, headers: dict, token: str = "rw", method: str = "POST") -> httpx.Response:
         headers = dict(headers)
@@ -79,11 +85,17 @@ def target(transactional_db, demo_users, fuzz_gateway):
 def tool_call(name: str, arguments, era: str, request_id=1) -> tuple[dict, dict]:
     """A tools/call request and its headers as a client of `era` sends them."""
     params = {"name": name, "arguments": arguments}
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-               "MCP-Protocol-Version": era}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": era,
+    }
     if era == "2026-07-28":  # no handshake: each request carries its envelope
-        params["_meta"] = {PROTOCOL_VERSION_META_KEY: era, CLIENT_CAPABILITIES_META_KEY: {},
-                           CLIENT_INFO_META_KEY: {"name": "fuzz", "version": "1"}}
+        params["_meta"] = {
+            PROTOCOL_VERSION_META_KEY: era,
+            CLIENT_CAPABILITIES_META_KEY: {},
+            CLIENT_INFO_META_KEY: {"name": "fuzz", "version": "1"},
+        }
         headers.update({"Mcp-Method": "tools/call", "Mcp-Name": encode_header_value(name)})
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}, headers
 
@@ -121,6 +133,7 @@ def assert_proper_answer(response: httpx.Response) -> dict | list | None:
 
 # --- Strategies --------------------------------------------------------------------------------
 
+
 def valid_value(schema: dict, defs: dict) -> st.SearchStrategy:
     """Values the schema allows (roughly: enough to get past validation often)."""
     if "$ref" in schema:
@@ -142,13 +155,18 @@ def valid_value(schema: dict, defs: dict) -> st.SearchStrategy:
         return st.none()
     if kind == "string":
         if "pattern" in schema:
-            return st.from_regex(schema["pattern"], fullmatch=True).filter(lambda s: len(s) <= schema.get("maxLength", 255))
+            return st.from_regex(schema["pattern"], fullmatch=True).filter(
+                lambda s: len(s) <= schema.get("maxLength", 255)
+            )
         if schema.get("format") == "date":
             return st.dates().map(lambda d: d.isoformat())
         return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40))
     if kind == "array":
-        return st.lists(valid_value(schema.get("items", {}), defs), min_size=schema.get("minItems", 0),
-                        max_size=min(schema.get("maxItems", 3), 3))
+        return st.lists(
+            valid_value(schema.get("items", {}), defs),
+            min_size=schema.get("minItems", 0),
+            max_size=min(schema.get("maxItems", 3), 3),
+        )
     if kind == "object":
         properties = schema.get("properties", {})
         if properties:
@@ -158,8 +176,9 @@ def valid_value(schema: dict, defs: dict) -> st.SearchStrategy:
                 optional={k: valid_value(v, defs) for k, v in properties.items() if k not in required},
             )
         values = schema.get("additionalProperties")
-        return st.dictionaries(st.text(max_size=10), valid_value(values, defs) if isinstance(values, dict) else SCALARS,
-                               max_size=3)
+        return st.dictionaries(
+            st.text(max_size=10), valid_value(values, defs) if isinstance(values, dict) else SCALARS, max_size=3
+        )
     return SCALARS
 
 
@@ -203,9 +222,14 @@ def tool_arguments(draw, schema: dict) -> dict:
 def wire_tools(target: Target) -> dict[str, dict]:
     """Each tool's inputSchema as the gateway publishes it (tools/list)."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    response = target.post(json.dumps(body).encode(), {"Accept": "application/json, text/event-stream",
-                                                       "Content-Type": "application/json",
-                                                       "MCP-Protocol-Version": "2025-06-18"})
+    response = target.post(
+        json.dumps(body).encode(),
+        {
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "MCP-Protocol-Version": "2025-06-18",
+        },
+    )
     return {tool["name"]: tool["inputSchema"] for tool in response.json()["result"]["tools"]}
 
 
@@ -262,10 +286,25 @@ def test_every_tool_answers_any_arguments_with_a_result_or_a_clear_error(target)
 # --- Raw JSON-RPC --------------------------------------------------------------------------------
 
 METHODS = [
-    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
-    "resources/templates/list", "prompts/list", "prompts/get", "completion/complete", "logging/setLevel",
-    "notifications/initialized", "notifications/cancelled", "sampling/createMessage", "roots/list",
-    "server/discover", "tasks/get", "no/such/method", "",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "sampling/createMessage",
+    "roots/list",
+    "server/discover",
+    "tasks/get",
+    "no/such/method",
+    "",
 ]
 WRITE_CALL = {"name": "void_invoice", "arguments": {"site_id": 14, "invoice_id": 1}}
 
@@ -294,7 +333,7 @@ def envelopes(draw) -> object:
 def mutated(raw: bytes, cut: int, insert: bytes) -> bytes:
     """A valid body broken at one point."""
     cut %= len(raw) + 1
-    return raw[:cut] + insert + raw[cut + (len(insert) % 3):]
+    return raw[:cut] + insert + raw[cut + (len(insert) % 3) :]
 
 
 @st.composite
@@ -312,19 +351,41 @@ def raw_bodies(draw) -> bytes:
     return mutated(valid, draw(st.integers(0, 200)), draw(st.binary(max_size=8)))
 
 
-GOOD_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-                "MCP-Protocol-Version": "2025-06-18"}
-RANDOM_HEADERS = st.fixed_dictionaries({}, optional={
-    "MCP-Protocol-Version": st.one_of(st.sampled_from(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28",
-                                                       "2024-11-05", "1999-01-01", ""]), HEADER_TEXT),
-    "Accept": st.one_of(st.sampled_from(["application/json, text/event-stream", "application/json",
-                                         "text/event-stream", "*/*", "text/html", ""]), HEADER_TEXT),
-    "Content-Type": st.one_of(st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
-                                               "application/json; charset=utf-16", ""]), HEADER_TEXT),
-    "Mcp-Method": HEADER_TEXT,
-    "Mcp-Name": HEADER_TEXT,
-    "Mcp-Session-Id": HEADER_TEXT,
-})
+GOOD_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+RANDOM_HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "MCP-Protocol-Version": st.one_of(
+            st.sampled_from(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28", "2024-11-05", "1999-01-01", ""]),
+            HEADER_TEXT,
+        ),
+        "Accept": st.one_of(
+            st.sampled_from(
+                ["application/json, text/event-stream", "application/json", "text/event-stream", "*/*", "text/html", ""]
+            ),
+            HEADER_TEXT,
+        ),
+        "Content-Type": st.one_of(
+            st.sampled_from(
+                [
+                    "application/json",
+                    "text/plain",
+                    "application/x-www-form-urlencoded",
+                    "application/json; charset=utf-16",
+                    "",
+                ]
+            ),
+            HEADER_TEXT,
+        ),
+        "Mcp-Method": HEADER_TEXT,
+        "Mcp-Name": HEADER_TEXT,
+        "Mcp-Session-Id": HEADER_TEXT,
+    },
+)
 # Most requests carry a client's usual headers, so the body is what is under test.
 HEADERS = mostly(st.just(GOOD_HEADERS), RANDOM_HEADERS)
 
@@ -335,10 +396,18 @@ def test_any_json_rpc_body_and_headers_get_a_proper_answer(target):
 
     @settings(FUZZ, max_examples=250)
     # A tool name that is not a string once crashed the read-only gate: always tried.
-    @example(body=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": [], "arguments": {}}}',
-             headers=GOOD_HEADERS, token="ro", method="POST")
-    @given(body=raw_bodies(), headers=HEADERS, token=st.sampled_from(["rw", "rw", "ro", "none", "junk"]),
-           method=st.sampled_from(["POST"] * 6 + ["GET", "DELETE", "PUT"]))
+    @example(
+        body=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": [], "arguments": {}}}',
+        headers=GOOD_HEADERS,
+        token="ro",
+        method="POST",
+    )
+    @given(
+        body=raw_bodies(),
+        headers=HEADERS,
+        token=st.sampled_from(["rw", "rw", "ro", "none", "junk"]),
+        method=st.sampled_from(["POST"] * 6 + ["GET", "DELETE", "PUT"]),
+    )
     def check(body, headers, token, method):
         response = target.post(body, headers, token, method)
         assert_proper_answer(response)
@@ -359,26 +428,36 @@ def test_any_json_rpc_body_and_headers_get_a_proper_answer(target):
 
 def padded_call(size: int, name: str = "list_plans") -> bytes:
     """A tools/call body of exactly `size` bytes (the padding is an unknown argument)."""
-    shell = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-                        "params": {"name": name, "arguments": {"site_id": 14, "pad": ""}}}).encode()
+    shell = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": {"site_id": 14, "pad": ""}},
+        }
+    ).encode()
     return shell.replace(b'"pad": ""', b'"pad": "' + b"p" * (size - len(shell)) + b'"')
 
 
 def chunked(data: bytes):
     """The body as a stream (httpx sends it chunked, without a Content-Length)."""
     for start in range(0, len(data), 256 * 1024):
-        yield data[start:start + 256 * 1024]
+        yield data[start : start + 256 * 1024]
 
 
 @pytest.mark.parametrize("token", ["rw", "ro"])
 def test_bodies_over_4_mib_are_413_declared_or_chunked(target, token):
     watch = LogWatch(target.gateway)
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-               "MCP-Protocol-Version": "2025-06-18"}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-06-18",
+    }
     too_big = padded_call(MAX_BODY + 1, "void_invoice" if token == "ro" else "list_plans")
     for content in (too_big, chunked(too_big)):
-        response = target.http.post(target.url, content=content,
-                                    headers={**headers, "Authorization": f"Bearer {target.tokens[token]}"})
+        response = target.http.post(
+            target.url, content=content, headers={**headers, "Authorization": f"Bearer {target.tokens[token]}"}
+        )
         assert response.status_code == 413, response.text[:300]
         assert_proper_answer(response)
     # No credentials: refused before the body is read.
@@ -405,7 +484,10 @@ def test_params_the_method_refuses_are_named(target, era):
     ]
     for method, params, named in cases:
         body, headers = tool_call("list_customers", {}, era)
-        body["method"], body["params"] = method, {**params, **({"_meta": body["params"]["_meta"]} if "_meta" in body["params"] else {})}
+        body["method"], body["params"] = (
+            method,
+            {**params, **({"_meta": body["params"]["_meta"]} if "_meta" in body["params"] else {})},
+        )
         headers.pop("Mcp-Name", None)
         if era == "2026-07-28":  # the routing headers of the 2026 envelope, matching the body
             headers["Mcp-Method"] = method

@@ -50,15 +50,25 @@ def test_activity_pages_fifty_a_page_names_sites_and_shows_redacted_arguments(ga
     obtain_tokens(gateway_server.url, "demo", "pelcro-demo-2026", "acme", client_name="Cursor (pelcro-acme)")
     connection = Connection.objects.get(application__name="Cursor (pelcro-acme)")
     now = timezone.now()
-    ToolCall.objects.bulk_create([
-        ToolCall(created_at=now - timedelta(seconds=i), connection=connection, account=connection.account,
-                 user=connection.user, username="demo", site_id=14, tool=f"list_customers_{i:02d}",
-                 # A row written before a redaction rule existed: the page must not show it.
-                 arguments={"site_id": 14, "email": f"ann{i}@example.com", "password": "hunter2-secret"},
-                 outcome="rate_limited" if i == 0 else "ok", upstream_status=None if i == 0 else 200,
-                 latency_ms=1234)
-        for i in range(55)
-    ])
+    ToolCall.objects.bulk_create(
+        [
+            ToolCall(
+                created_at=now - timedelta(seconds=i),
+                connection=connection,
+                account=connection.account,
+                user=connection.user,
+                username="demo",
+                site_id=14,
+                tool=f"list_customers_{i:02d}",
+                # A row written before a redaction rule existed: the page must not show it.
+                arguments={"site_id": 14, "email": f"ann{i}@example.com", "password": "hunter2-secret"},
+                outcome="rate_limited" if i == 0 else "ok",
+                upstream_status=None if i == 0 else 200,
+                latency_ms=1234,
+            )
+            for i in range(55)
+        ]
+    )
     session = signed_in(gateway_server.url, "demo", "pelcro-demo-2026")
     first = session.get(f"/connections/{connection.pk}/activity").text
     second = session.get(f"/connections/{connection.pk}/activity?page=2").text

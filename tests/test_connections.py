@@ -48,7 +48,7 @@ def test_connections_page_lists_and_revokes(gateway_server, demo_users):
     # Still listed, as revoked: when and by whom.
     active, revoked = after.text.split("<h2>Revoked</h2>", 1)
     assert "Cursor (pelcro-acme)" not in active.split("</ul>", 1)[-1]
-    assert "Cursor (pelcro-acme)" in revoked and ">you<" in revoked.replace("<td data-label=\"By\">", ">")
+    assert "Cursor (pelcro-acme)" in revoked and ">you<" in revoked.replace('<td data-label="By">', ">")
     connection.refresh_from_db()
     assert connection.revoked_by == "user:demo"
     session.close()
@@ -63,8 +63,9 @@ def test_revoke_needs_post_csrf_and_ownership(gateway_server, demo_users):
     token = next(f for f in parse_forms(page.text) if f["action"] == "/logout")["hidden"]["csrfmiddlewaretoken"]
     assert session.get(f"/connections/{theirs.pk}/revoke").status_code == 404  # not mine: no confirm page
     assert session.post(f"/connections/{theirs.pk}/revoke").status_code == 403  # no CSRF token
-    assert session.post(f"/connections/{theirs.pk}/revoke",
-                        data={"csrfmiddlewaretoken": token}).status_code == 404  # not mine
+    assert (
+        session.post(f"/connections/{theirs.pk}/revoke", data={"csrfmiddlewaretoken": token}).status_code == 404
+    )  # not mine
     session.close()
     assert gateway_principal(url, alice["access_token"]) is not None
 
@@ -77,6 +78,7 @@ def test_connections_page_requires_sign_in(gateway_server):
 
 
 # --- admin -----------------------------------------------------------------------------------
+
 
 def staff_client() -> Client:
     """An in-process admin session as the demo staff user. Create it after any gateway
@@ -98,11 +100,18 @@ def test_admin_never_shows_the_api_key_and_sets_it_write_only(demo_users):
     assert secret not in html and acme.api_key_encrypted not in html
     assert "•••• " + secret[-4:] in html
 
-    response = admin.post("/admin/accounts/account/add/", {
-        "name": "New Co", "slug": "new-co", "api_key": "sk_live_new_key_9876",
-        "sites-TOTAL_FORMS": "0", "sites-INITIAL_FORMS": "0",
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-    })
+    response = admin.post(
+        "/admin/accounts/account/add/",
+        {
+            "name": "New Co",
+            "slug": "new-co",
+            "api_key": "sk_live_new_key_9876",
+            "sites-TOTAL_FORMS": "0",
+            "sites-INITIAL_FORMS": "0",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 302, response.content[:2000]
     created = Account.objects.get(slug="new-co")
     assert created.get_api_key() == "sk_live_new_key_9876"
@@ -121,8 +130,9 @@ def test_admin_bulk_revoke_kills_every_token_at_once(gateway_server, demo_users)
     listing = admin.get("/admin/accounts/connection/")
     assert listing.status_code == 200 and "one" in listing.content.decode()
 
-    response = admin.post("/admin/accounts/connection/", {
-        "action": "revoke", "_selected_action": [str(c.pk) for c in chosen]})
+    response = admin.post(
+        "/admin/accounts/connection/", {"action": "revoke", "_selected_action": [str(c.pk) for c in chosen]}
+    )
     assert response.status_code == 302
     for tokens in (first, second):
         assert gateway_principal(url, tokens["access_token"]) is None
@@ -140,6 +150,7 @@ def test_non_staff_cannot_use_the_admin(demo_users):
 
 
 # --- key rotation and clean-ups ---------------------------------------------------------------
+
 
 def test_rotate_api_keys_reencrypts_under_the_first_key(db):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
@@ -179,8 +190,12 @@ def test_clear_expired_tokens(gateway_server, demo_users):
     AccessToken.objects.filter(application__client_id=dead["client_id"]).update(expires=long_ago)
     AuthorizationConsent.objects.filter(application__client_id=dead["client_id"]).update(created_at=long_ago)
     get_grant_model().objects.create(
-        user=Connection.objects.first().user, application=Connection.objects.first().application,
-        code="stale-code", expires=long_ago, redirect_uri="http://127.0.0.1:1/cb")
+        user=Connection.objects.first().user,
+        application=Connection.objects.first().application,
+        code="stale-code",
+        expires=long_ago,
+        redirect_uri="http://127.0.0.1:1/cb",
+    )
 
     assert clear_expired_tokens() == 1
     assert not AccessToken.objects.filter(application__client_id=dead["client_id"], binding__isnull=False).exists()

@@ -15,8 +15,10 @@ CALLBACK = "http://127.0.0.1:47123/callback"
 def open_page(browser):
     """A page whose requests to the app's loopback callback get the app's answer."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.route(CALLBACK + "*", lambda route: route.fulfill(
-        status=200, content_type="text/html", body="<p>You can close this window.</p>"))
+    page.route(
+        CALLBACK + "*",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<p>You can close this window.</p>"),
+    )
     return page
 
 
@@ -91,8 +93,12 @@ def test_consent_page_cannot_be_framed(gateway_server, demo_users, browser):
     sign_in(page, "demo", "pelcro-demo-2026")
     consent_url = page.url
     # Another origin tries to frame the consent screen (clickjacking).
-    page.route("http://framer.test/", lambda route: route.fulfill(
-        status=200, content_type="text/html", body=f'<iframe id="f" src="{consent_url}"></iframe>'))
+    page.route(
+        "http://framer.test/",
+        lambda route: route.fulfill(
+            status=200, content_type="text/html", body=f'<iframe id="f" src="{consent_url}"></iframe>'
+        ),
+    )
     page.goto("http://framer.test/")
     page.wait_for_timeout(500)
     frame = page.frame_locator("#f")

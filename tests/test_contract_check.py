@@ -14,10 +14,25 @@ from mcp_bridge.core.shapes import ListEnvelope, contract_validate
 from tests.support.sandbox import ACME_SITE, KEYS
 
 READS = {
-    "get account", "list customers", "list customers, sorted", "list customers, filtered", "customer 360 (expand)",
-    "list subscriptions", "get subscription (expand plan)", "list invoices, sorted", "list invoices, filtered",
-    "get invoice", "list plans, sorted", "get plan", "list coupons", "get coupon", "list charges", "get charge",
-    "list refunds (include charge)", "list addresses", "get address",
+    "get account",
+    "list customers",
+    "list customers, sorted",
+    "list customers, filtered",
+    "customer 360 (expand)",
+    "list subscriptions",
+    "get subscription (expand plan)",
+    "list invoices, sorted",
+    "list invoices, filtered",
+    "get invoice",
+    "list plans, sorted",
+    "get plan",
+    "list coupons",
+    "get coupon",
+    "list charges",
+    "get charge",
+    "list refunds (include charge)",
+    "list addresses",
+    "get address",
 }
 
 
@@ -27,8 +42,16 @@ async def test_every_check_passes_against_the_sandbox_with_writes(sbx):
     failed = [row for row in rows if not row.passed]
     assert failed == [], format_table(rows)
     assert {row.operation for row in rows} >= READS
-    assert {"create subscription", "cancel subscription (now)", "apply balance", "pay offline", "void invoice",
-            "mark invoice uncollectible", "create address", "delete customer"} <= {row.operation for row in rows}
+    assert {
+        "create subscription",
+        "cancel subscription (now)",
+        "apply balance",
+        "pay offline",
+        "void invoice",
+        "mark invoice uncollectible",
+        "create address",
+        "delete customer",
+    } <= {row.operation for row in rows}
     assert all(row.outcome == "ok" for row in rows), format_table(rows)  # nothing skipped on the sandbox
     # The table shows what was sent, never the key.
     table = format_table(rows)
@@ -62,18 +85,28 @@ def test_answers_outside_the_contract_are_mismatches():
 
 
 def test_the_command_needs_a_target():
-    done = subprocess.run([sys.executable, "manage.py", "contract_check"], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "pelcro_gateway.settings"})
+    done = subprocess.run(
+        [sys.executable, "manage.py", "contract_check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "pelcro_gateway.settings"},
+    )
     assert done.returncode != 0
     assert "CONTRACT_CHECK_BASE_URL" in done.stderr and "CONTRACT_CHECK_API_KEY" in done.stderr
 
 
 def test_the_command_prints_the_table_against_the_sandbox(sbx):
-    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "pelcro_gateway.settings",
-           "CONTRACT_CHECK_BASE_URL": sbx.base, "CONTRACT_CHECK_API_KEY": KEYS["acme"],
-           "CONTRACT_CHECK_SITE_ID": str(ACME_SITE)}
-    done = subprocess.run([sys.executable, "manage.py", "contract_check"], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "pelcro_gateway.settings",
+        "CONTRACT_CHECK_BASE_URL": sbx.base,
+        "CONTRACT_CHECK_API_KEY": KEYS["acme"],
+        "CONTRACT_CHECK_SITE_ID": str(ACME_SITE),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "contract_check"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert "read-only" in lines[0]

@@ -48,7 +48,9 @@ async def test_answered_attempts_are_reported_finished(sandbox_server):
     client = CoreAPIClient(sandbox_server.url + "/api/v1/core", gate=gate)
     try:
         with pytest.raises(NotFound):
-            await client.request("GET", "/customers/999999999", account_id=1, api_key="sbx_acme_4f1c9a7e2b8d6035", site_id=14)
+            await client.request(
+                "GET", "/customers/999999999", account_id=1, api_key="sbx_acme_4f1c9a7e2b8d6035", site_id=14
+            )
     finally:
         await client.aclose()
     assert gate.events == ["acquire", "finished"]

@@ -29,9 +29,18 @@ async def core(sbx, limiter_account, close_limiter_redis):
     """A client for the sandbox (no gateway limiter: the sandbox's own limit is what is tested)."""
     client = CoreAPIClient(sbx.base, gate=OpenGate(), max_retries=2, backoff_base=0.01, backoff_max=5.0)
 
-    async def call(method, path, *, account="acme", site_id=ACME_SITE, params=None, json=None, key=None) -> CoreAPIResponse:
-        return await client.request(method, path, account_id=limiter_account, api_key=key or KEYS[account],
-                                    site_id=site_id, params=params, json=json)
+    async def call(
+        method, path, *, account="acme", site_id=ACME_SITE, params=None, json=None, key=None
+    ) -> CoreAPIResponse:
+        return await client.request(
+            method,
+            path,
+            account_id=limiter_account,
+            api_key=key or KEYS[account],
+            site_id=site_id,
+            params=params,
+            json=json,
+        )
 
     yield call
     await client.aclose()
@@ -94,15 +103,25 @@ async def test_sort_and_filter_through_the_client(core):
 
 
 async def test_customer_create_update_delete(core, sbx):
-    created = await core("POST", "/customers", json={"email": f"ct{sbx.last_seq()}@example.com", "first_name": "Ada",
-                                                     "metadata": {"a": 1, "b": 2}})
+    created = await core(
+        "POST",
+        "/customers",
+        json={"email": f"ct{sbx.last_seq()}@example.com", "first_name": "Ada", "metadata": {"a": 1, "b": 2}},
+    )
     assert created.status == 201
     customer = created.data
-    updated = (await core("PUT", f"/customers/{customer['id']}", json={"last_name": "King", "metadata": {"a": None, "c": 3}})).data
+    updated = (
+        await core("PUT", f"/customers/{customer['id']}", json={"last_name": "King", "metadata": {"a": None, "c": 3}})
+    ).data
     assert (updated["first_name"], updated["last_name"], updated["metadata"]) == ("Ada", "King", {"b": 2, "c": 3})
     plan = await first(core, "plans", **{"sort": "id"})
-    sub = (await core("POST", "/subscriptions", json={"user_id": customer["id"], "plan_id": plan["id"], "quantity": 1,
-                                                      "collection_method": "send_invoice"})).data
+    sub = (
+        await core(
+            "POST",
+            "/subscriptions",
+            json={"user_id": customer["id"], "plan_id": plan["id"], "quantity": 1, "collection_method": "send_invoice"},
+        )
+    ).data
     deleted = await core("DELETE", f"/customers/{customer['id']}")
     assert deleted.status == 204 and deleted.data is None
     ended = (await core("GET", f"/invoices/{sub['latest_invoice']}", params={"expand": "subscription"})).data
@@ -125,8 +144,17 @@ async def test_validation_errors_arrive_field_by_field(core):
 async def test_subscription_create_and_cancel(core, sbx):
     customer = await new_customer(core, sbx)
     plan = next(p for p in (await core("GET", "/plans", params={"limit": 100})).data if p["active"] == "active")
-    created = await core("POST", "/subscriptions", json={"user_id": customer["id"], "plan_id": plan["id"], "quantity": 1,
-                                                         "collection_method": "send_invoice", "trial_period_days": 5})
+    created = await core(
+        "POST",
+        "/subscriptions",
+        json={
+            "user_id": customer["id"],
+            "plan_id": plan["id"],
+            "quantity": 1,
+            "collection_method": "send_invoice",
+            "trial_period_days": 5,
+        },
+    )
     assert created.status == 201 and created.data["status"] == "trialing"
     path = f"/subscriptions/{created.data['id']}"
     later = (await core("DELETE", path, json={"mode": "period_end", "reason": "contract test"})).data
@@ -140,43 +168,86 @@ async def test_subscription_create_and_cancel(core, sbx):
 async def test_invoice_lifecycle_allowed_transitions(core, sbx):
     customer = await new_customer(core, sbx)
     cur = await currency(core)
-    draft = await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur,
-                                                  "line_items": [{"description": "Back issue", "unit_price": 450, "quantity": 2}]})
+    draft = await core(
+        "POST",
+        "/invoices",
+        json={
+            "customer_id": customer["id"],
+            "currency": cur,
+            "line_items": [{"description": "Back issue", "unit_price": 450, "quantity": 2}],
+        },
+    )
     assert draft.status == 201 and draft.data["status"] == "draft" and draft.data["total"] == 900
     edited = (await core("PUT", f"/invoices/{draft.data['id']}", json={"metadata": {"po": "9"}})).data
     assert edited["metadata"] == {"po": "9"} and edited["status"] == "draft"
-    opened = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "status": "open",
-                                                    "line_items": [{"description": "Archive", "unit_price": 1500, "quantity": 1}]})).data
+    opened = (
+        await core(
+            "POST",
+            "/invoices",
+            json={
+                "customer_id": customer["id"],
+                "currency": cur,
+                "status": "open",
+                "line_items": [{"description": "Archive", "unit_price": 1500, "quantity": 1}],
+            },
+        )
+    ).data
     path = f"/invoices/{opened['id']}"
     paid = (await core("POST", path + "/pay_offline", json={"reference": "CHK-7", "payment_category": "2"})).data
     assert (paid["status"], paid["amount_paid"], paid["amount_remaining"]) == ("paid", 1500, 0)
 
-    to_void = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 700})).data
+    to_void = (
+        await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 700})
+    ).data
     assert (await core("POST", f"/invoices/{to_void['id']}/void")).data["status"] == "void"
-    to_write_off = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 800, "status": "open"})).data
+    to_write_off = (
+        await core(
+            "POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 800, "status": "open"}
+        )
+    ).data
     assert (await core("POST", f"/invoices/{to_write_off['id']}/uncollectible")).data["status"] == "uncollectible"
 
 
 async def test_invoice_refused_transitions_are_business_rule_errors(core, sbx):
     customer = await new_customer(core, sbx)
     cur = await currency(core)
-    invoice = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 5000, "status": "open"})).data
+    invoice = (
+        await core(
+            "POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 5000, "status": "open"}
+        )
+    ).data
     path = f"/invoices/{invoice['id']}"
     with pytest.raises(ValidationFailed) as caught:
         await core("PUT", path, json={"due_date": 1_900_000_000})
     assert caught.value.status == 400 and list(caught.value.fields) == ["due_date"]
-    await core("POST", "/charges", json={"customer_id": customer["id"], "amount": 1000, "currency": cur, "reference": "credit",
-                                         "payment_category": "4"})
+    await core(
+        "POST",
+        "/charges",
+        json={
+            "customer_id": customer["id"],
+            "amount": 1000,
+            "currency": cur,
+            "reference": "credit",
+            "payment_category": "4",
+        },
+    )
     partly = (await core("POST", path + "/apply_balance")).data
     assert (partly["amount_paid"], partly["amount_remaining"]) == (1000, 4000)
     with pytest.raises(BusinessRuleError, match="partly paid"):
         await core("POST", path + "/void")
     await core("POST", path + "/pay_offline", json={"reference": "CASH-1", "payment_category": "6"})
-    for action, message in (("/void", "cannot be voided"), ("/uncollectible", "Only an open or past_due"),
-                            ("/pay_offline", "already paid"), ("/apply_balance", "only open or past_due")):
+    for action, message in (
+        ("/void", "cannot be voided"),
+        ("/uncollectible", "Only an open or past_due"),
+        ("/pay_offline", "already paid"),
+        ("/apply_balance", "only open or past_due"),
+    ):
         with pytest.raises(BusinessRuleError, match=message):
-            await core("POST", path + action,
-                       json={"reference": "again", "payment_category": "2"} if action == "/pay_offline" else None)
+            await core(
+                "POST",
+                path + action,
+                json={"reference": "again", "payment_category": "2"} if action == "/pay_offline" else None,
+            )
     draft = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 100})).data
     with pytest.raises(BusinessRuleError, match="draft"):
         await core("POST", f"/invoices/{draft['id']}/pay_offline", json={"reference": "x", "payment_category": "2"})
@@ -189,21 +260,57 @@ async def test_invoice_refused_transitions_are_business_rule_errors(core, sbx):
 async def test_offline_charges(core, sbx):
     customer = await new_customer(core, sbx)
     cur = await currency(core)
-    credit = await core("POST", "/charges", json={"customer_id": customer["id"], "amount": 1200, "currency": cur,
-                                                  "reference": "WIRE-1", "payment_category": "3"})
+    credit = await core(
+        "POST",
+        "/charges",
+        json={
+            "customer_id": customer["id"],
+            "amount": 1200,
+            "currency": cur,
+            "reference": "WIRE-1",
+            "payment_category": "3",
+        },
+    )
     assert credit.status == 201 and credit.data["offline"] and credit.data["status"] == "succeeded"
     assert (await core("GET", f"/customers/{customer['id']}")).data["balance"] == 1200
-    invoice = (await core("POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 300, "status": "open"})).data
-    paying = await core("POST", "/charges", json={"customer_id": customer["id"], "amount": 300, "currency": cur,
-                                                  "reference": "CHK-2", "payment_category": "2", "invoice_id": invoice["id"]})
+    invoice = (
+        await core(
+            "POST", "/invoices", json={"customer_id": customer["id"], "currency": cur, "total": 300, "status": "open"}
+        )
+    ).data
+    paying = await core(
+        "POST",
+        "/charges",
+        json={
+            "customer_id": customer["id"],
+            "amount": 300,
+            "currency": cur,
+            "reference": "CHK-2",
+            "payment_category": "2",
+            "invoice_id": invoice["id"],
+        },
+    )
     assert paying.data["invoice_id"] == invoice["id"]
     assert (await core("GET", f"/invoices/{invoice['id']}")).data["status"] == "paid"
     with pytest.raises(BusinessRuleError, match="already paid"):
-        await core("POST", "/charges", json={"customer_id": customer["id"], "amount": 1, "currency": cur,
-                                             "reference": "CHK-3", "payment_category": "2", "invoice_id": invoice["id"]})
+        await core(
+            "POST",
+            "/charges",
+            json={
+                "customer_id": customer["id"],
+                "amount": 1,
+                "currency": cur,
+                "reference": "CHK-3",
+                "payment_category": "2",
+                "invoice_id": invoice["id"],
+            },
+        )
     with pytest.raises(ValidationFailed) as caught:
-        await core("POST", "/charges", json={"customer_id": customer["id"], "amount": 0, "currency": cur, "reference": "x",
-                                             "payment_category": 9})
+        await core(
+            "POST",
+            "/charges",
+            json={"customer_id": customer["id"], "amount": 0, "currency": cur, "reference": "x", "payment_category": 9},
+        )
     assert set(caught.value.fields) == {"amount", "payment_category"}
 
 
@@ -291,17 +398,28 @@ async def test_a_write_of_any_method_is_never_resent_after_a_5xx(core, sbx, meth
 async def test_a_timed_out_write_is_sent_once_and_a_timed_out_read_is_retried(sbx, limiter_account):
     """Latency past the client's timeout: the upstream gets (and later applies) the write."""
     client = CoreAPIClient(sbx.base, gate=OpenGate(), timeout=0.3, max_retries=2, backoff_base=0.01)
-    customer = (await client.request("POST", "/customers", account_id=limiter_account, api_key=KEYS["acme"],
-                                     site_id=ACME_SITE, json={"email": f"slow{sbx.last_seq()}@example.com"})).data
+    customer = (
+        await client.request(
+            "POST",
+            "/customers",
+            account_id=limiter_account,
+            api_key=KEYS["acme"],
+            site_id=ACME_SITE,
+            json={"email": f"slow{sbx.last_seq()}@example.com"},
+        )
+    ).data
     sbx.configure(latency_ms=800)
     try:
         since = sbx.last_seq()
-        for method, path, body in [("PUT", f"/customers/{customer['id']}", {"first_name": "Slow"}),
-                                   ("DELETE", f"/customers/{customer['id']}", None),
-                                   ("POST", "/customers", {"email": f"slow2{since}@example.com"})]:
+        for method, path, body in [
+            ("PUT", f"/customers/{customer['id']}", {"first_name": "Slow"}),
+            ("DELETE", f"/customers/{customer['id']}", None),
+            ("POST", "/customers", {"email": f"slow2{since}@example.com"}),
+        ]:
             with pytest.raises(UpstreamUnavailable) as caught:
-                await client.request(method, path, account_id=limiter_account, api_key=KEYS["acme"],
-                                     site_id=ACME_SITE, json=body)
+                await client.request(
+                    method, path, account_id=limiter_account, api_key=KEYS["acme"], site_id=ACME_SITE, json=body
+                )
             assert caught.value.maybe_processed is True and "timed out" in caught.value.message
         with pytest.raises(UpstreamUnavailable) as read:
             await client.request("GET", "/plans", account_id=limiter_account, api_key=KEYS["acme"], site_id=ACME_SITE)

@@ -22,16 +22,34 @@ from tests.support.mcp import PASSWORDS
 from tests.support.servers import start_gateway
 
 CLIENT_DIR = Path(__file__).resolve().parent / "browser_client"
-MCP_REQUEST_HEADERS = ["Authorization", "Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
-                       "Mcp-Name", "Last-Event-ID"]
+MCP_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Mcp-Session-Id",
+    "MCP-Protocol-Version",
+    "Mcp-Method",
+    "Mcp-Name",
+    "Last-Event-ID",
+]
 EXPOSED = {"mcp-session-id", "mcp-protocol-version", "www-authenticate"}
 # Every endpoint a browser-hosted client calls with fetch (discovery is open to any origin).
 CLIENT_ENDPOINTS = ["/", "/oauth/register", "/oauth/register/some-client-id", "/oauth/token", "/oauth/revoke"]
-DISCOVERY = ["/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server",
-             "/.well-known/openid-configuration"]
+DISCOVERY = [
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+]
 # Pages and endpoints that are not for cross-origin scripts: never a grant.
-NOT_FOR_SCRIPTS = ["/login", "/oauth/authorize", "/oauth/introspect", "/connections", "/admin/login/", "/ops/",
-                   "/health", "/metrics"]
+NOT_FOR_SCRIPTS = [
+    "/login",
+    "/oauth/authorize",
+    "/oauth/introspect",
+    "/connections",
+    "/admin/login/",
+    "/ops/",
+    "/health",
+    "/metrics",
+]
 
 
 class StaticSite:
@@ -84,8 +102,14 @@ def cors_gateway(transactional_db, _cors_gateway):
 
 
 def preflight(url: str, origin: str, method: str = "POST", headers=MCP_REQUEST_HEADERS) -> httpx.Response:
-    return httpx.options(url, headers={"Origin": origin, "Access-Control-Request-Method": method,
-                                       "Access-Control-Request-Headers": ", ".join(h.lower() for h in headers)})
+    return httpx.options(
+        url,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": ", ".join(h.lower() for h in headers),
+        },
+    )
 
 
 def listed(value: str | None) -> set[str]:
@@ -116,27 +140,51 @@ def test_answers_carry_the_grant_and_expose_the_mcp_headers(cors_gateway, sites)
     allowed, other = sites
     url = cors_gateway.url
     # The 401 of the MCP endpoint: readable by the page, challenge included.
-    response = httpx.post(url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers={**MCP_HEADERS, "Origin": allowed.origin})
+    response = httpx.post(
+        url + "/",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={**MCP_HEADERS, "Origin": allowed.origin},
+    )
     assert response.status_code == 401
     assert response.headers["access-control-allow-origin"] == allowed.origin
     assert "origin" in listed(response.headers["vary"])
     assert listed(response.headers["access-control-expose-headers"]) >= EXPOSED
     assert "resource_metadata=" in response.headers["www-authenticate"]
     # Another origin: still refused by the MCP Origin gate, and no grant.
-    response = httpx.post(url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers={**MCP_HEADERS, "Origin": other.origin})
+    response = httpx.post(
+        url + "/",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={**MCP_HEADERS, "Origin": other.origin},
+    )
     assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
 
-    registered = httpx.post(url + "/oauth/register", headers={"Origin": allowed.origin}, json={
-        "client_name": "cors", "redirect_uris": [allowed.origin + "/callback"], "token_endpoint_auth_method": "none"})
+    registered = httpx.post(
+        url + "/oauth/register",
+        headers={"Origin": allowed.origin},
+        json={
+            "client_name": "cors",
+            "redirect_uris": [allowed.origin + "/callback"],
+            "token_endpoint_auth_method": "none",
+        },
+    )
     assert registered.status_code == 201 and registered.headers["access-control-allow-origin"] == allowed.origin
-    bad_grant = httpx.post(url + "/oauth/token", headers={"Origin": allowed.origin}, data={
-        "grant_type": "authorization_code", "code": "nope", "code_verifier": "x" * 43,
-        "client_id": registered.json()["client_id"], "redirect_uri": allowed.origin + "/callback"})
+    bad_grant = httpx.post(
+        url + "/oauth/token",
+        headers={"Origin": allowed.origin},
+        data={
+            "grant_type": "authorization_code",
+            "code": "nope",
+            "code_verifier": "x" * 43,
+            "client_id": registered.json()["client_id"],
+            "redirect_uri": allowed.origin + "/callback",
+        },
+    )
     assert bad_grant.status_code == 400 and bad_grant.headers["access-control-allow-origin"] == allowed.origin
-    revoked = httpx.post(url + "/oauth/revoke", headers={"Origin": allowed.origin},
-                         data={"token": "unknown", "client_id": registered.json()["client_id"]})
+    revoked = httpx.post(
+        url + "/oauth/revoke",
+        headers={"Origin": allowed.origin},
+        data={"token": "unknown", "client_id": registered.json()["client_id"]},
+    )
     assert revoked.status_code == 200 and revoked.headers["access-control-allow-origin"] == allowed.origin
     for path in ("/oauth/token", "/oauth/revoke"):
         response = httpx.post(url + path, headers={"Origin": other.origin}, data={"grant_type": "refresh_token"})
@@ -147,7 +195,9 @@ def test_answers_carry_the_grant_and_expose_the_mcp_headers(cors_gateway, sites)
 def test_discovery_is_open_to_any_origin(cors_gateway, sites):
     _, other = sites
     for path in DISCOVERY:
-        response = httpx.get(cors_gateway.url + path, headers={"Origin": other.origin, "MCP-Protocol-Version": "2025-11-25"})
+        response = httpx.get(
+            cors_gateway.url + path, headers={"Origin": other.origin, "MCP-Protocol-Version": "2025-11-25"}
+        )
         assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*", path
         answer = preflight(cors_gateway.url + path, other.origin, "GET", ["MCP-Protocol-Version"])
         assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*", path
@@ -187,9 +237,18 @@ def test_browser_client_flow_from_an_allowed_origin(cors_gateway, sites, demo_us
 
     # Authorization happens in a tab: sign in, pick the account, allow; the callback lands
     # back on the app's origin with the code.
-    query = httpx.QueryParams({"response_type": "code", "client_id": client_id, "redirect_uri": callback,
-                               "scope": "read write", "state": "browser-cors", "code_challenge": pair["challenge"],
-                               "code_challenge_method": "S256", "resource": gateway + "/"})
+    query = httpx.QueryParams(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": callback,
+            "scope": "read write",
+            "state": "browser-cors",
+            "code_challenge": pair["challenge"],
+            "code_challenge_method": "S256",
+            "resource": gateway + "/",
+        }
+    )
     tab = context.new_page()
     tab.goto(f"{server['authorization_endpoint']}?{query}")
     tab.fill("input[name=username]", "demo")
@@ -203,23 +262,47 @@ def test_browser_client_flow_from_an_allowed_origin(cors_gateway, sites, demo_us
     assert params["state"] == "browser-cors"
     tab.close()
 
-    tokens = app.evaluate("([url, fields]) => form(url, fields)", [server["token_endpoint"], {
-        "grant_type": "authorization_code", "code": params["code"], "code_verifier": pair["verifier"],
-        "client_id": client_id, "redirect_uri": callback, "resource": gateway + "/"}])
+    tokens = app.evaluate(
+        "([url, fields]) => form(url, fields)",
+        [
+            server["token_endpoint"],
+            {
+                "grant_type": "authorization_code",
+                "code": params["code"],
+                "code_verifier": pair["verifier"],
+                "client_id": client_id,
+                "redirect_uri": callback,
+                "resource": gateway + "/",
+            },
+        ],
+    )
     assert tokens["status"] == 200, tokens
     access = tokens["body"]["access_token"]
 
-    init = app.evaluate("([g, t, p]) => mcp(g, t, 1, 'initialize', p)", [gateway, access, {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "browser client", "version": "1.0"}}])
+    init = app.evaluate(
+        "([g, t, p]) => mcp(g, t, 1, 'initialize', p)",
+        [
+            gateway,
+            access,
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "browser client", "version": "1.0"},
+            },
+        ],
+    )
     assert init["status"] == 200 and init["body"]["result"]["serverInfo"], init
-    call = app.evaluate("([g, t, p]) => mcp(g, t, 2, 'tools/call', p)", [gateway, access, {
-        "name": "list_plans", "arguments": {"site_id": 14, "per_page": 1}}])
+    call = app.evaluate(
+        "([g, t, p]) => mcp(g, t, 2, 'tools/call', p)",
+        [gateway, access, {"name": "list_plans", "arguments": {"site_id": 14, "per_page": 1}}],
+    )
     assert call["status"] == 200 and call["body"]["result"]["isError"] is False, call
     assert call["body"]["result"]["structuredContent"]["items"], call
 
-    revoked = app.evaluate("([url, fields]) => form(url, fields)", [server["revocation_endpoint"], {
-        "token": tokens["body"]["refresh_token"], "client_id": client_id}])
+    revoked = app.evaluate(
+        "([url, fields]) => form(url, fields)",
+        [server["revocation_endpoint"], {"token": tokens["body"]["refresh_token"], "client_id": client_id}],
+    )
     assert revoked["status"] == 200
     after = app.evaluate("([g, t]) => mcp(g, t, 3, 'tools/list', {})", [gateway, access])
     assert after["status"] == 401 and 'error="invalid_token"' in after["challenge"]
@@ -240,17 +323,25 @@ def test_browser_client_from_another_origin_is_refused(cors_gateway, sites, demo
     page = browser.new_page()
     page.goto(other.origin + "/")
 
-    metadata = page.evaluate("""url => attempt(async () => (await fetch(url)).json())""",
-                             gateway + "/.well-known/oauth-authorization-server")
+    metadata = page.evaluate(
+        """url => attempt(async () => (await fetch(url)).json())""", gateway + "/.well-known/oauth-authorization-server"
+    )
     assert metadata["issuer"] == gateway
     assert page.evaluate("gateway => attempt(() => discover(gateway))", gateway)["blocked"]  # the MCP 401 is unreadable
     server = {"registration_endpoint": gateway + "/oauth/register"}
     assert page.evaluate("([s, uri]) => attempt(() => register(s, uri))", [server, other.origin + "/cb"])["blocked"]
     verifier, _ = pkce_pair()
-    assert page.evaluate("([url, fields]) => attempt(() => form(url, fields))", [gateway + "/oauth/token", {
-        "grant_type": "authorization_code", "code": "x", "code_verifier": verifier, "client_id": client_id}])["blocked"]
+    assert page.evaluate(
+        "([url, fields]) => attempt(() => form(url, fields))",
+        [
+            gateway + "/oauth/token",
+            {"grant_type": "authorization_code", "code": "x", "code_verifier": verifier, "client_id": client_id},
+        ],
+    )["blocked"]
     assert page.evaluate("([g, t]) => attempt(() => mcp(g, t, 1, 'tools/list', {}))", [gateway, access])["blocked"]
     # A form POST is a "simple" request: the browser sends it but hides the answer.
-    assert page.evaluate("([url, fields]) => attempt(() => form(url, fields))", [gateway + "/oauth/revoke", {
-        "token": access, "client_id": client_id}])["blocked"]
+    assert page.evaluate(
+        "([url, fields]) => attempt(() => form(url, fields))",
+        [gateway + "/oauth/revoke", {"token": access, "client_id": client_id}],
+    )["blocked"]
     page.close()

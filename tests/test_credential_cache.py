@@ -201,10 +201,18 @@ def test_bookkeeping_bulk_updates_publish_nothing(issued):
     assert check(cache, token) is first
 
 
-@pytest.mark.parametrize("change", [
-    "revoke_connection", "deactivate_user", "demote_with_save", "demote_with_queryset_update",
-    "remove_member", "delete_access_token", "rotate_api_key",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "revoke_connection",
+        "deactivate_user",
+        "demote_with_save",
+        "demote_with_queryset_update",
+        "remove_member",
+        "delete_access_token",
+        "rotate_api_key",
+    ],
+)
 def test_a_change_that_cannot_be_published_is_refused_and_nothing_changes(issued, settings, change):
     from accounts.connections import revoke_connections
 
@@ -234,11 +242,13 @@ def test_a_change_that_cannot_be_published_is_refused_and_nothing_changes(issued
             account.save()
 
     def state():
-        return (Connection.objects.filter(pk=principal.connection_id, revoked_at__isnull=True).exists(),
-                get_user_model().objects.get(pk=user.pk).is_active,
-                list(Membership.objects.filter(pk=membership.pk).values_list("role", flat=True)),
-                get_access_token_model().objects.filter(binding__connection_id=principal.connection_id).count(),
-                Account.objects.get(pk=account.pk).api_key_last4)
+        return (
+            Connection.objects.filter(pk=principal.connection_id, revoked_at__isnull=True).exists(),
+            get_user_model().objects.get(pk=user.pk).is_active,
+            list(Membership.objects.filter(pk=membership.pk).values_list("role", flat=True)),
+            get_access_token_model().objects.filter(binding__connection_id=principal.connection_id).count(),
+            Account.objects.get(pk=account.pk).api_key_last4,
+        )
 
     before, redis_url = state(), settings.REDIS_URL
     settings.REDIS_URL = DEAD_REDIS  # this process cannot reach Redis; other processes can
@@ -287,8 +297,12 @@ def test_a_lost_release_keeps_caches_off_until_the_hold_expires_then_nothing_old
 
 
 def call(name: str, arguments: dict, request_id: int = 1) -> dict:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": name, "arguments": arguments}}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
 
 
 def test_gateway_applies_a_role_change_on_the_next_request(mcp_env):

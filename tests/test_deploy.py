@@ -18,12 +18,15 @@ def compose_web_command() -> str:
     return spec["services"]["web"]["command"].replace("$$", "$")
 
 
-@pytest.mark.parametrize(("env", "seeds"), [
-    ({"GATEWAY_ENV": "prd"}, False),
-    ({"GATEWAY_ENV": "stg", "SEED_DEMO": "0"}, False),
-    ({"GATEWAY_ENV": "dev"}, True),
-    ({"GATEWAY_ENV": "stg", "SEED_DEMO": "1"}, True),
-])
+@pytest.mark.parametrize(
+    ("env", "seeds"),
+    [
+        ({"GATEWAY_ENV": "prd"}, False),
+        ({"GATEWAY_ENV": "stg", "SEED_DEMO": "0"}, False),
+        ({"GATEWAY_ENV": "dev"}, True),
+        ({"GATEWAY_ENV": "stg", "SEED_DEMO": "1"}, True),
+    ],
+)
 def test_compose_seeds_demo_users_only_in_dev_or_when_asked(tmp_path, env, seeds):
     # Stand-ins for python and uvicorn record what the web container would run.
     log = tmp_path / "ran.log"

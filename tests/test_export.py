@@ -48,8 +48,11 @@ def interactive_waits(gateway_url: str) -> float:
     (its /metrics counter `pelcro_ratelimit_decisions_total{decision="wait"}`)."""
     families = {f.name: f for f in text_string_to_metric_families(httpx.get(gateway_url + "/metrics", timeout=10).text)}
     decisions = families["pelcro_ratelimit_decisions"]  # present once the limiter decided anything
-    return sum(s.value for s in decisions.samples
-               if s.name.endswith("_total") and s.labels == {"decision": "wait", "kind": "interactive"})
+    return sum(
+        s.value
+        for s in decisions.samples
+        if s.name.endswith("_total") and s.labels == {"decision": "wait", "kind": "interactive"}
+    )
 
 
 async def timed_calls(client, count: int) -> list[tuple[bool, float]]:
@@ -97,8 +100,15 @@ async def export_while_working(url: str, token: str, deadline: float) -> dict:
         if final.structured_content["status"] == "succeeded":
             read = await client.read_resource(final.structured_content["resource_uri"])
             csv_text = read.contents[0].text
-    return {"start": start.structured_content, "job_id": job_id, "final": final,
-            "progress": progress_seen, "interactive": interactive, "baseline": baseline, "csv": csv_text}
+    return {
+        "start": start.structured_content,
+        "job_id": job_id,
+        "final": final,
+        "progress": progress_seen,
+        "interactive": interactive,
+        "baseline": baseline,
+        "csv": csv_text,
+    }
 
 
 def test_export_runs_in_the_background_while_interactive_calls_continue(
@@ -158,11 +168,16 @@ def test_export_runs_in_the_background_while_interactive_calls_continue(
 def test_a_running_export_never_shows_every_row_done(acme, mcp_sandbox, settings, tmp_path):
     """Every state a reader of get_export can see, recorded as it is saved: the last page
     is saved with the job's end, so "running" always has rows left to fetch."""
-    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "EXPORT_DIR": str(tmp_path), "EXPORT_PAGE_SIZE": 40,
-                               "CORE_API_BASE_URL": mcp_sandbox.url + "/api/v1/core"}
+    settings.PELCRO_GATEWAY = {
+        **settings.PELCRO_GATEWAY,
+        "EXPORT_DIR": str(tmp_path),
+        "EXPORT_PAGE_SIZE": 40,
+        "CORE_API_BASE_URL": mcp_sandbox.url + "/api/v1/core",
+    }
     user = acme.memberships.first().user
-    application = Application.objects.create(name="export-states", client_type="public", user=user,
-                                             authorization_grant_type="authorization-code")
+    application = Application.objects.create(
+        name="export-states", client_type="public", user=user, authorization_grant_type="authorization-code"
+    )
     connection = Connection.objects.create(user=user, application=application, account=acme)
     job = create_export(connection.id, acme.id, SITE, "customers")
     saved: list[tuple[str, int, int | None]] = []
@@ -228,9 +243,17 @@ def finished_job(account, tight_env, owner_client: str) -> ExportJob:
     from accounts.models import Connection
 
     connection = Connection.objects.get(account=account, application__name=owner_client)
-    job = ExportJob.objects.create(connection=connection, account=account, site_id=SITE, kind="customers",
-                                   status=ExportJob.Status.SUCCEEDED, rows_done=1, rows_total=1,
-                                   finished_at=timezone.now(), expires_at=timezone.now() + timedelta(hours=1))
+    job = ExportJob.objects.create(
+        connection=connection,
+        account=account,
+        site_id=SITE,
+        kind="customers",
+        status=ExportJob.Status.SUCCEEDED,
+        rows_done=1,
+        rows_total=1,
+        finished_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     job.file_path = str(Path(tight_env["EXPORT_DIR"]) / f"{job.id}.csv")
     Path(job.file_path).write_text("id,email\n1,a@example.com\n")
     job.save()

@@ -49,7 +49,12 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
     assert body["checks"]["database"].startswith("fail")
     assert httpx.get(db_gateway.url + "/health").status_code == 200  # liveness: keep the process
 
-    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_plans", "arguments": PLANS_ARGS}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "list_plans", "arguments": PLANS_ARGS},
+    }
     served = post_jsonrpc(url, call, token)  # the token check is cached: the call goes through
     assert served.status_code == 200 and not served.json()["result"].get("isError")
     # Its audit row, written just after the answer, fails and is kept.
@@ -64,14 +69,21 @@ def test_database_outage_is_named_by_readiness_and_recovers(faults, database_out
     assert "database unavailable" in watch.text()  # the operator is told why
 
     # The OAuth server and the sign-in page say the same, never a bare 500.
-    token_call = httpx.post(db_gateway.url + "/oauth/token", data={"grant_type": "refresh_token",
-                                                                   "refresh_token": "x", "client_id": "y"})
+    token_call = httpx.post(
+        db_gateway.url + "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "y"}
+    )
     assert token_call.status_code == 503 and token_call.headers["retry-after"] == "5"
     assert token_call.json()["error"] == "temporarily_unavailable"
     sign_in = httpx.get(db_gateway.url + "/login")
-    sign_in = httpx.post(db_gateway.url + "/login", cookies=sign_in.cookies,
-                         data={"csrfmiddlewaretoken": sign_in.cookies.get("csrftoken", ""),
-                               "username": "demo", "password": PASSWORDS["demo"]})
+    sign_in = httpx.post(
+        db_gateway.url + "/login",
+        cookies=sign_in.cookies,
+        data={
+            "csrfmiddlewaretoken": sign_in.cookies.get("csrftoken", ""),
+            "username": "demo",
+            "password": PASSWORDS["demo"],
+        },
+    )
     assert sign_in.status_code == 503 and "database unreachable" in sign_in.text
     assert "Traceback" not in token_call.text + sign_in.text
 

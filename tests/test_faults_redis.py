@@ -48,7 +48,9 @@ async def test_redis_restarted_in_the_middle_of_load(faults, own_redis, redis_ga
                     await asyncio.sleep(0.01)
                     continue
                 turn += 1
-                call = ("create_customer", new_customer_args(f"redis{index}")) if turn % 2 else ("list_plans", PLANS_ARGS)
+                call = (
+                    ("create_customer", new_customer_args(f"redis{index}")) if turn % 2 else ("list_plans", PLANS_ARGS)
+                )
                 began = time.monotonic() - start
                 outcome = await call_tool(client, *call)
                 outcomes.append((began, outcome))
@@ -83,7 +85,8 @@ async def test_redis_restarted_in_the_middle_of_load(faults, own_redis, redis_ga
     assert set(bodies.values()) == {1}
     assert len(bodies) == sum(not w.is_error for w in writes)
     assert len([e for e in entries if e["method"] == "GET"]) == sum(
-        not o.is_error for _, o in outcomes if o.tool == "list_plans")
+        not o.is_error for _, o in outcomes if o.tool == "list_plans"
+    )
     rows = await audit_rows_async(len(outcomes))
     assert len(rows) == len(outcomes)
     assert sum(r.outcome == "error" and r.error_message == DOWN_MESSAGE for r in rows) == len(failed)

@@ -38,10 +38,17 @@ from tests.support.oauth import (
 )
 from tests.support.servers import start_gateway
 
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-               "MCP-Protocol-Version": "2025-06-18"}
-LIST_PLANS = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_plans",
-                                                                            "arguments": PLANS_ARGS}}
+MCP_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+LIST_PLANS = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "list_plans", "arguments": PLANS_ARGS},
+}
 
 
 @dataclass
@@ -185,9 +192,12 @@ def admin_revoke(world: Deployment, token: str) -> tuple[bool, str]:
         listing = session.get("/admin/accounts/connection/")
         assert listing.status_code == 200
         csrf = next(f for f in parse_forms(listing.text) if "csrfmiddlewaretoken" in f["hidden"])["hidden"][
-            "csrfmiddlewaretoken"]
-        response = session.post("/admin/accounts/connection/", data={
-            "csrfmiddlewaretoken": csrf, "action": "revoke", "_selected_action": str(connection.pk)})
+            "csrfmiddlewaretoken"
+        ]
+        response = session.post(
+            "/admin/accounts/connection/",
+            data={"csrfmiddlewaretoken": csrf, "action": "revoke", "_selected_action": str(connection.pk)},
+        )
         assert response.status_code == 302, response.status_code
         shown = session.get("/admin/accounts/connection/").text
     finally:
@@ -197,8 +207,11 @@ def admin_revoke(world: Deployment, token: str) -> tuple[bool, str]:
 
 def rfc7009_revoke(world: Deployment, token: str, client_id: str) -> tuple[bool, str]:
     """POST /oauth/revoke on gateway a (public client: client_id in the body)."""
-    response = httpx.post(world.a.url + "/oauth/revoke", timeout=10,
-                          data={"token": token, "token_type_hint": "access_token", "client_id": client_id})
+    response = httpx.post(
+        world.a.url + "/oauth/revoke",
+        timeout=10,
+        data={"token": token, "token_type_hint": "access_token", "client_id": client_id},
+    )
     if response.status_code == 503:
         # RFC 7009 §2.2.1: the token still exists; retry later.
         assert int(response.headers["Retry-After"]) > 0
@@ -261,7 +274,8 @@ def demote_with_save(principal) -> None:
 
 def demote_with_queryset_update(principal) -> None:
     Membership.objects.filter(user_id=principal.user_id, account_id=principal.account_id).update(
-        role=Membership.Role.MEMBER)
+        role=Membership.Role.MEMBER
+    )
 
 
 def remove_member(principal) -> None:
@@ -276,9 +290,18 @@ def revoke_connection_in_bulk(principal) -> None:
     revoke_connections(Connection.objects.filter(pk=principal.connection_id))
 
 
-@pytest.mark.parametrize("change", [deactivate_user, demote_with_save, demote_with_queryset_update, remove_member,
-                                    delete_access_tokens, revoke_connection_in_bulk],
-                         ids=lambda change: change.__name__)
+@pytest.mark.parametrize(
+    "change",
+    [
+        deactivate_user,
+        demote_with_save,
+        demote_with_queryset_update,
+        remove_member,
+        delete_access_tokens,
+        revoke_connection_in_bulk,
+    ],
+    ids=lambda change: change.__name__,
+)
 def test_a_change_made_elsewhere_without_redis_is_refused_and_with_redis_holds_everywhere(world, change):
     token = obtain_tokens(world.a.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
     principal = gateway_principal(world.a.url, token)

@@ -76,8 +76,11 @@ def test_slow_upstream_times_out_clearly_and_a_write_is_never_resent(faults):
     assert_gateway_never_restarted(faults.gateway, pid)
     rows = audit_rows(4)
     assert [(r.tool, r.outcome, r.upstream_status) for r in rows] == [
-        ("list_plans", "error", None), ("create_customer", "error", None),
-        ("list_plans", "ok", 200), ("create_customer", "ok", 201)]
+        ("list_plans", "error", None),
+        ("create_customer", "error", None),
+        ("list_plans", "ok", 200),
+        ("create_customer", "ok", 201),
+    ]
     assert UNSURE in rows[1].error_message
 
 
@@ -102,7 +105,10 @@ def test_upstream_5xx_is_retried_for_reads_never_for_writes(faults):
     assert not recovered[0].is_error
     assert_gateway_never_restarted(faults.gateway, pid)
     assert [(r.outcome, r.upstream_status) for r in audit_rows(3)] == [
-        ("error", read.structured["upstream_status"]), ("error", created.structured["upstream_status"]), ("ok", 200)]
+        ("error", read.structured["upstream_status"]),
+        ("error", created.structured["upstream_status"]),
+        ("ok", 200),
+    ]
 
 
 async def test_a_flaky_upstream_under_concurrent_load_never_gets_a_write_twice(faults):
@@ -171,7 +177,11 @@ async def test_a_storm_of_429s_pauses_every_worker(faults, second_gateway):
                 outcomes.append(await call_tool(client, *PLANS))
             return outcomes
 
-    jobs = [worker(g.url + "/", t, 3 * n + i) for n, (g, t) in enumerate(zip(gateways, tokens, strict=True)) for i in range(3)]
+    jobs = [
+        worker(g.url + "/", t, 3 * n + i)
+        for n, (g, t) in enumerate(zip(gateways, tokens, strict=True))
+        for i in range(3)
+    ]
     outcomes = [o for batch in await asyncio.gather(*jobs) for o in batch]
     sandbox.configure(force_429=False)
     entries = sandbox.log(since)
@@ -246,4 +256,9 @@ def test_connection_refused_is_clear_and_recovers_when_the_upstream_returns(faul
     assert list(write_bodies(faults.sandbox.log(since)).values()) == [1]
     assert_gateway_never_restarted(faults.gateway, pid)
     assert [(r.outcome, r.upstream_status) for r in audit_rows(5)] == [
-        ("ok", 200), ("error", None), ("error", None), ("ok", 201), ("ok", 200)]
+        ("ok", 200),
+        ("error", None),
+        ("error", None),
+        ("ok", 201),
+        ("ok", 200),
+    ]

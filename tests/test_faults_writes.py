@@ -45,24 +45,59 @@ def write_calls(customer_id: int) -> dict[str, tuple[dict, str, str, str]]:
         "create_customer": (new_customer_args("w"), "POST", "/customers", "list_customers"),
         "update_customer": ({**site, "customer_id": m, "first_name": "X"}, "PUT", f"/customers/{m}", "get_customer"),
         "delete_customer": ({**site, "customer_id": m}, "DELETE", f"/customers/{m}", "get_customer"),
-        "create_invoice": ({**site, "customer_id": m, "currency": "usd", "total": 100}, "POST", "/invoices",
-                           "list_invoices"),
+        "create_invoice": (
+            {**site, "customer_id": m, "currency": "usd", "total": 100},
+            "POST",
+            "/invoices",
+            "list_invoices",
+        ),
         "update_invoice": ({**site, "invoice_id": m, "metadata": {"po": "1"}}, "PUT", f"/invoices/{m}", "get_invoice"),
-        "pay_invoice_offline": ({**site, "invoice_id": m, "reference": "CHQ-1", "payment_category": "check"},
-                                "POST", f"/invoices/{m}/pay_offline", "get_invoice"),
+        "pay_invoice_offline": (
+            {**site, "invoice_id": m, "reference": "CHQ-1", "payment_category": "check"},
+            "POST",
+            f"/invoices/{m}/pay_offline",
+            "get_invoice",
+        ),
         "void_invoice": ({**site, "invoice_id": m}, "POST", f"/invoices/{m}/void", "get_invoice"),
-        "mark_invoice_uncollectible": ({**site, "invoice_id": m}, "POST", f"/invoices/{m}/uncollectible",
-                                       "get_invoice"),
+        "mark_invoice_uncollectible": (
+            {**site, "invoice_id": m},
+            "POST",
+            f"/invoices/{m}/uncollectible",
+            "get_invoice",
+        ),
         "apply_invoice_balance": ({**site, "invoice_id": m}, "POST", f"/invoices/{m}/apply_balance", "get_invoice"),
-        "create_subscription": ({**site, "customer_id": m, "plan_id": m, "quantity": 1,
-                                 "collection_method": "send_invoice"}, "POST", "/subscriptions", "get_customer"),
-        "cancel_subscription": ({**site, "subscription_id": m, "mode": "now", "reason": "test"}, "DELETE",
-                                f"/subscriptions/{m}", "get_subscription"),
-        "create_offline_charge": ({**site, "customer_id": m, "amount": 100, "currency": "usd", "reference": "W-1",
-                                   "payment_category": "wire"}, "POST", "/charges", "get_customer"),
+        "create_subscription": (
+            {**site, "customer_id": m, "plan_id": m, "quantity": 1, "collection_method": "send_invoice"},
+            "POST",
+            "/subscriptions",
+            "get_customer",
+        ),
+        "cancel_subscription": (
+            {**site, "subscription_id": m, "mode": "now", "reason": "test"},
+            "DELETE",
+            f"/subscriptions/{m}",
+            "get_subscription",
+        ),
+        "create_offline_charge": (
+            {
+                **site,
+                "customer_id": m,
+                "amount": 100,
+                "currency": "usd",
+                "reference": "W-1",
+                "payment_category": "wire",
+            },
+            "POST",
+            "/charges",
+            "get_customer",
+        ),
         "cancel_refunds": ({**site, "refund_ids": [m]}, "POST", "/refunds/cancelled", "list_refunds"),
-        "create_address": ({**site, "customer_id": m, "type": "billing", "line1": "1 High St", "country": "GB"},
-                           "POST", "/addresses", "get_customer"),
+        "create_address": (
+            {**site, "customer_id": m, "type": "billing", "line1": "1 High St", "country": "GB"},
+            "POST",
+            "/addresses",
+            "get_customer",
+        ),
         "update_address": ({**site, "address_id": m, "city": "Leeds"}, "PUT", f"/addresses/{m}", "get_address"),
         "delete_address": ({**site, "address_id": m}, "DELETE", f"/addresses/{m}", "get_address"),
     }
@@ -133,13 +168,21 @@ def test_a_timed_out_invoice_put_is_sent_once_and_the_advice_finds_it_done(fault
     the Core API's update is metadata-only now, CORE_API.md §8.4)."""
     sandbox, token = faults.sandbox, faults.token()
     customer = sandbox.ok("POST", "/customers", 201, site_id=ACME_SITE, json=new_customer_args("draft"))
-    draft = sandbox.ok("POST", "/invoices", 201, site_id=ACME_SITE,
-                       json={"customer_id": customer["id"], "currency": "usd", "total": 4200})
+    draft = sandbox.ok(
+        "POST",
+        "/invoices",
+        201,
+        site_id=ACME_SITE,
+        json={"customer_id": customer["id"], "currency": "usd", "total": 4200},
+    )
     assert draft["status"] == "draft"
     sandbox.configure(**SLOWER_THAN_THE_TIMEOUT)
     since = sandbox.last_seq()
-    [finalized] = call_tools(faults.url, token, [
-        ("update_invoice", {"site_id": ACME_SITE, "invoice_id": draft["id"], "metadata": {"po": "PO-9"}})])
+    [finalized] = call_tools(
+        faults.url,
+        token,
+        [("update_invoice", {"site_id": ACME_SITE, "invoice_id": draft["id"], "metadata": {"po": "PO-9"}})],
+    )
     entries = settled_log(sandbox, since)
     sandbox.configure(latency_ms=0)
 
@@ -223,9 +266,16 @@ async def test_a_connection_reset_after_the_request_was_sent_never_repeats_a_wri
     assert "may_have_been_applied" not in listed.structured
     # Each write reached the sandbox once and was applied there; the read was tried thrice.
     assert [(e["method"], e["status"]) for e in entries] == [
-        ("POST", 201), ("PUT", 200), ("DELETE", 204), ("GET", 200), ("GET", 200), ("GET", 200)]
-    assert len(sandbox.ok("GET", "/customers", site_id=ACME_SITE,
-                          params={"filter[email]": f"eq:{write['email']}"})) == 1
+        ("POST", 201),
+        ("PUT", 200),
+        ("DELETE", 204),
+        ("GET", 200),
+        ("GET", 200),
+        ("GET", 200),
+    ]
+    assert (
+        len(sandbox.ok("GET", "/customers", site_id=ACME_SITE, params={"filter[email]": f"eq:{write['email']}"})) == 1
+    )
     assert sandbox.api("GET", f"/customers/{customer['id']}").status_code == 404  # deleted
 
     # The same gateway works again once answers come back.

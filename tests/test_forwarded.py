@@ -25,9 +25,15 @@ VENV_BIN = str(Path(sys.executable).parent)
 def register(url: str, forwarded_for: str) -> int:
     """Register a new public client (a name of its own: an identical registration would be
     shared back without using up the per-IP cap, accounts.registrations)."""
-    response = httpx.post(url + "/oauth/register", headers={"X-Forwarded-For": forwarded_for}, json={
-        "client_name": f"xff-{uuid.uuid4().hex[:8]}", "redirect_uris": [DEFAULT_REDIRECT_URI],
-        "token_endpoint_auth_method": "none"})
+    response = httpx.post(
+        url + "/oauth/register",
+        headers={"X-Forwarded-For": forwarded_for},
+        json={
+            "client_name": f"xff-{uuid.uuid4().hex[:8]}",
+            "redirect_uris": [DEFAULT_REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+        },
+    )
     return response.status_code
 
 
@@ -51,7 +57,7 @@ def launcher_command(launcher: str, port: int) -> tuple[list[str], dict[str, str
     for name, value in service["environment"].items():
         value = str(value)
         if value.startswith("${") and ":-" in value:  # ${NAME:-default}, with NAME unset
-            value = value[value.index(":-") + 2:-1]
+            value = value[value.index(":-") + 2 : -1]
         env[name] = value
     # The uvicorn step, as the container's shell runs it ($$ is compose's escaped $).
     return ["sh", "-c", inner.split("&&")[-1].strip().replace("$$", "$")], env
@@ -62,8 +68,13 @@ def start_as(launcher: str, **extra: str) -> ServerProcess:
     argv, launcher_env = launcher_command(launcher, port)
     argv = [arg.replace("0.0.0.0", "127.0.0.1").replace("--port 8000", f"--port {port}") for arg in argv]
     argv = [str(port) if arg == "8000" else arg for arg in argv]
-    base = gateway_env(None, port, REDIS_KEY_PREFIX=os.environ["REDIS_KEY_PREFIX"] + f"xff{port}:",
-                       DCR_PER_IP_PER_HOUR="1", PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
+    base = gateway_env(
+        None,
+        port,
+        REDIS_KEY_PREFIX=os.environ["REDIS_KEY_PREFIX"] + f"xff{port}:",
+        DCR_PER_IP_PER_HOUR="1",
+        PATH=VENV_BIN + os.pathsep + os.environ["PATH"],
+    )
     base.pop("FORWARDED_ALLOW_IPS", None)  # what the launcher itself says (or not) is under test
     # The launcher's own variables, except the deployment's addresses and secrets.
     keep = {name: value for name, value in launcher_env.items() if name in {"FORWARDED_ALLOW_IPS", "PYTHONUNBUFFERED"}}
@@ -123,10 +134,16 @@ def test_production_refuses_to_start_without_a_proxy_decision():
 
     env = {**os.environ, **SAFE_PRD}
     env.pop("FORWARDED_ALLOW_IPS")
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0 and "pelcro_gateway.E015" in result.stderr
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env={**env, "BEHIND_PROXY": "1",
-                                                                                    "FORWARDED_ALLOW_IPS": ""},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**env, "BEHIND_PROXY": "1", "FORWARDED_ALLOW_IPS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "pelcro_gateway.E005" in result.stderr

@@ -29,9 +29,14 @@ def test_health_answers_exactly_pelcros_shape(bare_gateway):
 
 def test_health_reports_the_configured_environment(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        server = start_gateway(None, GATEWAY_ENV="stg", SECRET_KEY="s" * 50,
-                               API_KEY_ENCRYPTION_KEYS="q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
-                               PUBLIC_URL="https://mcp-staging.example.test", METRICS_TOKEN="m" * 43)
+        server = start_gateway(
+            None,
+            GATEWAY_ENV="stg",
+            SECRET_KEY="s" * 50,
+            API_KEY_ENCRYPTION_KEYS="q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
+            PUBLIC_URL="https://mcp-staging.example.test",
+            METRICS_TOKEN="m" * 43,
+        )
     try:
         assert httpx.get(server.url + "/health").json()["environment"] == "stg"
     finally:
@@ -73,8 +78,11 @@ def test_readiness_names_the_database_when_it_is_down(django_db_setup, django_db
 
 def _check(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env={**__import__("os").environ, **env},
-        capture_output=True, text=True,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
     )
 
 

@@ -86,8 +86,15 @@ def test_records_tracebacks_and_arguments_are_masked():
     except ValueError:
         import sys
 
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                                   ("127.0.0.1:1", "GET", f"/?{SECRET}", "1.1", 401), sys.exc_info())
+        record = logging.LogRecord(
+            "x",
+            logging.ERROR,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:1", "GET", f"/?{SECRET}", "1.1", 401),
+            sys.exc_info(),
+        )
     redact_record(record)
     assert SECRET not in record.getMessage() and SECRET not in record.exc_text
     assert isinstance(record.args, tuple) and record.args[2] == "/?[redacted]"  # shape kept for formatters
@@ -125,8 +132,9 @@ def test_client_error_records_lose_their_traceback_only():
         except PermissionError:
             import sys
 
-            record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Forbidden: /ops/", (),
-                                       sys.exc_info())
+            record = logging.LogRecord(
+                "django.request", logging.WARNING, __file__, 1, "Forbidden: /ops/", (), sys.exc_info()
+            )
         record.status_code = status
         ClientErrorsWithoutTraceback().filter(record)
         assert (record.exc_info is not None) == keeps, status
@@ -168,8 +176,12 @@ def test_tokens_in_unusual_url_places_never_reach_the_server_log(verbose_gateway
     session = signed_in(url, "demo", PASSWORDS["demo"])
     grant = authorize(session, url, client_id, "acme")
     tokens = exchange_code(url, client_id, grant["code"], grant["verifier"]).json()
-    secrets = {"access token": tokens["access_token"], "refresh token": tokens["refresh_token"],
-               "code": grant["code"], "verifier": grant["verifier"]}
+    secrets = {
+        "access token": tokens["access_token"],
+        "refresh token": tokens["refresh_token"],
+        "code": grant["code"],
+        "verifier": grant["verifier"],
+    }
     for _what, token in secrets.items():
         for target in _unusual_places(token):
             httpx.post(url + target, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=MCP_HEADERS)
@@ -194,28 +206,41 @@ def test_refused_requests_log_no_traceback(verbose_gateway, demo_users):
         "another person's connection": member.get("/connections/999999/activity").status_code,
         "bad Host": httpx.get(url + "/login", headers={"Host": "evil.example"}).status_code,
         "no CSRF token": httpx.post(url + "/login", data={"username": "x", "password": "y"}).status_code,
-        "too many form fields": httpx.post(url + "/oauth/token", content="&".join(f"f{i}=1" for i in range(1500)),
-                                           headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code,
-        "form body too big": httpx.post(url + "/oauth/token", content=b"a=" + b"x" * 3_000_000,
-                                        headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code,
-        "broken multipart": httpx.post(url + "/oauth/token", content=b"--x\r\nbroken",
-                                       headers={"Content-Type": "multipart/form-data; boundary=x"}).status_code,
+        "too many form fields": httpx.post(
+            url + "/oauth/token",
+            content="&".join(f"f{i}=1" for i in range(1500)),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code,
+        "form body too big": httpx.post(
+            url + "/oauth/token",
+            content=b"a=" + b"x" * 3_000_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code,
+        "broken multipart": httpx.post(
+            url + "/oauth/token", content=b"--x\r\nbroken", headers={"Content-Type": "multipart/form-data; boundary=x"}
+        ).status_code,
         "NUL in query": httpx.get(url + "/oauth/authorize?client_id=%00").status_code,
         "unknown page": httpx.get(url + "/no-such-page").status_code,
         "token GET": httpx.get(url + "/oauth/token").status_code,
         "bad grant": httpx.post(url + "/oauth/token", data={"grant_type": "nope"}).status_code,
-        "bad registration": httpx.post(url + "/oauth/register", content=b"{", headers={
-            "Content-Type": "application/json"}).status_code,
+        "bad registration": httpx.post(
+            url + "/oauth/register", content=b"{", headers={"Content-Type": "application/json"}
+        ).status_code,
         "MCP without token": httpx.post(url + "/", json={}, headers=MCP_HEADERS).status_code,
-        "MCP bad token": httpx.post(url + "/", json={}, headers={**MCP_HEADERS, "Authorization": "Bearer x"}).status_code,
-        "MCP foreign origin": httpx.post(url + "/", json={}, headers={**MCP_HEADERS,
-                                                                      "Origin": "https://evil.example"}).status_code,
+        "MCP bad token": httpx.post(
+            url + "/", json={}, headers={**MCP_HEADERS, "Authorization": "Bearer x"}
+        ).status_code,
+        "MCP foreign origin": httpx.post(
+            url + "/", json={}, headers={**MCP_HEADERS, "Origin": "https://evil.example"}
+        ).status_code,
         "MCP GET": httpx.get(url + "/", headers={"Accept": "application/json"}).status_code,
         "MCP bad Host": httpx.post(url + "/", json={}, headers={**MCP_HEADERS, "Host": "evil.example"}).status_code,
-        "MCP preflight, foreign origin": httpx.options(url + "/", headers={
-            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}).status_code,
-        "registration, bad redirect": httpx.post(url + "/oauth/register", json={
-            "redirect_uris": ["javascript:alert(1)"]}).status_code,
+        "MCP preflight, foreign origin": httpx.options(
+            url + "/", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        ).status_code,
+        "registration, bad redirect": httpx.post(
+            url + "/oauth/register", json={"redirect_uris": ["javascript:alert(1)"]}
+        ).status_code,
         "revocation without client": httpx.post(url + "/oauth/revoke", data={"token": "x"}).status_code,
         "authorize, unknown client": member.get("/oauth/authorize?client_id=nope&response_type=code").status_code,
     }
@@ -224,13 +249,14 @@ def test_refused_requests_log_no_traceback(verbose_gateway, demo_users):
     assert statuses["ops as non-staff"] == 403 and statuses["bad Host"] == 400
     logged = log.text()
     assert "Forbidden (Permission denied): /ops/" in logged  # the line stays
-    assert "Traceback" not in logged, logged[logged.find("Traceback") - 300:][:3000]
+    assert "Traceback" not in logged, logged[logged.find("Traceback") - 300 :][:3000]
 
 
 @pytest.mark.sqlite
 @pytest.mark.parametrize("debug", ["1", "0"])
 def test_each_django_request_warning_is_logged_once_formatted_and_redacted(
-        transactional_db, demo_users, sandbox_server, django_db_blocker, debug):
+    transactional_db, demo_users, sandbox_server, django_db_blocker, debug
+):
     """Django's default logging config adds its own handlers to "django" (a bare console
     one with DEBUG on); ours must be the only one writing django.request records."""
     with django_db_blocker.unblock():

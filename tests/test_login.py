@@ -15,8 +15,9 @@ def login(url: str, username: str, password: str, next_url: str = "/connections"
     client = client or httpx.Client(base_url=url, timeout=10)
     page = client.get("/login")
     token = next(f for f in parse_forms(page.text) if f["action"] == "/login")["hidden"]["csrfmiddlewaretoken"]
-    response = client.post("/login", data={"csrfmiddlewaretoken": token, "username": username,
-                                           "password": password, "next": next_url})
+    response = client.post(
+        "/login", data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": next_url}
+    )
     return response, client
 
 

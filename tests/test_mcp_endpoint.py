@@ -23,10 +23,13 @@ INIT = {
 }
 
 
-
-
 def call(name, arguments, request_id=7):
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
 
 
 # --- Authentication --------------------------------------------------------------------
@@ -103,9 +106,13 @@ def test_configured_extra_origins_are_served(transactional_db, demo_users, mcp_s
     try:
         token = obtain_tokens(gateway.url, "demo", "pelcro-demo-2026", "acme")["access_token"]
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
-        for origin, status in [("https://app.example.com", 200), ("http://localhost:6274", 200),
-                               ("https://APP.example.com:443", 200), ("https://app.example.com:8443", 403),
-                               ("https://example.com", 403)]:
+        for origin, status in [
+            ("https://app.example.com", 200),
+            ("http://localhost:6274", 200),
+            ("https://APP.example.com:443", 200),
+            ("https://app.example.com:8443", 403),
+            ("https://example.com", 403),
+        ]:
             response = httpx.post(gateway.url + "/", json=INIT, headers={**headers, "Origin": origin})
             assert response.status_code == status, origin
     finally:
@@ -143,8 +150,16 @@ def test_handshake_versions_are_served_statelessly(mcp_env, version):
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
 def test_only_post_is_served_no_stream_is_left_open(mcp_env, method):
     token = mcp_env.token()
-    response = httpx.request(method, mcp_env.url, timeout=5, headers={
-        "Authorization": f"Bearer {token}", "Accept": "text/event-stream", "MCP-Protocol-Version": "2025-06-18"})
+    response = httpx.request(
+        method,
+        mcp_env.url,
+        timeout=5,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "text/event-stream",
+            "MCP-Protocol-Version": "2025-06-18",
+        },
+    )
     assert response.status_code == 405 and response.headers["allow"] == "POST"
     assert "stateless" in response.json()["error"]["message"]
 
@@ -203,8 +218,14 @@ def test_malformed_json_rpc_gets_clear_errors_never_500(mcp_env, version):
         json.dumps({"jsonrpc": "2.0", "id": 1}).encode(),
         json.dumps({"jsonrpc": "1.0", "id": 1, "method": "tools/list"}).encode(),
         json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}}).encode(),
-        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_plans",
-                                                                                 "arguments": "site_id=14"}}).encode(),
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "list_plans", "arguments": "site_id=14"},
+            }
+        ).encode(),
         json.dumps({"jsonrpc": "2.0", "id": 1, "method": "no/such/method"}).encode(),
     ]
     for body in cases:

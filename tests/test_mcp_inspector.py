@@ -18,7 +18,9 @@ def test_the_inspector_cli_lists_the_tools_and_calls_one(mcp_env):
     result = subprocess.run(
         [str(ROOT / "scripts" / "inspector_smoke.sh"), mcp_env.url, "14"],
         env={**os.environ, "MCP_TOKEN": token, "PYTHON": sys.executable},
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -33,8 +33,11 @@ def request(method, params=None, request_id=1):
 def modern_post(env, token, method, params=None, name=None):
     """One 2026-07-28 request (each carries its own envelope; no handshake)."""
     params = dict(params or {})
-    params["_meta"] = {PROTOCOL_VERSION_META_KEY: MODERN, CLIENT_CAPABILITIES_META_KEY: {},
-                       CLIENT_INFO_META_KEY: {"name": "raw", "version": "1"}}
+    params["_meta"] = {
+        PROTOCOL_VERSION_META_KEY: MODERN,
+        CLIENT_CAPABILITIES_META_KEY: {},
+        CLIENT_INFO_META_KEY: {"name": "raw", "version": "1"},
+    }
     headers = {"Mcp-Method": method}
     if name is not None:
         headers["Mcp-Name"] = encode_header_value(name)
@@ -42,8 +45,9 @@ def modern_post(env, token, method, params=None, name=None):
 
 
 def initialize(version):
-    return request("initialize", {"protocolVersion": version, "capabilities": {},
-                                  "clientInfo": {"name": "raw", "version": "1"}})
+    return request(
+        "initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    )
 
 
 def assert_clean(response):
@@ -83,7 +87,9 @@ def test_an_unsupported_protocol_version_header_is_400_naming_the_served_version
         assert answer["id"] == 42 and answer["error"]["code"] == -32022, answer
         assert answer["error"]["data"] == {"supported": list(SUPPORTED_VERSIONS), "requested": header}
         envelope = {"_meta": {PROTOCOL_VERSION_META_KEY: header, CLIENT_CAPABILITIES_META_KEY: {}}}
-        response = mcp_env.post(request("tools/list", envelope, 43), token, version=header, **{"Mcp-Method": "tools/list"})
+        response = mcp_env.post(
+            request("tools/list", envelope, 43), token, version=header, **{"Mcp-Method": "tools/list"}
+        )
         assert_clean(response)
         assert response.status_code == 400, response.text
         answer = response.json()
@@ -155,8 +161,9 @@ def test_batch_bounds(mcp_env):
 
 @pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", MODERN])
 def test_batches_after_2025_03_26_are_a_clean_invalid_request(mcp_env, version):
-    response = mcp_env.post([request("ping", request_id=1), request("ping", request_id=2)], mcp_env.token(),
-                            version=version)
+    response = mcp_env.post(
+        [request("ping", request_id=1), request("ping", request_id=2)], mcp_env.token(), version=version
+    )
     assert_clean(response)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -261,17 +268,28 @@ def test_header_values_are_trimmed_of_surrounding_whitespace(mcp_env):
     import http.client
 
     token = mcp_env.token()
-    params = {"name": "list_plans", "arguments": {"site_id": 14, "per_page": 1},
-              "_meta": {PROTOCOL_VERSION_META_KEY: MODERN, CLIENT_CAPABILITIES_META_KEY: {},
-                        CLIENT_INFO_META_KEY: {"name": "raw", "version": "1"}}}
+    params = {
+        "name": "list_plans",
+        "arguments": {"site_id": 14, "per_page": 1},
+        "_meta": {
+            PROTOCOL_VERSION_META_KEY: MODERN,
+            CLIENT_CAPABILITIES_META_KEY: {},
+            CLIENT_INFO_META_KEY: {"name": "raw", "version": "1"},
+        },
+    }
     body = json.dumps(request("tools/call", params, 5)).encode()
     connection = http.client.HTTPConnection("127.0.0.1", mcp_env.gateway.port, timeout=30)
     try:
         connection.putrequest("POST", "/", skip_accept_encoding=True)
-        for name, value in [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"),
-                            ("Accept", "application/json, text/event-stream"),
-                            ("MCP-Protocol-Version", f" {MODERN} "), ("Mcp-Method", "tools/call "),
-                            ("Mcp-Name", "  list_plans  "), ("Content-Length", str(len(body)))]:
+        for name, value in [
+            ("Authorization", f"Bearer {token}"),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", f" {MODERN} "),
+            ("Mcp-Method", "tools/call "),
+            ("Mcp-Name", "  list_plans  "),
+            ("Content-Length", str(len(body))),
+        ]:
             connection.putheader(name, value)
         connection.endheaders(body)
         response = connection.getresponse()

@@ -22,8 +22,15 @@ async def explode(call, args):
 
 
 BROKEN = ToolDef(
-    name="broken_tool", title="Broken", description="Always fails.", input_model=SiteInput,
-    output_model=ToolFailure, handler=explode, read_only=True, destructive=False, idempotent=True,
+    name="broken_tool",
+    title="Broken",
+    description="Always fails.",
+    input_model=SiteInput,
+    output_model=ToolFailure,
+    handler=explode,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
     open_world=False,
 )
 
@@ -31,8 +38,13 @@ BROKEN = ToolDef(
 @contextlib.contextmanager
 def as_principal_context(principal: Principal):
     """Calls made inside run as `principal` (what the bearer gate sets for a request)."""
-    token = PrincipalAccessToken(token="t", client_id=principal.client_id, scopes=sorted(principal.scopes),
-                                 principal=principal, credentials=Credentials(principal, {14: "Crash Daily"}))
+    token = PrincipalAccessToken(
+        token="t",
+        client_id=principal.client_id,
+        scopes=sorted(principal.scopes),
+        principal=principal,
+        credentials=Credentials(principal, {14: "Crash Daily"}),
+    )
     reset = auth_context_var.set(AuthenticatedUser(token))
     try:
         yield
@@ -44,8 +56,14 @@ def as_principal_context(principal: Principal):
 def as_principal(transactional_db):
     account = Account.objects.create(name="Crash Co", slug="crash")
     principal = Principal(
-        user_id=None, username="tester", account_id=account.pk, account_slug="crash", connection_id=None,
-        client_id="cid", client_name="Unit", scopes=frozenset({"read"}),
+        user_id=None,
+        username="tester",
+        account_id=account.pk,
+        account_slug="crash",
+        connection_id=None,
+        client_id="cid",
+        client_name="Unit",
+        scopes=frozenset({"read"}),
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
     with as_principal_context(principal):

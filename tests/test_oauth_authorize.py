@@ -60,8 +60,15 @@ def test_consent_page_shows_app_redirect_and_only_own_accounts(gateway_server, c
     assert page.headers["x-frame-options"] == "DENY"
     csp = csp_directives(page.headers["content-security-policy"])
     assert csp["frame-ancestors"] == ["'none'"]
-    assert csp["form-action"] == ["'self'", "http://127.0.0.1:47123", "cursor:", "vscode:", "vscode-insiders:",
-                                  "windsurf:", "claude:"]
+    assert csp["form-action"] == [
+        "'self'",
+        "http://127.0.0.1:47123",
+        "cursor:",
+        "vscode:",
+        "vscode-insiders:",
+        "windsurf:",
+        "claude:",
+    ]
     assert page.headers["cache-control"].startswith("no-store") or "no-store" in page.headers["cache-control"]
 
 
@@ -103,8 +110,9 @@ TAMPERED = {
 
 
 @pytest.mark.parametrize("allow", [False, True])
-def test_the_consent_post_takes_the_request_from_the_server_not_the_page(gateway_server, client_id, demo_session,
-                                                                        allow):
+def test_the_consent_post_takes_the_request_from_the_server_not_the_page(
+    gateway_server, client_id, demo_session, allow
+):
     """Every OAuth value of the consent POST comes from the validated request kept on the
     server: edited or added form fields change nothing (issue 13, item 6)."""
     url = gateway_server.url
@@ -146,8 +154,10 @@ def test_a_consent_post_from_another_session_is_refused(gateway_server, client_i
         form = consent_form(page.text)
         other_page = other.get("/oauth/authorize")  # any page, for the other session's CSRF cookie
         token = other.cookies.get("csrftoken") or ""
-        response = other.post(form["action"], data={**form["hidden"], "csrfmiddlewaretoken": token,
-                                                    "account": "1", "access": "read", "allow": "true"})
+        response = other.post(
+            form["action"],
+            data={**form["hidden"], "csrfmiddlewaretoken": token, "account": "1", "access": "read", "allow": "true"},
+        )
         assert other_page.status_code in (200, 400)
         assert response.status_code in (400, 403) and "location" not in response.headers
     finally:
@@ -172,8 +182,9 @@ def test_account_outside_the_users_memberships_is_refused(gateway_server, client
     session = signed_in(gateway_server.url, *ALICE)
     _, challenge = pkce_pair()
     page = session.get(authorize_url(gateway_server.url, client_id, challenge))
-    data = dict(consent_form(page.text)["hidden"], allow="true", access="read",
-                account=str(Account.objects.get(slug="acme").pk))
+    data = dict(
+        consent_form(page.text)["hidden"], allow="true", access="read", account=str(Account.objects.get(slug="acme").pk)
+    )
     response = session.post(consent_form(page.text)["action"], data=data)
     session.close()
     assert response.status_code == 400 and "location" not in response.headers
@@ -199,8 +210,10 @@ def test_consent_post_requires_csrf(gateway_server, client_id, demo_session):
     page = demo_session.get(authorize_url(gateway_server.url, client_id, challenge))
     form = consent_form(page.text)
     data = {k: v for k, v in form["hidden"].items() if k != "csrfmiddlewaretoken"}
-    response = demo_session.post(form["action"], data={**data, "allow": "true", "access": "read",
-                                                      "account": form["radios"]["account"][0]["value"]})
+    response = demo_session.post(
+        form["action"],
+        data={**data, "allow": "true", "access": "read", "account": form["radios"]["account"][0]["value"]},
+    )
     assert response.status_code == 403
 
 
@@ -208,15 +221,16 @@ def test_consent_post_requires_csrf(gateway_server, client_id, demo_session):
     "overrides, error",
     [
         ({"challenge": None, "method": None}, "invalid_request"),  # PKCE missing
-        ({"method": "plain"}, "invalid_request"),                  # PKCE plain refused
-        ({"method": None}, "invalid_request"),                     # no method means plain: refused
+        ({"method": "plain"}, "invalid_request"),  # PKCE plain refused
+        ({"method": None}, "invalid_request"),  # no method means plain: refused
         ({"resource": "https://evil.example/mcp"}, "invalid_target"),  # RFC 8707: another resource
         ({"scope": 'read "admin'}, "invalid_scope"),  # not a scope token (RFC 6749 §3.3); unknown ones are ignored
         ({"prompt": "none"}, "consent_required"),
     ],
 )
-def test_bad_authorization_requests_go_back_to_the_app_with_an_error(gateway_server, client_id, demo_session,
-                                                                      overrides, error):
+def test_bad_authorization_requests_go_back_to_the_app_with_an_error(
+    gateway_server, client_id, demo_session, overrides, error
+):
     _, challenge = pkce_pair()
     kwargs = {"challenge": challenge, "state": "st", **overrides}
     response = demo_session.get(authorize_url(gateway_server.url, client_id, kwargs.pop("challenge"), **kwargs))
@@ -227,13 +241,17 @@ def test_bad_authorization_requests_go_back_to_the_app_with_an_error(gateway_ser
     assert response.headers["location"].startswith(DEFAULT_REDIRECT_URI)
 
 
-@pytest.mark.parametrize("redirect_uri", [
-    "http://127.0.0.1:47123/other-path",
-    "https://evil.example/callback",
-    DEFAULT_REDIRECT_URI + "?extra=1",
-])
-def test_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(gateway_server, client_id, demo_session,
-                                                                     redirect_uri):
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://127.0.0.1:47123/other-path",
+        "https://evil.example/callback",
+        DEFAULT_REDIRECT_URI + "?extra=1",
+    ],
+)
+def test_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(
+    gateway_server, client_id, demo_session, redirect_uri
+):
     _, challenge = pkce_pair()
     response = demo_session.get(authorize_url(gateway_server.url, client_id, challenge, redirect_uri=redirect_uri))
     assert response.status_code == 400
@@ -243,8 +261,9 @@ def test_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(gateway_ser
 
 def test_loopback_redirect_may_use_any_port(gateway_server, client_id, demo_session):
     # RFC 8252 §7.3: native apps bind an ephemeral port at request time.
-    result = authorize(demo_session, gateway_server.url, client_id, "acme",
-                       redirect_uri="http://127.0.0.1:50999/callback")
+    result = authorize(
+        demo_session, gateway_server.url, client_id, "acme", redirect_uri="http://127.0.0.1:50999/callback"
+    )
     assert "code" in result
 
 
@@ -257,35 +276,47 @@ def test_unknown_client_gets_an_error_page(gateway_server, demo_session):
 @pytest.fixture
 def web_client_id(gateway_server, demo_users):
     """A self-registered client whose redirect URI is an https site (anyone could register it)."""
-    return register_client(gateway_server.url, client_name="web app", redirect_uris=["https://app.example/cb"])["client_id"]
+    return register_client(gateway_server.url, client_name="web app", redirect_uris=["https://app.example/cb"])[
+        "client_id"
+    ]
 
 
-@pytest.mark.parametrize("overrides", [
-    {"method": "plain"},                       # a bad request
-    {"resource": "https://evil.example/mcp"},  # another resource
-    {"prompt": "none"},                        # no interaction allowed
-])
-def test_errors_before_consent_never_redirect_to_a_self_registered_https_site(gateway_server, web_client_id,
-                                                                              demo_session, overrides):
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"method": "plain"},  # a bad request
+        {"resource": "https://evil.example/mcp"},  # another resource
+        {"prompt": "none"},  # no interaction allowed
+    ],
+)
+def test_errors_before_consent_never_redirect_to_a_self_registered_https_site(
+    gateway_server, web_client_id, demo_session, overrides
+):
     """RFC 9700 §4.11.2: otherwise this server redirects anyone to any site that registered itself."""
     _, challenge = pkce_pair()
-    response = demo_session.get(authorize_url(gateway_server.url, web_client_id, challenge,
-                                              redirect_uri="https://app.example/cb", **overrides))
+    response = demo_session.get(
+        authorize_url(gateway_server.url, web_client_id, challenge, redirect_uri="https://app.example/cb", **overrides)
+    )
     assert response.status_code == 400 and "location" not in response.headers
     assert "cannot continue" in response.text
 
 
 def test_a_signed_out_visitor_with_prompt_none_is_not_redirected_either(gateway_server, web_client_id):
     _, challenge = pkce_pair()
-    response = httpx.get(gateway_server.url + authorize_url(gateway_server.url, web_client_id, challenge,
-                                                            redirect_uri="https://app.example/cb", prompt="none"))
+    response = httpx.get(
+        gateway_server.url
+        + authorize_url(
+            gateway_server.url, web_client_id, challenge, redirect_uri="https://app.example/cb", prompt="none"
+        )
+    )
     assert response.status_code == 400 and "location" not in response.headers
 
 
 def test_after_the_person_decided_the_answer_goes_to_the_app(gateway_server, web_client_id, demo_session):
     _, challenge = pkce_pair()
-    page = demo_session.get(authorize_url(gateway_server.url, web_client_id, challenge,
-                                          redirect_uri="https://app.example/cb"))
+    page = demo_session.get(
+        authorize_url(gateway_server.url, web_client_id, challenge, redirect_uri="https://app.example/cb")
+    )
     response = submit_consent(demo_session, page, "acme", allow=False)
     assert response.headers["location"].startswith("https://app.example/cb?")
     assert redirect_params(response)["error"] == "access_denied"
@@ -296,10 +327,17 @@ def test_a_client_registered_by_an_administrator_gets_its_errors(gateway_server,
 
     Application = get_application_model()
     app = Application.objects.create(
-        name="Admin-made", client_type=Application.CLIENT_PUBLIC, redirect_uris="https://trusted.example/cb",
-        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, client_secret="",
-        registration_source=Application.RegistrationSource.MANUAL)
+        name="Admin-made",
+        client_type=Application.CLIENT_PUBLIC,
+        redirect_uris="https://trusted.example/cb",
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        client_secret="",
+        registration_source=Application.RegistrationSource.MANUAL,
+    )
     _, challenge = pkce_pair()
-    response = demo_session.get(authorize_url(gateway_server.url, app.client_id, challenge,
-                                              redirect_uri="https://trusted.example/cb", prompt="none"))
+    response = demo_session.get(
+        authorize_url(
+            gateway_server.url, app.client_id, challenge, redirect_uri="https://trusted.example/cb", prompt="none"
+        )
+    )
     assert redirect_params(response)["error"] == "consent_required"

@@ -62,9 +62,16 @@ def at_once(calls) -> list[httpx.Response]:
 def post_refresh(server, public_url, client_id, refresh_token):
     # `refresh` sends resource = the MCP URL of the gateway it posts to; both gateways
     # serve public_url, so name it explicitly.
-    return lambda: httpx.post(server.url + "/oauth/token", timeout=30, data={
-        "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
-        "resource": public_url + "/"})
+    return lambda: httpx.post(
+        server.url + "/oauth/token",
+        timeout=30,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+            "resource": public_url + "/",
+        },
+    )
 
 
 def test_concurrent_refreshes_of_one_token_all_get_the_same_working_pair(gateways, demo_users):
@@ -72,8 +79,9 @@ def test_concurrent_refreshes_of_one_token_all_get_the_same_working_pair(gateway
     tokens = obtain_tokens(url, *DEMO, "acme")
     client_id, current = tokens["client_id"], tokens["refresh_token"]
     for trial in range(TRIALS):
-        responses = at_once([post_refresh(gateways[(trial + i) % 2], url, client_id, current)
-                             for i in range(DUPLICATES)])
+        responses = at_once(
+            [post_refresh(gateways[(trial + i) % 2], url, client_id, current) for i in range(DUPLICATES)]
+        )
         assert [r.status_code for r in responses] == [200] * DUPLICATES, [r.text for r in responses]
         pairs = {(r.json()["access_token"], r.json()["refresh_token"]) for r in responses}
         assert len(pairs) == 1, f"trial {trial}: duplicates got different pairs"
@@ -116,8 +124,14 @@ def test_concurrent_exchanges_of_one_code_issue_tokens_once(gateways, demo_users
         result = authorize(session, url, client_id, "acme")
         session.close()
 
-        data = {"grant_type": "authorization_code", "code": result["code"], "code_verifier": result["verifier"],
-                "redirect_uri": "http://127.0.0.1:47123/callback", "client_id": client_id, "resource": url + "/"}
+        data = {
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "code_verifier": result["verifier"],
+            "redirect_uri": "http://127.0.0.1:47123/callback",
+            "client_id": client_id,
+            "resource": url + "/",
+        }
 
         def exchange(server, data=data):
             return lambda: httpx.post(server.url + "/oauth/token", timeout=30, data=data)
@@ -126,4 +140,3 @@ def test_concurrent_exchanges_of_one_code_issue_tokens_once(gateways, demo_users
         codes = sorted(r.status_code for r in responses)
         assert codes == [200] + [400] * (DUPLICATES - 1), (trial, [r.text for r in responses])
         assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code == 400)
-

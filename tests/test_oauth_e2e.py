@@ -39,9 +39,14 @@ from tests.support.servers import start_gateway
 
 REDIRECT_URI = "http://127.0.0.1:47200/callback"
 INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-               "clientInfo": {"name": "oauth-e2e", "version": "1"}},
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "oauth-e2e", "version": "1"},
+    },
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
 
@@ -97,8 +102,9 @@ def sdk_provider(gateway_url: str, person: Person, client_name: str, client_meta
     storage = MemoryStorage()
     provider = OAuthClientProvider(
         server_url=gateway_url + "/",
-        client_metadata=OAuthClientMetadata(client_name=client_name, redirect_uris=[REDIRECT_URI],
-                                            token_endpoint_auth_method="none"),
+        client_metadata=OAuthClientMetadata(
+            client_name=client_name, redirect_uris=[REDIRECT_URI], token_endpoint_auth_method="none"
+        ),
         storage=storage,
         redirect_handler=person.open_browser,
         callback_handler=person.callback,
@@ -169,11 +175,13 @@ def test_two_client_entries_hold_two_accounts_at_once(gateway_server, demo_users
     assert p_acme.client_id != p_other.client_id
     rows = Connection.objects.filter(user__username="demo", revoked_at__isnull=True)
     assert sorted((c.application.name, c.account.slug, c.access) for c in rows) == [
-        ("pelcro-acme", "acme", "read_write"), ("pelcro-other", "other", "read")
+        ("pelcro-acme", "acme", "read_write"),
+        ("pelcro-other", "other", "read"),
     ]
 
 
 # --- client ID metadata document (CIMD) ----------------------------------------------------
+
 
 def _certificates(tmp_dir):
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
@@ -181,21 +189,39 @@ def _certificates(tmp_dir):
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "oauth-test-ca")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(hours=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=2))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=2))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -203,8 +229,9 @@ def _certificates(tmp_dir):
     ca_path, cert_path, key_path = tmp_dir / "ca.pem", tmp_dir / "server.pem", tmp_dir / "server.key"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return ca_path, cert_path, key_path
 
 
@@ -269,9 +296,14 @@ def cimd_setup(django_db_setup, django_db_blocker, tmp_path_factory):
 def test_sdk_uses_a_client_id_metadata_document(cimd_setup, transactional_db, demo_users):
     gateway, documents = cimd_setup
     url = gateway.url
-    client_id = documents.publish("/oauth/client-metadata.json", client_name="Metadata Client",
-                                  redirect_uris=[REDIRECT_URI], grant_types=["authorization_code", "refresh_token"],
-                                  response_types=["code"], token_endpoint_auth_method="none")
+    client_id = documents.publish(
+        "/oauth/client-metadata.json",
+        client_name="Metadata Client",
+        redirect_uris=[REDIRECT_URI],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+    )
     person = Person(url, "demo", "pelcro-demo-2026", "other")
     _, storage, response = connect(url, person, "ignored by CIMD", client_metadata_url=client_id)
 
@@ -289,12 +321,24 @@ def test_sdk_uses_a_client_id_metadata_document(cimd_setup, transactional_db, de
 @pytest.mark.sqlite
 def test_metadata_document_with_a_forbidden_redirect_uri_is_refused(cimd_setup, transactional_db, demo_users):
     gateway, documents = cimd_setup
-    client_id = documents.publish("/bad-client.json", client_name="Bad", redirect_uris=["http://evil.example/cb"],
-                                  token_endpoint_auth_method="none")
+    client_id = documents.publish(
+        "/bad-client.json",
+        client_name="Bad",
+        redirect_uris=["http://evil.example/cb"],
+        token_endpoint_auth_method="none",
+    )
     session = signed_in(gateway.url, "demo", "pelcro-demo-2026")
-    page = session.get("/oauth/authorize", params={
-        "response_type": "code", "client_id": client_id, "redirect_uri": "http://evil.example/cb",
-        "code_challenge": "x" * 43, "code_challenge_method": "S256", "state": "s"})
+    page = session.get(
+        "/oauth/authorize",
+        params={
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": "http://evil.example/cb",
+            "code_challenge": "x" * 43,
+            "code_challenge_method": "S256",
+            "state": "s",
+        },
+    )
     session.close()
     # An unknown client: an error page, never a redirect to the unvetted URI.
     assert page.status_code == 400
@@ -303,8 +347,14 @@ def test_metadata_document_with_a_forbidden_redirect_uri_is_refused(cimd_setup, 
 
 
 def test_loopback_metadata_fetching_is_refused_outside_dev(tmp_path):
-    env = {**os.environ, "GATEWAY_ENV": "prd", "DEBUG": "0", "SECRET_KEY": "x" * 50,
-           "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
-           "PUBLIC_URL": "https://mcp.example.test", "CIMD_DEV_LOOPBACK_CA_FILE": str(tmp_path / "ca.pem")}
+    env = {
+        **os.environ,
+        "GATEWAY_ENV": "prd",
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 50,
+        "API_KEY_ENCRYPTION_KEYS": "q3k2Zr3mJx4B1mS0v8oJbq0q2M0pZ8W3l9mZ3Yc2qkQ=",
+        "PUBLIC_URL": "https://mcp.example.test",
+        "CIMD_DEV_LOOPBACK_CA_FILE": str(tmp_path / "ca.pem"),
+    }
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "accounts.E001" in result.stderr

@@ -34,18 +34,21 @@ def client_id(gateway_server, demo_users):
     return register_client(gateway_server.url)["client_id"]
 
 
-@pytest.mark.parametrize("scope, access, granted", [
-    ("read write offline_access", "read_write", "read write"),
-    ("openid profile email read write", "read_write", "read write"),
-    ("offline_access", "read_write", "read write"),  # none of ours: the default
-    ("mcp", "read_write", "read write"),
-    ("", "read_write", "read write"),
-    (None, "read_write", "read write"),
-    ("read offline_access", "read", "read"),
-    ("RESOURCE", "read_write", "read write"),  # the resource URL as a scope
-    ("write", "read_write", "read write"),  # write implies read (accounts.scopes)
-    ("write offline_access", "read_write", "read write"),
-])
+@pytest.mark.parametrize(
+    "scope, access, granted",
+    [
+        ("read write offline_access", "read_write", "read write"),
+        ("openid profile email read write", "read_write", "read write"),
+        ("offline_access", "read_write", "read write"),  # none of ours: the default
+        ("mcp", "read_write", "read write"),
+        ("", "read_write", "read write"),
+        (None, "read_write", "read write"),
+        ("read offline_access", "read", "read"),
+        ("RESOURCE", "read_write", "read write"),  # the resource URL as a scope
+        ("write", "read_write", "read write"),  # write implies read (accounts.scopes)
+        ("write offline_access", "read_write", "read write"),
+    ],
+)
 def test_unknown_scopes_are_ignored_at_every_step(gateway_server, client_id, scope, access, granted):
     url = gateway_server.url
     if scope == "RESOURCE":
@@ -58,8 +61,12 @@ def test_unknown_scopes_are_ignored_at_every_step(gateway_server, client_id, sco
     assert token.status_code == 200, token.text
     assert token.json()["scope"] == granted and token.json()["refresh_token"]
     # Refresh, asking again with the same extras: same grant, no invalid_scope.
-    data = {"grant_type": "refresh_token", "refresh_token": token.json()["refresh_token"], "client_id": client_id,
-            "resource": url + "/"}
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": token.json()["refresh_token"],
+        "client_id": client_id,
+        "resource": url + "/",
+    }
     if scope is not None:
         data["scope"] = scope
     renewed = httpx.post(url + "/oauth/token", data=data, timeout=10)
@@ -73,9 +80,16 @@ def test_refresh_may_narrow_but_never_widen(gateway_server, client_id):
     result = authorize(session, url, client_id, "acme", access="read", scope="read")
     session.close()
     token = exchange_code(url, client_id, result["code"], result["verifier"]).json()
-    widened = httpx.post(url + "/oauth/token", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": client_id,
-        "scope": "read write offline_access"})
+    widened = httpx.post(
+        url + "/oauth/token",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+            "scope": "read write offline_access",
+        },
+    )
     assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"
 
 
@@ -101,8 +115,11 @@ def secret_auth(method: str, client: dict) -> dict:
 def test_every_advertised_client_auth_method_works_at_every_endpoint(gateway_server, demo_users, method):
     url = gateway_server.url
     metadata = get_metadata(url)
-    for field in ("token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported",
-                  "introspection_endpoint_auth_methods_supported"):
+    for field in (
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+    ):
         assert method in metadata[field]
     client = register_client(url, client_name=f"backend {method}", token_endpoint_auth_method=method)
     assert client["token_endpoint_auth_method"] == method
@@ -114,8 +131,13 @@ def test_every_advertised_client_auth_method_works_at_every_endpoint(gateway_ser
     def post(path, **data):
         return httpx.post(url + path, headers=auth["headers"], data={**data, **auth["extra"]}, timeout=10)
 
-    token = post("/oauth/token", grant_type="authorization_code", code=result["code"],
-                 code_verifier=result["verifier"], redirect_uri=CALLBACK)
+    token = post(
+        "/oauth/token",
+        grant_type="authorization_code",
+        code=result["code"],
+        code_verifier=result["verifier"],
+        redirect_uri=CALLBACK,
+    )
     assert token.status_code == 200, token.text
     renewed = post("/oauth/token", grant_type="refresh_token", refresh_token=token.json()["refresh_token"])
     assert renewed.status_code == 200, renewed.text
@@ -127,8 +149,12 @@ def test_every_advertised_client_auth_method_works_at_every_endpoint(gateway_ser
 
     # A wrong secret is refused at the token endpoint, whatever the method.
     wrong = secret_auth(method, {**client, "client_secret": "wrong"})
-    refused = httpx.post(url + "/oauth/token", headers=wrong["headers"], timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": renewed["refresh_token"], **wrong["extra"]})
+    refused = httpx.post(
+        url + "/oauth/token",
+        headers=wrong["headers"],
+        timeout=10,
+        data={"grant_type": "refresh_token", "refresh_token": renewed["refresh_token"], **wrong["extra"]},
+    )
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
 
 
@@ -174,14 +200,28 @@ def test_write_implies_read_everywhere(gateway_server, client_id):
     session.close()
     token = exchange_code(url, client_id, asked["code"], asked["verifier"]).json()
     assert token["scope"] == "read write"
-    renewed = httpx.post(url + "/oauth/token", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": client_id,
-        "scope": "write"})
+    renewed = httpx.post(
+        url + "/oauth/token",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": client_id,
+            "scope": "write",
+        },
+    )
     assert renewed.status_code == 200 and renewed.json()["scope"] == "read write"
     # The person chose "read only" although the app asked for write: read is what it gets.
     limited = exchange_code(url, client_id, read_only["code"], read_only["verifier"]).json()
     assert limited["scope"] == "read"
-    widened = httpx.post(url + "/oauth/token", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": limited["refresh_token"], "client_id": client_id,
-        "scope": "write"})
+    widened = httpx.post(
+        url + "/oauth/token",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": limited["refresh_token"],
+            "client_id": client_id,
+            "scope": "write",
+        },
+    )
     assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"

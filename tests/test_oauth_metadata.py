@@ -60,33 +60,40 @@ def test_issuer_does_not_follow_the_host_header(gateway_server):
     assert doc["token_endpoint"].startswith(gateway_server.url + "/")
 
 
-@pytest.mark.parametrize("path", [
-    "/.well-known/oauth-authorization-server/tenant",
-    "/.well-known/oauth-protected-resource/other",
-    "/.well-known/openid-configuration/",
-    "/oauth/applications/",
-    "/oauth/authorized_tokens/",
-    "/oauth/device-authorization/",
-    "/oauth/userinfo/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-authorization-server/tenant",
+        "/.well-known/oauth-protected-resource/other",
+        "/.well-known/openid-configuration/",
+        "/oauth/applications/",
+        "/oauth/authorized_tokens/",
+        "/oauth/device-authorization/",
+        "/oauth/userinfo/",
+    ],
+)
 def test_no_second_document_and_no_management_views(gateway_server, path):
     assert httpx.get(gateway_server.url + path).status_code == 404
 
 
 def test_mcp_endpoint_challenge_points_at_the_resource_metadata(gateway_server):
-    response = httpx.post(gateway_server.url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers=MCP_HEADERS)
+    response = httpx.post(
+        gateway_server.url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=MCP_HEADERS
+    )
     assert response.status_code == 401
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith("Bearer ")
     assert f'resource_metadata="{gateway_server.url}/.well-known/oauth-protected-resource"' in challenge
 
 
-@pytest.mark.parametrize("grant", [
-    {"grant_type": "client_credentials"},
-    {"grant_type": "password", "username": "demo", "password": "pelcro-demo-2026"},
-    {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
-])
+@pytest.mark.parametrize(
+    "grant",
+    [
+        {"grant_type": "client_credentials"},
+        {"grant_type": "password", "username": "demo", "password": "pelcro-demo-2026"},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
+    ],
+)
 def test_unsupported_grants_are_refused(gateway_server, demo_users, grant):
     client_id = register_client(gateway_server.url)["client_id"]
     response = httpx.post(gateway_server.url + "/oauth/token", data={**grant, "client_id": client_id})
@@ -99,9 +106,17 @@ def test_implicit_flow_is_refused(gateway_server, demo_users):
     client_id = register_client(gateway_server.url)["client_id"]
     session = signed_in(gateway_server.url, "demo", "pelcro-demo-2026")
     _, challenge = pkce_pair()
-    response = session.get("/oauth/authorize", params={
-        "response_type": "token", "client_id": client_id, "redirect_uri": "http://127.0.0.1:47123/callback",
-        "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"})
+    response = session.get(
+        "/oauth/authorize",
+        params={
+            "response_type": "token",
+            "client_id": client_id,
+            "redirect_uri": "http://127.0.0.1:47123/callback",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
     session.close()
     location = response.headers.get("location", "")
     assert "access_token" not in location

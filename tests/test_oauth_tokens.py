@@ -47,7 +47,8 @@ def age_rotated_tokens(client_id: str) -> None:
 
     past = timezone.now() - timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"] + 1)
     get_refresh_token_model().objects.filter(application__client_id=client_id, revoked__isnull=False).update(
-        revoked=past)
+        revoked=past
+    )
 
 
 def mcp_status(gateway_url: str, access_token: str) -> int:
@@ -80,16 +81,27 @@ def test_wrong_pkce_verifier_is_refused(gateway_server, fresh_code):
 
 def test_missing_pkce_verifier_is_refused(gateway_server, fresh_code):
     client_id, result = fresh_code
-    response = httpx.post(gateway_server.url + "/oauth/token", data={
-        "grant_type": "authorization_code", "code": result["code"], "client_id": client_id,
-        "redirect_uri": "http://127.0.0.1:47123/callback"})
+    response = httpx.post(
+        gateway_server.url + "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "client_id": client_id,
+            "redirect_uri": "http://127.0.0.1:47123/callback",
+        },
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def test_redirect_uri_must_match_the_authorization_request(gateway_server, fresh_code):
     client_id, result = fresh_code
-    response = exchange_code(gateway_server.url, client_id, result["code"], result["verifier"],
-                             redirect_uri="http://127.0.0.1:47123/elsewhere")
+    response = exchange_code(
+        gateway_server.url,
+        client_id,
+        result["code"],
+        result["verifier"],
+        redirect_uri="http://127.0.0.1:47123/elsewhere",
+    )
     assert response.status_code == 400
     assert response.json()["error"] in {"invalid_grant", "invalid_request"}
 
@@ -123,8 +135,9 @@ def test_expired_code_is_refused(gateway_server, fresh_code):
 
 def test_token_request_for_another_resource_is_refused(gateway_server, fresh_code):
     client_id, result = fresh_code
-    response = exchange_code(gateway_server.url, client_id, result["code"], result["verifier"],
-                             resource="https://other.example/mcp")
+    response = exchange_code(
+        gateway_server.url, client_id, result["code"], result["verifier"], resource="https://other.example/mcp"
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
 
 
@@ -180,8 +193,13 @@ def test_a_token_two_rotations_old_is_a_replay_even_within_the_window(gateway_se
 
 def test_a_revoked_refresh_token_gets_no_grace(gateway_server, tokens):
     url, client_id = gateway_server.url, tokens["client_id"]
-    assert httpx.post(url + "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": client_id,
-                                                   "token_type_hint": "refresh_token"}).status_code == 200
+    assert (
+        httpx.post(
+            url + "/oauth/revoke",
+            data={"token": tokens["refresh_token"], "client_id": client_id, "token_type_hint": "refresh_token"},
+        ).status_code
+        == 200
+    )
     replay = refresh(url, client_id, tokens["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
 
@@ -193,14 +211,16 @@ def test_refresh_by_another_client_is_refused(gateway_server, tokens):
 
 
 def test_refresh_for_another_resource_is_refused(gateway_server, tokens):
-    response = refresh(gateway_server.url, tokens["client_id"], tokens["refresh_token"],
-                       resource="https://other.example/")
+    response = refresh(
+        gateway_server.url, tokens["client_id"], tokens["refresh_token"], resource="https://other.example/"
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_target"
 
 
 def test_expired_access_token_is_refused(gateway_server, tokens):
     get_access_token_model().objects.filter(application__client_id=tokens["client_id"]).update(
-        expires=timezone.now() - timezone.timedelta(seconds=1))
+        expires=timezone.now() - timezone.timedelta(seconds=1)
+    )
     assert gateway_principal(gateway_server.url, tokens["access_token"]) is None
     assert mcp_status(gateway_server.url, tokens["access_token"]) == 401
     # …while the refresh token still mints a fresh one.
@@ -211,7 +231,8 @@ def test_refresh_token_has_a_finite_life(gateway_server, tokens, settings):
     # Refresh tokens die REFRESH_TOKEN_SECONDS after their access token expired.
     lifetime = settings.PELCRO_GATEWAY["REFRESH_TOKEN_SECONDS"]
     get_access_token_model().objects.filter(application__client_id=tokens["client_id"]).update(
-        expires=timezone.now() - timezone.timedelta(seconds=lifetime + 1))
+        expires=timezone.now() - timezone.timedelta(seconds=lifetime + 1)
+    )
     response = refresh(gateway_server.url, tokens["client_id"], tokens["refresh_token"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
@@ -228,8 +249,11 @@ def test_removing_a_member_in_the_admin_revokes_their_connections(gateway_server
     Membership.objects.get(user__username="demo", account__slug="acme").delete()  # model delete: signal
     connection = Connection.objects.get(application__client_id=tokens["client_id"])
     assert connection.revoked_at is not None
-    assert not get_access_token_model().objects.filter(application__client_id=tokens["client_id"],
-                                                       binding__isnull=False).exists()
+    assert (
+        not get_access_token_model()
+        .objects.filter(application__client_id=tokens["client_id"], binding__isnull=False)
+        .exists()
+    )
 
 
 def test_demoted_member_keeps_no_write_access(gateway_server, tokens):
@@ -258,8 +282,9 @@ def test_revocation_check_needs_no_token_deletion(gateway_server, tokens):
 @pytest.mark.parametrize("which", ["access_token", "refresh_token"])
 def test_client_revokes_its_token_rfc7009(gateway_server, tokens, which):
     url = gateway_server.url
-    response = httpx.post(url + "/oauth/revoke", data={"token": tokens[which], "token_type_hint": which,
-                                                       "client_id": tokens["client_id"]})
+    response = httpx.post(
+        url + "/oauth/revoke", data={"token": tokens[which], "token_type_hint": which, "client_id": tokens["client_id"]}
+    )
     assert response.status_code == 200
     assert gateway_principal(url, tokens["access_token"]) is None
     assert refresh(url, tokens["client_id"], tokens["refresh_token"]).json()["error"] == "invalid_grant"
@@ -268,8 +293,9 @@ def test_client_revokes_its_token_rfc7009(gateway_server, tokens, which):
 
 def test_another_client_cannot_revoke_my_token(gateway_server, tokens):
     other = register_client(gateway_server.url, client_name="other")["client_id"]
-    response = httpx.post(gateway_server.url + "/oauth/revoke", data={"token": tokens["access_token"],
-                                                                     "client_id": other})
+    response = httpx.post(
+        gateway_server.url + "/oauth/revoke", data={"token": tokens["access_token"], "client_id": other}
+    )
     assert response.status_code == 200  # RFC 7009: no disclosure…
     assert gateway_principal(gateway_server.url, tokens["access_token"]) is not None  # …and no effect
 
@@ -277,22 +303,34 @@ def test_another_client_cannot_revoke_my_token(gateway_server, tokens):
 def test_introspection_is_for_confidential_clients_about_their_own_tokens(gateway_server, demo_users):
     url = gateway_server.url
     public = obtain_tokens(url, *DEMO, "acme")
-    anonymous = httpx.post(url + "/oauth/introspect", data={"token": public["access_token"],
-                                                            "client_id": public["client_id"]})
+    anonymous = httpx.post(
+        url + "/oauth/introspect", data={"token": public["access_token"], "client_id": public["client_id"]}
+    )
     assert anonymous.status_code in (401, 403)
 
     confidential = register_client(url, client_name="backend", token_endpoint_auth_method="client_secret_basic")
-    basic = "Basic " + base64.b64encode(f"{confidential['client_id']}:{confidential['client_secret']}".encode()).decode()
-    foreign = httpx.post(url + "/oauth/introspect", data={"token": public["access_token"]},
-                         headers={"Authorization": basic})
+    basic = (
+        "Basic " + base64.b64encode(f"{confidential['client_id']}:{confidential['client_secret']}".encode()).decode()
+    )
+    foreign = httpx.post(
+        url + "/oauth/introspect", data={"token": public["access_token"]}, headers={"Authorization": basic}
+    )
     assert foreign.status_code == 200 and foreign.json() == {"active": False}
 
     session = signed_in(url, *DEMO)
     result = authorize(session, url, confidential["client_id"], "other", access="read")
     session.close()
-    own = httpx.post(url + "/oauth/token", headers={"Authorization": basic}, data={
-        "grant_type": "authorization_code", "code": result["code"], "code_verifier": result["verifier"],
-        "redirect_uri": "http://127.0.0.1:47123/callback"}).json()
-    answer = httpx.post(url + "/oauth/introspect", data={"token": own["access_token"]},
-                        headers={"Authorization": basic}).json()
+    own = httpx.post(
+        url + "/oauth/token",
+        headers={"Authorization": basic},
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "code_verifier": result["verifier"],
+            "redirect_uri": "http://127.0.0.1:47123/callback",
+        },
+    ).json()
+    answer = httpx.post(
+        url + "/oauth/introspect", data={"token": own["access_token"]}, headers={"Authorization": basic}
+    ).json()
     assert answer["active"] is True and answer["scope"] == "read" and answer["aud"] == [url + "/"]

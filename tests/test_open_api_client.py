@@ -119,12 +119,19 @@ async def test_refresh_replaces_the_jwt_and_blacklists_the_old_one(open_api):
 async def test_validation_and_business_refusals_are_typed(open_api):
     signed_in = await sign_in(open_api)
     with pytest.raises(ValidationFailed) as invalid:
-        await open_api.request("PUT", "/customer", account_id=ACCOUNT, site_id=ACME_SITE, jwt=signed_in.jwt,
-                               json={"email": "not-an-email"})
+        await open_api.request(
+            "PUT", "/customer", account_id=ACCOUNT, site_id=ACME_SITE, jwt=signed_in.jwt, json={"email": "not-an-email"}
+        )
     assert "email" in invalid.value.fields
     with pytest.raises(NotFound) as refused:  # the Open API's business refusals are 404s (OPEN_API.md §4)
-        await open_api.request("POST", "/subscription/cancel", account_id=ACCOUNT, site_id=ACME_SITE,
-                               jwt=signed_in.jwt, json={"subscription_id": 999999999})
+        await open_api.request(
+            "POST",
+            "/subscription/cancel",
+            account_id=ACCOUNT,
+            site_id=ACME_SITE,
+            jwt=signed_in.jwt,
+            json={"subscription_id": 999999999},
+        )
     assert refused.value.message and refused.value.status == 404
 
 
@@ -147,11 +154,14 @@ def _connection_with(jwt: str, customer_id: int, site_id: int = ACME_SITE) -> in
     site = Site.objects.get(site_id=site_id)
     subscriber = subscriber_for(site, customer_id, "s@example.com")
     application = Application.objects.create(
-        name="App", client_type=Application.CLIENT_PUBLIC,
-        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, redirect_uris="http://127.0.0.1/cb",
+        name="App",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="http://127.0.0.1/cb",
     )
-    connection = Connection.objects.create(user=subscriber.user, application=application, account=site.account,
-                                           access=Connection.Access.READ)
+    connection = Connection.objects.create(
+        user=subscriber.user, application=application, account=site.account, access=Connection.Access.READ
+    )
     credential = SubscriberCredential(connection=connection)
     credential.set_jwt(jwt, jwt_times(jwt)[0])
     credential.save()
@@ -164,6 +174,7 @@ async def caller(open_api, demo_users, close_limiter_redis):
         signed_in = await sign_in(open_api)
         connection_id = await run_db(_connection_with, signed_in.jwt, signed_in.customer_id)
         return SubscriberCaller(open_api, connection_id, ACME_SITE, ACCOUNT), signed_in
+
     return make
 
 

@@ -26,43 +26,62 @@ from mcp_bridge.open.client import jwt_times
 from tests.support.mcp import ERAS, mcp_session
 from tests.support.sandbox import READER
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
-def open_token(env, *, access=Connection.Access.READ, resource: str | None = None, site_id: int = 14,
-               with_jwt: bool = True) -> str:
+def open_token(
+    env, *, access=Connection.Access.READ, resource: str | None = None, site_id: int = 14, with_jwt: bool = True
+) -> str:
     """An access token of a subscriber's connection (READER of site 14), bound to /open
     unless `resource` says otherwise; the connection holds the Pelcro JWT unless `with_jwt`
     is False."""
-    login = httpx.post(f"{env.sandbox.url}/api/v1/sdk/auth/login", params={"site_id": site_id},
-                       json={"email": READER["email"], "password": READER["password"]}, timeout=10)
+    login = httpx.post(
+        f"{env.sandbox.url}/api/v1/sdk/auth/login",
+        params={"site_id": site_id},
+        json={"email": READER["email"], "password": READER["password"]},
+        timeout=10,
+    )
     assert login.status_code == 200, login.text
     customer = login.json()["data"]
     site = Site.objects.get(site_id=site_id)
     subscriber = subscriber_for(site, customer["id"], customer["email"])
     application = get_application_model().objects.create(
-        name="Open test app", client_type="public", authorization_grant_type="authorization-code",
+        name="Open test app",
+        client_type="public",
+        authorization_grant_type="authorization-code",
         redirect_uris="http://127.0.0.1/cb",
     )
-    connection = Connection.objects.create(user=subscriber.user, application=application, account=site.account,
-                                           access=access)
+    connection = Connection.objects.create(
+        user=subscriber.user, application=application, account=site.account, access=access
+    )
     if with_jwt:
         credential = SubscriberCredential(connection=connection)
         credential.set_jwt(customer["auth_token"], jwt_times(customer["auth_token"])[0])
         credential.save()
     raw = secrets.token_urlsafe(32)
     token = get_access_token_model().objects.create(
-        user=subscriber.user, application=application, token=raw, scope="read",
-        expires=timezone.now() + timedelta(hours=1), resource=[resource or env.gateway.url + "/open"],
+        user=subscriber.user,
+        application=application,
+        token=raw,
+        scope="read",
+        expires=timezone.now() + timedelta(hours=1),
+        resource=[resource or env.gateway.url + "/open"],
     )
     TokenBinding.objects.create(access_token=token, connection=connection)
     return raw
 
 
 def post(url: str, token: str | None, body=INIT, version: str = "2025-06-18") -> httpx.Response:
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-               "MCP-Protocol-Version": version}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": version,
+    }
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.post(url, json=body, headers=headers, timeout=30)
@@ -123,8 +142,7 @@ def test_open_tokens_end_with_the_connection_and_the_sites_switch(mcp_env):
     Site.objects.filter(site_id=14).update(subscriber_access_enabled=True)
     assert post(url, token).status_code == 200
     other = open_token(mcp_env)
-    revoke_connection(Connection.objects.get(token_bindings__access_token__token_checksum=checksum(other)),
-                      by="pelcro")
+    revoke_connection(Connection.objects.get(token_bindings__access_token__token_checksum=checksum(other)), by="pelcro")
     assert post(url, other).status_code == 401
 
 

@@ -30,8 +30,9 @@ async def test_a_subscriber_signs_in_once_and_is_the_same_next_time(open_api, ca
     first = await sign_in_subscriber(open_api, site_id=ACME_SITE, email=READER["email"], password=READER["password"])
     assert first.subscriber.site.site_id == ACME_SITE and first.subscriber.email == READER["email"]
     assert first.subscriber.customer_id == first.customer.customer_id
-    again = await sign_in_subscriber(open_api, site_id=ACME_SITE, email=f"  {READER['email']} ",
-                                     password=READER["password"])
+    again = await sign_in_subscriber(
+        open_api, site_id=ACME_SITE, email=f"  {READER['email']} ", password=READER["password"]
+    )
     assert again.subscriber.pk == first.subscriber.pk
     assert await run_db(Subscriber.objects.count) == 1
     assert READER["password"] not in caplog.text and first.customer.jwt not in caplog.text
@@ -73,15 +74,20 @@ async def test_empty_fields_are_refused_before_pelcro(open_api, fresh_sbx):
 
 
 async def test_the_connection_keeps_the_jwt(open_api):
-    signed_in = await sign_in_subscriber(open_api, site_id=ACME_SITE, email=READER["email"],
-                                         password=READER["password"])
+    signed_in = await sign_in_subscriber(
+        open_api, site_id=ACME_SITE, email=READER["email"], password=READER["password"]
+    )
 
     def connect():
         application = get_application_model().objects.create(
-            name="App", client_type="public", authorization_grant_type="authorization-code",
-            redirect_uris="http://127.0.0.1/cb")
-        connection = Connection.objects.create(user=signed_in.subscriber.user, application=application,
-                                               account_id=signed_in.subscriber.site.account_id)
+            name="App",
+            client_type="public",
+            authorization_grant_type="authorization-code",
+            redirect_uris="http://127.0.0.1/cb",
+        )
+        connection = Connection.objects.create(
+            user=signed_in.subscriber.user, application=application, account_id=signed_in.subscriber.site.account_id
+        )
         keep_jwt(connection, signed_in.customer)
         keep_jwt(connection, signed_in.customer)  # replaced, not duplicated
         return SubscriberCredential.objects.get(connection=connection)

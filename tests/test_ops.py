@@ -109,17 +109,33 @@ def test_dashboard_page_renders_every_account(staff_client, account):
 
 def test_account_api_has_an_hour_per_minute_and_the_latest_tool_calls(staff_client, account):
     use_slots(account.id, 4)
-    ToolCall.objects.create(created_at=timezone.now(), account=account, account_slug=account.slug, tool="list_invoices",
-                            outcome=ToolCall.Outcome.OK, username="demo", client_name="Claude", site_id=14,
-                            upstream_status=200, latency_ms=42)
+    ToolCall.objects.create(
+        created_at=timezone.now(),
+        account=account,
+        account_slug=account.slug,
+        tool="list_invoices",
+        outcome=ToolCall.Outcome.OK,
+        username="demo",
+        client_name="Claude",
+        site_id=14,
+        upstream_status=200,
+        latency_ms=42,
+    )
     body = staff_client.get(f"/ops/api/accounts/{account.id}").json()
     assert len(body["per_minute"]) == 60
     assert body["per_minute"][-1]["calls"] == 4
     assert sum(m["calls"] for m in body["per_minute"]) == 4
     assert body["limit"]["cap_per_minute"] == 118.0
     assert body["tool_calls"][0] == {
-        "at": body["tool_calls"][0]["at"], "tool": "list_invoices", "outcome": "ok", "refused_locally": False, "user": "demo",
-        "client": "Claude", "site_id": 14, "upstream_status": 200, "latency_ms": 42,
+        "at": body["tool_calls"][0]["at"],
+        "tool": "list_invoices",
+        "outcome": "ok",
+        "refused_locally": False,
+        "user": "demo",
+        "client": "Claude",
+        "site_id": 14,
+        "upstream_status": 200,
+        "latency_ms": 42,
     }
     assert staff_client.get(f"/ops/accounts/{account.id}/").status_code == 200
     assert staff_client.get("/ops/api/accounts/999999999").status_code == 404

@@ -58,9 +58,14 @@ def test_dashboard_numbers_change_live_while_load_runs(acme, tight_gateways, bro
     def load_runner():
         try:
             run_tool_callers(
-                targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens, strict=True)], tool="list_plans",
-                arguments={"site_id": 14, "per_page": 1}, processes=2, sessions=4, seconds=LOAD_SECONDS,
-                on_start=lambda start, until: window.extend((start, until)) or opened.set())
+                targets=[(mcp_url(g.url), t) for g, t in zip(tight_gateways, tokens, strict=True)],
+                tool="list_plans",
+                arguments={"site_id": 14, "per_page": 1},
+                processes=2,
+                sessions=4,
+                seconds=LOAD_SECONDS,
+                on_start=lambda start, until: window.extend((start, until)) or opened.set(),
+            )
         except BaseException as exc:  # reported by the test thread below
             failure.append(exc)
             opened.set()
@@ -92,8 +97,10 @@ def test_dashboard_numbers_change_live_while_load_runs(acme, tight_gateways, bro
 
     # One account: the per-minute chart against the limit line, and the latest tool calls.
     page.goto(gateway.url + f"/ops/accounts/{acme.id}/")
-    wait_until(page, "[...document.querySelectorAll('svg.chart rect.bar-interactive')]"
-                     ".some(r => +r.getAttribute('height') > 0)")
+    wait_until(
+        page,
+        "[...document.querySelectorAll('svg.chart rect.bar-interactive')].some(r => +r.getAttribute('height') > 0)",
+    )
     page.wait_for_selector('[data-field="tool-calls"] tr:has-text("list_plans")')
     assert page.locator("svg.chart line.limit").count() == 1
     assert page.locator("svg.chart .limit-label").text_content() == "limit 400/min"

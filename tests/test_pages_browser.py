@@ -48,9 +48,11 @@ def axe_violations(page) -> list[dict]:
     """axe-core's serious and critical violations on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text())
-    found = page.evaluate("axe.run(document, {resultTypes: ['violations']})"
-                          ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-                          " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))")
+    found = page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"
+    )
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
@@ -119,15 +121,27 @@ def walked_data(gateway_server, demo_users):
     gone = Connection.objects.get(application__name="Windsurf (pelcro-other)")
     revoke_connection(gone, by="user:demo")
     now, rng = timezone.now(), random.Random(7)
-    ToolCall.objects.bulk_create([
-        ToolCall(created_at=now - timedelta(seconds=7 * i), user=connection.user, username="demo",
-                 client_id=connection.application.client_id, client_name=LONG_NAME, account=connection.account,
-                 account_slug="acme", connection=connection, site_id=14, tool="list_customers",
-                 arguments={"site_id": 14, "email": "ann@example.com", "api_key": "[redacted]"},
-                 outcome=rng.choice(["ok", "ok", "rate_limited", "error"]),
-                 upstream_status=None if i % 4 == 2 else 200, latency_ms=rng.randint(5, 12000))
-        for i in range(60)
-    ])
+    ToolCall.objects.bulk_create(
+        [
+            ToolCall(
+                created_at=now - timedelta(seconds=7 * i),
+                user=connection.user,
+                username="demo",
+                client_id=connection.application.client_id,
+                client_name=LONG_NAME,
+                account=connection.account,
+                account_slug="acme",
+                connection=connection,
+                site_id=14,
+                tool="list_customers",
+                arguments={"site_id": 14, "email": "ann@example.com", "api_key": "[redacted]"},
+                outcome=rng.choice(["ok", "ok", "rate_limited", "error"]),
+                upstream_status=None if i % 4 == 2 else 200,
+                latency_ms=rng.randint(5, 12000),
+            )
+            for i in range(60)
+        ]
+    )
     client_id = register_client(url, client_name=UNBROKEN_NAME)["client_id"]
     _, challenge = pkce_pair()
     return {"connection": connection, "revoked": gone, "consent": authorize_url(url, client_id, challenge)}
@@ -151,8 +165,10 @@ def test_every_page_fits_a_phone_and_a_desktop_and_passes_axe(gateway_server, wa
         if overflow > 0:
             problems.append(f"{name} at {width}px: page scrolls sideways by {overflow}px")
         for violation in axe_violations(page):
-            problems.append(f"{name} at {width}px: axe {violation['impact']} {violation['id']} "
-                            f"({violation['help']}) at {violation['nodes']}")
+            problems.append(
+                f"{name} at {width}px: axe {violation['impact']} {violation['id']} "
+                f"({violation['help']}) at {violation['nodes']}"
+            )
         if focus and width == WIDTHS[0]:
             for control in unfocusable_controls(page):
                 problems.append(f"{name}: no visible focus on {control['tag']} {control['text']!r}")
@@ -161,8 +177,12 @@ def test_every_page_fits_a_phone_and_a_desktop_and_passes_axe(gateway_server, wa
         context = browser.new_context(viewport={"width": width, "height": 900})
         page = context.new_page()
         # Anonymous visitor.
-        for name, path in [("landing", "/"), ("login", "/login"), ("admin-login", "/admin/login/"),
-                           ("not-found", "/no/such/page")]:
+        for name, path in [
+            ("landing", "/"),
+            ("login", "/login"),
+            ("admin-login", "/admin/login/"),
+            ("not-found", "/no/such/page"),
+        ]:
             response = page.goto(url + path)
             assert response.status == (404 if name == "not-found" else 200), name
             check(page, name, width)

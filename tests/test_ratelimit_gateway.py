@@ -26,7 +26,11 @@ def test_many_processes_use_the_budget_without_a_single_upstream_429(acme, tight
     # More callers than slots, so every slot that frees has a caller waiting for it. The
     # window opens once every process has its sessions open.
     results = run_tool_callers(
-        targets, "list_plans", {"site_id": 14, "per_page": 1}, processes=4, sessions=6,
+        targets,
+        "list_plans",
+        {"site_id": 14, "per_page": 1},
+        processes=4,
+        sessions=6,
         seconds=WINDOWS * TIGHT_WINDOW + 1.0,
     )
 
@@ -84,7 +88,8 @@ def own_limit_gateways(django_db_setup, django_db_blocker, own_limit_sandbox):
 
 
 def test_an_account_gets_the_limit_its_get_account_says_without_a_single_upstream_429(
-        other, own_limit_sandbox, own_limit_gateways, settings):
+    other, own_limit_sandbox, own_limit_gateways, settings
+):
     from mcp_bridge.core.account_refresh import refresh_account
 
     settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "CORE_API_BASE_URL": own_limit_sandbox.url + "/api/v1/core"}
@@ -101,8 +106,13 @@ def test_an_account_gets_the_limit_its_get_account_says_without_a_single_upstrea
     since = sandbox.last_seq()
     window = {}
     results = run_tool_callers(
-        targets, "list_plans", {"site_id": 27, "per_page": 1}, processes=4, sessions=8,
-        seconds=OWN_WINDOWS * OWN_WINDOW + 1.0, on_start=lambda start, until: window.update(until=until),
+        targets,
+        "list_plans",
+        {"site_id": 27, "per_page": 1},
+        processes=4,
+        sessions=8,
+        seconds=OWN_WINDOWS * OWN_WINDOW + 1.0,
+        on_start=lambda start, until: window.update(until=until),
     )
     until = window["until"]
 

@@ -49,8 +49,7 @@ def test_two_processes_never_exceed_the_limit_in_any_rolling_window(limiter_acco
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     start_line = StartLine(ctx)  # the race starts once both processes are up
-    procs = [ctx.Process(target=hammer_process, args=(limiter_account, FAST, start_line, results))
-             for _ in range(2)]
+    procs = [ctx.Process(target=hammer_process, args=(limiter_account, FAST, start_line, results)) for _ in range(2)]
     for proc in procs:
         proc.start()
     start_line.release(procs, 3 * config.window)
@@ -232,9 +231,18 @@ async def test_every_key_is_prefixed_hash_tagged_and_expires(limiter_account):
     await gate.try_acquire(limiter_account, wait_budget=5.0)  # refused, becomes a waiter
     keys = account_keys_in_redis(limiter_account)
     expected = AccountKeys.of(limiter_account)
-    assert set(keys) == {k.encode() for k in (expected.log, expected.background, expected.block,
-                                               expected.waiters, expected.usage, expected.latency,
-                                               expected.generation)}
+    assert set(keys) == {
+        k.encode()
+        for k in (
+            expected.log,
+            expected.background,
+            expected.block,
+            expected.waiters,
+            expected.usage,
+            expected.latency,
+            expected.generation,
+        )
+    }
     for key, (_, ttl) in keys.items():
         assert key.startswith(f"{settings.REDIS_KEY_PREFIX}rl:{{{limiter_account}}}:".encode())
         assert 0 <= ttl <= 2 * 3600, key

@@ -82,7 +82,10 @@ SHELL_DEFAULT = re.compile(r"\$\{([A-Z][A-Z0-9_]+):?[-=]")
 def read_at_import() -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", RECORDER, str(ROOT), *PACKAGES[:-1]],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GATEWAY_ENV": "dev"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -82,8 +82,11 @@ def test_two_processes_share_the_limit_on_a_cluster(cluster, monkeypatch):
 def cluster_gateway(cluster, sandbox_server, django_db_blocker, demo_users):
     with django_db_blocker.unblock():
         server = start_gateway(
-            sandbox_server, REDIS_URL=cluster.url, REDIS_CLUSTER="1",
-            CELERY_BROKER_URL=settings.REDIS_URL, CELERY_RESULT_BACKEND=settings.REDIS_URL,
+            sandbox_server,
+            REDIS_URL=cluster.url,
+            REDIS_CLUSTER="1",
+            CELERY_BROKER_URL=settings.REDIS_URL,
+            CELERY_RESULT_BACKEND=settings.REDIS_URL,
         )
     yield server
     server.stop()
@@ -117,11 +120,17 @@ def test_tool_calls_through_a_gateway_on_a_cluster(cluster, cluster_gateway, dem
     assert sum(1 for key in next(iter(by_node.values())) if key.endswith(b":log")) == 1
 
     # RFC 7009 revocation changes the epoch on the cluster: the next call is refused.
-    response = httpx.post(gateway.url + "/oauth/revoke", data={"token": tokens["access_token"],
-                                                              "client_id": tokens["client_id"]})
+    response = httpx.post(
+        gateway.url + "/oauth/revoke", data={"token": tokens["access_token"], "client_id": tokens["client_id"]}
+    )
     assert response.status_code == 200
-    refused = httpx.post(gateway.url + "/", headers={"Authorization": f"Bearer {tokens['access_token']}",
-                                                     "Content-Type": "application/json",
-                                                     "Accept": "application/json, text/event-stream"},
-                         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    refused = httpx.post(
+        gateway.url + "/",
+        headers={
+            "Authorization": f"Bearer {tokens['access_token']}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+    )
     assert refused.status_code == 401

@@ -86,8 +86,9 @@ def replica_env(faults, redis_url: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["accepts-then-closes", "accepts-never-answers"])
-async def test_every_call_answered_when_redis_accepts_and_fails(faults, token_for, fault_sandbox, django_db_blocker,
-                                                               silent):
+async def test_every_call_answered_when_redis_accepts_and_fails(
+    faults, token_for, fault_sandbox, django_db_blocker, silent
+):
     sandbox = faults.sandbox
     with ClosingServer(silent=silent) as fake_redis:
         with django_db_blocker.unblock():
@@ -134,7 +135,7 @@ async def test_every_call_answered_with_redis_at_maxclients(faults, token_for, f
                     assert outcome.seconds < ANSWER_WITHIN, outcome
                 assert sandbox.log(since) == []
                 rows = await audit_rows_async(len(before) + CALLS)
-                assert [r.error_message for r in rows[len(before):]] == [DOWN_MESSAGE] * CALLS
+                assert [r.error_message for r in rows[len(before) :]] == [DOWN_MESSAGE] * CALLS
             finally:
                 idle.close()
 
@@ -146,8 +147,9 @@ async def test_every_call_answered_with_redis_at_maxclients(faults, token_for, f
         own.cleanup()
 
 
-async def test_script_flush_under_load_changes_nothing_a_caller_sees(faults, token_for, fault_sandbox,
-                                                                    django_db_blocker):
+async def test_script_flush_under_load_changes_nothing_a_caller_sees(
+    faults, token_for, fault_sandbox, django_db_blocker
+):
     """SCRIPT FLUSH every 20 ms while calls run: no call is refused for budget that is free,
     and every finished request frees its slot one window after its answer (not after the
     in-flight hold of ~24 s, which is what a lost "finished" script leaves behind)."""
@@ -156,8 +158,13 @@ async def test_script_flush_under_load_changes_nothing_a_caller_sees(faults, tok
     try:
         with django_db_blocker.unblock():
             gateway = start_fault_gateway(
-                fault_sandbox, **replica_env(faults, own.url), RATE_LIMIT=str(limit), RATE_WINDOW_SECONDS=str(window),
-                RATE_SAFETY_MARGIN="0", RATE_WAIT_BUDGET_SECONDS="0", CORE_API_TIMEOUT="5",
+                fault_sandbox,
+                **replica_env(faults, own.url),
+                RATE_LIMIT=str(limit),
+                RATE_WINDOW_SECONDS=str(window),
+                RATE_SAFETY_MARGIN="0",
+                RATE_WAIT_BUDGET_SECONDS="0",
+                CORE_API_TIMEOUT="5",
                 # What is under test is the script cache, not the deadline: a busy shared
                 # machine must not turn a slow answer into a refusal here.
                 RATE_REDIS_TIMEOUT_SECONDS="2",
@@ -186,7 +193,9 @@ async def test_script_flush_under_load_changes_nothing_a_caller_sees(faults, tok
             stop.set()
             flusher.join(timeout=5)
         client = redis_lib.Redis(port=own.port)
-        held = [key for key in client.scan_iter(match=b"*rl:*:log") if client.zcount(key, f"({time.time() * 1e6}", "+inf")]
+        held = [
+            key for key in client.scan_iter(match=b"*rl:*:log") if client.zcount(key, f"({time.time() * 1e6}", "+inf")
+        ]
         client.close()
         assert held == [], "no request is counted as still in flight"
         assert_stops_on_sigterm(gateway)
@@ -260,8 +269,9 @@ async def test_readonly_after_a_failover_fails_closed_and_recovers(faults, token
     sandbox = faults.sandbox
     try:
         with django_db_blocker.unblock():
-            gateway = start_fault_gateway(fault_sandbox, **replica_env(faults, gateways_redis.url),
-                                          RATE_SAFETY_MARGIN="100")
+            gateway = start_fault_gateway(
+                fault_sandbox, **replica_env(faults, gateways_redis.url), RATE_SAFETY_MARGIN="100"
+            )
         url = gateway.url + "/"
         try:
             assert all(not o.is_error for o in await concurrent_calls(url, token_for, [("list_plans", PLANS_ARGS)] * 2))

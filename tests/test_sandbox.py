@@ -18,41 +18,209 @@ KINDS = ("customers", "subscriptions", "invoices", "plans", "coupons", "charges"
 LISTED = KINDS + ("refunds",)
 # Documented fields each object must carry (CORE_API.md §8), and which of them are Unix times.
 FIELDS = {
-    "customers": {"id", "email", "email_confirm", "email_hardbounce", "first_name", "last_name", "display_name",
-                  "name", "username", "phone", "salutation", "title", "tin", "old_provider_id", "phone_confirm",
-                  "mail_marketing", "tele_marketing", "metadata", "organization", "default_source_id",
-                  "default_source", "has_password", "password_last_updated_at", "is_imported", "created_at",
-                  "updated_at", "balance", "currency"},
-    "subscriptions": {"id", "user_id", "plan", "coupon", "address", "default_source", "latest_invoice",
-                      "address_required", "billing", "status", "quantity", "cancel_at_period_end", "cancel_at",
-                      "canceled_at", "created", "current_period_start", "current_period_end", "ended_at",
-                      "trial_start", "trial_end", "expires_at", "renews_at", "canceled_by", "canceled_by_type",
-                      "cancel_reason", "days_until_due", "due_date", "is_gift_donor", "is_gift_recipient",
-                      "is_redeemed", "gift_code", "shipments_remaining", "schedule", "auto_renew"},
-    "invoices": {"id", "subscription_id", "amount_due", "amount_paid", "amount_remaining", "auto_advance", "billing",
-                 "billing_reason", "currency", "description", "due_date", "ending_balance", "hosted_invoice_url",
-                 "invoice_pdf", "is_imported", "number", "paid", "period_start", "period_end", "customer_id",
-                 "status", "total", "subtotal", "line_items", "metadata", "payment_link", "created_at", "paid_at",
-                 "voided_at"},
-    "plans": {"id", "product_id", "nickname", "description", "type", "active", "amount", "currency", "interval",
-              "interval_count", "auto_renew", "available_online", "renewal_strategy", "countries", "domains",
-              "entitlements", "image", "gift_description", "agency_id", "agency_remit_rate", "group_owner_plan_id",
-              "apple_product_id", "allow_send_invoice", "is_hidden", "is_donation", "is_imported", "metadata",
-              "trial_period_days", "created_at"},
-    "coupons": {"id", "name", "code", "percent_off", "amount_off", "currency", "duration", "redeem_by",
-                "max_redemptions", "plans", "metadata", "created_at", "updated_at", "times_redeemed"},
-    "charges": {"id", "invoice_id", "amount", "amount_refunded", "description", "paid", "refunded", "offline",
-                "status", "statement_descriptor", "reference", "offline_entered_by", "metadata", "created_at",
-                "updated_at", "deleted_at", "customer_id", "currency", "payment_category"},
-    "addresses": {"id", "user_id", "type", "is_default", "line1", "country", "first_name", "last_name", "line2",
-                  "city", "state", "postal_code", "company", "salutation", "title", "department", "phone",
-                  "old_provider_id", "created_at", "updated_at"},
+    "customers": {
+        "id",
+        "email",
+        "email_confirm",
+        "email_hardbounce",
+        "first_name",
+        "last_name",
+        "display_name",
+        "name",
+        "username",
+        "phone",
+        "salutation",
+        "title",
+        "tin",
+        "old_provider_id",
+        "phone_confirm",
+        "mail_marketing",
+        "tele_marketing",
+        "metadata",
+        "organization",
+        "default_source_id",
+        "default_source",
+        "has_password",
+        "password_last_updated_at",
+        "is_imported",
+        "created_at",
+        "updated_at",
+        "balance",
+        "currency",
+    },
+    "subscriptions": {
+        "id",
+        "user_id",
+        "plan",
+        "coupon",
+        "address",
+        "default_source",
+        "latest_invoice",
+        "address_required",
+        "billing",
+        "status",
+        "quantity",
+        "cancel_at_period_end",
+        "cancel_at",
+        "canceled_at",
+        "created",
+        "current_period_start",
+        "current_period_end",
+        "ended_at",
+        "trial_start",
+        "trial_end",
+        "expires_at",
+        "renews_at",
+        "canceled_by",
+        "canceled_by_type",
+        "cancel_reason",
+        "days_until_due",
+        "due_date",
+        "is_gift_donor",
+        "is_gift_recipient",
+        "is_redeemed",
+        "gift_code",
+        "shipments_remaining",
+        "schedule",
+        "auto_renew",
+    },
+    "invoices": {
+        "id",
+        "subscription_id",
+        "amount_due",
+        "amount_paid",
+        "amount_remaining",
+        "auto_advance",
+        "billing",
+        "billing_reason",
+        "currency",
+        "description",
+        "due_date",
+        "ending_balance",
+        "hosted_invoice_url",
+        "invoice_pdf",
+        "is_imported",
+        "number",
+        "paid",
+        "period_start",
+        "period_end",
+        "customer_id",
+        "status",
+        "total",
+        "subtotal",
+        "line_items",
+        "metadata",
+        "payment_link",
+        "created_at",
+        "paid_at",
+        "voided_at",
+    },
+    "plans": {
+        "id",
+        "product_id",
+        "nickname",
+        "description",
+        "type",
+        "active",
+        "amount",
+        "currency",
+        "interval",
+        "interval_count",
+        "auto_renew",
+        "available_online",
+        "renewal_strategy",
+        "countries",
+        "domains",
+        "entitlements",
+        "image",
+        "gift_description",
+        "agency_id",
+        "agency_remit_rate",
+        "group_owner_plan_id",
+        "apple_product_id",
+        "allow_send_invoice",
+        "is_hidden",
+        "is_donation",
+        "is_imported",
+        "metadata",
+        "trial_period_days",
+        "created_at",
+    },
+    "coupons": {
+        "id",
+        "name",
+        "code",
+        "percent_off",
+        "amount_off",
+        "currency",
+        "duration",
+        "redeem_by",
+        "max_redemptions",
+        "plans",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "times_redeemed",
+    },
+    "charges": {
+        "id",
+        "invoice_id",
+        "amount",
+        "amount_refunded",
+        "description",
+        "paid",
+        "refunded",
+        "offline",
+        "status",
+        "statement_descriptor",
+        "reference",
+        "offline_entered_by",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "customer_id",
+        "currency",
+        "payment_category",
+    },
+    "addresses": {
+        "id",
+        "user_id",
+        "type",
+        "is_default",
+        "line1",
+        "country",
+        "first_name",
+        "last_name",
+        "line2",
+        "city",
+        "state",
+        "postal_code",
+        "company",
+        "salutation",
+        "title",
+        "department",
+        "phone",
+        "old_provider_id",
+        "created_at",
+        "updated_at",
+    },
     "refunds": {"id", "charge_id", "user_id", "amount", "currency", "status", "reason", "created_at"},
 }
 TIMES = {
     "customers": ("created_at", "updated_at", "password_last_updated_at"),
-    "subscriptions": ("created", "current_period_start", "current_period_end", "canceled_at", "cancel_at",
-                      "ended_at", "trial_start", "trial_end", "expires_at", "renews_at"),
+    "subscriptions": (
+        "created",
+        "current_period_start",
+        "current_period_end",
+        "canceled_at",
+        "cancel_at",
+        "ended_at",
+        "trial_start",
+        "trial_end",
+        "expires_at",
+        "renews_at",
+    ),
     "invoices": ("created_at", "due_date", "period_start", "period_end", "paid_at", "voided_at"),
     "plans": ("created_at",),
     "coupons": ("created_at", "updated_at", "redeem_by"),
@@ -86,7 +254,9 @@ def test_missing_or_invalid_key_is_401_with_the_documented_body(sbx):
 def test_site_id_is_required_and_an_integer(sbx):
     assert errors_of(sbx.api("GET", "/customers", site_id=None)) == {"site_id": ["The site id field is required."]}
     assert list(errors_of(sbx.api("GET", "/customers", site_id=None, params={"site_id": "fourteen"}))) == ["site_id"]
-    assert "site_id" in errors_of(sbx.api("POST", "/customers", json={"email": "x@example.com", "site_id": ACME_SITE_2}))
+    assert "site_id" in errors_of(
+        sbx.api("POST", "/customers", json={"email": "x@example.com", "site_id": ACME_SITE_2})
+    )
 
 
 def test_a_key_cannot_reach_another_accounts_site(sbx):
@@ -110,16 +280,24 @@ def test_get_account_needs_no_site_and_lists_the_accounts_sites_and_limit(sbx, s
     spec = next(a for a in DEMO["accounts"] if a["slug"] == slug)
     account = sbx.ok("GET", "/account", account=slug, site_id=None)
     assert account == {
-        "id": spec["account_id"], "company": spec["name"], "country": spec["country"],
-        "default_currency": spec["default_currency"], "is_enterprise": spec["is_enterprise"],
-        "taxes_enabled": spec["taxes_enabled"], "api_core_rate_limit": spec["api_core_rate_limit"],
+        "id": spec["account_id"],
+        "company": spec["name"],
+        "country": spec["country"],
+        "default_currency": spec["default_currency"],
+        "is_enterprise": spec["is_enterprise"],
+        "taxes_enabled": spec["taxes_enabled"],
+        "api_core_rate_limit": spec["api_core_rate_limit"],
         "payment_gateway": spec["payment_gateway"],
-        "sites": [{"id": s["site_id"], "name": s["name"], "url": account["sites"][i]["url"]}
-                  for i, s in enumerate(spec["sites"])],
+        "sites": [
+            {"id": s["site_id"], "name": s["name"], "url": account["sites"][i]["url"]}
+            for i, s in enumerate(spec["sites"])
+        ],
     }
     assert all(site["url"].startswith("https://") for site in account["sites"])
     # GET /account takes no query at all.
-    assert list(errors_of(sbx.api("GET", "/account", account=slug, site_id=None, params={"expand": "sites"}))) == ["expand"]
+    assert list(errors_of(sbx.api("GET", "/account", account=slug, site_id=None, params={"expand": "sites"}))) == [
+        "expand"
+    ]
 
 
 def test_the_demo_accounts_have_different_limits():
@@ -130,8 +308,15 @@ def test_the_demo_accounts_have_different_limits():
 def test_get_site(sbx):
     for site_id in SITES["acme"]:
         site = sbx.ok("GET", "/sites", site_id=site_id)
-        assert site["id"] == site_id and {"name", "link", "slug", "default_locale", "country_code",
-                                          "support_email", "logo"} <= set(site)
+        assert site["id"] == site_id and {
+            "name",
+            "link",
+            "slug",
+            "default_locale",
+            "country_code",
+            "support_email",
+            "logo",
+        } <= set(site)
     assert list(errors_of(sbx.api("GET", "/sites", params={"expand": "x"}))) == ["expand"]
 
 
@@ -190,8 +375,9 @@ def test_objects_have_the_documented_fields_and_unix_times(sbx, kind):
         assert "site_id" not in obj and not any(key.startswith("_") for key in obj)
         for name in TIMES[kind]:
             value = obj[name]
-            assert value is None or (isinstance(value, int) and not isinstance(value, bool)
-                                     and 1_000_000_000 < value < 4_000_000_000), (kind, name, value)
+            assert value is None or (
+                isinstance(value, int) and not isinstance(value, bool) and 1_000_000_000 < value < 4_000_000_000
+            ), (kind, name, value)
         if obj.get("currency") is not None:
             assert len(obj["currency"]) == 3 and obj["currency"].islower()
     if kind != "refunds":
@@ -222,7 +408,11 @@ def test_seed_covers_the_states_the_rules_need(sbx):
     for inv in open_invoices:
         assert inv["amount_remaining"] == inv["amount_due"] - inv["amount_paid"]
         assert inv["payment_link"] is not None
-    statuses = {s["status"] for page in range(1, 5) for s in sbx.ok("GET", "/subscriptions", params={"limit": 100, "page": page})}
+    statuses = {
+        s["status"]
+        for page in range(1, 5)
+        for s in sbx.ok("GET", "/subscriptions", params={"limit": 100, "page": page})
+    }
     assert {"active", "trialing", "past_due", "incomplete", "canceled"} <= statuses
     subs = [s for page in range(1, 5) for s in sbx.ok("GET", "/subscriptions", params={"limit": 100, "page": page})]
     assert any(s["latest_invoice"] for s in subs) and any(s["is_gift_recipient"] for s in subs)
@@ -255,7 +445,13 @@ def test_pagination_meta_and_links(sbx):
     assert len(first["data"]) == 10  # default limit
     meta = first["meta"]
     assert {k: meta[k] for k in ("current_page", "from", "last_page", "per_page", "to", "total")} == {
-        "current_page": 1, "from": 1, "last_page": last_page, "per_page": 10, "to": 10, "total": total}
+        "current_page": 1,
+        "from": 1,
+        "last_page": last_page,
+        "per_page": 10,
+        "to": 10,
+        "total": total,
+    }
     assert meta["path"] == sbx.base + "/customers"
     assert first["links"]["prev"] is None and first["links"]["first"].endswith("page=1")
     assert first["links"]["last"].endswith(f"page={last_page}")
@@ -280,10 +476,17 @@ def test_pagination_meta_and_links(sbx):
     assert ids == sorted(ids)
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": 101}, "limit"), ({"limit": 0}, "limit"), ({"limit": "ten"}, "limit"), ({"limit": -5}, "limit"),
-    ({"page": 0}, "page"), ({"page": "x"}, "page"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": 101}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": -5}, "limit"),
+        ({"page": 0}, "page"),
+        ({"page": "x"}, "page"),
+    ],
+)
 def test_bad_page_or_limit_is_400(sbx, params, field):
     assert list(errors_of(sbx.api("GET", "/invoices", params=params))) == [field]
 
@@ -295,14 +498,20 @@ SORTABLE = {
     "invoices": ("created_at", "id", "status"),
     "plans": ("id", "nickname"),
     "subscriptions": ("status",),
-    "coupons": (), "charges": (), "refunds": (), "addresses": (),
+    "coupons": (),
+    "charges": (),
+    "refunds": (),
+    "addresses": (),
 }
 NOT_SORTABLE = {
     "customers": ("created_at", "first_name", "balance"),
     "invoices": ("amount_due", "customer_id", "total"),
     "plans": ("amount", "created_at"),
     "subscriptions": ("id", "created_at", "created"),
-    "coupons": ("id", "code"), "charges": ("id", "amount", "created_at"), "refunds": ("id",), "addresses": ("id",),
+    "coupons": ("id", "code"),
+    "charges": ("id", "amount", "created_at"),
+    "refunds": ("id",),
+    "addresses": ("id",),
 }
 
 
@@ -353,23 +562,38 @@ def test_filter_like_is_a_case_insensitive_substring(sbx):
     found = sbx.api("GET", "/customers", params={"filter[email]": f"like:{needle}", "limit": 100}).json()
     assert found["meta"]["total"] == len(expected) > 0
     either = sbx.api("GET", "/customers", params={"filter[email]": "like:gmail,yahoo", "limit": 1}).json()
-    assert either["meta"]["total"] == len({c["id"] for c in customers if c["email"] and
-                                           ("gmail" in c["email"] or "yahoo" in c["email"])})
+    assert either["meta"]["total"] == len(
+        {c["id"] for c in customers if c["email"] and ("gmail" in c["email"] or "yahoo" in c["email"])}
+    )
 
 
 def test_plain_filters_and_or_filters_combine_like_sql(sbx):
     customers = all_customers(sbx)
     target = next(c for c in customers if c["first_name"] and c["last_name"])
-    both = sbx.ok("GET", "/customers", params={"filter[first_name]": f"eq:{target['first_name']}",
-                                               "filter[last_name]": f"eq:{target['last_name']}", "limit": 100})
+    both = sbx.ok(
+        "GET",
+        "/customers",
+        params={
+            "filter[first_name]": f"eq:{target['first_name']}",
+            "filter[last_name]": f"eq:{target['last_name']}",
+            "limit": 100,
+        },
+    )
     assert all((c["first_name"], c["last_name"]) == (target["first_name"], target["last_name"]) for c in both)
     # first_name=A AND ... OR last_name=B: either.
-    params = {"filter[first_name]": f"eq:{target['first_name']}", "filter[last_name]": f"oreq:{target['last_name']}",
-              "limit": 1}
-    expected = {c["id"] for c in customers if c["first_name"] == target["first_name"] or c["last_name"] == target["last_name"]}
+    params = {
+        "filter[first_name]": f"eq:{target['first_name']}",
+        "filter[last_name]": f"oreq:{target['last_name']}",
+        "limit": 1,
+    }
+    expected = {
+        c["id"] for c in customers if c["first_name"] == target["first_name"] or c["last_name"] == target["last_name"]
+    }
     assert sbx.api("GET", "/customers", params=params).json()["meta"]["total"] == len(expected)
     ored = {"filter[email]": "orlike:gmail", "filter[last_name]": f"oreq:{target['last_name']}", "limit": 1}
-    expected = {c["id"] for c in customers if (c["email"] and "gmail" in c["email"]) or c["last_name"] == target["last_name"]}
+    expected = {
+        c["id"] for c in customers if (c["email"] and "gmail" in c["email"]) or c["last_name"] == target["last_name"]
+    }
     assert sbx.api("GET", "/customers", params=ored).json()["meta"]["total"] == len(expected)
 
 
@@ -402,37 +626,48 @@ def test_invoice_filters_by_id_and_status(sbx):
     assert paid["meta"]["total"] > 0 and all(i["status"] == "paid" for i in paid["data"])
 
 
-@pytest.mark.parametrize("kind, params, field", [
-    ("customers", {"filter[phone]": "eq:1"}, "filter[phone]"),
-    ("customers", {"filter[created_at]": "eq:1"}, "filter[created_at]"),
-    ("customers", {"filter[email]": "gt:a"}, "filter[email]"),
-    ("customers", {"filter[email]": "has:a"}, "filter[email]"),
-    ("customers", {"filter[metadata]": "eq:source"}, "filter[metadata]"),
-    ("customers", {"filter[metadata]": "has:"}, "filter[metadata]"),
-    ("customers", {"filter[email]": "eq:"}, "filter[email]"),
-    ("customers", {"filter[id]": "eq:abc"}, "filter[id]"),
-    ("invoices", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
-    ("invoices", {"filter[subscription_id]": "eq:1"}, "filter[subscription_id]"),
-    ("subscriptions", {"filter[status]": "eq:active"}, "filter[status]"),
-    ("subscriptions", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
-    ("charges", {"filter[status]": "eq:failed"}, "filter[status]"),
-    ("charges", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
-    ("plans", {"filter[amount]": "eq:999"}, "filter[amount]"),
-    ("plans", {"filter[metadata]": "has:x"}, "filter[metadata]"),
-    ("coupons", {"filter[code]": "eq:SAVE5"}, "filter[code]"),
-    ("refunds", {"filter[status]": "eq:to_issue"}, "filter[status]"),
-    ("addresses", {"filter[user_id]": "eq:1"}, "filter[user_id]"),
-    ("charges", {"filter": "status"}, "filter"),
-    ("charges", {"filter[]": "x"}, "filter[]"),
-])
+@pytest.mark.parametrize(
+    "kind, params, field",
+    [
+        ("customers", {"filter[phone]": "eq:1"}, "filter[phone]"),
+        ("customers", {"filter[created_at]": "eq:1"}, "filter[created_at]"),
+        ("customers", {"filter[email]": "gt:a"}, "filter[email]"),
+        ("customers", {"filter[email]": "has:a"}, "filter[email]"),
+        ("customers", {"filter[metadata]": "eq:source"}, "filter[metadata]"),
+        ("customers", {"filter[metadata]": "has:"}, "filter[metadata]"),
+        ("customers", {"filter[email]": "eq:"}, "filter[email]"),
+        ("customers", {"filter[id]": "eq:abc"}, "filter[id]"),
+        ("invoices", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
+        ("invoices", {"filter[subscription_id]": "eq:1"}, "filter[subscription_id]"),
+        ("subscriptions", {"filter[status]": "eq:active"}, "filter[status]"),
+        ("subscriptions", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
+        ("charges", {"filter[status]": "eq:failed"}, "filter[status]"),
+        ("charges", {"filter[customer_id]": "eq:1"}, "filter[customer_id]"),
+        ("plans", {"filter[amount]": "eq:999"}, "filter[amount]"),
+        ("plans", {"filter[metadata]": "has:x"}, "filter[metadata]"),
+        ("coupons", {"filter[code]": "eq:SAVE5"}, "filter[code]"),
+        ("refunds", {"filter[status]": "eq:to_issue"}, "filter[status]"),
+        ("addresses", {"filter[user_id]": "eq:1"}, "filter[user_id]"),
+        ("charges", {"filter": "status"}, "filter"),
+        ("charges", {"filter[]": "x"}, "filter[]"),
+    ],
+)
 def test_undocumented_filter_attribute_or_operator_is_400(sbx, kind, params, field):
     assert list(errors_of(sbx.api("GET", f"/{kind}", params=params))) == [field]
 
 
-@pytest.mark.parametrize("kind, param", [
-    ("customers", "per_page"), ("customers", "q"), ("invoices", "customer_id"), ("plans", "expand"),
-    ("refunds", "expand"), ("customers", "include"), ("subscriptions", "status"),
-])
+@pytest.mark.parametrize(
+    "kind, param",
+    [
+        ("customers", "per_page"),
+        ("customers", "q"),
+        ("invoices", "customer_id"),
+        ("plans", "expand"),
+        ("refunds", "expand"),
+        ("customers", "include"),
+        ("subscriptions", "status"),
+    ],
+)
 def test_undocumented_query_parameters_are_400(sbx, kind, param):
     assert list(errors_of(sbx.api("GET", f"/{kind}", params={param: "x"}))) == [param]
 
@@ -446,23 +681,29 @@ def test_customer_expand_embeds_its_relations_in_one_request(fresh_sbx):
     plain = sbx.ok("GET", f"/customers/{customer['id']}")
     assert "addresses" not in plain and "subscriptions" not in plain and plain["default_source"] is None
     since = sbx.last_seq()
-    full = sbx.ok("GET", f"/customers/{customer['id']}",
-                  params={"expand": "addresses,defaultSource,organization,subscriptions"})
+    full = sbx.ok(
+        "GET", f"/customers/{customer['id']}", params={"expand": "addresses,defaultSource,organization,subscriptions"}
+    )
     assert len(sbx.log(since)) == 1
     assert full["default_source"]["id"] == customer["default_source_id"]
     assert full["organization"]["id"] == customer["organization"] and "name" in full["organization"]
     assert all(a["user_id"] == customer["id"] for a in full["addresses"])
     assert all(s["user_id"] == customer["id"] for s in full["subscriptions"])
-    subs = [s for page in range(1, 5) for s in sbx.ok("GET", "/subscriptions", params={"limit": 100, "page": page})
-            if s["user_id"] == customer["id"]]
+    subs = [
+        s
+        for page in range(1, 5)
+        for s in sbx.ok("GET", "/subscriptions", params={"limit": 100, "page": page})
+        if s["user_id"] == customer["id"]
+    ]
     assert sorted(s["id"] for s in full["subscriptions"]) == sorted(s["id"] for s in subs)
     listed = sbx.ok("GET", "/customers", params={"expand": "subscriptions", "limit": 5})
     assert all(isinstance(c["subscriptions"], list) for c in listed)
 
 
 def test_subscription_invoice_address_expand_and_refund_include(sbx):
-    subs = sbx.ok("GET", "/subscriptions", params={"limit": 100,
-                                                   "expand": "address,plan,coupon,default_source,latest_invoice"})
+    subs = sbx.ok(
+        "GET", "/subscriptions", params={"limit": 100, "expand": "address,plan,coupon,default_source,latest_invoice"}
+    )
     with_all = next(s for s in subs if s["address"] and s["default_source"] and s["latest_invoice"])
     assert with_all["plan"]["nickname"] and with_all["address"]["line1"] and with_all["default_source"]["last4"]
     assert with_all["latest_invoice"]["subscription_id"] == with_all["id"]
@@ -477,11 +718,20 @@ def test_subscription_invoice_address_expand_and_refund_include(sbx):
     assert all("charge" not in r for r in sbx.ok("GET", "/refunds", params={"limit": 20}))
 
 
-@pytest.mark.parametrize("path, token", [
-    ("/customers", "default_source"), ("/customers", "invoices"), ("/customers", "charges"),
-    ("/subscriptions", "customer"), ("/subscriptions", "invoices"), ("/invoices", "customer"),
-    ("/invoices", "subscription_id"), ("/addresses", "customer"), ("/refunds?include=", "user"),
-])
+@pytest.mark.parametrize(
+    "path, token",
+    [
+        ("/customers", "default_source"),
+        ("/customers", "invoices"),
+        ("/customers", "charges"),
+        ("/subscriptions", "customer"),
+        ("/subscriptions", "invoices"),
+        ("/invoices", "customer"),
+        ("/invoices", "subscription_id"),
+        ("/addresses", "customer"),
+        ("/refunds?include=", "user"),
+    ],
+)
 def test_unknown_expand_token_is_400(sbx, path, token):
     if path.startswith("/refunds"):
         errors = errors_of(sbx.api("GET", "/refunds", params={"include": token}))
@@ -504,44 +754,160 @@ def old_shapes(sbx):
     open_ = sbx.ok("GET", "/invoices", params={"filter[status]": "eq:open", "limit": 1})[0]
     return [
         # (what, method, path, params, body, status, error key or None)
-        ("subscription with customer_id/coupon_id", "POST", "/subscriptions", None,
-         {"customer_id": customer["id"], "plan_id": plan["id"], "coupon_id": coupon["id"], "quantity": 1,
-          "source_id": customer["default_source_id"]}, 400, "customer_id"),
-        ("subscription without quantity", "POST", "/subscriptions", None,
-         {"user_id": customer["id"], "plan_id": plan["id"], "source_id": customer["default_source_id"]}, 400, "quantity"),
-        ("subscription with trial + auto_renew only (no source)", "POST", "/subscriptions", None,
-         {"user_id": customer["id"], "plan_id": plan["id"], "quantity": 1}, 400, "source_id"),
-        ("POST /subscriptions/{id}/cancel", "POST", f"/subscriptions/{subscription['id']}/cancel", None,
-         {"at_period_end": True}, 404, None),
-        ("cancel with at_period_end", "DELETE", f"/subscriptions/{subscription['id']}", None,
-         {"at_period_end": True}, 400, "at_period_end"),
+        (
+            "subscription with customer_id/coupon_id",
+            "POST",
+            "/subscriptions",
+            None,
+            {
+                "customer_id": customer["id"],
+                "plan_id": plan["id"],
+                "coupon_id": coupon["id"],
+                "quantity": 1,
+                "source_id": customer["default_source_id"],
+            },
+            400,
+            "customer_id",
+        ),
+        (
+            "subscription without quantity",
+            "POST",
+            "/subscriptions",
+            None,
+            {"user_id": customer["id"], "plan_id": plan["id"], "source_id": customer["default_source_id"]},
+            400,
+            "quantity",
+        ),
+        (
+            "subscription with trial + auto_renew only (no source)",
+            "POST",
+            "/subscriptions",
+            None,
+            {"user_id": customer["id"], "plan_id": plan["id"], "quantity": 1},
+            400,
+            "source_id",
+        ),
+        (
+            "POST /subscriptions/{id}/cancel",
+            "POST",
+            f"/subscriptions/{subscription['id']}/cancel",
+            None,
+            {"at_period_end": True},
+            404,
+            None,
+        ),
+        (
+            "cancel with at_period_end",
+            "DELETE",
+            f"/subscriptions/{subscription['id']}",
+            None,
+            {"at_period_end": True},
+            400,
+            "at_period_end",
+        ),
         ("cancel without mode", "DELETE", f"/subscriptions/{subscription['id']}", None, None, 400, "mode"),
         ("customers sorted by created_at", "GET", "/customers", {"sort": "-created_at"}, None, 400, "sort"),
         ("plans sorted by amount", "GET", "/plans", {"sort": "amount"}, None, 400, "sort"),
-        ("invoices filtered by customer_id", "GET", "/invoices", {"filter[customer_id]": f"eq:{customer['id']}"},
-         None, 400, "filter[customer_id]"),
-        ("subscriptions filtered by status", "GET", "/subscriptions", {"filter[status]": "eq:active"}, None, 400,
-         "filter[status]"),
-        ("subscriptions filtered by customer_id", "GET", "/subscriptions",
-         {"filter[customer_id]": f"eq:{customer['id']}"}, None, 400, "filter[customer_id]"),
-        ("charges filtered by customer_id", "GET", "/charges", {"filter[customer_id]": f"eq:{customer['id']}"},
-         None, 400, "filter[customer_id]"),
-        ("invoice update with due_date", "PUT", f"/invoices/{draft['id']}", None, {"due_date": "2030-01-01"}, 400,
-         "due_date"),
+        (
+            "invoices filtered by customer_id",
+            "GET",
+            "/invoices",
+            {"filter[customer_id]": f"eq:{customer['id']}"},
+            None,
+            400,
+            "filter[customer_id]",
+        ),
+        (
+            "subscriptions filtered by status",
+            "GET",
+            "/subscriptions",
+            {"filter[status]": "eq:active"},
+            None,
+            400,
+            "filter[status]",
+        ),
+        (
+            "subscriptions filtered by customer_id",
+            "GET",
+            "/subscriptions",
+            {"filter[customer_id]": f"eq:{customer['id']}"},
+            None,
+            400,
+            "filter[customer_id]",
+        ),
+        (
+            "charges filtered by customer_id",
+            "GET",
+            "/charges",
+            {"filter[customer_id]": f"eq:{customer['id']}"},
+            None,
+            400,
+            "filter[customer_id]",
+        ),
+        (
+            "invoice update with due_date",
+            "PUT",
+            f"/invoices/{draft['id']}",
+            None,
+            {"due_date": "2030-01-01"},
+            400,
+            "due_date",
+        ),
         ("invoice update with status", "PUT", f"/invoices/{draft['id']}", None, {"status": "open"}, 400, "status"),
-        ("invoice update with line_items", "PUT", f"/invoices/{draft['id']}", None,
-         {"line_items": [{"description": "x", "unit_price": 1, "quantity": 1}]}, 400, "line_items"),
-        ("invoice created with metadata", "POST", "/invoices", None,
-         {"customer_id": customer["id"], "currency": "usd", "total": 100, "metadata": {"a": 1}}, 400, "metadata"),
-        ("invoice created with an ISO due_date", "POST", "/invoices", None,
-         {"customer_id": customer["id"], "currency": "usd", "total": 100, "due_date": "2030-01-01"}, 400, "due_date"),
-        ("pay_offline with integer category", "POST", f"/invoices/{open_['id']}/pay_offline", None,
-         {"reference": "CHK-1", "category": 2}, 400, "category"),
-        ("offline charge with integer payment_category", "POST", "/charges", None,
-         {"customer_id": customer["id"], "amount": 100, "currency": "usd", "reference": "x", "payment_category": 2},
-         400, "payment_category"),
-        ("customer display_name over 100", "POST", "/customers", None, {"display_name": "x" * 101}, 400,
-         "display_name"),
+        (
+            "invoice update with line_items",
+            "PUT",
+            f"/invoices/{draft['id']}",
+            None,
+            {"line_items": [{"description": "x", "unit_price": 1, "quantity": 1}]},
+            400,
+            "line_items",
+        ),
+        (
+            "invoice created with metadata",
+            "POST",
+            "/invoices",
+            None,
+            {"customer_id": customer["id"], "currency": "usd", "total": 100, "metadata": {"a": 1}},
+            400,
+            "metadata",
+        ),
+        (
+            "invoice created with an ISO due_date",
+            "POST",
+            "/invoices",
+            None,
+            {"customer_id": customer["id"], "currency": "usd", "total": 100, "due_date": "2030-01-01"},
+            400,
+            "due_date",
+        ),
+        (
+            "pay_offline with integer category",
+            "POST",
+            f"/invoices/{open_['id']}/pay_offline",
+            None,
+            {"reference": "CHK-1", "category": 2},
+            400,
+            "category",
+        ),
+        (
+            "offline charge with integer payment_category",
+            "POST",
+            "/charges",
+            None,
+            {"customer_id": customer["id"], "amount": 100, "currency": "usd", "reference": "x", "payment_category": 2},
+            400,
+            "payment_category",
+        ),
+        (
+            "customer display_name over 100",
+            "POST",
+            "/customers",
+            None,
+            {"display_name": "x" * 101},
+            400,
+            "display_name",
+        ),
     ]
 
 
@@ -564,6 +930,7 @@ def test_timestamps_are_unix_seconds_not_iso_strings(sbx):
     created = sbx.ok("POST", "/customers", 201, json={"email": f"unix-{sbx.last_seq()}@example.com"})
     assert isinstance(created["created_at"], int) and created["created_at"] == created["updated_at"]
     import time
+
     assert abs(created["created_at"] - time.time()) < 120
 
 
@@ -572,9 +939,17 @@ def test_timestamps_are_unix_seconds_not_iso_strings(sbx):
 
 def test_admin_api_needs_its_token(sbx):
     assert httpx.get(sbx.url + "/_sandbox/health").json() == {"status": "ok"}
-    for method, path in (("GET", "/log"), ("DELETE", "/log"), ("POST", "/reset"), ("GET", "/config"),
-                         ("PUT", "/config"), ("GET", "/accounts"), ("DELETE", "/limits"), ("PATCH", "/accounts/acme"),
-                         ("POST", "/jobs/run")):
+    for method, path in (
+        ("GET", "/log"),
+        ("DELETE", "/log"),
+        ("POST", "/reset"),
+        ("GET", "/config"),
+        ("PUT", "/config"),
+        ("GET", "/accounts"),
+        ("DELETE", "/limits"),
+        ("PATCH", "/accounts/acme"),
+        ("POST", "/jobs/run"),
+    ):
         for headers in ({}, {"X-Sandbox-Admin": "wrong"}):
             assert httpx.request(method, sbx.url + "/_sandbox" + path, headers=headers).status_code == 401, path
     assert httpx.get(sbx.url + "/_sandbox/accounts", headers={"X-Sandbox-Admin": KEYS["acme"]}).status_code == 401
@@ -583,8 +958,14 @@ def test_admin_api_needs_its_token(sbx):
 def test_admin_accounts_match_the_demo_file(sbx):
     accounts = sbx.admin.get("/accounts").json()["data"]
     assert [(a["slug"], a["name"], a["api_key"], a["sites"], a["api_core_rate_limit"]) for a in accounts] == [
-        (a["slug"], a["name"], a["api_key"], [{"site_id": s["site_id"], "name": s["name"]} for s in a["sites"]],
-         a["api_core_rate_limit"]) for a in DEMO["accounts"]
+        (
+            a["slug"],
+            a["name"],
+            a["api_key"],
+            [{"site_id": s["site_id"], "name": s["name"]} for s in a["sites"]],
+            a["api_core_rate_limit"],
+        )
+        for a in DEMO["accounts"]
     ]
     # This session's sandbox runs with the SANDBOX_RATE_LIMIT override.
     assert all(a["effective_rate_limit"] == 1_000_000 and isinstance(a["requests_in_window"], int) for a in accounts)
@@ -595,8 +976,12 @@ def test_request_log_records_what_reached_the_api(fresh_sbx):
     assert sbx.log() == []
     body = {"email": "logged@example.com", "first_name": "Log"}
     raw = json.dumps(body).encode()
-    sbx.http.post("/customers", params={"site_id": ACME_SITE}, content=raw,
-                  headers={"Authorization": f"Bearer {KEYS['acme']}", "Content-Type": "application/json"})
+    sbx.http.post(
+        "/customers",
+        params={"site_id": ACME_SITE},
+        content=raw,
+        headers={"Authorization": f"Bearer {KEYS['acme']}", "Content-Type": "application/json"},
+    )
     sbx.api("GET", "/customers", params={"limit": 2})
     sbx.api("GET", "/customers", key="sbx_wrong")
     sbx.admin.get("/config")  # admin calls are never logged
@@ -634,8 +1019,9 @@ def test_reset_restores_the_same_seed_data_and_clears_log_and_limiter(fresh_sbx)
 
 def test_seed_is_deterministic_across_processes():
     """Two sandboxes with the same seed serve the same objects (times are laid out from today)."""
-    servers = [start_sandbox(SANDBOX_CUSTOMERS_PER_SITE="20", SANDBOX_SEED="11", SANDBOX_RATE_LIMIT="100000")
-               for _ in range(2)]
+    servers = [
+        start_sandbox(SANDBOX_CUSTOMERS_PER_SITE="20", SANDBOX_SEED="11", SANDBOX_RATE_LIMIT="100000") for _ in range(2)
+    ]
     try:
         clients = [SandboxClient(server) for server in servers]
         for kind in LISTED:
@@ -665,9 +1051,18 @@ def test_admin_and_seed_size_from_the_environment():
 
 def test_invalid_environment_refuses_to_start():
     result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--port", "1"], cwd=ROOT, capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin", "SANDBOX_RATE_LIMIT": "lots", "SANDBOX_ERROR_RATE": "2",
-             "SANDBOX_JOB_DELAY": "-1", "SANDBOX_ADMIN_TOKEN": SANDBOX_ADMIN_TOKEN},
+        [sys.executable, "-m", "sandbox", "--port", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SANDBOX_RATE_LIMIT": "lots",
+            "SANDBOX_ERROR_RATE": "2",
+            "SANDBOX_JOB_DELAY": "-1",
+            "SANDBOX_ADMIN_TOKEN": SANDBOX_ADMIN_TOKEN,
+        },
     )
     assert result.returncode == 2
     assert all(name in result.stderr for name in ("SANDBOX_RATE_LIMIT", "SANDBOX_ERROR_RATE", "SANDBOX_JOB_DELAY"))

@@ -39,15 +39,25 @@ def assert_429(response, max_retry_after):
     assert response.status_code == 429, response.text
     retry_after = response.headers["retry-after"]
     assert retry_after.isdigit() and 1 <= int(retry_after) <= max_retry_after
-    assert response.json() == {"error": {"status": 429, "message": "Too Many Attempts.", "retry_after": int(retry_after)}}
+    assert response.json() == {
+        "error": {"status": 429, "message": "Too Many Attempts.", "retry_after": int(retry_after)}
+    }
     return int(retry_after)
 
 
 def test_request_121_of_a_rolling_minute_is_refused(default_limits):
     sbx = default_limits
     assert sbx.admin.get("/config").json()["data"] == {
-        "rate_limit": None, "rate_window": 60.0, "latency_ms": 0.0, "error_rate": 0.0, "force_429": 0.0, "job_delay": 2.0,
-        "open_rate_limit": None, "login_max_attempts": 10, "login_lockout_window": 300.0}
+        "rate_limit": None,
+        "rate_window": 60.0,
+        "latency_ms": 0.0,
+        "error_rate": 0.0,
+        "force_429": 0.0,
+        "job_delay": 2.0,
+        "open_rate_limit": None,
+        "login_max_attempts": 10,
+        "login_lockout_window": 300.0,
+    }
     assert sbx.ok("GET", "/account", site_id=None)["api_core_rate_limit"] == 120
     # Unauthenticated requests are not the account's.
     for _ in range(5):
@@ -75,8 +85,10 @@ def test_each_account_gets_its_own_limit_from_its_record(default_limits):
     sbx = default_limits
     assert sbx.ok("GET", "/account", account="other", site_id=None)["api_core_rate_limit"] == 360
     start = used(sbx, "other")
-    statuses = [sbx.api("GET", "/plans", account="other", site_id=OTHER_SITE, params={"limit": 1}).status_code
-                for _ in range(360 - start)]
+    statuses = [
+        sbx.api("GET", "/plans", account="other", site_id=OTHER_SITE, params={"limit": 1}).status_code
+        for _ in range(360 - start)
+    ]
     assert statuses == [200] * (360 - start)
     assert used(sbx, "other") == 360
     assert_429(sbx.api("GET", "/account", account="other", site_id=None), 60)
@@ -88,7 +100,10 @@ def test_an_accounts_limit_can_change_and_the_override_knob_takes_precedence(def
     sbx = default_limits
     sbx.admin.delete("/limits")
     try:
-        assert sbx.admin.patch("/accounts/globex", json={"api_core_rate_limit": 3}).json()["data"]["effective_rate_limit"] == 3
+        assert (
+            sbx.admin.patch("/accounts/globex", json={"api_core_rate_limit": 3}).json()["data"]["effective_rate_limit"]
+            == 3
+        )
         assert sbx.ok("GET", "/account", account="globex", site_id=None)["api_core_rate_limit"] == 3
         assert [sbx.api("GET", "/plans", account="globex", site_id=31).status_code for _ in range(3)] == [200, 200, 429]
         # The knob overrides every account's own limit; null hands control back to the records.
@@ -160,10 +175,26 @@ def test_limit_and_window_change_at_runtime(quick_limits):
 
 def test_config_is_validated(sbx):
     before = sbx.admin.get("/config").json()["data"]
-    response = sbx.admin.put("/config", json={"rate_limit": 0, "rate_window": -1, "error_rate": 2, "latency_ms": "slow",
-                                              "force_429": "maybe", "colour": "red"})
+    response = sbx.admin.put(
+        "/config",
+        json={
+            "rate_limit": 0,
+            "rate_window": -1,
+            "error_rate": 2,
+            "latency_ms": "slow",
+            "force_429": "maybe",
+            "colour": "red",
+        },
+    )
     assert response.status_code == 400
-    assert set(response.json()["errors"]) == {"rate_limit", "rate_window", "error_rate", "latency_ms", "force_429", "colour"}
+    assert set(response.json()["errors"]) == {
+        "rate_limit",
+        "rate_window",
+        "error_rate",
+        "latency_ms",
+        "force_429",
+        "colour",
+    }
     assert "job_delay" in sbx.admin.put("/config", json={"job_delay": -1}).json()["errors"]
     assert sbx.admin.put("/config", content=b"[1]").status_code == 400
     assert sbx.admin.get("/config").json()["data"] == before
@@ -221,8 +252,16 @@ def test_faults_from_the_environment():
     try:
         client = SandboxClient(server)
         assert client.admin.get("/config").json()["data"] == {
-            "rate_limit": None, "rate_window": 60.0, "latency_ms": 200.0, "error_rate": 0.0, "force_429": 1.0,
-            "job_delay": 2.0, "open_rate_limit": None, "login_max_attempts": 10, "login_lockout_window": 300.0}
+            "rate_limit": None,
+            "rate_window": 60.0,
+            "latency_ms": 200.0,
+            "error_rate": 0.0,
+            "force_429": 1.0,
+            "job_delay": 2.0,
+            "open_rate_limit": None,
+            "login_max_attempts": 10,
+            "login_lockout_window": 300.0,
+        }
         started = time.perf_counter()
         assert client.api("GET", "/plans", site_id=ACME_SITE).status_code == 429
         assert time.perf_counter() - started >= 0.2
@@ -233,7 +272,13 @@ def test_faults_from_the_environment():
         server.stop()
     error_server = start_sandbox(SANDBOX_ERROR_RATE="1")
     try:
-        assert httpx.get(error_server.url + "/api/v1/core/plans", params={"site_id": ACME_SITE},
-                         headers={"Authorization": f"Bearer {KEYS['acme']}"}).status_code >= 500
+        assert (
+            httpx.get(
+                error_server.url + "/api/v1/core/plans",
+                params={"site_id": ACME_SITE},
+                headers={"Authorization": f"Bearer {KEYS['acme']}"},
+            ).status_code
+            >= 500
+        )
     finally:
         error_server.stop()

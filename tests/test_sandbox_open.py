@@ -34,15 +34,23 @@ def claims_of(token: str) -> dict:
 # --- site_id (§1) --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params, body, field_message", [
-    ({}, None, "required"),
-    ({"site_id": "abc"}, None, "integer"),
-    ({"site_id": 999999}, None, "invalid"),
-    ({"site_id": ACME_SITE}, {"site_id": ACME_SITE_2}, "must match"),
-])
+@pytest.mark.parametrize(
+    "params, body, field_message",
+    [
+        ({}, None, "required"),
+        ({"site_id": "abc"}, None, "integer"),
+        ({"site_id": 999999}, None, "invalid"),
+        ({"site_id": ACME_SITE}, {"site_id": ACME_SITE_2}, "must match"),
+    ],
+)
 def test_site_id_is_required_an_integer_and_a_real_site(sdk, params, body, field_message):
-    response = sdk.call("POST", "/auth/login", site_id=None, params=params,
-                        json={**(body or {}), "email": READER["email"], "password": READER["password"]})
+    response = sdk.call(
+        "POST",
+        "/auth/login",
+        site_id=None,
+        params=params,
+        json={**(body or {}), "email": READER["email"], "password": READER["password"]},
+    )
     assert response.status_code == 400, response.text
     assert field_message in response.json()["errors"]["site_id"][0]
 
@@ -68,9 +76,14 @@ def test_site_lists_products_with_their_offered_plans_newsletters_and_settings(s
     assert {p["name"] for p in site["products"]} == {"Digital", "Print"}
     assert all(p["ships"] == (p["name"] == "Print") for p in site["products"])
     assert site["newsletters"] and site["settings"] == {
-        "auth_token_ttl_days": 60, "single_session": False, "passwordless_enabled": True,
-        "passwordless_token_duration": 1, "immediate_cancel_enabled": False, "strong_password": True,
-        "email_verify_enabled": False}
+        "auth_token_ttl_days": 60,
+        "single_session": False,
+        "passwordless_enabled": True,
+        "passwordless_token_duration": 1,
+        "immediate_cancel_enabled": False,
+        "strong_password": True,
+        "email_verify_enabled": False,
+    }
     assert sdk.call("GET", "/site", site_id=ACME_SITE_2).json()["data"]["settings"]["immediate_cancel_enabled"]
 
 
@@ -118,19 +131,28 @@ def test_token_lifetime_follows_the_sites_auth_token_ttl_days(sdk):
     sdk.settings(ACME_SITE, auth_token_ttl_days=7)
     claims = claims_of(sdk.login()["token"])
     assert claims["exp"] - claims["iat"] == 7 * 86400
-    for bad in ({"auth_token_ttl_days": 0}, {"auth_token_ttl_days": 366}, {"auth_token_ttl_days": "7"},
-                {"auth_token_ttl_days": True}, {"single_session": "yes"}, {"no_such_setting": True}):
+    for bad in (
+        {"auth_token_ttl_days": 0},
+        {"auth_token_ttl_days": 366},
+        {"auth_token_ttl_days": "7"},
+        {"auth_token_ttl_days": True},
+        {"single_session": "yes"},
+        {"no_such_setting": True},
+    ):
         assert sdk.sbx.admin.patch(f"/sites/{ACME_SITE}/open", json=bad).status_code == 400
     assert sdk.sbx.admin.get(f"/sites/{ACME_SITE}/open").json()["data"]["auth_token_ttl_days"] == 7
     assert sdk.sbx.admin.patch("/sites/999999/open", json={}).status_code == 404
 
 
-@pytest.mark.parametrize("body", [
-    {"email": READER["email"], "password": "wrong-Passw0rd!"},
-    {"email": "nobody@acme-daily.example.com", "password": READER["password"]},
-    {"username": "no_such_user", "password": READER["password"]},
-    {"email": SUBSCRIBERS[3]["email"], "password": SUBSCRIBERS[3]["password"]},  # a customer of another site
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": READER["email"], "password": "wrong-Passw0rd!"},
+        {"email": "nobody@acme-daily.example.com", "password": READER["password"]},
+        {"username": "no_such_user", "password": READER["password"]},
+        {"email": SUBSCRIBERS[3]["email"], "password": SUBSCRIBERS[3]["password"]},  # a customer of another site
+    ],
+)
 def test_login_failures_all_answer_the_same_404(sdk, body):
     response = sdk.call("POST", "/auth/login", json=body)
     assert response.status_code == 404 and response.json() == BAD_CREDENTIALS
@@ -139,8 +161,9 @@ def test_login_failures_all_answer_the_same_404(sdk, body):
 def test_login_validation_and_username_login(sdk):
     assert "password" in sdk.call("POST", "/auth/login", json={"email": READER["email"]}).json()["errors"]
     assert "email" in sdk.call("POST", "/auth/login", json={"password": "x"}).json()["errors"]
-    customer = sdk.ok("POST", "/auth/register", json={"email": "user.name@example.com", "password": STRONG,
-                                                     "username": "reader_77"})["data"]
+    customer = sdk.ok(
+        "POST", "/auth/register", json={"email": "user.name@example.com", "password": STRONG, "username": "reader_77"}
+    )["data"]
     again = sdk.ok("POST", "/auth/login", json={"username": "READER_77", "password": STRONG})["data"]
     assert again["id"] == customer["id"]
 
@@ -155,7 +178,10 @@ def test_lockout_after_ten_failures_then_lifted_when_the_window_passes(sdk):
     assert locked.status_code == 429 and "Too many login attempts" in locked.json()["error"]["message"]
     assert 1 <= int(locked.headers["Retry-After"]) <= 3
     # Another subscriber is not locked out by it.
-    assert sdk.call("POST", "/auth/login", json={"email": SECOND["email"], "password": SECOND["password"]}).status_code == 200
+    assert (
+        sdk.call("POST", "/auth/login", json={"email": SECOND["email"], "password": SECOND["password"]}).status_code
+        == 200
+    )
     time.sleep(3.2)
     assert sdk.call("POST", "/auth/login", json=right).status_code == 200
 
@@ -170,13 +196,16 @@ def test_nine_failures_then_a_success_clears_the_count(sdk):
     assert sdk.call("POST", "/auth/login", json={**wrong, "password": READER["password"]}).status_code == 200
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, NOT_PROVIDED),
-    ("Bearer", NOT_PROVIDED),
-    ("Basic abc", NOT_PROVIDED),
-    ("Bearer not-a-jwt", INVALID),
-    ("Bearer " + jwt.encode({"sub": "1"}, "another-signing-key-of-32-bytes-or-more", algorithm="HS256"), INVALID),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, NOT_PROVIDED),
+        ("Bearer", NOT_PROVIDED),
+        ("Basic abc", NOT_PROVIDED),
+        ("Bearer not-a-jwt", INVALID),
+        ("Bearer " + jwt.encode({"sub": "1"}, "another-signing-key-of-32-bytes-or-more", algorithm="HS256"), INVALID),
+    ],
+)
 def test_missing_and_bad_tokens_are_401_with_the_documented_messages(sdk, header, expected):
     headers = {"Authorization": header} if header else {}
     for method, path in (("POST", "/customer"), ("GET", "/payment_methods"), ("POST", "/subscription/cancel")):
@@ -216,12 +245,25 @@ def test_a_token_of_another_site_is_401_there(sdk):
 
 
 PROTECTED = [
-    ("POST", "/auth/logout"), ("POST", "/customer/refresh"), ("POST", "/customer"), ("PUT", "/customer"),
-    ("POST", "/subscription"), ("POST", "/order"), ("POST", "/subscription/cancel"),
-    ("POST", "/subscription/reactivate"), ("POST", "/subscription/renew"), ("GET", "/payment_methods"),
-    ("POST", "/payment_methods"), ("PUT", "/payment_methods/1"), ("DELETE", "/payment_methods/1"),
-    ("POST", "/source"), ("POST", "/address"), ("PUT", "/address/1"), ("POST", "/invoices/1/pay"),
-    ("GET", "/subscriptions/1/members/list"), ("POST", "/subscriptions/1/members/invite"),
+    ("POST", "/auth/logout"),
+    ("POST", "/customer/refresh"),
+    ("POST", "/customer"),
+    ("PUT", "/customer"),
+    ("POST", "/subscription"),
+    ("POST", "/order"),
+    ("POST", "/subscription/cancel"),
+    ("POST", "/subscription/reactivate"),
+    ("POST", "/subscription/renew"),
+    ("GET", "/payment_methods"),
+    ("POST", "/payment_methods"),
+    ("PUT", "/payment_methods/1"),
+    ("DELETE", "/payment_methods/1"),
+    ("POST", "/source"),
+    ("POST", "/address"),
+    ("PUT", "/address/1"),
+    ("POST", "/invoices/1/pay"),
+    ("GET", "/subscriptions/1/members/list"),
+    ("POST", "/subscriptions/1/members/invite"),
     ("DELETE", "/subscriptions/1/members/1"),
 ]
 
@@ -271,17 +313,20 @@ def test_single_session_blacklists_earlier_logins(sdk):
 # --- register (§5.1) -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password, strong, ok", [
-    (STRONG, True, True),
-    ("Sh0rt!", True, False),
-    ("no-digits-Here!", True, False),
-    ("n0symbolsHere", True, False),
-    ("N0-LOWER-CASE!", True, False),
-    ("n0-upper-case!", True, False),
-    ("A1!" + "a" * 28, True, False),  # 31 characters
-    ("simple", False, True),
-    ("short", False, False),
-])
+@pytest.mark.parametrize(
+    "password, strong, ok",
+    [
+        (STRONG, True, True),
+        ("Sh0rt!", True, False),
+        ("no-digits-Here!", True, False),
+        ("n0symbolsHere", True, False),
+        ("N0-LOWER-CASE!", True, False),
+        ("n0-upper-case!", True, False),
+        ("A1!" + "a" * 28, True, False),  # 31 characters
+        ("simple", False, True),
+        ("short", False, False),
+    ],
+)
 def test_register_password_rules(sdk, password, strong, ok):
     sdk.settings(ACME_SITE, strong_password=strong)
     response = sdk.call("POST", "/auth/register", json={"email": "new.reader@example.com", "password": password})
@@ -293,8 +338,16 @@ def test_register_password_rules(sdk, password, strong, ok):
 
 
 def test_register_creates_a_core_customer_and_refuses_bad_or_taken_fields(sdk, fresh_sbx):
-    body = {"email": "New.Reader@Example.com", "password": STRONG, "first_name": "New", "last_name": "Reader",
-            "phone": "+1 (212) 555-0100", "metadata": {"plan": "x"}, "username": "new_reader", "language": "fr"}
+    body = {
+        "email": "New.Reader@Example.com",
+        "password": STRONG,
+        "first_name": "New",
+        "last_name": "Reader",
+        "phone": "+1 (212) 555-0100",
+        "metadata": {"plan": "x"},
+        "username": "new_reader",
+        "language": "fr",
+    }
     customer = sdk.ok("POST", "/auth/register", json=body)["data"]
     assert customer["email"] == "new.reader@example.com" and customer["phone"] == "12125550100"
     assert customer["language"] == "fr" and customer["subscriptions"] == [] and customer["sources"] == []
@@ -317,10 +370,16 @@ def test_register_creates_a_core_customer_and_refuses_bad_or_taken_fields(sdk, f
         response = sdk.call("POST", "/auth/register", json=bad)
         assert response.status_code == 400 and field in response.json()["errors"], (bad, response.text)
     # Unique per account: the email is taken on the account's other site too.
-    response = sdk.call("POST", "/auth/register", site_id=ACME_SITE_2, json={"email": READER["email"], "password": STRONG})
+    response = sdk.call(
+        "POST", "/auth/register", site_id=ACME_SITE_2, json={"email": READER["email"], "password": STRONG}
+    )
     assert response.status_code == 400 and "email" in response.json()["errors"]
-    assert sdk.call("POST", "/auth/register", site_id=OTHER_SITE,
-                    json={"email": READER["email"], "password": STRONG}).status_code == 200
+    assert (
+        sdk.call(
+            "POST", "/auth/register", site_id=OTHER_SITE, json={"email": READER["email"], "password": STRONG}
+        ).status_code
+        == 200
+    )
 
 
 # --- customer get / update (§5.3) ----------------------------------------------------------------------
@@ -340,7 +399,9 @@ def test_update_is_partial_merges_metadata_and_an_email_change_resets_email_conf
     assert login["email_confirm"] is True
     token = login["token"]
     sdk.ok("PUT", "/customer", token=token, json={"metadata": {"a": "1", "b": "2"}})
-    updated = sdk.ok("PUT", "/customer", token=token, json={"first_name": "Rosa", "metadata": {"b": None, "c": 3}})["data"]
+    updated = sdk.ok("PUT", "/customer", token=token, json={"first_name": "Rosa", "metadata": {"b": None, "c": 3}})[
+        "data"
+    ]
     assert updated["first_name"] == "Rosa" and updated["last_name"] == login["last_name"]
     assert updated["metadata"] == {"a": "1", "c": 3} and updated["email_confirm"] is True
     assert updated["token"] and updated["token"] != token
@@ -354,8 +415,13 @@ def test_update_is_partial_merges_metadata_and_an_email_change_resets_email_conf
     assert [m["type"] for m in mails] == ["email_verification"]
     core = fresh_sbx.ok("GET", f"/customers/{login['id']}")
     assert core["email"] == "rosa@example.com" and core["first_name"] == "Rosa" and core["email_confirm"] is False
-    for bad, field in (({"password": STRONG}, "password"), ({"email": SECOND["email"]}, "email"),
-                       ({"email": "nope"}, "email"), ({"phone": "12"}, "phone"), ({"metadata": []}, "metadata")):
+    for bad, field in (
+        ({"password": STRONG}, "password"),
+        ({"email": SECOND["email"]}, "email"),
+        ({"email": "nope"}, "email"),
+        ({"phone": "12"}, "phone"),
+        ({"metadata": []}, "metadata"),
+    ):
         response = sdk.call("PUT", "/customer", token=token, json=bad)
         assert response.status_code == 400 and field in response.json()["errors"], (bad, response.text)
 
@@ -402,14 +468,18 @@ def test_a_subscriber_never_reaches_another_customers_objects(sdk, fresh_sbx):
         ("PUT", f"/payment_methods/{source}", {"is_default": True}, 404),
         ("DELETE", f"/payment_methods/{source}", None, 404),
     ]
-    before = {kind: fresh_sbx.ok("GET", f"/{kind}/{obj}") for kind, obj in
-              (("subscriptions", sub), ("invoices", invoice), ("addresses", address))}
+    before = {
+        kind: fresh_sbx.ok("GET", f"/{kind}/{obj}")
+        for kind, obj in (("subscriptions", sub), ("invoices", invoice), ("addresses", address))
+    }
     for method, path, body, status in attempts:
         response = sdk.call(method, path, token=token, json=body)
         assert response.status_code == status, (path, response.text)
         assert "error" in response.json(), response.text
-    after = {kind: fresh_sbx.ok("GET", f"/{kind}/{obj}") for kind, obj in
-             (("subscriptions", sub), ("invoices", invoice), ("addresses", address))}
+    after = {
+        kind: fresh_sbx.ok("GET", f"/{kind}/{obj}")
+        for kind, obj in (("subscriptions", sub), ("invoices", invoice), ("addresses", address))
+    }
     assert after == before
     mine = sdk.ok("POST", "/customer", token=token)["data"]
     assert all(s["user_id"] == mine["id"] for s in mine["subscriptions"])

@@ -117,14 +117,18 @@ def test_every_page_sends_the_security_headers(demo_users, fuzz_gateway):
     anonymous.close()
 
 
-@pytest.mark.parametrize(("redirect_uri", "origin"), [
-    ("http://127.0.0.1:47123/callback", "http://127.0.0.1:47123"),       # a loopback app
-    ("https://app.example.test/oauth/cb?x=1", "https://app.example.test"),  # a web app: origin only
-    ("cursor://anysphere.cursor-retrieval/oauth/cb", None),               # a native scheme, already listed
-    ("http://[::1]:47123/callback", "http:"),                              # IPv6: no CSP host-source form
-])
+@pytest.mark.parametrize(
+    ("redirect_uri", "origin"),
+    [
+        ("http://127.0.0.1:47123/callback", "http://127.0.0.1:47123"),  # a loopback app
+        ("https://app.example.test/oauth/cb?x=1", "https://app.example.test"),  # a web app: origin only
+        ("cursor://anysphere.cursor-retrieval/oauth/cb", None),  # a native scheme, already listed
+        ("http://[::1]:47123/callback", "http:"),  # IPv6: no CSP host-source form
+    ],
+)
 def test_the_consent_page_may_post_only_here_to_the_redirect_origin_and_the_native_schemes(
-        demo_users, fuzz_gateway, settings, redirect_uri, origin):
+    demo_users, fuzz_gateway, settings, redirect_uri, origin
+):
     """The consent page's form-action (Chromium checks every hop after the POST): this
     server, the registered redirect URI's origin, the native app schemes — nothing else;
     the rest of its policy is every page's."""
@@ -176,17 +180,25 @@ def test_production_sets_secure_http_only_cookies_and_hsts(prd_gateway):
 
     form_token = next(f for f in parse_forms(page.text) if f["action"] == "/login")["hidden"]["csrfmiddlewaretoken"]
     # A Secure cookie only travels over https; the proxy is https, so send it as a browser would.
-    signed = httpx.post(url + "/login", headers={**via_https, "Cookie": f"csrftoken={csrf}",
-                                                  "Referer": f"https://127.0.0.1:{prd_gateway.port}/login"},
-                        data={"csrfmiddlewaretoken": form_token, "username": "demo", "password": PASSWORDS["demo"],
-                              "next": "/connections"})
+    signed = httpx.post(
+        url + "/login",
+        headers={**via_https, "Cookie": f"csrftoken={csrf}", "Referer": f"https://127.0.0.1:{prd_gateway.port}/login"},
+        data={
+            "csrfmiddlewaretoken": form_token,
+            "username": "demo",
+            "password": PASSWORDS["demo"],
+            "next": "/connections",
+        },
+    )
     assert signed.status_code == 302, signed.text[:300]
     _, attributes = cookie(signed, "sessionid")
     assert {"secure", "httponly", "samesite=lax"} <= attributes, attributes
 
     # DEBUG is off: an unknown page or a refused request shows no debug page.
-    for response in (httpx.get(url + "/no-such-page", headers=via_https),
-                     httpx.post(url + "/login", headers=via_https, data={"username": "demo"})):
+    for response in (
+        httpx.get(url + "/no-such-page", headers=via_https),
+        httpx.post(url + "/login", headers=via_https, data={"username": "demo"}),
+    ):
         assert response.status_code in (403, 404)
         assert "DEBUG = True" not in response.text and "Traceback" not in response.text
 
@@ -195,21 +207,31 @@ def test_production_sets_secure_http_only_cookies_and_hsts(prd_gateway):
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # What tests/test_health.py does not check yet; checks that do not depend on each other
 # share a run (each subprocess costs seconds).
 UNSAFE = [
-    ({"SECURE_COOKIES": "0", "SECRET_KEY": "s" * 31, "OAUTH_NATIVE_REDIRECT_SCHEMES": "cursor,javascript"},
-     {"pelcro_gateway.E014", "pelcro_gateway.E011", "accounts.E002"}),
+    (
+        {"SECURE_COOKIES": "0", "SECRET_KEY": "s" * 31, "OAUTH_NATIVE_REDIRECT_SCHEMES": "cursor,javascript"},
+        {"pelcro_gateway.E014", "pelcro_gateway.E011", "accounts.E002"},
+    ),
     ({"GATEWAY_ENV": "production"}, {"pelcro_gateway.E001"}),
     ({"METRICS_TOKEN": ""}, {"pelcro_gateway.E016"}),
     ({"METRICS_TOKEN": "changeme"}, {"pelcro_gateway.E016"}),
     ({"FORWARDED_ALLOW_IPS": "10.0.0.1, *"}, {"pelcro_gateway.E015"}),
-    ({"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
-     {"pelcro_gateway.E010", "pelcro_gateway.E013"}),
+    (
+        {"GATEWAY_ENV": "stg", "DEBUG": "1", "PUBLIC_URL": "http://mcp-staging.example.test"},
+        {"pelcro_gateway.E010", "pelcro_gateway.E013"},
+    ),
 ]
 # `check --deploy` warnings that are deliberate (documented in settings/README): TLS ends at
 # the proxy (no SSL redirect here), HSTS subdomains/preload are the operator's choice, and
@@ -234,10 +256,25 @@ def test_production_refuses_unsafe_settings_and_deploy_checks_pass():
 # A value of the right type but out of range (or unreadable by the library that takes it)
 # stops the start with an error naming the variable, in every environment (dev included).
 OUT_OF_RANGE = [
-    ({"RATE_LIMIT": "0", "RATE_WINDOW_SECONDS": "0", "CORE_API_TIMEOUT": "-3", "BACKGROUND_BUDGET_SHARE": "2",
-      "EXPORT_PAGE_SIZE": "500", "ACCESS_TOKEN_SECONDS": "0"},
-     ["pelcro_gateway.E017", "RATE_LIMIT=0", "RATE_WINDOW_SECONDS=0.0", "CORE_API_TIMEOUT=-3.0",
-      "BACKGROUND_BUDGET_SHARE=2.0", "EXPORT_PAGE_SIZE=500", "ACCESS_TOKEN_SECONDS=0"]),
+    (
+        {
+            "RATE_LIMIT": "0",
+            "RATE_WINDOW_SECONDS": "0",
+            "CORE_API_TIMEOUT": "-3",
+            "BACKGROUND_BUDGET_SHARE": "2",
+            "EXPORT_PAGE_SIZE": "500",
+            "ACCESS_TOKEN_SECONDS": "0",
+        },
+        [
+            "pelcro_gateway.E017",
+            "RATE_LIMIT=0",
+            "RATE_WINDOW_SECONDS=0.0",
+            "CORE_API_TIMEOUT=-3.0",
+            "BACKGROUND_BUDGET_SHARE=2.0",
+            "EXPORT_PAGE_SIZE=500",
+            "ACCESS_TOKEN_SECONDS=0",
+        ],
+    ),
     ({"RATE_LIMIT": "10", "RATE_SAFETY_MARGIN": "10"}, ["pelcro_gateway.E017", "RATE_SAFETY_MARGIN=10 must be below"]),
     ({"LOG_LEVEL": "LOUD"}, ["LOG_LEVEL='LOUD'"]),
     ({"DATABASE_URL": "garbage"}, ["DATABASE_URL is not a database URL"]),

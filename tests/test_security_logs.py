@@ -45,8 +45,16 @@ def start_verbose_gateway(sandbox: ServerProcess, **extra_env: str) -> ServerPro
     """A gateway logging at DEBUG, with uvicorn's access log (the Dockerfile's command);
     `extra_env` adds or overrides environment variables (e.g. DEBUG="1")."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "pelcro_gateway.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "pelcro_gateway.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = gateway_env(sandbox, port, **{"LOG_LEVEL": "DEBUG", "RATE_LIMIT": "1000000", "ACCESS_LOG": "1", **extra_env})
     return ServerProcess("gateway-verbose", argv, port, env, "/health").start()
 
@@ -82,8 +90,9 @@ async def use_tools(url: str, token: str) -> list:
     async with mcp_session(url, token, "2026-07-28") as client:
         return [
             await call_tool(client, "list_plans", PLANS_ARGS),
-            await call_tool(client, "create_customer", {**new_customer_args("seclog"),
-                                                         "metadata": {"api_key": KEYS["acme"]}}),
+            await call_tool(
+                client, "create_customer", {**new_customer_args("seclog"), "metadata": {"api_key": KEYS["acme"]}}
+            ),
             await call_tool(client, "get_customer", {"site_id": 14, "customer_id": 999999999}),
             await call_tool(client, "list_plans", {"site_id": 27}),  # another account's site
         ]
@@ -93,8 +102,9 @@ def run_end_to_end(gateway_url: str, secrets: Secrets) -> None:
     """The whole life of two connections, over HTTP, collecting each secret on the way."""
     url = mcp_url(gateway_url)
     public = register_client(gateway_url, client_name="seclog-public")
-    confidential = register_client(gateway_url, client_name="seclog-confidential",
-                                   token_endpoint_auth_method="client_secret_basic")
+    confidential = register_client(
+        gateway_url, client_name="seclog-confidential", token_endpoint_auth_method="client_secret_basic"
+    )
     secrets.add("registration token (public)", public["registration_access_token"])
     secrets.add("registration token (confidential)", confidential["registration_access_token"])
     secrets.add("client secret", confidential["client_secret"])
@@ -119,7 +129,8 @@ def run_end_to_end(gateway_url: str, secrets: Secrets) -> None:
     duplicate = refresh(gateway_url, public["client_id"], tokens["refresh_token"])
     assert duplicate.status_code == 200
     assert {k: duplicate.json()[k] for k in ("access_token", "refresh_token")} == {
-        k: renewed[k] for k in ("access_token", "refresh_token")}
+        k: renewed[k] for k in ("access_token", "refresh_token")
+    }
     # ...past the grace period it is a replay: refused, and the family revoked (and logged).
     age_rotated_tokens(public["client_id"])
     assert refresh(gateway_url, public["client_id"], tokens["refresh_token"]).status_code == 400
@@ -131,26 +142,44 @@ def run_end_to_end(gateway_url: str, secrets: Secrets) -> None:
     secrets.add("authorization code (confidential)", grant["code"])
     secrets.add("code verifier (confidential)", grant["verifier"])
     auth = {"Authorization": basic(confidential["client_id"], confidential["client_secret"])}
-    own = httpx.post(gateway_url + "/oauth/token", headers=auth, data={
-        "grant_type": "authorization_code", "code": grant["code"], "code_verifier": grant["verifier"],
-        "redirect_uri": DEFAULT_REDIRECT_URI, "resource": url}).json()
+    own = httpx.post(
+        gateway_url + "/oauth/token",
+        headers=auth,
+        data={
+            "grant_type": "authorization_code",
+            "code": grant["code"],
+            "code_verifier": grant["verifier"],
+            "redirect_uri": DEFAULT_REDIRECT_URI,
+            "resource": url,
+        },
+    ).json()
     secrets.add("access token (confidential)", own["access_token"])
     secrets.add("refresh token (confidential)", own["refresh_token"])
-    assert httpx.post(gateway_url + "/oauth/introspect", headers=auth,
-                      data={"token": own["access_token"]}).json()["active"] is True
-    assert httpx.post(gateway_url + "/oauth/revoke", headers=auth, data={"token": own["refresh_token"]}).status_code == 200
+    assert (
+        httpx.post(gateway_url + "/oauth/introspect", headers=auth, data={"token": own["access_token"]}).json()[
+            "active"
+        ]
+        is True
+    )
+    assert (
+        httpx.post(gateway_url + "/oauth/revoke", headers=auth, data={"token": own["refresh_token"]}).status_code == 200
+    )
     session.close()
 
     # Clients that get it wrong: a made-up token, a token in the query string, a secret
     # presented as a bearer token.
     stray = "pgw-stray-" + pkce_pair()[0][:40]
     secrets.add("made-up bearer token", stray)
-    for headers, query in [({"Authorization": f"Bearer {stray}"}, ""),
-                           ({}, f"?access_token={renewed['access_token']}"),
-                           ({"Authorization": f"Bearer {confidential['client_secret']}"}, "")]:
-        response = httpx.post(url + query, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                              headers={"Accept": "application/json, text/event-stream",
-                                       "MCP-Protocol-Version": "2025-06-18", **headers})
+    for headers, query in [
+        ({"Authorization": f"Bearer {stray}"}, ""),
+        ({}, f"?access_token={renewed['access_token']}"),
+        ({"Authorization": f"Bearer {confidential['client_secret']}"}, ""),
+    ]:
+        response = httpx.post(
+            url + query,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18", **headers},
+        )
         assert response.status_code == 401
 
 
@@ -214,42 +243,80 @@ def test_no_secret_in_the_gateways_own_log_output_in_process(captured_log, demo_
     settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "DCR_PER_IP_PER_HOUR": 10**6}
     secrets = Secrets()
     browser = Client(REMOTE_ADDR="127.0.0.9")
-    registered = browser.post("/oauth/register", content_type="application/json", data={
-        "client_name": "inproc", "redirect_uris": [DEFAULT_REDIRECT_URI], "token_endpoint_auth_method": "client_secret_post",
-        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}).json()
+    registered = browser.post(
+        "/oauth/register",
+        content_type="application/json",
+        data={
+            "client_name": "inproc",
+            "redirect_uris": [DEFAULT_REDIRECT_URI],
+            "token_endpoint_auth_method": "client_secret_post",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+        },
+    ).json()
     secrets.add("client secret", registered["client_secret"])
     secrets.add("registration token", registered["registration_access_token"])
     assert browser.post("/login", {"username": "demo", "password": PASSWORDS["demo"]}).status_code == 302
     verifier, challenge = pkce_pair()
     secrets.add("code verifier", verifier)
     resource = settings.MCP_RESOURCE_URL
-    query = {"response_type": "code", "client_id": registered["client_id"], "redirect_uri": DEFAULT_REDIRECT_URI,
-             "state": "s", "code_challenge": challenge, "code_challenge_method": "S256", "scope": "read write",
-             "resource": resource}
+    query = {
+        "response_type": "code",
+        "client_id": registered["client_id"],
+        "redirect_uri": DEFAULT_REDIRECT_URI,
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "scope": "read write",
+        "resource": resource,
+    }
     page = browser.get("/oauth/authorize", query)
     assert page.status_code == 200
     form = next(f for f in parse_forms(page.content.decode()) if f["id"] == "consent-form")
     account = next(r["value"] for r in form["radios"]["account"] if r["data-slug"] == "acme")
-    redirect = browser.post(form["action"], {**form["hidden"], "account": account, "access": "read_write",
-                                             "allow": "true"})
+    redirect = browser.post(
+        form["action"], {**form["hidden"], "account": account, "access": "read_write", "allow": "true"}
+    )
     assert redirect.status_code == 302, redirect.content[:300]
     code = parse_qs(urlsplit(redirect["Location"]).query)["code"][0]
     secrets.add("authorization code", code)
     credentials = {"client_id": registered["client_id"], "client_secret": registered["client_secret"]}
-    tokens = browser.post("/oauth/token", {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-                                           "redirect_uri": DEFAULT_REDIRECT_URI, "resource": resource,
-                                           **credentials}).json()
+    tokens = browser.post(
+        "/oauth/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": DEFAULT_REDIRECT_URI,
+            "resource": resource,
+            **credentials,
+        },
+    ).json()
     secrets.add("access token", tokens["access_token"])
     secrets.add("refresh token", tokens["refresh_token"])
-    renewed = browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                            "resource": resource, **credentials}).json()
+    renewed = browser.post(
+        "/oauth/token",
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "resource": resource, **credentials},
+    ).json()
     secrets.add("refreshed access token", renewed["access_token"])
-    duplicate = browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                              "resource": resource, **credentials})
+    duplicate = browser.post(
+        "/oauth/token",
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "resource": resource, **credentials},
+    )
     assert duplicate.status_code == 200 and duplicate.json()["refresh_token"] == renewed["refresh_token"]  # grace
     age_rotated_tokens(registered["client_id"])  # past the grace period: a replay
-    assert browser.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                         "resource": resource, **credentials}).status_code == 400
+    assert (
+        browser.post(
+            "/oauth/token",
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "resource": resource,
+                **credentials,
+            },
+        ).status_code
+        == 400
+    )
     assert browser.post("/oauth/revoke", {"token": renewed["access_token"], **credentials}).status_code == 200
 
     async def core_calls():

@@ -29,8 +29,10 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjQyfQ.c2lnbmF0dXJl"
 @pytest.fixture
 def sites(db):
     account = Account.objects.create(name="Acme", slug="acme-sub")
-    return (Site.objects.create(site_id=9014, account=account, name="Daily", subscriber_access_enabled=True),
-            Site.objects.create(site_id=9015, account=account, name="Weekly"))
+    return (
+        Site.objects.create(site_id=9014, account=account, name="Daily", subscriber_access_enabled=True),
+        Site.objects.create(site_id=9015, account=account, name="Weekly"),
+    )
 
 
 def test_a_subscriber_is_a_user_that_can_never_be_an_operator(sites):
@@ -52,8 +54,9 @@ def test_one_subscriber_per_site_and_customer(sites):
     assert other_site.pk != first.pk and other_site.user_id != first.user_id
     assert get_user_model().objects.filter(username__startswith="subscriber.").count() == 2
     with transaction.atomic(), pytest.raises(IntegrityError):
-        Subscriber.objects.create(user=get_user_model().objects.create(username="x"), site=sites[0],
-                                  customer_id=42, email="dup@example.com")
+        Subscriber.objects.create(
+            user=get_user_model().objects.create(username="x"), site=sites[0], customer_id=42, email="dup@example.com"
+        )
 
 
 def test_an_operator_username_is_never_taken_over(sites):
@@ -80,11 +83,14 @@ def test_the_pelcro_jwt_is_encrypted_at_rest_and_rotated_with_the_api_keys(sites
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     subscriber = subscriber_for(sites[0], 44, "w@example.com")
     application = Application.objects.create(
-        name="App", client_type=Application.CLIENT_PUBLIC, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        name="App",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         redirect_uris="http://127.0.0.1/cb",
     )
-    connection = Connection.objects.create(user=subscriber.user, application=application, account=sites[0].account,
-                                           access=Connection.Access.READ)
+    connection = Connection.objects.create(
+        user=subscriber.user, application=application, account=sites[0].account, access=Connection.Access.READ
+    )
     expires = timezone.now() + timedelta(days=60)
     with override_settings(API_KEY_ENCRYPTION_KEYS=[old]):
         credential = SubscriberCredential(connection=connection)
@@ -111,7 +117,9 @@ def test_rotation_refuses_a_jwt_it_cannot_read(sites):
     stranger, current = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     subscriber = subscriber_for(sites[0], 45, "l@example.com")
     application = Application.objects.create(
-        name="App", client_type=Application.CLIENT_PUBLIC, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        name="App",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         redirect_uris="http://127.0.0.1/cb",
     )
     connection = Connection.objects.create(user=subscriber.user, application=application, account=sites[0].account)
@@ -128,7 +136,9 @@ def test_subscriber_access_is_off_by_default_and_on_for_the_demo_sites(db):
     assert not Site.objects.create(site_id=9100, account=account, name="New").subscriber_access_enabled
     spec = seed_demo()
     demo_sites = {s["site_id"] for a in spec["accounts"] for s in a["sites"]}
-    assert demo_sites and set(Site.objects.filter(subscriber_access_enabled=True).values_list("site_id", flat=True)) \
-        == demo_sites
+    assert (
+        demo_sites
+        and set(Site.objects.filter(subscriber_access_enabled=True).values_list("site_id", flat=True)) == demo_sites
+    )
     # Every demo subscriber's site has it on.
     assert {s["site_id"] for s in load_demo_spec()["subscribers"]} <= demo_sites

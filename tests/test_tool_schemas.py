@@ -38,8 +38,11 @@ def readability_problems(schema: dict, *, is_input: bool) -> list[str]:
     if schema.get("type") != "object":
         problems.append(f"top-level type is {schema.get('type')!r}, not object")
     if is_input:  # an optional argument is plain, not "X or null"
-        problems += [f"{path}: null option" for path, key, value in walk(schema)
-                     if key == "type" and (value == "null" or (isinstance(value, list) and "null" in value))]
+        problems += [
+            f"{path}: null option"
+            for path, key, value in walk(schema)
+            if key == "type" and (value == "null" or (isinstance(value, list) and "null" in value))
+        ]
     return problems
 
 
@@ -82,15 +85,23 @@ def test_the_transformation_on_shapes_tools_may_declare_later():
     assert emitted["properties"]["count"] == {"minimum": 1, "type": "integer"}
     assert set(emitted["required"]) == {"site_id", "items"}
     # A recursive model cannot be inlined: its recursion becomes a plain object.
-    output = tool_output_schema([Tree.model_json_schema(mode="serialization"),
-                                 ToolFailure.model_json_schema(mode="serialization")])
+    output = tool_output_schema(
+        [Tree.model_json_schema(mode="serialization"), ToolFailure.model_json_schema(mode="serialization")]
+    )
     assert not readability_problems(output, is_input=False)
     jsonschema.Draft202012Validator(output).validate({"name": "a", "children": [{"name": "b", "children": []}]})
     jsonschema.Draft202012Validator(output).validate({"error": "not_found", "message": "m", "fields": None})
     page = tool_output_schema([Page[Item].model_json_schema(mode="serialization")])
     jsonschema.Draft202012Validator(page).validate(
-        {"items": [{"id": 1, "note": None, "tags": None}], "page": 1, "per_page": 1, "total": 1, "last_page": 1,
-         "has_more": False})
+        {
+            "items": [{"id": 1, "note": None, "tags": None}],
+            "page": 1,
+            "per_page": 1,
+            "total": 1,
+            "last_page": 1,
+            "has_more": False,
+        }
+    )
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(page).validate({"items": [{"id": "one"}]})
 

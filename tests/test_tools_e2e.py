@@ -17,8 +17,17 @@ pytestmark = pytest.mark.sqlite
 
 SITE = 14  # acme
 # Core object times that do not end in _at (CORE_API.md §8.3, §8.4, §8.6).
-TIME_KEYS = {"created", "current_period_start", "current_period_end", "trial_start", "trial_end", "due_date",
-             "period_start", "period_end", "redeem_by"}
+TIME_KEYS = {
+    "created",
+    "current_period_start",
+    "current_period_end",
+    "trial_start",
+    "trial_end",
+    "due_date",
+    "period_start",
+    "period_end",
+    "redeem_by",
+}
 
 
 def as_the_model_sees_it(value, key: str = ""):
@@ -76,8 +85,10 @@ def listing(truth, path: str, **params) -> dict:
 
 def sent(truth, since: int) -> list[tuple[str, str, dict]]:
     """(method, path, query) of every request the gateway sent since `since`."""
-    return [(e["method"], e["path"].removeprefix("/api/v1/core"), parse_qs(e["query"]))
-            for e in truth.log(since=since, account="acme")]
+    return [
+        (e["method"], e["path"].removeprefix("/api/v1/core"), parse_qs(e["query"]))
+        for e in truth.log(since=since, account="acme")
+    ]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -105,33 +116,54 @@ async def test_every_tool_against_the_sandbox(mcp_env, truth, mode):
         by_email = ok(await call("list_customers", email=customer["email"]))
         assert [c["id"] for c in by_email["items"]] == [customer["id"]] and by_email["total"] == 1
         part = customer["email"].split("@")[0][1:5]
-        same_page(ok(await call("list_customers", email_contains=part, per_page=50)),
-                  listing(truth, "/customers", limit=50, **{"filter[email]": f"like:{part}"}))
-        same_page(ok(await call("list_customers", ids=[customer["id"], second["items"][0]["id"]])),
-                  listing(truth, "/customers", **{"filter[id]": f"eq:{customer['id']},{second['items'][0]['id']}"}))
+        same_page(
+            ok(await call("list_customers", email_contains=part, per_page=50)),
+            listing(truth, "/customers", limit=50, **{"filter[email]": f"like:{part}"}),
+        )
+        same_page(
+            ok(await call("list_customers", ids=[customer["id"], second["items"][0]["id"]])),
+            listing(truth, "/customers", **{"filter[id]": f"eq:{customer['id']},{second['items'][0]['id']}"}),
+        )
         tagged = next(c for c in listing(truth, "/customers", limit=100)["data"] if c["metadata"])
         key, value = next(iter(tagged["metadata"].items()))
         with_value = ok(await call("list_customers", metadata={key: str(value)}, per_page=100))
         same_page(with_value, listing(truth, "/customers", limit=100, **{f"filter[metadata.{key}]": f"eq:{value}"}))
         assert tagged["id"] in {c["id"] for c in with_value["items"]}
         assert all(c["metadata"][key] == value for c in with_value["items"])
-        same_page(ok(await call("list_customers", has_metadata_key=key, per_page=100)),
-                  listing(truth, "/customers", limit=100, **{"filter[metadata]": f"has:{key}"}))
-        either = ok(await call("list_customers", email=customer["email"], first_name="Nobody-Has-This-Name",
-                               match="any"))
-        same_page(either, listing(truth, "/customers", **{"filter[email]": f"oreq:{customer['email']}",
-                                                          "filter[first_name]": "oreq:Nobody-Has-This-Name"}))
+        same_page(
+            ok(await call("list_customers", has_metadata_key=key, per_page=100)),
+            listing(truth, "/customers", limit=100, **{"filter[metadata]": f"has:{key}"}),
+        )
+        either = ok(
+            await call("list_customers", email=customer["email"], first_name="Nobody-Has-This-Name", match="any")
+        )
+        same_page(
+            either,
+            listing(
+                truth,
+                "/customers",
+                **{"filter[email]": f"oreq:{customer['email']}", "filter[first_name]": "oreq:Nobody-Has-This-Name"},
+            ),
+        )
         assert customer["id"] in {c["id"] for c in either["items"]}
 
-        with_both = next(c for c in listing(truth, "/customers", limit=100, expand="subscriptions,addresses")["data"]
-                         if c["subscriptions"] and c["addresses"])
+        with_both = next(
+            c
+            for c in listing(truth, "/customers", limit=100, expand="subscriptions,addresses")["data"]
+            if c["subscriptions"] and c["addresses"]
+        )
         before = truth.last_seq()
         full = ok(await call("get_customer", customer_id=with_both["id"]))
         # The 360 view is ONE upstream request (the sandbox's log is the proof).
-        assert sent(truth, before) == [("GET", f"/customers/{with_both['id']}",
-                                        {"site_id": ["14"], "expand": ["subscriptions,addresses"]})]
-        same_object(full, truth.ok("GET", f"/customers/{with_both['id']}", site_id=SITE,
-                                   params={"expand": "subscriptions,addresses"}))
+        assert sent(truth, before) == [
+            ("GET", f"/customers/{with_both['id']}", {"site_id": ["14"], "expand": ["subscriptions,addresses"]})
+        ]
+        same_object(
+            full,
+            truth.ok(
+                "GET", f"/customers/{with_both['id']}", site_id=SITE, params={"expand": "subscriptions,addresses"}
+            ),
+        )
         assert full["subscriptions"] and full["addresses"]
         assert full["subscriptions"][0]["current_period_end"].endswith("Z")
         bare = ok(await call("get_customer", customer_id=with_both["id"], expand=[]))
@@ -142,78 +174,138 @@ async def test_every_tool_against_the_sandbox(mcp_env, truth, mode):
         same_page(subscriptions, listing(truth, "/subscriptions", limit=3, sort="-status"))
         subscription = full["subscriptions"][0]
         with_plan = ok(await call("get_subscription", subscription_id=subscription["id"], expand=["plan"]))
-        same_object(with_plan, truth.ok("GET", f"/subscriptions/{subscription['id']}", site_id=SITE,
-                                        params={"expand": "plan"}))
+        same_object(
+            with_plan, truth.ok("GET", f"/subscriptions/{subscription['id']}", site_id=SITE, params={"expand": "plan"})
+        )
         assert with_plan["plan"]["id"] and with_plan["user_id"] == with_both["id"]
 
         owed = ok(await call("list_invoices", status_in=["open", "past_due"], sort="-created_at", per_page=20))
-        same_page(owed, listing(truth, "/invoices", limit=20, sort="-created_at",
-                                **{"filter[status]": "eq:open,past_due"}))
+        same_page(
+            owed, listing(truth, "/invoices", limit=20, sort="-created_at", **{"filter[status]": "eq:open,past_due"})
+        )
         assert owed["items"] and {i["status"] for i in owed["items"]} <= {"open", "past_due"}
         invoice = owed["items"][0]
-        same_object(ok(await call("get_invoice", invoice_id=invoice["id"])),
-                    truth.ok("GET", f"/invoices/{invoice['id']}", site_id=SITE))
+        same_object(
+            ok(await call("get_invoice", invoice_id=invoice["id"])),
+            truth.ok("GET", f"/invoices/{invoice['id']}", site_id=SITE),
+        )
 
         plans = ok(await call("list_plans", sort="-nickname", per_page=100))
         same_page(plans, listing(truth, "/plans", limit=100, sort="-nickname"))
         plan = next(p for p in plans["items"] if p["active"] == "active")
-        same_object(ok(await call("get_plan", plan_id=plan["id"])), truth.ok("GET", f"/plans/{plan['id']}", site_id=SITE))
+        same_object(
+            ok(await call("get_plan", plan_id=plan["id"])), truth.ok("GET", f"/plans/{plan['id']}", site_id=SITE)
+        )
         coupons = ok(await call("list_coupons"))
         same_page(coupons, listing(truth, "/coupons"))
-        same_object(ok(await call("get_coupon", coupon_id=coupons["items"][0]["id"])),
-                    truth.ok("GET", f"/coupons/{coupons['items'][0]['id']}", site_id=SITE))
+        same_object(
+            ok(await call("get_coupon", coupon_id=coupons["items"][0]["id"])),
+            truth.ok("GET", f"/coupons/{coupons['items'][0]['id']}", site_id=SITE),
+        )
         charges = ok(await call("list_charges", per_page=4))
         same_page(charges, listing(truth, "/charges", limit=4))
-        same_object(ok(await call("get_charge", charge_id=charges["items"][0]["id"])),
-                    truth.ok("GET", f"/charges/{charges['items'][0]['id']}", site_id=SITE))
+        same_object(
+            ok(await call("get_charge", charge_id=charges["items"][0]["id"])),
+            truth.ok("GET", f"/charges/{charges['items'][0]['id']}", site_id=SITE),
+        )
         refunds = ok(await call("list_refunds", include_charge=True, per_page=50))
         same_page(refunds, listing(truth, "/refunds", limit=50, include="charge"))
         assert all(r["charge"]["id"] == r["charge_id"] for r in refunds["items"])
         addresses = ok(await call("list_addresses", per_page=3))
         same_page(addresses, listing(truth, "/addresses", limit=3))
-        same_object(ok(await call("get_address", address_id=addresses["items"][0]["id"])),
-                    truth.ok("GET", f"/addresses/{addresses['items'][0]['id']}", site_id=SITE))
+        same_object(
+            ok(await call("get_address", address_id=addresses["items"][0]["id"])),
+            truth.ok("GET", f"/addresses/{addresses['items'][0]['id']}", site_id=SITE),
+        )
 
         # --- Customers and addresses: create, update -------------------------------------------
         email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
-        created = ok(await call("create_customer", email=email, first_name="Ada", last_name="Lovelace",
-                                phone="+1 (416) 555-0100", metadata={"source": "mcp-test", "seats": 3},
-                                mail_marketing=True))
+        created = ok(
+            await call(
+                "create_customer",
+                email=email,
+                first_name="Ada",
+                last_name="Lovelace",
+                phone="+1 (416) 555-0100",
+                metadata={"source": "mcp-test", "seats": 3},
+                mail_marketing=True,
+            )
+        )
         new_id = created["id"]
         assert created["email"] == email and created["created_at"].endswith("Z")
         same_object(created, truth.ok("GET", f"/customers/{new_id}", site_id=SITE))
-        updated = ok(await call("update_customer", customer_id=new_id, first_name="Augusta",
-                                metadata={"source": None, "tier": "gold"}))
+        updated = ok(
+            await call(
+                "update_customer", customer_id=new_id, first_name="Augusta", metadata={"source": None, "tier": "gold"}
+            )
+        )
         assert updated["first_name"] == "Augusta" and updated["last_name"] == "Lovelace"
         assert updated["metadata"] == {"seats": 3, "tier": "gold"}
-        home = ok(await call("create_address", customer_id=new_id, type="shipping", line1="12 Analytical Row",
-                             city="Albany", state="NY", postal_code="12207", country="US", is_default=True))
+        home = ok(
+            await call(
+                "create_address",
+                customer_id=new_id,
+                type="shipping",
+                line1="12 Analytical Row",
+                city="Albany",
+                state="NY",
+                postal_code="12207",
+                country="US",
+                is_default=True,
+            )
+        )
         assert (home["user_id"], home["type"], home["is_default"]) == (new_id, "shipping", True)
         moved = ok(await call("update_address", address_id=home["id"], line2="Apt 3"))
         assert moved["line2"] == "Apt 3" and moved["line1"] == "12 Analytical Row"
         same_object(moved, truth.ok("GET", f"/addresses/{home['id']}", site_id=SITE))
 
         # --- Invoices: open → balance applied → paid offline; void; write off -------------------
-        bill = ok(await call("create_invoice", customer_id=new_id, currency="USD", status="open",
-                             due_date="2027-01-31",
-                             line_items=[{"description": "Annual print", "unit_price": 12000, "quantity": 2}]))
+        bill = ok(
+            await call(
+                "create_invoice",
+                customer_id=new_id,
+                currency="USD",
+                status="open",
+                due_date="2027-01-31",
+                line_items=[{"description": "Annual print", "unit_price": 12000, "quantity": 2}],
+            )
+        )
         assert (bill["status"], bill["total"], bill["currency"], bill["due_date"]) == (
-            "open", 24000, "usd", "2027-01-31T00:00:00Z")
+            "open",
+            24000,
+            "usd",
+            "2027-01-31T00:00:00Z",
+        )
         same_object(bill, truth.ok("GET", f"/invoices/{bill['id']}", site_id=SITE))
         tagged_bill = ok(await call("update_invoice", invoice_id=bill["id"], metadata={"po": "PO-7"}))
         assert tagged_bill["metadata"] == {"po": "PO-7"} and tagged_bill["total"] == 24000
-        credit = ok(await call("create_offline_charge", customer_id=new_id, amount=4000, currency="usd",
-                               reference="WIRE-9", payment_category="wire"))
+        credit = ok(
+            await call(
+                "create_offline_charge",
+                customer_id=new_id,
+                amount=4000,
+                currency="usd",
+                reference="WIRE-9",
+                payment_category="wire",
+            )
+        )
         assert (credit["status"], credit["offline"], credit["invoice_id"], credit["payment_category"]) == (
-            "succeeded", True, None, "3")
-        same_object(ok(await call("get_charge", charge_id=credit["id"])),
-                    truth.ok("GET", f"/charges/{credit['id']}", site_id=SITE))
+            "succeeded",
+            True,
+            None,
+            "3",
+        )
+        same_object(
+            ok(await call("get_charge", charge_id=credit["id"])),
+            truth.ok("GET", f"/charges/{credit['id']}", site_id=SITE),
+        )
         assert truth.ok("GET", f"/customers/{new_id}", site_id=SITE)["balance"] == 4000
         applied = ok(await call("apply_invoice_balance", invoice_id=bill["id"]))
         assert (applied["status"], applied["amount_remaining"]) == ("open", 20000)
         assert truth.ok("GET", f"/customers/{new_id}", site_id=SITE)["balance"] == 0
-        paid = ok(await call("pay_invoice_offline", invoice_id=bill["id"], reference="CHQ-1001",
-                             payment_category="check"))
+        paid = ok(
+            await call("pay_invoice_offline", invoice_id=bill["id"], reference="CHQ-1001", payment_category="check")
+        )
         assert (paid["status"], paid["amount_remaining"]) == ("paid", 0)
         same_object(paid, truth.ok("GET", f"/invoices/{bill['id']}", site_id=SITE))
 
@@ -230,25 +322,39 @@ async def test_every_tool_against_the_sandbox(mcp_env, truth, mode):
 
         # --- Subscriptions: create (Pelcro's fields), cancel at period end, then now -----------
         before = truth.last_seq()
-        subscribed = ok(await call("create_subscription", customer_id=new_id, plan_id=plan["id"], quantity=2,
-                                   collection_method="send_invoice"))
+        subscribed = ok(
+            await call(
+                "create_subscription",
+                customer_id=new_id,
+                plan_id=plan["id"],
+                quantity=2,
+                collection_method="send_invoice",
+            )
+        )
         assert (subscribed["user_id"], subscribed["plan"], subscribed["quantity"]) == (new_id, plan["id"], 2)
         same_object(subscribed, truth.ok("GET", f"/subscriptions/{subscribed['id']}", site_id=SITE))
-        ending = ok(await call("cancel_subscription", subscription_id=subscribed["id"], mode="period_end",
-                               reason="moving abroad"))
+        ending = ok(
+            await call(
+                "cancel_subscription", subscription_id=subscribed["id"], mode="period_end", reason="moving abroad"
+            )
+        )
         assert ending["status"] == subscribed["status"] and ending["cancel_at_period_end"] is True
-        ended = ok(await call("cancel_subscription", subscription_id=subscribed["id"], mode="now",
-                              reason="moving abroad"))
+        ended = ok(
+            await call("cancel_subscription", subscription_id=subscribed["id"], mode="now", reason="moving abroad")
+        )
         assert ended["status"] == "canceled"
         same_object(ended, truth.ok("GET", f"/subscriptions/{subscribed['id']}", site_id=SITE))
         assert [(m, p) for m, p, _ in sent(truth, before) if m != "GET"] == [
-            ("POST", "/subscriptions"), ("DELETE", f"/subscriptions/{subscribed['id']}"),
-            ("DELETE", f"/subscriptions/{subscribed['id']}")]
+            ("POST", "/subscriptions"),
+            ("DELETE", f"/subscriptions/{subscribed['id']}"),
+            ("DELETE", f"/subscriptions/{subscribed['id']}"),
+        ]
 
         # --- Refunds: cancel a pending one ---------------------------------------------------------
         # Only pending refunds with a creation date can be canceled (CORE_API.md §8.8); one per era.
-        pending = [r for r in listing(truth, "/refunds", limit=100)["data"]
-                   if r["status"] == "to_issue" and r["created_at"]][ERAS.index(mode)]
+        pending = [
+            r for r in listing(truth, "/refunds", limit=100)["data"] if r["status"] == "to_issue" and r["created_at"]
+        ][ERAS.index(mode)]
         queued = ok(await call("cancel_refunds", refund_ids=[pending["id"]]))
         assert queued["queued"] == [pending["id"]]
 
@@ -270,6 +376,7 @@ async def test_every_tool_against_the_sandbox(mcp_env, truth, mode):
 def arguments_reaching(truth, account: str, site_id: int) -> dict[str, dict]:
     """For every tool that takes a site, arguments naming real objects of `site_id`: if the
     site check were missing, each call would act on that account's data."""
+
     def first(path):
         return truth.ok("GET", path, account=account, site_id=site_id, params={"limit": 1})[0]["id"]
 
@@ -277,29 +384,44 @@ def arguments_reaching(truth, account: str, site_id: int) -> dict[str, dict]:
     plan, coupon, charge = first("/plans"), first("/coupons"), first("/charges")
     refund, address = first("/refunds"), first("/addresses")
     return {
-        "list_customers": {}, "get_customer": {"customer_id": customer},
+        "list_customers": {},
+        "get_customer": {"customer_id": customer},
         "create_customer": {"email": f"intruder-{uuid.uuid4().hex[:6]}@example.com"},
         "update_customer": {"customer_id": customer, "first_name": "Mallory"},
         "delete_customer": {"customer_id": customer},
-        "list_subscriptions": {}, "get_subscription": {"subscription_id": subscription},
-        "create_subscription": {"customer_id": customer, "plan_id": plan, "quantity": 1,
-                                "collection_method": "send_invoice"},
+        "list_subscriptions": {},
+        "get_subscription": {"subscription_id": subscription},
+        "create_subscription": {
+            "customer_id": customer,
+            "plan_id": plan,
+            "quantity": 1,
+            "collection_method": "send_invoice",
+        },
         "cancel_subscription": {"subscription_id": subscription, "mode": "now", "reason": "x"},
-        "list_invoices": {}, "get_invoice": {"invoice_id": invoice},
+        "list_invoices": {},
+        "get_invoice": {"invoice_id": invoice},
         "create_invoice": {"customer_id": customer, "currency": "usd", "total": 100},
         "update_invoice": {"invoice_id": invoice, "metadata": {"owned": "yes"}},
         "pay_invoice_offline": {"invoice_id": invoice, "reference": "R-1", "payment_category": "check"},
-        "void_invoice": {"invoice_id": invoice}, "mark_invoice_uncollectible": {"invoice_id": invoice},
+        "void_invoice": {"invoice_id": invoice},
+        "mark_invoice_uncollectible": {"invoice_id": invoice},
         "apply_invoice_balance": {"invoice_id": invoice},
-        "list_plans": {}, "get_plan": {"plan_id": plan}, "list_coupons": {}, "get_coupon": {"coupon_id": coupon},
-        "list_charges": {}, "get_charge": {"charge_id": charge},
+        "list_plans": {},
+        "get_plan": {"plan_id": plan},
+        "list_coupons": {},
+        "get_coupon": {"coupon_id": coupon},
+        "list_charges": {},
+        "get_charge": {"charge_id": charge},
         "create_offline_charge": {"customer_id": customer, "amount": 100, "currency": "usd", "reference": "R-2"},
-        "list_refunds": {}, "cancel_refunds": {"refund_ids": [refund]},
-        "list_addresses": {}, "get_address": {"address_id": address},
+        "list_refunds": {},
+        "cancel_refunds": {"refund_ids": [refund]},
+        "list_addresses": {},
+        "get_address": {"address_id": address},
         "create_address": {"customer_id": customer, "type": "billing", "line1": "1 Main St", "country": "GB"},
         "update_address": {"address_id": address, "city": "Elsewhere"},
         "delete_address": {"address_id": address},
-        "start_export": {"kind": "customers"}, "get_export": {"job_id": str(uuid.uuid4())},
+        "start_export": {"kind": "customers"},
+        "get_export": {"job_id": str(uuid.uuid4())},
     }
 
 
@@ -325,6 +447,9 @@ async def test_a_token_for_one_account_gets_nothing_from_another_accounts_site(m
         mine = (await client.call_tool("get_account", {})).structured_content
         assert mine["company"] == "Acme Media" and {s["id"] for s in mine["sites"]} == {14, 15}
     # Nothing at all reached the upstream for those sites.
-    reached = [entry for entry in truth.log(since=before) if "site_id=27" in entry["query"]
-               or "site_id=31" in entry["query"] or "site_id=99999" in entry["query"]]
+    reached = [
+        entry
+        for entry in truth.log(since=before)
+        if "site_id=27" in entry["query"] or "site_id=31" in entry["query"] or "site_id=99999" in entry["query"]
+    ]
     assert reached == []

@@ -36,36 +36,87 @@ BAD_INPUT = [
     ("create_customer", {"site_id": 14, "email": "not-an-email"}, {"email": "pattern"}),
     ("create_customer", {"site_id": 14, "email": "a@b.co", "metadata": ["x"]}, {"metadata": "valid dictionary"}),
     ("create_customer", {"site_id": 14, "email": "a@b.co", "phone": "12-34"}, {"phone": "5 to 20 digits"}),
-    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "quantity": 1},
-     {"arguments": "needs source_id"}),
-    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "collection_method": "send_invoice"},
-     {"quantity": "required"}),
-    ("create_subscription", {"site_id": 14, "customer_id": 1, "plan_id": 2, "quantity": 1, "coupon_id": 3,
-                             "collection_method": "send_invoice"}, {"coupon_id": "is not an argument"}),
+    (
+        "create_subscription",
+        {"site_id": 14, "customer_id": 1, "plan_id": 2, "quantity": 1},
+        {"arguments": "needs source_id"},
+    ),
+    (
+        "create_subscription",
+        {"site_id": 14, "customer_id": 1, "plan_id": 2, "collection_method": "send_invoice"},
+        {"quantity": "required"},
+    ),
+    (
+        "create_subscription",
+        {
+            "site_id": 14,
+            "customer_id": 1,
+            "plan_id": 2,
+            "quantity": 1,
+            "coupon_id": 3,
+            "collection_method": "send_invoice",
+        },
+        {"coupon_id": "is not an argument"},
+    ),
     ("cancel_subscription", {"site_id": 14, "subscription_id": 1, "reason": "x"}, {"mode": "required"}),
-    ("cancel_subscription", {"site_id": 14, "subscription_id": 1, "mode": "later", "reason": "x"},
-     {"mode": "'period_end' or 'now'"}),
-    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "dollars", "total": 5},
-     {"currency": "pattern"}),
-    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5,
-                        "line_items": [{"description": "x", "unit_price": 5, "quantity": 1}]},
-     {"arguments": "exactly one"}),
-    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd",
-                        "line_items": [{"description": "x", "unit_price": -5, "quantity": 1, "colour": "red"}]},
-     {"line_items.0.unit_price": "greater than or equal to 0", "line_items.0.colour": "not an argument"}),
-    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5, "due_date": "soon"},
-     {"due_date": "ISO 8601"}),
-    ("pay_invoice_offline", {"site_id": 14, "invoice_id": 1, "reference": "R", "payment_category": "2"},
-     {"payment_category": "'check'"}),
-    ("update_invoice", {"site_id": 14, "invoice_id": 1, "due_date": "2027-01-01", "metadata": {}},
-     {"due_date": "is not an argument"}),
-    ("create_offline_charge", {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R"},
-     {"amount": "greater than or equal to 1"}),
+    (
+        "cancel_subscription",
+        {"site_id": 14, "subscription_id": 1, "mode": "later", "reason": "x"},
+        {"mode": "'period_end' or 'now'"},
+    ),
+    ("create_invoice", {"site_id": 14, "customer_id": 1, "currency": "dollars", "total": 5}, {"currency": "pattern"}),
+    (
+        "create_invoice",
+        {
+            "site_id": 14,
+            "customer_id": 1,
+            "currency": "usd",
+            "total": 5,
+            "line_items": [{"description": "x", "unit_price": 5, "quantity": 1}],
+        },
+        {"arguments": "exactly one"},
+    ),
+    (
+        "create_invoice",
+        {
+            "site_id": 14,
+            "customer_id": 1,
+            "currency": "usd",
+            "line_items": [{"description": "x", "unit_price": -5, "quantity": 1, "colour": "red"}],
+        },
+        {"line_items.0.unit_price": "greater than or equal to 0", "line_items.0.colour": "not an argument"},
+    ),
+    (
+        "create_invoice",
+        {"site_id": 14, "customer_id": 1, "currency": "usd", "total": 5, "due_date": "soon"},
+        {"due_date": "ISO 8601"},
+    ),
+    (
+        "pay_invoice_offline",
+        {"site_id": 14, "invoice_id": 1, "reference": "R", "payment_category": "2"},
+        {"payment_category": "'check'"},
+    ),
+    (
+        "update_invoice",
+        {"site_id": 14, "invoice_id": 1, "due_date": "2027-01-01", "metadata": {}},
+        {"due_date": "is not an argument"},
+    ),
+    (
+        "create_offline_charge",
+        {"site_id": 14, "customer_id": 1, "amount": 0, "currency": "usd", "reference": "R"},
+        {"amount": "greater than or equal to 1"},
+    ),
     ("cancel_refunds", {"site_id": 14}, {"arguments": "refund_ids, or all_pending"}),
-    ("create_address", {"site_id": 14, "customer_id": 1, "type": "shipping", "line1": "1 Main", "country": "US"},
-     {"arguments": "needs a state"}),
-    ("create_address", {"site_id": 14, "customer_id": 1, "type": "home", "line1": "1 Main", "country": "usa"},
-     {"type": "'shipping'", "country": "pattern"}),
+    (
+        "create_address",
+        {"site_id": 14, "customer_id": 1, "type": "shipping", "line1": "1 Main", "country": "US"},
+        {"arguments": "needs a state"},
+    ),
+    (
+        "create_address",
+        {"site_id": 14, "customer_id": 1, "type": "home", "line1": "1 Main", "country": "usa"},
+        {"type": "'shipping'", "country": "pattern"},
+    ),
 ]
 
 
@@ -103,24 +154,41 @@ async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
 
         customer = truth.ok("GET", "/customers", site_id=14, params={"limit": 1})[0]["id"]
         paid = truth.ok("GET", "/invoices", site_id=14, params={"filter[status]": "eq:paid", "limit": 1})[0]
-        mismatch = await client.call_tool("create_offline_charge", {
-            "site_id": 14, "customer_id": customer, "amount": 100, "currency": "eur", "reference": "R",
-            "payment_category": "check", "invoice_id": paid["id"]})
+        mismatch = await client.call_tool(
+            "create_offline_charge",
+            {
+                "site_id": 14,
+                "customer_id": customer,
+                "amount": 100,
+                "currency": "eur",
+                "reference": "R",
+                "payment_category": "check",
+                "invoice_id": paid["id"],
+            },
+        )
         assert mismatch.is_error and mismatch.structured_content["error"] == "validation_failed"
         assert "currency" in mismatch.structured_content["fields"]  # the invoice is in usd
 
-        refused = await client.call_tool("pay_invoice_offline", {"site_id": 14, "invoice_id": paid["id"],
-                                                                  "reference": "again", "payment_category": "cash"})
+        refused = await client.call_tool(
+            "pay_invoice_offline",
+            {"site_id": 14, "invoice_id": paid["id"], "reference": "again", "payment_category": "cash"},
+        )
         assert refused.structured_content["error"] == "refused"
         assert "already paid" in refused.content[0].text
 
         missing = await client.call_tool("get_invoice", {"site_id": 14, "invoice_id": 987654})
-        assert missing.structured_content == {"error": "not_found", "upstream_status": 404,
-                                              "message": "Invoice 987654 was not found on site 14."}
+        assert missing.structured_content == {
+            "error": "not_found",
+            "upstream_status": 404,
+            "message": "Invoice 987654 was not found on site 14.",
+        }
     rows = await audit_rows_async(4)
     assert [(r.tool, r.outcome, r.upstream_status) for r in rows] == [
-        ("create_customer", "error", 400), ("create_offline_charge", "error", 400),
-        ("pay_invoice_offline", "error", 400), ("get_invoice", "error", 404)]
+        ("create_customer", "error", 400),
+        ("create_offline_charge", "error", 400),
+        ("pay_invoice_offline", "error", 400),
+        ("get_invoice", "error", 404),
+    ]
 
 
 async def test_a_missing_or_rejected_account_key_is_explained(mcp_env):
@@ -142,8 +210,10 @@ async def test_a_missing_or_rejected_account_key_is_explained(mcp_env):
         await run_db(set_key, None)
         missing = await client.call_tool("list_plans", {"site_id": 14})
     assert rejected.structured_content == {
-        "error": "unauthorized", "upstream_status": 401,
-        "message": "The Core API rejected the account's API key; an account administrator must replace it."}
+        "error": "unauthorized",
+        "upstream_status": 401,
+        "message": "The Core API rejected the account's API key; an account administrator must replace it.",
+    }
     assert missing.structured_content["error"] == "unauthorized"
     assert "no usable Core API key" in missing.content[0].text
     assert "sbx_" not in rejected.content[0].text + missing.content[0].text
@@ -152,8 +222,9 @@ async def test_a_missing_or_rejected_account_key_is_explained(mcp_env):
 @pytest.fixture
 def limited_gateway(transactional_db, demo_users, mcp_sandbox):
     """A gateway whose own limiter allows 3 calls a minute and never waits."""
-    server = start_gateway(mcp_sandbox, RATE_LIMIT="3", RATE_SAFETY_MARGIN="0", RATE_WINDOW_SECONDS="60",
-                           RATE_WAIT_BUDGET_SECONDS="0")
+    server = start_gateway(
+        mcp_sandbox, RATE_LIMIT="3", RATE_SAFETY_MARGIN="0", RATE_WINDOW_SECONDS="60", RATE_WAIT_BUDGET_SECONDS="0"
+    )
     yield server
     server.stop()
 
@@ -181,14 +252,20 @@ async def test_rate_limited_calls_say_when_to_retry(limited_gateway):
         session.close()
     assert (account["account"]["rejections_last_hour"], account["account"]["upstream_429s_last_hour"]) == (2, 0)
     assert [(c["outcome"], c["refused_locally"], c["upstream_status"]) for c in account["tool_calls"][:2]] == [
-        ("rate_limited", True, None), ("rate_limited", True, None)]
+        ("rate_limited", True, None),
+        ("rate_limited", True, None),
+    ]
 
 
 @pytest.fixture
 def orphan_gateway(transactional_db, demo_users):
     """A gateway whose Core API is down (nothing listens on its port)."""
-    server = start_gateway(None, CORE_API_BASE_URL=f"http://127.0.0.1:{free_port()}/api/v1/core",
-                           CORE_API_MAX_RETRIES="0", RATE_LIMIT=OUT_OF_REACH)
+    server = start_gateway(
+        None,
+        CORE_API_BASE_URL=f"http://127.0.0.1:{free_port()}/api/v1/core",
+        CORE_API_MAX_RETRIES="0",
+        RATE_LIMIT=OUT_OF_REACH,
+    )
     yield server
     server.stop()
 

@@ -7,22 +7,47 @@ import pytest
 from mcp_bridge.servers import TOOLS
 from tests.support.mcp import CORE_TOOLS, WRITE_TOOLS, mcp_session
 
-DESTRUCTIVE = {"delete_customer", "void_invoice", "mark_invoice_uncollectible", "cancel_subscription",
-               "cancel_refunds", "delete_address"}
+DESTRUCTIVE = {
+    "delete_customer",
+    "void_invoice",
+    "mark_invoice_uncollectible",
+    "cancel_subscription",
+    "cancel_refunds",
+    "delete_address",
+}
 LISTS = {name for name in CORE_TOOLS if name.startswith("list_")}
 # The Core API's documented sort fields per list (CORE_API.md §4); none for coupons, charges,
 # refunds and addresses.
-SORTS = {"list_customers": {"id", "email"}, "list_invoices": {"id", "created_at", "status"},
-         "list_plans": {"id", "nickname"}, "list_subscriptions": {"status"}, "list_coupons": set(), "list_charges": set(),
-         "list_refunds": set(), "list_addresses": set()}
+SORTS = {
+    "list_customers": {"id", "email"},
+    "list_invoices": {"id", "created_at", "status"},
+    "list_plans": {"id", "nickname"},
+    "list_subscriptions": {"status"},
+    "list_coupons": set(),
+    "list_charges": set(),
+    "list_refunds": set(),
+    "list_addresses": set(),
+}
 # Every list tool's filters: exactly the attributes CORE_API.md §5 documents, as friendly
 # arguments (besides page, per_page, sort; expand and include embed related objects).
 FILTERS = {
-    "list_customers": {"email", "email_contains", "first_name", "last_name", "ids", "metadata", "has_metadata_key",
-                       "match", "expand"},
+    "list_customers": {
+        "email",
+        "email_contains",
+        "first_name",
+        "last_name",
+        "ids",
+        "metadata",
+        "has_metadata_key",
+        "match",
+        "expand",
+    },
     "list_invoices": {"ids", "status_in", "metadata", "has_metadata_key", "match"},
     "list_refunds": {"include_charge"},
-    "list_subscriptions": set(), "list_plans": set(), "list_coupons": set(), "list_charges": set(),
+    "list_subscriptions": set(),
+    "list_plans": set(),
+    "list_coupons": set(),
+    "list_charges": set(),
     "list_addresses": set(),
 }
 
@@ -85,10 +110,14 @@ def test_list_tools_offer_exactly_the_documented_filters(name):
     assert properties - {"site_id", "page", "per_page", "sort"} == FILTERS[name]
 
 
-@pytest.mark.parametrize("name,undocumented", [
-    ("list_invoices", {"customer_id"}), ("list_subscriptions", {"status", "customer_id"}),
-    ("list_charges", {"status", "customer_id", "sort"}),
-])
+@pytest.mark.parametrize(
+    "name,undocumented",
+    [
+        ("list_invoices", {"customer_id"}),
+        ("list_subscriptions", {"status", "customer_id"}),
+        ("list_charges", {"status", "customer_id", "sort"}),
+    ],
+)
 def test_list_tools_offer_no_filter_the_core_api_lacks(name, undocumented):
     assert not undocumented & set(TOOLS[name].sdk_tool().parameters["properties"])
 
@@ -112,8 +141,11 @@ def test_timestamps_are_iso_8601_strings_in_every_output_schema():
         text = str(spec.sdk_tool().output_schema)
         assert "'created_at': {'type': ['integer'" not in text, name
     customer = TOOLS["get_customer"].sdk_tool().output_schema["properties"]
-    assert customer["created_at"] == {"type": ["string", "null"], "format": "date-time",
-                                      "description": "ISO 8601 UTC time (the Core API sends Unix seconds)."}
+    assert customer["created_at"] == {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": "ISO 8601 UTC time (the Core API sends Unix seconds).",
+    }
 
 
 @pytest.mark.sqlite

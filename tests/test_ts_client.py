@@ -23,17 +23,26 @@ def node() -> tuple[str, dict]:
 
 
 def test_the_typescript_v2_client_in_every_mode(mcp_env):
-    subprocess.run(["bash", "-c", "source scripts/lib.sh && PY=" + sys.executable + " ensure_node_tools"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        ["bash", "-c", "source scripts/lib.sh && PY=" + sys.executable + " ensure_node_tools"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     binary, env = node()
     result = subprocess.run(
         [binary, str(ROOT / "devtools" / "ts_client_smoke.mjs")],
         env={**env, "MCP_URL": mcp_env.url, "MCP_TOKEN": mcp_env.token()},
-        capture_output=True, text=True, timeout=240, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = [json.loads(line.removeprefix("RESULT ")) for line in result.stdout.splitlines()
-            if line.startswith("RESULT ")]
+    runs = [
+        json.loads(line.removeprefix("RESULT ")) for line in result.stdout.splitlines() if line.startswith("RESULT ")
+    ]
     assert [run["mode"] for run in runs] == ["legacy", "auto", "pin 2026-07-28"]
     for run in runs:
         assert "fatal" not in run, run

@@ -106,10 +106,12 @@ class ConsentView(AuthorizationView):
         application = get_application_model().objects.get(client_id=credentials["client_id"])
         prompt = set(request.GET.get("prompt", "").split())
         if "none" in prompt:  # this server always asks: the account must be chosen
-            error = CustomOAuth2Error(error="consent_required", description="The account must be chosen.",
-                                      state=credentials.get("state"))
-            return self.error_response(OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]),
-                                       application)
+            error = CustomOAuth2Error(
+                error="consent_required", description="The account must be chosen.", state=credentials.get("state")
+            )
+            return self.error_response(
+                OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]), application
+            )
         if "login" in prompt:
             return self.handle_prompt_login()
         self.pending = {key: credentials.get(key) or "" for key in CREDENTIAL_KEYS}
@@ -130,18 +132,25 @@ class ConsentView(AuthorizationView):
             initial["account"] = memberships[0].account_id
         write = "write" in (initial.get("scope") or "").split()
         allowed = set().union(*(access_policy.allowed_access(m.role) for m in memberships)) if memberships else set()
-        initial["access"] = access_policy.READ_WRITE if write and access_policy.READ_WRITE in allowed \
-            else access_policy.READ
+        initial["access"] = (
+            access_policy.READ_WRITE if write and access_policy.READ_WRITE in allowed else access_policy.READ
+        )
         return initial
 
     def post(self, request, *args, **kwargs):
         self.pending = self._recall(request.POST.get("pending", ""))
         if self.pending is None:
-            return self.render_to_response({"error": {
-                "error": "invalid_request",
-                "description": "This connection request is no longer waiting for an answer (it expired, was "
-                               "already answered, or was opened in another browser). Start connecting again "
-                               "from your app."}}, status=400)
+            return self.render_to_response(
+                {
+                    "error": {
+                        "error": "invalid_request",
+                        "description": "This connection request is no longer waiting for an answer (it expired, was "
+                        "already answered, or was opened in another browser). Start connecting again "
+                        "from your app.",
+                    }
+                },
+                status=400,
+            )
         application = get_application_model().objects.filter(client_id=self.pending["client_id"]).first()
         if application is None:
             return self.render_to_response(
@@ -175,10 +184,15 @@ class ConsentView(AuthorizationView):
         query = parse_qs(urlsplit(redirect_to).query)
         if "error" in query and not self.person_decided and not trusted_redirect(application, redirect_to):
             # RFC 9700 §4.11.2: no automatic redirect to an untrusted URI.
-            return self.render_to_response({"error": {
-                "error": query["error"][0],
-                "description": query.get("error_description", [""])[0],
-            }}, status=400)
+            return self.render_to_response(
+                {
+                    "error": {
+                        "error": query["error"][0],
+                        "description": query.get("error_description", [""])[0],
+                    }
+                },
+                status=400,
+            )
         # RFC 9207: `iss` on every authorization response, errors included (DOT adds it
         # to successful ones only).
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
@@ -187,8 +201,11 @@ class ConsentView(AuthorizationView):
     # --- the pending request (server side) -------------------------------------------------
 
     def _remember(self, pending: dict) -> str:
-        store = {k: v for k, v in self.request.session.get(SESSION_KEY, {}).items()
-                 if time.time() - v.get("created", 0) < PENDING_SECONDS}
+        store = {
+            k: v
+            for k, v in self.request.session.get(SESSION_KEY, {}).items()
+            if time.time() - v.get("created", 0) < PENDING_SECONDS
+        }
         pending_id = secrets.token_urlsafe(16)
         store[pending_id] = pending
         newest = sorted(store.items(), key=lambda item: item[1]["created"])[-MAX_PENDING:]
@@ -211,8 +228,10 @@ class ConsentView(AuthorizationView):
     def _memberships(self) -> list[Membership]:
         if not hasattr(self, "_membership_cache"):
             self._membership_cache = list(
-                Membership.objects.filter(user=self.request.user).select_related("account")
-                .prefetch_related("account__sites").order_by("account__name")
+                Membership.objects.filter(user=self.request.user)
+                .select_related("account")
+                .prefetch_related("account__sites")
+                .order_by("account__name")
             )
         return self._membership_cache
 
@@ -235,7 +254,8 @@ class ConsentView(AuthorizationView):
             "client_name": application.name or urlsplit(application.client_id).hostname or "An unnamed app",
             "self_registered": application.registration_source in SELF_REGISTERED,
             "metadata_host": urlsplit(application.client_id).hostname
-            if application.registration_source == "cimd" else None,
+            if application.registration_source == "cimd"
+            else None,
             "redirect_description": describe_redirect(redirect_uri),
             "redirect_uri": redirect_uri,
             "choices": choices,

@@ -81,16 +81,21 @@ def metadata_problem(body: bytes) -> JsonResponse | None:
         return _error("invalid_redirect_uri", str(exc))
     grants = data.get("grant_types", ["authorization_code"])
     if not isinstance(grants, list) or "authorization_code" not in grants or not set(grants) <= SUPPORTED_GRANTS:
-        return _error("invalid_client_metadata",
-                      "grant_types must be [\"authorization_code\"] or [\"authorization_code\", \"refresh_token\"]")
+        return _error(
+            "invalid_client_metadata",
+            'grant_types must be ["authorization_code"] or ["authorization_code", "refresh_token"]',
+        )
     if data.get("response_types", ["code"]) != ["code"]:
-        return _error("invalid_client_metadata", "response_types must be [\"code\"]")
+        return _error("invalid_client_metadata", 'response_types must be ["code"]')
     if registrations.auth_method_of(data) not in SUPPORTED_AUTH_METHODS:
-        return _error("invalid_client_metadata",
-                      f"token_endpoint_auth_method must be one of {', '.join(SUPPORTED_AUTH_METHODS)}")
+        return _error(
+            "invalid_client_metadata", f"token_endpoint_auth_method must be one of {', '.join(SUPPORTED_AUTH_METHODS)}"
+        )
     name = data.get("client_name", "")
     if not isinstance(name, str) or len(name) > MAX_CLIENT_NAME:
-        return _error("invalid_client_metadata", f"client_name must be a string of at most {MAX_CLIENT_NAME} characters")
+        return _error(
+            "invalid_client_metadata", f"client_name must be a string of at most {MAX_CLIENT_NAME} characters"
+        )
     return None
 
 
@@ -129,8 +134,9 @@ class RegistrationView(DynamicClientRegistrationView):
             return JsonResponse(registrations.shared_answer(shared), status=201)
         wait = throttle.registration_retry_after(request.META.get("REMOTE_ADDR", ""))
         if wait:
-            response = _error("too_many_requests",
-                              f"Too many client registrations from this address; retry in {wait} seconds.", 429)
+            response = _error(
+                "too_many_requests", f"Too many client registrations from this address; retry in {wait} seconds.", 429
+            )
             response["Retry-After"] = str(wait)
             return response
         return _completed(super().post(request, *args, **kwargs), data)

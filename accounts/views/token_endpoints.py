@@ -39,8 +39,10 @@ def _connection_of(raw_token: str) -> Connection | None:
     access = get_access_token_model().objects.filter(token_checksum=digest).values_list("pk", flat=True).first()
     if access is None:
         access = (
-            get_refresh_token_model().objects.filter(token_checksum=digest, revoked__isnull=True)
-            .values_list("access_token_id", flat=True).first()
+            get_refresh_token_model()
+            .objects.filter(token_checksum=digest, revoked__isnull=True)
+            .values_list("access_token_id", flat=True)
+            .first()
         )
     return Connection.objects.filter(token_bindings__access_token_id=access).first() if access else None
 
@@ -71,8 +73,9 @@ class RevokeView(RevokeTokenView):
         response = super().post(request, *args, **kwargs)
         if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
             auth_epoch.hold_until_commit()  # before the write: update() sends no signal
-            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(),
-                                                                                     revoked_by="client")
+            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now(), revoked_by="client"
+            )
         return response
 
 
@@ -99,7 +102,8 @@ class IntrospectView(IntrospectTokenView):
         if response.status_code != 200 or not json.loads(response.content).get("active"):
             return response
         token = (
-            get_access_token_model().objects.select_related("application", "binding__connection__user")
+            get_access_token_model()
+            .objects.select_related("application", "binding__connection__user")
             .get(token_checksum=checksum(raw))
         )
         binding = getattr(token, "binding", None)

@@ -31,8 +31,11 @@ class PelcroAccount(CoreObject):
     default_currency: str | None = None
     is_enterprise: bool | None = None
     taxes_enabled: bool | None = None
-    api_core_rate_limit: int = Field(ge=1, description="Core API requests per minute Pelcro allows the account "
-                                     "(all endpoints, reads and writes together).")
+    api_core_rate_limit: int = Field(
+        ge=1,
+        description="Core API requests per minute Pelcro allows the account "
+        "(all endpoints, reads and writes together).",
+    )
     payment_gateway: str | None = None
     sites: list[AccountSite]
 
@@ -42,8 +45,14 @@ class GetAccountInput(ToolInput):
 
 
 @tool(
-    "get_account", title="Get the connected account", input=GetAccountInput, output=PelcroAccount,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_account",
+    title="Get the connected account",
+    input=GetAccountInput,
+    output=PelcroAccount,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_account(call: CallContext, args: GetAccountInput):
     """Get the connected Pelcro account as Pelcro describes it: company, country, default
@@ -54,7 +63,9 @@ async def get_account(call: CallContext, args: GetAccountInput):
 
     def summary(account: PelcroAccount) -> str:
         sites = ", ".join(f"{s.id} ({s.name})" for s in account.sites) or "none"
-        return (f"Account {account.company or account.id}: rate limit {account.api_core_rate_limit} requests/min; "
-                f"sites: {sites}.")
+        return (
+            f"Account {account.company or account.id}: rate limit {account.api_core_rate_limit} requests/min; "
+            f"sites: {sites}."
+        )
 
     return object_result(response, PelcroAccount, summary)

@@ -55,13 +55,16 @@ class AccountUnreadable(Exception):
         self.message = message
 
 
-async def read_account(client: CoreAPIClient, *, account_id: int, api_key: str, background: bool = False) -> PelcroAccount:
+async def read_account(
+    client: CoreAPIClient, *, account_id: int, api_key: str, background: bool = False
+) -> PelcroAccount:
     """`GET /account` with `api_key` (no `site_id`), validated.
 
     Raises the client's `UpstreamError`s, or `AccountUnreadable` when the answer does not
     have the documented shape."""
-    response = await client.request("GET", "/account", account_id=account_id, api_key=api_key, site_id=None,
-                                    background=background)
+    response = await client.request(
+        "GET", "/account", account_id=account_id, api_key=api_key, site_id=None, background=background
+    )
     try:
         return PelcroAccount.model_validate(response.data)
     except ValidationError as exc:
@@ -75,8 +78,10 @@ def explain(exc: UpstreamError) -> str:
     if isinstance(exc, Unauthorized):
         return "Pelcro rejected the API key (401): check that it was copied whole and is still active."
     if isinstance(exc, (Forbidden, NotFound)):
-        return (f"This API key may not read GET /account ({exc.status}): enter the account's sites (and its "
-                "rate limit, if not the default 120) by hand.")
+        return (
+            f"This API key may not read GET /account ({exc.status}): enter the account's sites (and its "
+            "rate limit, if not the default 120) by hand."
+        )
     if isinstance(exc, RateLimited):
         return f"The account's rate limit was reached; the next scheduled read will try again ({exc.message})."
     if isinstance(exc, UpstreamUnavailable):

@@ -106,8 +106,14 @@ def _line(address: Address, site_id: int, verb: str = "Address") -> str:
 
 
 @tool(
-    "list_addresses", title="List addresses", input=ListInput, output=Page[Address],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_addresses",
+    title="List addresses",
+    input=ListInput,
+    output=Page[Address],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_addresses(call: CallContext, args: ListInput):
     """List a site's addresses (all customers), a page at a time, in id order; Pelcro
@@ -118,53 +124,98 @@ async def list_addresses(call: CallContext, args: ListInput):
 
 
 @tool(
-    "get_address", title="Get an address", input=AddressIdInput, output=Address,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_address",
+    title="Get an address",
+    input=AddressIdInput,
+    output=Address,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_address(call: CallContext, args: AddressIdInput):
     """Get one address by id: its customer (user_id), type (shipping, billing,
     account_primary), whether it is the customer's default of its type, and its lines."""
-    response = await core_api(call, "GET", f"/addresses/{args.address_id}", args.site_id,
-                              what=f"address {args.address_id}")
+    response = await core_api(
+        call, "GET", f"/addresses/{args.address_id}", args.site_id, what=f"address {args.address_id}"
+    )
     return object_result(response, Address, lambda a: _line(a, args.site_id))
 
 
 @tool(
-    "create_address", title="Create an address", input=CreateAddressInput, output=Address,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "create_address",
+    title="Create an address",
+    input=CreateAddressInput,
+    output=Address,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def create_address(call: CallContext, args: CreateAddressInput):
     """Add an address to a customer: type (shipping, billing, account_primary), line1 and
     country (ISO code) are required, and a state for US, CA and AU. is_default makes it the
     customer's default of its type. Each call creates a new address."""
-    response = await core_api(call, "POST", "/addresses", args.site_id, what="the new address",
-                              json_body=args.body(args.site_id),
-                              check=f"read customer {args.customer_id} with get_customer (it embeds their addresses) "
-                              "to see whether it was created")
+    response = await core_api(
+        call,
+        "POST",
+        "/addresses",
+        args.site_id,
+        what="the new address",
+        json_body=args.body(args.site_id),
+        check=f"read customer {args.customer_id} with get_customer (it embeds their addresses) "
+        "to see whether it was created",
+    )
     return object_result(response, Address, lambda a: _line(a, args.site_id, "Created address"))
 
 
 @tool(
-    "update_address", title="Update an address", input=UpdateAddressInput, output=Address,
-    read_only=False, destructive=False, idempotent=True, open_world=True,
+    "update_address",
+    title="Update an address",
+    input=UpdateAddressInput,
+    output=Address,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def update_address(call: CallContext, args: UpdateAddressInput):
     """Change an address's fields (only those you give). Refused: changing the country or
     state of an address a subscription uses."""
-    response = await core_api(call, "PUT", f"/addresses/{args.address_id}", args.site_id,
-                              what=f"address {args.address_id}", json_body=args.body(args.site_id),
-                              check=f"read address {args.address_id} with get_address to see whether it changed")
+    response = await core_api(
+        call,
+        "PUT",
+        f"/addresses/{args.address_id}",
+        args.site_id,
+        what=f"address {args.address_id}",
+        json_body=args.body(args.site_id),
+        check=f"read address {args.address_id} with get_address to see whether it changed",
+    )
     return object_result(response, Address, lambda a: _line(a, args.site_id, "Updated address"))
 
 
 @tool(
-    "delete_address", title="Delete an address", input=AddressIdInput, output=DeletedAddress,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "delete_address",
+    title="Delete an address",
+    input=AddressIdInput,
+    output=DeletedAddress,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def delete_address(call: CallContext, args: AddressIdInput):
     """Delete an address. Irreversible; deleting it again answers not found. Confirm with
     the user first."""
-    await core_api(call, "DELETE", f"/addresses/{args.address_id}", args.site_id, what=f"address {args.address_id}",
-                   check=f"read address {args.address_id} with get_address: not found means it was deleted")
-    return structured_result(DeletedAddress(deleted=True, address_id=args.address_id),
-                             f"Deleted address {args.address_id} on site {args.site_id}.")
+    await core_api(
+        call,
+        "DELETE",
+        f"/addresses/{args.address_id}",
+        args.site_id,
+        what=f"address {args.address_id}",
+        check=f"read address {args.address_id} with get_address: not found means it was deleted",
+    )
+    return structured_result(
+        DeletedAddress(deleted=True, address_id=args.address_id),
+        f"Deleted address {args.address_id} on site {args.site_id}.",
+    )

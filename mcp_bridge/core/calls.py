@@ -61,8 +61,14 @@ async def core_api(
         raise ToolFailed(ToolFailure(error="unauthorized", message=message))
     try:
         response = await get_client().request(
-            method, path, account_id=principal.account_id, api_key=api_key, site_id=site_id,
-            params=params, json=json_body, rate_limit=credentials.rate_limit,
+            method,
+            path,
+            account_id=principal.account_id,
+            api_key=api_key,
+            site_id=site_id,
+            params=params,
+            json=json_body,
+            rate_limit=credentials.rate_limit,
         )
     except UpstreamError as exc:
         record.upstream_status = exc.status or None

@@ -30,7 +30,7 @@ class Charge(CoreObject):
     offline: bool | None = Field(None, description="True for payments recorded by hand (cheque, wire, cash...).")
     reference: str | None = None
     payment_category: str | None = Field(
-        None, description="Offline payments: \"2\" check, \"3\" wire, \"4\" transfer, \"5\" external, \"6\" cash."
+        None, description='Offline payments: "2" check, "3" wire, "4" transfer, "5" external, "6" cash.'
     )
     statement_descriptor: str | None = None
     offline_entered_by: int | None = None
@@ -53,8 +53,10 @@ class CreateOfflineChargeInput(SiteInput):
         None, description="How it was paid: check, wire, transfer, external (another system) or cash."
     )
     invoice_id: int | None = Field(
-        None, ge=1, description="An open or past_due invoice this payment pays; amount must then equal its "
-        "amount_remaining. Leave out to credit the customer's balance."
+        None,
+        ge=1,
+        description="An open or past_due invoice this payment pays; amount must then equal its "
+        "amount_remaining. Leave out to credit the customer's balance.",
     )
 
     def body(self) -> dict[str, Any]:
@@ -71,8 +73,14 @@ def _check_offline_charge(args: CreateOfflineChargeInput) -> str:
 
 
 @tool(
-    "list_charges", title="List charges", input=ListInput, output=Page[Charge],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_charges",
+    title="List charges",
+    input=ListInput,
+    output=Page[Charge],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_charges(call: CallContext, args: ListInput):
     """List a site's charges (payments), a page at a time, in id order. Pelcro documents no
@@ -86,8 +94,14 @@ async def list_charges(call: CallContext, args: ListInput):
 
 
 @tool(
-    "get_charge", title="Get a charge", input=ChargeIdInput, output=Charge,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_charge",
+    title="Get a charge",
+    input=ChargeIdInput,
+    output=Charge,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_charge(call: CallContext, args: ChargeIdInput):
     """Get one charge (payment) by id: amount and amount_refunded in cents, status
@@ -95,14 +109,21 @@ async def get_charge(call: CallContext, args: ChargeIdInput):
     reference and payment_category."""
     response = await core_api(call, "GET", f"/charges/{args.charge_id}", args.site_id, what=f"charge {args.charge_id}")
     return object_result(
-        response, Charge,
+        response,
+        Charge,
         lambda c: f"Charge {c.id} on site {args.site_id}: {money(c.amount, c.currency)}, {c.status}.",
     )
 
 
 @tool(
-    "create_offline_charge", title="Record an offline charge", input=CreateOfflineChargeInput, output=Charge,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "create_offline_charge",
+    title="Record an offline charge",
+    input=CreateOfflineChargeInput,
+    output=Charge,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInput):
     """Record money a customer paid outside Pelcro (cheque, wire, transfer, another system,
@@ -112,10 +133,20 @@ async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInpu
     customer's currency becomes the charge's. `amount` is in cents. Each call records a new
     payment: do not repeat a call that succeeded.
     """
-    response = await core_api(call, "POST", "/charges", args.site_id, what="the new charge", json_body=args.body(),
-                              check=_check_offline_charge(args))
+    response = await core_api(
+        call,
+        "POST",
+        "/charges",
+        args.site_id,
+        what="the new charge",
+        json_body=args.body(),
+        check=_check_offline_charge(args),
+    )
     return object_result(
-        response, Charge,
-        lambda c: f"Recorded offline charge {c.id} on site {args.site_id}: {money(c.amount, c.currency)}"
-        + (f" paying invoice {c.invoice_id}." if c.invoice_id else " credited to the customer's balance."),
+        response,
+        Charge,
+        lambda c: (
+            f"Recorded offline charge {c.id} on site {args.site_id}: {money(c.amount, c.currency)}"
+            + (f" paying invoice {c.invoice_id}." if c.invoice_id else " credited to the customer's balance.")
+        ),
     )

@@ -66,8 +66,14 @@ class CoreAPIClient(UpstreamClient):
         `UpstreamUnavailable` with `maybe_processed=True` means the write was sent once and
         its fate is unknown."""
         return await self.send(
-            method, path, account_id=account_id, params={"site_id": site_id, **(params or {})}, json=json,
-            headers={"Authorization": f"Bearer {api_key}"}, background=background, rate_limit=rate_limit,
+            method,
+            path,
+            account_id=account_id,
+            params={"site_id": site_id, **(params or {})},
+            json=json,
+            headers={"Authorization": f"Bearer {api_key}"},
+            background=background,
+            rate_limit=rate_limit,
         )
 
     def parse(self, response: httpx.Response, *, unsure: bool) -> CoreAPIResponse:

@@ -43,7 +43,10 @@ from mcp_bridge.upstream.gate import OpenGate
 # The sandbox's demo account "acme" (demo/accounts.json): what `make contract-check` uses
 # when no target is given (scripts/contract_check.sh starts a sandbox for it).
 ENV_BASE_URL, ENV_API_KEY, ENV_SITE_ID, ENV_WRITES = (
-    "CONTRACT_CHECK_BASE_URL", "CONTRACT_CHECK_API_KEY", "CONTRACT_CHECK_SITE_ID", "CONTRACT_CHECK_WRITES",
+    "CONTRACT_CHECK_BASE_URL",
+    "CONTRACT_CHECK_API_KEY",
+    "CONTRACT_CHECK_SITE_ID",
+    "CONTRACT_CHECK_WRITES",
 )
 
 
@@ -104,8 +107,16 @@ class ContractCheck:
         self.plan_id: int | None = None  # a listed plan, for the subscription write
 
     async def request(
-        self, operation: str, method: str, path: str, *, model: type[BaseModel] | None = None, many: bool = False,
-        params: dict[str, Any] | None = None, body: dict[str, Any] | None = None, expect_status: int | None = None,
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        model: type[BaseModel] | None = None,
+        many: bool = False,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        expect_status: int | None = None,
         site: bool = True,
     ) -> Any:
         """Send one request and record its row. Returns the validated object (or list of
@@ -114,8 +125,13 @@ class ContractCheck:
         self.rows.append(row)
         try:
             response: CoreAPIResponse = await self.client.request(
-                method, path, account_id=0, api_key=self.target.api_key,
-                site_id=self.target.site_id if site else None, params=params, json=body,
+                method,
+                path,
+                account_id=0,
+                api_key=self.target.api_key,
+                site_id=self.target.site_id if site else None,
+                params=params,
+                json=body,
             )
         except UpstreamError as exc:
             row.status = exc.status or None
@@ -176,40 +192,62 @@ class ContractCheck:
 
     async def reads(self) -> None:
         customer_id = await self.first_id("list customers", "/customers", Customer)
-        ordered = await self.request("list customers, sorted", "GET", "/customers", model=Customer, many=True,
-                                     params={"limit": 5, "sort": "-id"})
+        ordered = await self.request(
+            "list customers, sorted", "GET", "/customers", model=Customer, many=True, params={"limit": 5, "sort": "-id"}
+        )
         if ordered and [c.id for c in ordered] != sorted((c.id for c in ordered), reverse=True):
             self.fail("sort=-id did not sort by id descending")
-        found = await self.request("list customers, filtered", "GET", "/customers", model=Customer, many=True,
-                                   params={"limit": 5, "filter[email]": "like:@"})
+        found = await self.request(
+            "list customers, filtered",
+            "GET",
+            "/customers",
+            model=Customer,
+            many=True,
+            params={"limit": 5, "filter[email]": "like:@"},
+        )
         if found and any("@" not in (c.email or "") for c in found):
             self.fail("filter[email]=like:@ returned a customer without @ in the email")
-        full = await self.get("customer 360 (expand)", "/customers", customer_id, Customer,
-                              expand="subscriptions,addresses")
+        full = await self.get(
+            "customer 360 (expand)", "/customers", customer_id, Customer, expand="subscriptions,addresses"
+        )
         if full is not None and (full.subscriptions is None or full.addresses is None):
             self.fail("expand=subscriptions,addresses did not embed both lists")
 
         subscription_id = await self.first_id("list subscriptions", "/subscriptions", Subscription)
         await self.get("get subscription (expand plan)", "/subscriptions", subscription_id, Subscription, expand="plan")
         invoice_id = await self.first_id("list invoices, sorted", "/invoices", Invoice, sort="-created_at")
-        paid = await self.request("list invoices, filtered", "GET", "/invoices", model=Invoice, many=True,
-                                  params={"limit": 5, "filter[status]": "eq:paid"})
+        paid = await self.request(
+            "list invoices, filtered",
+            "GET",
+            "/invoices",
+            model=Invoice,
+            many=True,
+            params={"limit": 5, "filter[status]": "eq:paid"},
+        )
         if paid and any(i.status != "paid" for i in paid):
             self.fail("filter[status]=eq:paid returned other states")
         await self.get("get invoice", "/invoices", invoice_id, Invoice)
-        plans = await self.request("list plans, sorted", "GET", "/plans", model=Plan, many=True,
-                                   params={"limit": 20, "sort": "nickname"})
+        plans = await self.request(
+            "list plans, sorted", "GET", "/plans", model=Plan, many=True, params={"limit": 20, "sort": "nickname"}
+        )
         await self.get("get plan", "/plans", plans[0].id if plans else None, Plan)
         # For the subscription write: an active plan of the publisher itself (agency-managed
         # subscriptions cannot be canceled through the Core API).
-        self.plan_id = next((p.id for p in plans or [] if p.active == "active" and not getattr(p, "agency_id", None)),
-                            None)
+        self.plan_id = next(
+            (p.id for p in plans or [] if p.active == "active" and not getattr(p, "agency_id", None)), None
+        )
         coupon_id = await self.first_id("list coupons", "/coupons", Coupon)
         await self.get("get coupon", "/coupons", coupon_id, Coupon)
         charge_id = await self.first_id("list charges", "/charges", Charge)
         await self.get("get charge", "/charges", charge_id, Charge)
-        await self.request("list refunds (include charge)", "GET", "/refunds", model=Refund, many=True,
-                           params={"limit": 2, "include": "charge"})
+        await self.request(
+            "list refunds (include charge)",
+            "GET",
+            "/refunds",
+            model=Refund,
+            many=True,
+            params={"limit": 2, "include": "charge"},
+        )
         address_id = await self.first_id("list addresses", "/addresses", Address)
         await self.get("get address", "/addresses", address_id, Address)
         # Never sent: POST /refunds/cancelled. Refunds cannot be created through the Core
@@ -220,54 +258,118 @@ class ContractCheck:
         currency = ((account.default_currency if account else None) or "usd").lower()
         stamp = int(time.time())
         customer = await self.request(
-            "create customer", "POST", "/customers", model=Customer,
-            body={"email": f"contract-check-{stamp}@example.com", "first_name": "Contract", "last_name": "Check",
-                  "skip_email_dns_validations": True},
+            "create customer",
+            "POST",
+            "/customers",
+            model=Customer,
+            body={
+                "email": f"contract-check-{stamp}@example.com",
+                "first_name": "Contract",
+                "last_name": "Check",
+                "skip_email_dns_validations": True,
+            },
         )
         if customer is None:
             self.skip("writes", "—", "no customer was created; the other writes need one")
             return
         cid = customer.id
-        updated = await self.request("update customer (metadata)", "PUT", f"/customers/{cid}", model=Customer,
-                                     body={"metadata": {"contract_check": str(stamp)}})
+        updated = await self.request(
+            "update customer (metadata)",
+            "PUT",
+            f"/customers/{cid}",
+            model=Customer,
+            body={"metadata": {"contract_check": str(stamp)}},
+        )
         if updated is not None and (updated.metadata or {}).get("contract_check") != str(stamp):
             self.fail("the metadata was not merged in")
         address = await self.request(
-            "create address", "POST", "/addresses", model=Address,
-            body={"site_id": site, "customer_id": cid, "type": "billing", "line1": "1 Contract Street",
-                  "city": "Toronto", "state": "ON", "postal_code": "M5V 1A1", "country": "CA"},
+            "create address",
+            "POST",
+            "/addresses",
+            model=Address,
+            body={
+                "site_id": site,
+                "customer_id": cid,
+                "type": "billing",
+                "line1": "1 Contract Street",
+                "city": "Toronto",
+                "state": "ON",
+                "postal_code": "M5V 1A1",
+                "country": "CA",
+            },
         )
         if address is not None:
-            await self.request("update address", "PUT", f"/addresses/{address.id}", model=Address,
-                               body={"site_id": site, "line2": "Suite 2"})
-        full = await self.request("customer 360 after writes", "GET", f"/customers/{cid}", model=Customer,
-                                  params={"expand": "subscriptions,addresses"})
+            await self.request(
+                "update address",
+                "PUT",
+                f"/addresses/{address.id}",
+                model=Address,
+                body={"site_id": site, "line2": "Suite 2"},
+            )
+        full = await self.request(
+            "customer 360 after writes",
+            "GET",
+            f"/customers/{cid}",
+            model=Customer,
+            params={"expand": "subscriptions,addresses"},
+        )
         if full is not None and address is not None and address.id not in {a.id for a in full.addresses or []}:
             self.fail("the new address is not embedded")
 
         line = {"description": "Contract check", "unit_price": 1000, "quantity": 1}
-        invoice = await self.request("create invoice (open)", "POST", "/invoices", model=Invoice,
-                                     body={"customer_id": cid, "currency": currency, "line_items": [line],
-                                           "status": "open"})
+        invoice = await self.request(
+            "create invoice (open)",
+            "POST",
+            "/invoices",
+            model=Invoice,
+            body={"customer_id": cid, "currency": currency, "line_items": [line], "status": "open"},
+        )
         if invoice is not None:
-            await self.request("update invoice (metadata)", "PUT", f"/invoices/{invoice.id}", model=Invoice,
-                               body={"metadata": {"contract_check": str(stamp)}})
-            await self.request("offline charge to balance", "POST", "/charges", model=Charge,
-                               body={"customer_id": cid, "amount": 400, "currency": currency,
-                                     "reference": f"CC-{stamp}", "payment_category": "2"})
-            applied = await self.request("apply balance", "POST", f"/invoices/{invoice.id}/apply_balance",
-                                         model=Invoice)
+            await self.request(
+                "update invoice (metadata)",
+                "PUT",
+                f"/invoices/{invoice.id}",
+                model=Invoice,
+                body={"metadata": {"contract_check": str(stamp)}},
+            )
+            await self.request(
+                "offline charge to balance",
+                "POST",
+                "/charges",
+                model=Charge,
+                body={
+                    "customer_id": cid,
+                    "amount": 400,
+                    "currency": currency,
+                    "reference": f"CC-{stamp}",
+                    "payment_category": "2",
+                },
+            )
+            applied = await self.request(
+                "apply balance", "POST", f"/invoices/{invoice.id}/apply_balance", model=Invoice
+            )
             if applied is not None and applied.amount_remaining != 600:
                 self.fail(f"expected 600 cents remaining, got {applied.amount_remaining}")
-            paid = await self.request("pay offline", "POST", f"/invoices/{invoice.id}/pay_offline", model=Invoice,
-                                      body={"reference": f"CC-{stamp}-2", "payment_category": "3"})
+            paid = await self.request(
+                "pay offline",
+                "POST",
+                f"/invoices/{invoice.id}/pay_offline",
+                model=Invoice,
+                body={"reference": f"CC-{stamp}-2", "payment_category": "3"},
+            )
             if paid is not None and paid.status != "paid":
                 self.fail(f"expected paid, got {paid.status}")
-        for operation, path_end, final in (("void invoice", "void", "void"),
-                                           ("mark invoice uncollectible", "uncollectible", "uncollectible")):
-            other = await self.request(f"create invoice to {path_end}", "POST", "/invoices", model=Invoice,
-                                       body={"customer_id": cid, "currency": currency, "total": 500,
-                                             "status": "open"})
+        for operation, path_end, final in (
+            ("void invoice", "void", "void"),
+            ("mark invoice uncollectible", "uncollectible", "uncollectible"),
+        ):
+            other = await self.request(
+                f"create invoice to {path_end}",
+                "POST",
+                "/invoices",
+                model=Invoice,
+                body={"customer_id": cid, "currency": currency, "total": 500, "status": "open"},
+            )
             if other is not None:
                 done = await self.request(operation, "POST", f"/invoices/{other.id}/{path_end}", model=Invoice)
                 if done is not None and done.status != final:
@@ -277,13 +379,20 @@ class ContractCheck:
             self.skip("create subscription", "POST /subscriptions", "no active plan of the publisher listed")
         else:
             subscription = await self.request(
-                "create subscription", "POST", "/subscriptions", model=Subscription,
+                "create subscription",
+                "POST",
+                "/subscriptions",
+                model=Subscription,
                 body={"user_id": cid, "plan_id": plan_id, "quantity": 1, "collection_method": "send_invoice"},
             )
             if subscription is not None:
-                canceled = await self.request("cancel subscription (now)", "DELETE",
-                                              f"/subscriptions/{subscription.id}", model=Subscription,
-                                              body={"mode": "now", "reason": "contract check"})
+                canceled = await self.request(
+                    "cancel subscription (now)",
+                    "DELETE",
+                    f"/subscriptions/{subscription.id}",
+                    model=Subscription,
+                    body={"mode": "now", "reason": "contract check"},
+                )
                 if canceled is not None and canceled.status != "canceled":
                     self.fail(f"expected canceled, got {canceled.status}")
         if address is not None:
@@ -291,8 +400,12 @@ class ContractCheck:
         await self.request("delete customer", "DELETE", f"/customers/{cid}")
 
 
-async def run_contract_check(target: Target, *, writes: bool = False, client: CoreAPIClient | None = None,
-                             ) -> list[CheckRow]:
+async def run_contract_check(
+    target: Target,
+    *,
+    writes: bool = False,
+    client: CoreAPIClient | None = None,
+) -> list[CheckRow]:
     """Run every check against `target` and return the rows (see the module docstring)."""
     own = client is None
     client = client or CoreAPIClient(target.base_url, gate=OpenGate(), max_retries=3, backoff_base=0.5)
@@ -305,18 +418,24 @@ async def run_contract_check(target: Target, *, writes: bool = False, client: Co
 
 def format_table(rows: list[CheckRow], width: int = 70) -> str:
     """The rows as a plain-text table: operation, request sent, status, contract."""
+
     def clip(text: str, size: int) -> str:
         return text if len(text) <= size else text[: size - 1] + "…"
 
     header = ("operation", "request sent", "status", "contract")
-    body = [(r.operation, clip(r.request, width), str(r.status or "—"),
-             r.outcome + (f": {r.detail}" if r.detail else "")) for r in rows]
+    body = [
+        (r.operation, clip(r.request, width), str(r.status or "—"), r.outcome + (f": {r.detail}" if r.detail else ""))
+        for r in rows
+    ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
-    lines = ["  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(line))
-             for line in [header, *body]]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(line)) for line in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 8)
     failed = sum(not r.passed for r in rows)
     lines.append("")
-    lines.append(f"{len(rows)} checks: {len(rows) - failed} passed"
-                 f" ({sum(r.outcome == 'skipped' for r in rows)} skipped), {failed} failed.")
+    lines.append(
+        f"{len(rows)} checks: {len(rows) - failed} passed"
+        f" ({sum(r.outcome == 'skipped' for r in rows)} skipped), {failed} failed."
+    )
     return "\n".join(lines)

@@ -36,8 +36,14 @@ class CouponIdInput(SiteInput):
 
 
 @tool(
-    "list_coupons", title="List coupons", input=ListInput, output=Page[Coupon],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_coupons",
+    title="List coupons",
+    input=ListInput,
+    output=Page[Coupon],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_coupons(call: CallContext, args: ListInput):
     """List a site's coupons, a page at a time, in id order (Pelcro documents no sorting or
@@ -50,13 +56,20 @@ async def list_coupons(call: CallContext, args: ListInput):
 
 
 @tool(
-    "get_coupon", title="Get a coupon", input=CouponIdInput, output=Coupon,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_coupon",
+    title="Get a coupon",
+    input=CouponIdInput,
+    output=Coupon,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_coupon(call: CallContext, args: CouponIdInput):
     """Get one coupon by id: its code (what create_subscription takes as coupon_code), its
     discount (percent_off, or amount_off in cents), duration, redemption limits and the
     plans it is restricted to."""
     response = await core_api(call, "GET", f"/coupons/{args.coupon_id}", args.site_id, what=f"coupon {args.coupon_id}")
-    return object_result(response, Coupon,
-                         lambda c: f"Coupon {c.id} ({c.code or c.name or 'no code'}) on site {args.site_id}.")
+    return object_result(
+        response, Coupon, lambda c: f"Coupon {c.id} ({c.code or c.name or 'no code'}) on site {args.site_id}."
+    )

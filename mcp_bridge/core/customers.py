@@ -61,9 +61,11 @@ class Customer(CoreObject):
     has_password: bool | None = None
     password_last_updated_at: Timestamp | None = None
     subscriptions: list[embedded(Subscription, "a subscription, as get_subscription returns it")] | None = Field(
-        None, description="With expand subscriptions.")
+        None, description="With expand subscriptions."
+    )
     addresses: list[embedded(Address, "an address, as get_address returns it")] | None = Field(
-        None, description="With expand addresses.")
+        None, description="With expand addresses."
+    )
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
 
@@ -75,7 +77,8 @@ class DeletedCustomer(CoreObject):
 
 CustomerExpand = Literal["subscriptions", "addresses", "defaultSource", "organization"]
 EXPAND_FIELD: Any = Field(
-    None, max_length=4,
+    None,
+    max_length=4,
     description="Related objects to embed in the same request: subscriptions, addresses, defaultSource (the "
     "default payment method), organization.",
 )
@@ -84,8 +87,9 @@ EXPAND_FIELD: Any = Field(
 class ListCustomersInput(ListInput):
     sort: sort_field(("id", "email")) | None = None
     email: FilterText | None = Field(None, description="Only the customer with exactly this email.")
-    email_contains: FilterText | None = Field(None, description="Only customers whose email contains this text "
-                                              "(case-insensitive), e.g. @acme.com.")
+    email_contains: FilterText | None = Field(
+        None, description="Only customers whose email contains this text (case-insensitive), e.g. @acme.com."
+    )
     first_name: FilterText | None = Field(None, description="Only customers with exactly this first name.")
     last_name: FilterText | None = Field(None, description="Only customers with exactly this last name.")
     ids: IdList | None = Field(None, description="Only customers with these ids.")
@@ -116,7 +120,8 @@ class ListCustomersInput(ListInput):
 class GetCustomerInput(SiteInput):
     customer_id: int = id_field("customer")
     expand: list[CustomerExpand] = Field(
-        ["subscriptions", "addresses"], max_length=4,
+        ["subscriptions", "addresses"],
+        max_length=4,
         description="Related objects embedded in the same request (default: subscriptions and addresses, the "
         "customer's 360 view); [] for the customer alone. Also: defaultSource, organization.",
     )
@@ -154,10 +159,12 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class CreateCustomerInput(CustomerFields):
-    email: str | None = Field(None, max_length=255, pattern=EMAIL_PATTERN,
-                              description="Email address (unique on the site).")
-    old_provider_id: str | None = Field(None, max_length=191, description="The customer's id in a system you "
-                                        "migrated from (unique in the account).")
+    email: str | None = Field(
+        None, max_length=255, pattern=EMAIL_PATTERN, description="Email address (unique on the site)."
+    )
+    old_provider_id: str | None = Field(
+        None, max_length=191, description="The customer's id in a system you migrated from (unique in the account)."
+    )
 
     @model_validator(mode="after")
     def _needs_an_identity(self) -> CreateCustomerInput:
@@ -169,8 +176,9 @@ class CreateCustomerInput(CustomerFields):
 class UpdateCustomerInput(CustomerFields):
     customer_id: int = id_field("customer")
     email: str | None = Field(None, max_length=255, pattern=EMAIL_PATTERN, description="New email address.")
-    default_source_id: int | None = Field(None, ge=1, description="One of the customer's saved payment methods, "
-                                          "to become the default.")
+    default_source_id: int | None = Field(
+        None, ge=1, description="One of the customer's saved payment methods, to become the default."
+    )
 
 
 def _customer_line(customer: Customer, site_id: int, verb: str = "Customer") -> str:
@@ -190,8 +198,14 @@ def _customer_line(customer: Customer, site_id: int, verb: str = "Customer") -> 
 
 
 @tool(
-    "list_customers", title="List customers", input=ListCustomersInput, output=Page[Customer],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_customers",
+    title="List customers",
+    input=ListCustomersInput,
+    output=Page[Customer],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_customers(call: CallContext, args: ListCustomersInput):
     """List the customers of a site, a page at a time.
@@ -208,8 +222,14 @@ async def list_customers(call: CallContext, args: ListCustomersInput):
 
 
 @tool(
-    "get_customer", title="Get a customer (360 view)", input=GetCustomerInput, output=Customer,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_customer",
+    title="Get a customer (360 view)",
+    input=GetCustomerInput,
+    output=Customer,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_customer(call: CallContext, args: GetCustomerInput):
     """Get one customer by id with, by default, their subscriptions and addresses, all in
@@ -221,51 +241,91 @@ async def get_customer(call: CallContext, args: GetCustomerInput):
     list_charges cannot filter by customer): say so rather than paging through all of them.
     """
     response = await core_api(
-        call, "GET", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
+        call,
+        "GET",
+        f"/customers/{args.customer_id}",
+        args.site_id,
+        what=f"customer {args.customer_id}",
         params=expand_param(args.expand),
     )
     return object_result(response, Customer, lambda c: _customer_line(c, args.site_id))
 
 
 @tool(
-    "create_customer", title="Create a customer", input=CreateCustomerInput, output=Customer,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "create_customer",
+    title="Create a customer",
+    input=CreateCustomerInput,
+    output=Customer,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def create_customer(call: CallContext, args: CreateCustomerInput):
     """Create a customer on a site. Needs an email, a display_name (up to 100 characters) or
     an old_provider_id; an email must be unique on the site. Each call creates a new
     customer, so check with list_customers (email filter) first if they may exist."""
-    response = await core_api(call, "POST", "/customers", args.site_id, what="the new customer", json_body=args.body(),
-                              check="look for it with list_customers (email filter) to see whether it was created")
+    response = await core_api(
+        call,
+        "POST",
+        "/customers",
+        args.site_id,
+        what="the new customer",
+        json_body=args.body(),
+        check="look for it with list_customers (email filter) to see whether it was created",
+    )
     return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Created customer"))
 
 
 @tool(
-    "update_customer", title="Update a customer", input=UpdateCustomerInput, output=Customer,
-    read_only=False, destructive=False, idempotent=True, open_world=True,
+    "update_customer",
+    title="Update a customer",
+    input=UpdateCustomerInput,
+    output=Customer,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def update_customer(call: CallContext, args: UpdateCustomerInput):
     """Change a customer's fields. Only the fields you give change. `metadata` is merged:
     keys you give are set, a key whose value is null is removed, other keys stay.
     default_source_id must be one of the customer's own payment methods."""
     response = await core_api(
-        call, "PUT", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
-        json_body=args.body(), check=f"read customer {args.customer_id} with get_customer to see whether it changed",
+        call,
+        "PUT",
+        f"/customers/{args.customer_id}",
+        args.site_id,
+        what=f"customer {args.customer_id}",
+        json_body=args.body(),
+        check=f"read customer {args.customer_id} with get_customer to see whether it changed",
     )
     return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Updated customer"))
 
 
 @tool(
-    "delete_customer", title="Delete a customer", input=CustomerIdInput, output=DeletedCustomer,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "delete_customer",
+    title="Delete a customer",
+    input=CustomerIdInput,
+    output=DeletedCustomer,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def delete_customer(call: CallContext, args: CustomerIdInput):
     """Delete a customer. IRREVERSIBLE: Pelcro also deletes their subscriptions (active
     ones are CANCELED AT ONCE), memberships, payment methods, addresses and social logins.
     Confirm with the user first. Deleting an already deleted customer answers not found.
     """
-    await core_api(call, "DELETE", f"/customers/{args.customer_id}", args.site_id, what=f"customer {args.customer_id}",
-                   check=f"read customer {args.customer_id} with get_customer: not found means it was deleted")
+    await core_api(
+        call,
+        "DELETE",
+        f"/customers/{args.customer_id}",
+        args.site_id,
+        what=f"customer {args.customer_id}",
+        check=f"read customer {args.customer_id} with get_customer: not found means it was deleted",
+    )
     return structured_result(
         DeletedCustomer(deleted=True, customer_id=args.customer_id),
         f"Deleted customer {args.customer_id} on site {args.site_id}; their subscriptions are canceled and their "

@@ -104,7 +104,7 @@ class ListInvoicesInput(ListInput):
     sort: sort_field(("created_at", "id", "status")) | None = None
     ids: IdList | None = Field(None, description="Only invoices with these ids.")
     status_in: list[InvoiceStatus] | None = Field(
-        None, min_length=1, max_length=6, description="Only invoices in one of these states, e.g. [\"open\", \"past_due\"]."
+        None, min_length=1, max_length=6, description='Only invoices in one of these states, e.g. ["open", "past_due"].'
     )
     metadata: dict[MetadataKey, FilterText] | None = METADATA_FILTER
     has_metadata_key: str | None = HAS_METADATA_KEY
@@ -126,7 +126,7 @@ class InvoiceIdInput(SiteInput):
 
 class GetInvoiceInput(InvoiceIdInput):
     expand: list[Literal["subscription"]] | None = Field(
-        None, max_length=1, description="[\"subscription\"] embeds the subscription it bills."
+        None, max_length=1, description='["subscription"] embeds the subscription it bills.'
     )
 
 
@@ -169,10 +169,12 @@ class UpdateInvoiceInput(SiteInput):
 
 class PayInvoiceOfflineInput(SiteInput):
     invoice_id: int = id_field("invoice")
-    reference: str = Field(min_length=1, max_length=255, description="Your record of the payment, e.g. the cheque "
-                           "or wire number.")
-    payment_category: PaymentCategory = Field(description="How it was paid: check, wire, transfer, external "
-                                              "(another system) or cash.")
+    reference: str = Field(
+        min_length=1, max_length=255, description="Your record of the payment, e.g. the cheque or wire number."
+    )
+    payment_category: PaymentCategory = Field(
+        description="How it was paid: check, wire, transfer, external (another system) or cash."
+    )
 
     def body(self) -> dict[str, Any]:
         return {"reference": self.reference, "payment_category": PAYMENT_CATEGORIES[self.payment_category]}
@@ -192,8 +194,14 @@ def _invoice_line(verb: str, site_id: int):
 
 
 @tool(
-    "list_invoices", title="List invoices", input=ListInvoicesInput, output=Page[Invoice],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_invoices",
+    title="List invoices",
+    input=ListInvoicesInput,
+    output=Page[Invoice],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_invoices(call: CallContext, args: ListInvoicesInput):
     """List a site's invoices, a page at a time. Filters (Pelcro's documented ones): ids,
@@ -213,8 +221,14 @@ async def list_invoices(call: CallContext, args: ListInvoicesInput):
 
 
 @tool(
-    "get_invoice", title="Get an invoice", input=GetInvoiceInput, output=Invoice,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_invoice",
+    title="Get an invoice",
+    input=GetInvoiceInput,
+    output=Invoice,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_invoice(call: CallContext, args: GetInvoiceInput):
     """Get one invoice by id: status, line items, amounts in cents (total, amount_due,
@@ -223,14 +237,26 @@ async def get_invoice(call: CallContext, args: GetInvoiceInput):
     States: draft (being prepared, not owed), open (final and owed), past_due (owed,
     late), paid, void (canceled, nothing owed), uncollectible (written off; final).
     """
-    response = await core_api(call, "GET", f"/invoices/{args.invoice_id}", args.site_id,
-                              what=f"invoice {args.invoice_id}", params=expand_param(args.expand))
+    response = await core_api(
+        call,
+        "GET",
+        f"/invoices/{args.invoice_id}",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
+        params=expand_param(args.expand),
+    )
     return object_result(response, Invoice, _invoice_line("Found", args.site_id))
 
 
 @tool(
-    "create_invoice", title="Create an invoice", input=CreateInvoiceInput, output=Invoice,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "create_invoice",
+    title="Create an invoice",
+    input=CreateInvoiceInput,
+    output=Invoice,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     """Create an invoice for a customer: give line_items (description, unit_price in cents,
@@ -239,15 +265,28 @@ async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     Unix seconds or ISO 8601. Only its metadata can be changed afterwards. Each call
     creates a new invoice.
     """
-    response = await core_api(call, "POST", "/invoices", args.site_id, what="the new invoice", json_body=args.body(),
-                              check="list_invoices sorted by -created_at shows the newest invoices: see whether it "
-                              f"is there for customer {args.customer_id}")
+    response = await core_api(
+        call,
+        "POST",
+        "/invoices",
+        args.site_id,
+        what="the new invoice",
+        json_body=args.body(),
+        check="list_invoices sorted by -created_at shows the newest invoices: see whether it "
+        f"is there for customer {args.customer_id}",
+    )
     return object_result(response, Invoice, _invoice_line("Created", args.site_id))
 
 
 @tool(
-    "update_invoice", title="Update an invoice's metadata", input=UpdateInvoiceInput, output=Invoice,
-    read_only=False, destructive=False, idempotent=True, open_world=True,
+    "update_invoice",
+    title="Update an invoice's metadata",
+    input=UpdateInvoiceInput,
+    output=Invoice,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
     """Change an invoice's metadata (merged: keys you give are set, a key set to null is
@@ -255,15 +294,26 @@ async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
     lines and dates are fixed once it is created.
     """
     response = await core_api(
-        call, "PUT", f"/invoices/{args.invoice_id}", args.site_id, what=f"invoice {args.invoice_id}",
-        json_body=args.body(), check=f"read invoice {args.invoice_id} with get_invoice to see whether it changed",
+        call,
+        "PUT",
+        f"/invoices/{args.invoice_id}",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
+        json_body=args.body(),
+        check=f"read invoice {args.invoice_id} with get_invoice to see whether it changed",
     )
     return object_result(response, Invoice, _invoice_line("Updated", args.site_id))
 
 
 @tool(
-    "pay_invoice_offline", title="Record an offline payment", input=PayInvoiceOfflineInput, output=Invoice,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "pay_invoice_offline",
+    title="Record an offline payment",
+    input=PayInvoiceOfflineInput,
+    output=Invoice,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     """Mark an open or past_due invoice paid with money received outside Pelcro. It pays
@@ -272,15 +322,26 @@ async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     for invoices of subscriptions that were forcefully canceled.
     """
     response = await core_api(
-        call, "POST", f"/invoices/{args.invoice_id}/pay_offline", args.site_id, what=f"invoice {args.invoice_id}",
-        json_body=args.body(), check=f"read invoice {args.invoice_id} with get_invoice to see whether it is paid",
+        call,
+        "POST",
+        f"/invoices/{args.invoice_id}/pay_offline",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
+        json_body=args.body(),
+        check=f"read invoice {args.invoice_id} with get_invoice to see whether it is paid",
     )
     return object_result(response, Invoice, _invoice_line("Paid", args.site_id))
 
 
 @tool(
-    "void_invoice", title="Void an invoice", input=InvoiceIdInput, output=Invoice,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "void_invoice",
+    title="Void an invoice",
+    input=InvoiceIdInput,
+    output=Invoice,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def void_invoice(call: CallContext, args: InvoiceIdInput):
     """Void an unpaid invoice: it is canceled and nothing is owed. IRREVERSIBLE. Refused for
@@ -288,15 +349,25 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     Confirm with the user first.
     """
     response = await core_api(
-        call, "POST", f"/invoices/{args.invoice_id}/void", args.site_id, what=f"invoice {args.invoice_id}",
+        call,
+        "POST",
+        f"/invoices/{args.invoice_id}/void",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it is void",
     )
     return object_result(response, Invoice, _invoice_line("Voided", args.site_id))
 
 
 @tool(
-    "mark_invoice_uncollectible", title="Mark an invoice uncollectible", input=InvoiceIdInput, output=Invoice,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "mark_invoice_uncollectible",
+    title="Mark an invoice uncollectible",
+    input=InvoiceIdInput,
+    output=Invoice,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     """Write an open or past_due invoice off as bad debt (status uncollectible).
@@ -304,15 +375,25 @@ async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     states are refused. Confirm with the user first.
     """
     response = await core_api(
-        call, "POST", f"/invoices/{args.invoice_id}/uncollectible", args.site_id, what=f"invoice {args.invoice_id}",
+        call,
+        "POST",
+        f"/invoices/{args.invoice_id}/uncollectible",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it is uncollectible",
     )
     return object_result(response, Invoice, _invoice_line("Marked uncollectible", args.site_id))
 
 
 @tool(
-    "apply_invoice_balance", title="Pay an invoice from the customer's balance", input=InvoiceIdInput,
-    output=Invoice, read_only=False, destructive=False, idempotent=False, open_world=True,
+    "apply_invoice_balance",
+    title="Pay an invoice from the customer's balance",
+    input=InvoiceIdInput,
+    output=Invoice,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def apply_invoice_balance(call: CallContext, args: InvoiceIdInput):
     """Use the customer's credit balance to pay an open or past_due invoice: in full (it
@@ -321,7 +402,11 @@ async def apply_invoice_balance(call: CallContext, args: InvoiceIdInput):
     or the invoice is paid, void or uncollectible.
     """
     response = await core_api(
-        call, "POST", f"/invoices/{args.invoice_id}/apply_balance", args.site_id, what=f"invoice {args.invoice_id}",
+        call,
+        "POST",
+        f"/invoices/{args.invoice_id}/apply_balance",
+        args.site_id,
+        what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether its amount_remaining shrank",
     )
     return object_result(response, Invoice, _invoice_line("Applied the balance to", args.site_id))

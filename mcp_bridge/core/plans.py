@@ -51,8 +51,14 @@ class PlanIdInput(SiteInput):
 
 
 @tool(
-    "list_plans", title="List plans", input=ListPlansInput, output=Page[Plan],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_plans",
+    title="List plans",
+    input=ListPlansInput,
+    output=Page[Plan],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_plans(call: CallContext, args: ListPlansInput):
     """List a site's subscription plans (prices), a page at a time; sort by id or nickname
@@ -65,15 +71,24 @@ async def list_plans(call: CallContext, args: ListPlansInput):
 
 
 @tool(
-    "get_plan", title="Get a plan", input=PlanIdInput, output=Plan,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_plan",
+    title="Get a plan",
+    input=PlanIdInput,
+    output=Plan,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_plan(call: CallContext, args: PlanIdInput):
     """Get one plan by id: its price (`amount` in cents), currency, billing interval
     (interval_count × interval), whether it is active or archived, and its trial."""
     response = await core_api(call, "GET", f"/plans/{args.plan_id}", args.site_id, what=f"plan {args.plan_id}")
     return object_result(
-        response, Plan,
-        lambda p: f"Plan {p.id} ({p.nickname or 'no nickname'}) on site {args.site_id}: "
-        f"{money(p.amount, p.currency)} every {p.interval_count or 1} {p.interval or 'interval'}, {p.active}.",
+        response,
+        Plan,
+        lambda p: (
+            f"Plan {p.id} ({p.nickname or 'no nickname'}) on site {args.site_id}: "
+            f"{money(p.amount, p.currency)} every {p.interval_count or 1} {p.interval or 'interval'}, {p.active}."
+        ),
     )

@@ -27,7 +27,8 @@ class Refund(CoreObject):
     status: str | None = Field(None, description="to_issue (pending), issued or canceled.")
     reason: str | None = None
     charge: embedded(Charge, "the refunded charge, as get_charge returns it") | None = Field(
-        None, description="The refunded charge, with include_charge.")
+        None, description="The refunded charge, with include_charge."
+    )
     created_at: Timestamp | None = None
 
 
@@ -57,8 +58,14 @@ class CanceledRefunds(CoreObject):
 
 
 @tool(
-    "list_refunds", title="List refunds", input=ListRefundsInput, output=Page[Refund],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_refunds",
+    title="List refunds",
+    input=ListRefundsInput,
+    output=Page[Refund],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_refunds(call: CallContext, args: ListRefundsInput):
     """List a site's refunds, a page at a time, in id order (no sorting or filtering is
@@ -71,8 +78,14 @@ async def list_refunds(call: CallContext, args: ListRefundsInput):
 
 
 @tool(
-    "cancel_refunds", title="Cancel pending refunds", input=CancelRefundsInput, output=CanceledRefunds,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "cancel_refunds",
+    title="Cancel pending refunds",
+    input=CancelRefundsInput,
+    output=CanceledRefunds,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     """Cancel pending refunds (status to_issue) so the money is NOT returned: the given
@@ -81,9 +94,15 @@ async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     once); refunds already issued or canceled are left as they are. Confirm with the user
     first.
     """
-    response = await core_api(call, "POST", "/refunds/cancelled", args.site_id, what="refunds",
-                              json_body=args.body(), check="see their status with list_refunds (canceled, or still "
-                              "to_issue while the cancellation is queued)")
+    response = await core_api(
+        call,
+        "POST",
+        "/refunds/cancelled",
+        args.site_id,
+        what="refunds",
+        json_body=args.body(),
+        check="see their status with list_refunds (canceled, or still to_issue while the cancellation is queued)",
+    )
     result = parse(CanceledRefunds, response.data)
     listed = ", ".join(map(str, result.queued)) or "none"
     return structured_result(result, f"Cancellation queued on site {args.site_id} for refund(s): {listed}.")

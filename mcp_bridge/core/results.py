@@ -24,7 +24,9 @@ __all__ = ["money", "object_result", "page_result", "parse", "structured_result"
 
 
 # ISO 4217 currencies without a minor unit: their amounts are already whole units.
-ZERO_DECIMAL = frozenset(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"])
+ZERO_DECIMAL = frozenset(
+    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]
+)
 
 
 def money(minor_units: int | None, currency: str | None) -> str:
@@ -42,14 +44,18 @@ def parse(model: type[M], data: Any, response: CoreAPIResponse | None = None) ->
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        message = (f"The Core API answered with an unexpected {model.__name__.lower()} shape "
-                   f"({exc.error_count()} problem(s))")
+        message = (
+            f"The Core API answered with an unexpected {model.__name__.lower()} shape ({exc.error_count()} problem(s))"
+        )
         if response is not None and response.check:
-            raise ToolFailed(ToolFailure(
-                error="upstream_error", may_have_been_applied=True,
-                message=f"{message}; it answered {response.status}, so the change was most likely applied. "
-                f"{before_retrying(response.check)}",
-            )) from None
+            raise ToolFailed(
+                ToolFailure(
+                    error="upstream_error",
+                    may_have_been_applied=True,
+                    message=f"{message}; it answered {response.status}, so the change was most likely applied. "
+                    f"{before_retrying(response.check)}",
+                )
+            ) from None
         raise ToolFailed(
             ToolFailure(error="upstream_error", message=f"{message}; the request itself may have succeeded.")
         ) from None
@@ -73,9 +79,7 @@ def page_result(response: CoreAPIResponse, model: type[M], noun: str, site_id: i
     return structured_result(structured, summary)
 
 
-def object_result(
-    response: CoreAPIResponse, model: type[M], summary: str | Callable[[M], str]
-) -> CallToolResult:
+def object_result(response: CoreAPIResponse, model: type[M], summary: str | Callable[[M], str]) -> CallToolResult:
     """A single-object response as `model`; `summary` is its text (or makes it from the object)."""
     obj = parse(model, response.data, response)
     return structured_result(obj, summary(obj) if callable(summary) else summary)

@@ -87,8 +87,9 @@ Timestamp = Annotated[
     datetime,
     BeforeValidator(_to_datetime),
     PlainSerializer(iso, return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time",
-                    "description": "ISO 8601 UTC time (the Core API sends Unix seconds)."}),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": "ISO 8601 UTC time (the Core API sends Unix seconds)."}
+    ),
 ]
 
 
@@ -106,8 +107,12 @@ class CoreObject(BaseModel):
     def _untyped_times(self) -> CoreObject:
         extra = self.__pydantic_extra__ or {}
         for name, value in extra.items():
-            if (name.endswith("_at") and isinstance(value, int) and not isinstance(value, bool)
-                    and UNIX_MIN <= value <= UNIX_MAX):
+            if (
+                name.endswith("_at")
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and UNIX_MIN <= value <= UNIX_MAX
+            ):
                 extra[name] = datetime.fromtimestamp(value, tz=UTC)
         return self
 
@@ -162,12 +167,15 @@ MATCH_FIELD: Any = Field(
 METADATA_FILTER: Any = Field(
     None,
     max_length=10,
-    description="Only items whose metadata has these exact values, e.g. {\"company\": \"Acme\"} "
+    description='Only items whose metadata has these exact values, e.g. {"company": "Acme"} '
     "(Pelcro: filter[metadata.company]=eq:Acme). Keys are metadata keys (letters, digits, _ or -).",
 )
 
 HAS_METADATA_KEY: Any = Field(
-    None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
+    None,
+    min_length=1,
+    max_length=40,
+    pattern=r"^[A-Za-z0-9_-]+$",
     description="Only items whose metadata has this key, whatever its value.",
 )
 
@@ -214,8 +222,9 @@ def _text(value: Any) -> str:
 def sort_field(allowed: tuple[str, ...], default_note: str = "Default: id ascending.") -> Any:
     """A `sort` argument over the documented fields (`-field` for descending)."""
     values = tuple(v for field in allowed for v in (field, f"-{field}"))
-    return Annotated[Literal[values], Field(description=f"Sort by {', '.join(allowed)}; prefix - for descending. "
-                                            f"{default_note}")]
+    return Annotated[
+        Literal[values], Field(description=f"Sort by {', '.join(allowed)}; prefix - for descending. {default_note}")
+    ]
 
 
 def expand_param(tokens: list[str] | None) -> dict[str, str]:
@@ -235,9 +244,13 @@ UnixTimeInput = Annotated[
     datetime,
     BeforeValidator(_input_time),
     PlainSerializer(lambda moment: int(moment.timestamp()), return_type=int),
-    WithJsonSchema({"type": ["integer", "string"],
-                    "description": "Unix seconds, or an ISO 8601 date or date-time (UTC when no zone is given), "
-                    "e.g. 2026-12-31 or 2026-12-31T17:00:00Z."}),
+    WithJsonSchema(
+        {
+            "type": ["integer", "string"],
+            "description": "Unix seconds, or an ISO 8601 date or date-time (UTC when no zone is given), "
+            "e.g. 2026-12-31 or 2026-12-31T17:00:00Z.",
+        }
+    ),
 ]
 
 # Offline payment categories (CORE_API.md §8.4, §8.7): Pelcro takes the string "2".."6".
@@ -251,6 +264,8 @@ def embedded(model: type[BaseModel], what: str, *, or_id: bool = False) -> Any:
     validated and rendered as `model` (times in ISO 8601), but published in the output
     schema as a plain object, so each tool's schema stays small (the related tool's own
     output schema describes it in full)."""
-    schema: dict[str, Any] = {"type": ["integer", "object", "null"] if or_id else "object",
-                              "description": f"{what}" + (" (its id unless expanded)" if or_id else "")}
+    schema: dict[str, Any] = {
+        "type": ["integer", "object", "null"] if or_id else "object",
+        "description": f"{what}" + (" (its id unless expanded)" if or_id else ""),
+    }
     return Annotated[model, WithJsonSchema(schema)]

@@ -65,7 +65,9 @@ class ListSubscriptionsInput(ListInput):
 class GetSubscriptionInput(SiteInput):
     subscription_id: int = id_field("subscription")
     expand: list[SubscriptionExpand] | None = Field(
-        None, max_length=5, description="Linked objects to embed in the same request: plan, coupon, address, "
+        None,
+        max_length=5,
+        description="Linked objects to embed in the same request: plan, coupon, address, "
         "default_source, latest_invoice.",
     )
 
@@ -79,20 +81,29 @@ class CreateSubscriptionInput(SiteInput):
         description="charge_automatically (default): the saved payment method source_id is charged. "
         "send_invoice: the customer is sent invoices to pay.",
     )
-    source_id: int | None = Field(None, ge=1, description="The customer's saved payment method to charge; "
-                                  "required with charge_automatically.")
-    coupon_code: str | None = Field(None, min_length=1, max_length=191, pattern=r"^[A-Za-z0-9]+$",
-                                    description="A coupon's code (see list_coupons), e.g. SPRING20.")
-    address_id: int | None = Field(None, ge=1, description="The customer's address (for tax, or when the "
-                                   "product needs a shipping address).")
+    source_id: int | None = Field(
+        None, ge=1, description="The customer's saved payment method to charge; required with charge_automatically."
+    )
+    coupon_code: str | None = Field(
+        None,
+        min_length=1,
+        max_length=191,
+        pattern=r"^[A-Za-z0-9]+$",
+        description="A coupon's code (see list_coupons), e.g. SPRING20.",
+    )
+    address_id: int | None = Field(
+        None, ge=1, description="The customer's address (for tax, or when the product needs a shipping address)."
+    )
     auto_renew: bool | None = Field(None, description="Renew at period end; default: the plan's setting.")
     trial_period_days: int | None = Field(None, ge=1, le=730, description="Free trial length in days.")
 
     @model_validator(mode="after")
     def _source_when_charged(self) -> CreateSubscriptionInput:
         if self.collection_method == "charge_automatically" and self.source_id is None:
-            raise ValueError("collection_method charge_automatically (the default) needs source_id, the customer's "
-                             "saved payment method; or use collection_method send_invoice")
+            raise ValueError(
+                "collection_method charge_automatically (the default) needs source_id, the customer's "
+                "saved payment method; or use collection_method send_invoice"
+            )
         return self
 
     def body(self) -> dict[str, Any]:
@@ -113,13 +124,21 @@ class CancelSubscriptionInput(SiteInput):
 
 
 def _line(subscription: Subscription, site_id: int, verb: str = "Subscription") -> str:
-    return (f"{verb} {subscription.id} on site {site_id}: {subscription.status}, customer {subscription.user_id}, "
-            f"current period ends {iso(subscription.current_period_end) or 'unknown'}.")
+    return (
+        f"{verb} {subscription.id} on site {site_id}: {subscription.status}, customer {subscription.user_id}, "
+        f"current period ends {iso(subscription.current_period_end) or 'unknown'}."
+    )
 
 
 @tool(
-    "list_subscriptions", title="List subscriptions", input=ListSubscriptionsInput, output=Page[Subscription],
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "list_subscriptions",
+    title="List subscriptions",
+    input=ListSubscriptionsInput,
+    output=Page[Subscription],
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def list_subscriptions(call: CallContext, args: ListSubscriptionsInput):
     """List a site's subscriptions, a page at a time; sort by status (prefix - for
@@ -130,14 +149,21 @@ async def list_subscriptions(call: CallContext, args: ListSubscriptionsInput):
     renewal payment failed; still retrying), unpaid, incomplete (the first payment has not
     succeeded), canceled (ended), expired, extended.
     """
-    response = await core_api(call, "GET", "/subscriptions", args.site_id, what="subscriptions",
-                              params=args.list_query())
+    response = await core_api(
+        call, "GET", "/subscriptions", args.site_id, what="subscriptions", params=args.list_query()
+    )
     return page_result(response, Subscription, "subscription", args.site_id)
 
 
 @tool(
-    "get_subscription", title="Get a subscription", input=GetSubscriptionInput, output=Subscription,
-    read_only=True, destructive=False, idempotent=True, open_world=True,
+    "get_subscription",
+    title="Get a subscription",
+    input=GetSubscriptionInput,
+    output=Subscription,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+    open_world=True,
 )
 async def get_subscription(call: CallContext, args: GetSubscriptionInput):
     """Get one subscription by id: its customer (user_id), plan, coupon, status, quantity
@@ -150,15 +176,25 @@ async def get_subscription(call: CallContext, args: GetSubscriptionInput):
     succeeded), canceled (ended), expired, extended.
     """
     response = await core_api(
-        call, "GET", f"/subscriptions/{args.subscription_id}", args.site_id,
-        what=f"subscription {args.subscription_id}", params=expand_param(args.expand),
+        call,
+        "GET",
+        f"/subscriptions/{args.subscription_id}",
+        args.site_id,
+        what=f"subscription {args.subscription_id}",
+        params=expand_param(args.expand),
     )
     return object_result(response, Subscription, lambda s: _line(s, args.site_id))
 
 
 @tool(
-    "create_subscription", title="Create a subscription", input=CreateSubscriptionInput, output=Subscription,
-    read_only=False, destructive=False, idempotent=False, open_world=True,
+    "create_subscription",
+    title="Create a subscription",
+    input=CreateSubscriptionInput,
+    output=Subscription,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+    open_world=True,
 )
 async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     """Subscribe a customer to a plan, with a quantity (required) and optionally a coupon
@@ -169,7 +205,12 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     maximum number of subscriptions.
     """
     response = await core_api(
-        call, "POST", "/subscriptions", args.site_id, what="the new subscription", json_body=args.body(),
+        call,
+        "POST",
+        "/subscriptions",
+        args.site_id,
+        what="the new subscription",
+        json_body=args.body(),
         check=f"read customer {args.customer_id} with get_customer (it embeds their subscriptions) to see whether "
         "it was created",
     )
@@ -177,8 +218,14 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
 
 
 @tool(
-    "cancel_subscription", title="Cancel a subscription", input=CancelSubscriptionInput, output=Subscription,
-    read_only=False, destructive=True, idempotent=True, open_world=True,
+    "cancel_subscription",
+    title="Cancel a subscription",
+    input=CancelSubscriptionInput,
+    output=Subscription,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     """Cancel a subscription, with a mode and a reason (both required).
@@ -189,8 +236,12 @@ async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     pending-payment subscriptions. Confirm the mode with the user first.
     """
     response = await core_api(
-        call, "DELETE", f"/subscriptions/{args.subscription_id}", args.site_id,
-        what=f"subscription {args.subscription_id}", json_body=args.body(),
+        call,
+        "DELETE",
+        f"/subscriptions/{args.subscription_id}",
+        args.site_id,
+        what=f"subscription {args.subscription_id}",
+        json_body=args.body(),
         check=f"read subscription {args.subscription_id} with get_subscription to see whether it was canceled",
     )
 

@@ -26,9 +26,7 @@ class PrincipalTokenVerifier:
 
     def __init__(self, resource: str, *, database: DatabaseHealth):
         self.resource = resource
-        self.cache = CredentialCache(
-            resource, database=database, max_age=settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"]
-        )
+        self.cache = CredentialCache(resource, database=database, max_age=settings.PELCRO_GATEWAY["AUTH_CACHE_SECONDS"])
         # The SDK's token object for each cached check, built once (it is immutable).
         self._issued: weakref.WeakKeyDictionary[Credentials, PrincipalAccessToken] = weakref.WeakKeyDictionary()
 

@@ -100,9 +100,7 @@ class CredentialCache:
         self._entries.pop(key, None)
         self._drop_old(now)
         if credentials is not None:
-            self._entries[key] = _Entry(
-                credentials, epoch, now, credentials.principal.expires_at.timestamp(), now
-            )
+            self._entries[key] = _Entry(credentials, epoch, now, credentials.principal.expires_at.timestamp(), now)
         return credentials
 
     def __len__(self) -> int:

@@ -114,7 +114,9 @@ class BearerGate:
         except DatabaseError:
             logger.exception("token verification failed: database unavailable")
             await _send_json(
-                send, 503, {"error": "temporarily_unavailable", "error_description": "Try again shortly"},
+                send,
+                503,
+                {"error": "temporarily_unavailable", "error_description": "Try again shortly"},
                 [("retry-after", "5")],
             )
             return

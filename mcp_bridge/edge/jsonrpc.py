@@ -129,11 +129,13 @@ class EnvelopeGate:
             await send({"type": "http.response.body", "body": b""})
             return
         payload = json.dumps(answers).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
     async def _one(self, scope: Scope, receive: Receive, item: Any) -> dict | None:
@@ -198,7 +200,9 @@ def _shape_problem(message: Any) -> str | None:
             return 'Invalid Request: a response needs the "id" of the request it answers'
         if "error" in message:
             error = message["error"]
-            if not (isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str)):
+            if not (
+                isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str)
+            ):
                 return 'Invalid Request: "error" must be an object with an integer "code" and a string "message"'
         elif not isinstance(message["result"], dict):
             return 'Invalid Request: "result" must be an object'

@@ -36,13 +36,35 @@ logger = logging.getLogger(__name__)
 
 COLUMNS: dict[str, list[str]] = {
     ExportJob.Kind.CUSTOMERS: [
-        "id", "email", "first_name", "last_name", "display_name", "phone", "balance",
-        "mail_marketing", "tele_marketing", "metadata", "created_at", "updated_at",
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "display_name",
+        "phone",
+        "balance",
+        "mail_marketing",
+        "tele_marketing",
+        "metadata",
+        "created_at",
+        "updated_at",
     ],
     ExportJob.Kind.INVOICES: [
-        "id", "customer_id", "subscription_id", "status", "currency", "total", "amount_due",
-        "amount_paid", "amount_remaining", "due_date", "billing_reason", "metadata",
-        "created_at", "paid_at", "voided_at",
+        "id",
+        "customer_id",
+        "subscription_id",
+        "status",
+        "currency",
+        "total",
+        "amount_due",
+        "amount_paid",
+        "amount_remaining",
+        "due_date",
+        "billing_reason",
+        "metadata",
+        "created_at",
+        "paid_at",
+        "voided_at",
     ],
 }
 
@@ -83,9 +105,10 @@ def job_for_connection(connection_id: int, job_id: str) -> ExportJob:
 def read_finished_export(connection_id: int, job_id: str) -> str:
     """The CSV text of a finished, unexpired export of this connection, else ExportNotFound."""
     job = job_for_connection(connection_id, job_id)
-    if job.status != ExportJob.Status.SUCCEEDED or not Connection.objects.filter(
-        id=connection_id, revoked_at__isnull=True
-    ).exists():
+    if (
+        job.status != ExportJob.Status.SUCCEEDED
+        or not Connection.objects.filter(id=connection_id, revoked_at__isnull=True).exists()
+    ):
         raise ExportNotFound(job_id)
     try:
         return Path(job.file_path).read_text(encoding="utf-8")
@@ -183,8 +206,13 @@ def run_export(job_id: str) -> ExportJob:
                 try:
                     response = runner.run(
                         client.request(
-                            "GET", f"/{job.kind}", account_id=job.account_id, api_key=api_key, site_id=job.site_id,
-                            params={"page": page, "limit": page_size, "sort": "id"}, background=True,
+                            "GET",
+                            f"/{job.kind}",
+                            account_id=job.account_id,
+                            api_key=api_key,
+                            site_id=job.site_id,
+                            params={"page": page, "limit": page_size, "sort": "id"},
+                            background=True,
                         )
                     )
                 except (RateLimiterUnavailable, RateLimited):

@@ -37,9 +37,7 @@ class StartExportInput(SiteInput):
 
 
 class ExportIdInput(SiteInput):
-    job_id: str = Field(
-        min_length=1, max_length=64, description="The job id start_export returned (a UUID)."
-    )
+    job_id: str = Field(min_length=1, max_length=64, description="The job id start_export returned (a UUID).")
 
 
 class ExportProgress(BaseModel):
@@ -116,8 +114,11 @@ async def start_export(call: CallContext, args: StartExportInput) -> CallToolRes
     progress = _progress(job)
     if job.status == ExportJob.Status.FAILED:
         raise ToolFailed(ToolFailure(error="upstream_unavailable", message=job.error))
-    return _result(progress, f"Export {job.id} of the {args.kind} of site {args.site_id} started. "
-                             "Call get_export with this job_id to follow it.")
+    return _result(
+        progress,
+        f"Export {job.id} of the {args.kind} of site {args.site_id} started. "
+        "Call get_export with this job_id to follow it.",
+    )
 
 
 @tool(
@@ -140,8 +141,10 @@ async def get_export(call: CallContext, args: ExportIdInput) -> CallToolResult:
         job = None
     if job is None or job.site_id != args.site_id:
         raise ToolFailed(
-            ToolFailure(error="not_found", message=f"No export {args.job_id} of site {args.site_id} was started "
-                                                     "through this connection.")
+            ToolFailure(
+                error="not_found",
+                message=f"No export {args.job_id} of site {args.site_id} was started through this connection.",
+            )
         )
     progress = _progress(job)
     summary = {

@@ -119,15 +119,17 @@ def jwt_times(token: str) -> tuple[datetime, datetime | None]:
     return expires, (datetime.fromtimestamp(int(issued), UTC) if isinstance(issued, int | float) else None)
 
 
-def refresh_due(expires_at: datetime, issued_at: datetime | None, now: datetime | None = None,
-                *, before: timedelta | None = None) -> bool:
+def refresh_due(
+    expires_at: datetime, issued_at: datetime | None, now: datetime | None = None, *, before: timedelta | None = None
+) -> bool:
     """Whether a JWT expiring at `expires_at` should be refreshed now: when less than
     `before` (setting OPEN_JWT_REFRESH_BEFORE_SECONDS, default 1 day) or, for a short-lived
     token, less than half its lifetime is left. Never lets a JWT run out between calls
     that are less than that far apart."""
     now = now or datetime.now(UTC)
-    before = before if before is not None else timedelta(
-        seconds=settings.PELCRO_GATEWAY["OPEN_JWT_REFRESH_BEFORE_SECONDS"])
+    before = (
+        before if before is not None else timedelta(seconds=settings.PELCRO_GATEWAY["OPEN_JWT_REFRESH_BEFORE_SECONDS"])
+    )
     if issued_at is not None:
         before = min(before, (expires_at - issued_at) / 2)
     return expires_at - now <= before
@@ -156,14 +158,21 @@ class OpenAPIClient(UpstreamClient):
         public calls: site, plans, login). Retries where safe (`upstream.http`). Raises an
         `UpstreamError` (module docstring); `CustomerTokenRejected` ends the connection."""
         headers = {"Authorization": f"Bearer {jwt}"} if jwt is not None else {}
-        return await self.send(method, path, account_id=account_id, params={"site_id": site_id, **(params or {})},
-                               json=json, headers=headers)
+        return await self.send(
+            method,
+            path,
+            account_id=account_id,
+            params={"site_id": site_id, **(params or {})},
+            json=json,
+            headers=headers,
+        )
 
     async def login(self, *, account_id: int, site_id: int, email: str, password: str) -> CustomerSignIn:
         """Sign the customer in with e-mail and password (`POST /auth/login`).
         Raises `InvalidCredentials`, `LoginLocked`, or another `UpstreamError`."""
-        response = await self.request("POST", LOGIN_PATH, account_id=account_id, site_id=site_id,
-                                      json={"email": email, "password": password})
+        response = await self.request(
+            "POST", LOGIN_PATH, account_id=account_id, site_id=site_id, json={"email": email, "password": password}
+        )
         return _sign_in(response)
 
     async def refresh(self, *, account_id: int, site_id: int, jwt: str) -> CustomerSignIn:
@@ -197,8 +206,12 @@ class OpenAPIClient(UpstreamClient):
                 raise self._unreadable(status, "without a data envelope", unsure)
             data = body["data"]
             token = data.get("auth_token") if isinstance(data, dict) else None
-            return OpenAPIResponse(status=status, data=data, meta=body.get("meta"),
-                                   token=token if isinstance(token, str) and token else None)
+            return OpenAPIResponse(
+                status=status,
+                data=data,
+                meta=body.get("meta"),
+                token=token if isinstance(token, str) and token else None,
+            )
         raise _error(status, body, response)
 
     def _unreadable(self, status: int, what: str, unsure: bool) -> UpstreamUnavailable:
@@ -228,8 +241,10 @@ def _error(status: int, body: Any, response: httpx.Response) -> UpstreamError:
     """The typed error of a 4xx answer (OPEN_API.md §2, §4)."""
     path = response.request.url.path
     if status in (400, 422) and isinstance(body, dict) and isinstance(body.get("errors"), dict):
-        fields = {str(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
-                  for name, msgs in body["errors"].items()}
+        fields = {
+            str(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            for name, msgs in body["errors"].items()
+        }
         return ValidationFailed(fields, status=status)
     if path.endswith(LOGIN_PATH):
         if status == 404:

@@ -54,15 +54,17 @@ class SubscriberCaller:
     account_id: int  # the site's gateway account: the limiter's key
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # aware UTC; tests move it
 
-    async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   json: dict[str, Any] | None = None) -> OpenAPIResponse:
+    async def call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: dict[str, Any] | None = None
+    ) -> OpenAPIResponse:
         """One protected Open API call as the subscriber (module docstring). Raises
         `ConnectionEnded` when the sign-in is over, else as `OpenAPIClient.request`."""
         jwt = await self.current_jwt()
         for attempt in (1, 2):
             try:
-                response = await self.client.request(method, path, account_id=self.account_id, site_id=self.site_id,
-                                                     jwt=jwt, params=params, json=json)
+                response = await self.client.request(
+                    method, path, account_id=self.account_id, site_id=self.site_id, jwt=jwt, params=params, json=json
+                )
             except CustomerTokenRejected as refused:
                 stored = await run_db(_stored_jwt, self.connection_id)
                 if attempt == 1 and stored is not None and stored != jwt:
@@ -102,15 +104,17 @@ class SubscriberCaller:
         REFRESH_LOCK_SECONDS should its holder die. Redis down: the lock raises, as the
         shared limiter would refuse the call anyway (fail closed)."""
         name = f"{settings.REDIS_KEY_PREFIX}open-jwt-refresh:{self.connection_id}"
-        return redis_for_loop().client.lock(name, timeout=REFRESH_LOCK_SECONDS,
-                                            blocking_timeout=REFRESH_LOCK_SECONDS + 5)
+        return redis_for_loop().client.lock(
+            name, timeout=REFRESH_LOCK_SECONDS, blocking_timeout=REFRESH_LOCK_SECONDS + 5
+        )
 
     async def end(self, refused: CustomerTokenRejected):
         """Revoke the connection (Pelcro ended the sign-in) and raise `ConnectionEnded`."""
         await run_db(_end, self.connection_id)
         raise ConnectionEnded(
             f"The publication ended this sign-in ({refused.message}); the connection is closed. "
-            "Sign in again to reconnect.", refused.status,
+            "Sign in again to reconnect.",
+            refused.status,
         ) from None
 
     async def _keep_if_fresher(self, token: str) -> None:
@@ -119,8 +123,7 @@ class SubscriberCaller:
 
 
 def _stored_jwt(connection_id: int) -> str | None:
-    credential = (SubscriberCredential.objects.filter(connection_id=connection_id, connection__revoked_at=None)
-                  .first())
+    credential = SubscriberCredential.objects.filter(connection_id=connection_id, connection__revoked_at=None).first()
     return credential.get_jwt() if credential is not None else None
 
 

@@ -45,32 +45,41 @@ async def sign_in_subscriber(client: OpenAPIClient, *, site_id: int, email: str,
     """
     site = await run_db(_site_with_access, site_id)
     if site is None:
-        raise SignInRefused("This publication does not offer sign-in for apps here. Pick another one, or ask "
-                            "the publication to turn on subscriber access.")
+        raise SignInRefused(
+            "This publication does not offer sign-in for apps here. Pick another one, or ask "
+            "the publication to turn on subscriber access."
+        )
     email = email.strip()
     if not email or not password:
         raise SignInRefused("Enter the e-mail address and password of your account with this publication.")
     try:
-        customer = await client.login(account_id=site.account_id, site_id=site.site_id, email=email,
-                                      password=password)
+        customer = await client.login(account_id=site.account_id, site_id=site.site_id, email=email, password=password)
     except InvalidCredentials:
-        raise SignInRefused("That e-mail address and password do not match an account of this publication. "
-                            "Check them and try again (use the password you use on the publication's site).") from None
+        raise SignInRefused(
+            "That e-mail address and password do not match an account of this publication. "
+            "Check them and try again (use the password you use on the publication's site)."
+        ) from None
     except LoginLocked as locked:
-        raise SignInRefused(f"Too many sign-in attempts for this account. Try again in {locked.retry_after} "
-                            "seconds.", retry_after=locked.retry_after) from None
+        raise SignInRefused(
+            f"Too many sign-in attempts for this account. Try again in {locked.retry_after} seconds.",
+            retry_after=locked.retry_after,
+        ) from None
     except RateLimited as limited:
-        raise SignInRefused(f"The publication is busy. Try again in {limited.retry_after} seconds.",
-                            retry_after=limited.retry_after) from None
+        raise SignInRefused(
+            f"The publication is busy. Try again in {limited.retry_after} seconds.", retry_after=limited.retry_after
+        ) from None
     except ValidationFailed as invalid:
         raise SignInRefused(f"The publication refused the sign-in: {invalid.message}") from None
     except UpstreamUnavailable:
-        raise SignInRefused("The publication's sign-in could not be reached. Try again in a minute.",
-                            retry_after=60) from None
+        raise SignInRefused(
+            "The publication's sign-in could not be reached. Try again in a minute.", retry_after=60
+        ) from None
     except UpstreamError as refused:
         raise SignInRefused(f"The publication refused the sign-in: {refused.message}") from None
     try:
-        subscriber = await run_db(subscriber_for, site, customer.customer_id, str(customer.customer.get("email") or email))
+        subscriber = await run_db(
+            subscriber_for, site, customer.customer_id, str(customer.customer.get("email") or email)
+        )
     except SubscriberNameTaken:
         raise SignInRefused("This account cannot be connected here; contact the gateway's operators.") from None
     return SubscriberSignIn(subscriber=subscriber, customer=customer)
@@ -78,8 +87,9 @@ async def sign_in_subscriber(client: OpenAPIClient, *, site_id: int, email: str,
 
 def keep_jwt(connection: Connection, customer: CustomerSignIn) -> SubscriberCredential:
     """Store (or replace) the connection's Pelcro JWT, encrypted, with its expiry."""
-    credential = SubscriberCredential.objects.filter(connection=connection).first() or \
-        SubscriberCredential(connection=connection)
+    credential = SubscriberCredential.objects.filter(connection=connection).first() or SubscriberCredential(
+        connection=connection
+    )
     credential.set_jwt(customer.jwt, customer.expires_at)
     credential.save()
     return credential

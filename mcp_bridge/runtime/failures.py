@@ -52,10 +52,14 @@ def upstream_failure(exc: UpstreamError, what: str, site_id: int, check: str | N
         return ToolFailed(ToolFailure(error="unauthorized", message=message, upstream_status=status))
     if isinstance(exc, UpstreamUnavailable):
         if exc.maybe_processed:
-            return ToolFailed(ToolFailure(
-                error="upstream_unavailable", message=f"{exc.message} {before_retrying(check)}",
-                upstream_status=status, may_have_been_applied=True,
-            ))
+            return ToolFailed(
+                ToolFailure(
+                    error="upstream_unavailable",
+                    message=f"{exc.message} {before_retrying(check)}",
+                    upstream_status=status,
+                    may_have_been_applied=True,
+                )
+            )
         return ToolFailed(ToolFailure(error="upstream_unavailable", message=exc.message, upstream_status=status))
     return ToolFailed(ToolFailure(error="upstream_error", message=exc.message, upstream_status=status))
 

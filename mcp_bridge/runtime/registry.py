@@ -60,7 +60,10 @@ class ToolDef:
         """The published `outputSchema`: one object admitting the typed result or a
         `ToolFailure` (the `structuredContent` of an `isError` result)."""
         return tool_output_schema(
-            [self.output_model.model_json_schema(mode="serialization"), ToolFailure.model_json_schema(mode="serialization")],
+            [
+                self.output_model.model_json_schema(mode="serialization"),
+                ToolFailure.model_json_schema(mode="serialization"),
+            ],
             description="The result; when isError is true, a failure instead: error, message and the "
             "optional upstream_status, fields, retry_after, may_have_been_applied.",
         )
@@ -81,7 +84,9 @@ class ToolDef:
             title=self.title,
             description=self.description,
             parameters=self.input_schema(),
-            fn_metadata=FuncMetadata(arg_model=model, output_model=self.output_model, output_schema=self.output_schema()),
+            fn_metadata=FuncMetadata(
+                arg_model=model, output_model=self.output_model, output_schema=self.output_schema()
+            ),
             is_async=True,
             context_kwarg="call",
             annotations=self.annotations,

@@ -52,4 +52,3 @@ def structured_result(structured: BaseModel, summary: str) -> CallToolResult:
         ],
         structured_content=data,
     )
-

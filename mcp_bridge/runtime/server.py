@@ -38,6 +38,7 @@ from mcp_bridge.runtime.schemas import ToolFailure
 
 logger = logging.getLogger(__name__)
 
+
 class GatewayMCPServer(MCPServer):
     """`MCPServer` serving `specs`, with the tool list and tool calls scoped to the
     request's principal."""
@@ -89,7 +90,9 @@ class GatewayMCPServer(MCPServer):
             with anyio.CancelScope(shield=True):
                 await record.save()
 
-    async def _call(self, call: CallContext, name: str, arguments: dict[str, Any]) -> CallToolResult | InputRequiredResult:
+    async def _call(
+        self, call: CallContext, name: str, arguments: dict[str, Any]
+    ) -> CallToolResult | InputRequiredResult:
         record = call.record
         spec = self.specs.get(name)
         if spec is None:

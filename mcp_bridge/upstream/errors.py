@@ -70,8 +70,9 @@ class RateLimited(UpstreamError):
     def __init__(self, retry_after: float, source: str = "gateway"):
         self.retry_after = max(1, math.ceil(retry_after))
         self.source = source
-        super().__init__(f"rate limit for this account reached, retry in {self.retry_after} s",
-                         429 if source == "upstream" else 0)
+        super().__init__(
+            f"rate limit for this account reached, retry in {self.retry_after} s", 429 if source == "upstream" else 0
+        )
         self.args = (retry_after, source)
 
 

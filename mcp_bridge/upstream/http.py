@@ -129,8 +129,9 @@ class UpstreamClient:
                     continue
                 if is_read:
                     raise UpstreamUnavailable(f"{self.name} {what} ({type(exc).__name__})") from None
-                raise UpstreamUnavailable(self.unsure_message(f"{what} after the request was sent"),
-                                          maybe_processed=True) from None
+                raise UpstreamUnavailable(
+                    self.unsure_message(f"{what} after the request was sent"), maybe_processed=True
+                ) from None
             logger.debug("%s %s %s -> %s", self.name.lower(), method, path, response.status_code)
 
             if response.status_code == 429 and self.is_rate_limit(response, path):
@@ -152,7 +153,8 @@ class UpstreamClient:
                 if is_read:
                     raise UpstreamUnavailable(f"{self.name} error {response.status_code}", status=response.status_code)
                 raise UpstreamUnavailable(
-                    self.unsure_message(f"answered {response.status_code}"), status=response.status_code,
+                    self.unsure_message(f"answered {response.status_code}"),
+                    status=response.status_code,
                     maybe_processed=True,
                 )
             return self.parse(response, unsure=not is_read)
@@ -201,4 +203,3 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, float(raw))
     except ValueError:
         return 1.0
-

@@ -37,7 +37,6 @@ that had not used the account lately cannot tell; the upstream's 429, honoured v
 block key, stays the backstop).
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -190,6 +189,7 @@ def _lua(name: str) -> str:
     """A script with the shared helpers (usage.lua) in front."""
     return (LUA_DIR / "usage.lua").read_text() + "\n" + (LUA_DIR / name).read_text()
 
+
 @cache
 def _sync_script(client: redis.Redis, name: str):
     return client.register_script(_lua(name))
@@ -235,7 +235,11 @@ class RedisRateGate:
         while True:
             budget_left = max(0.0, config.wait_budget - (loop.time() - started))
             decision = await self.try_acquire(
-                account_id, limit=limit, background=background, call_id=call_id, wait_budget=budget_left,
+                account_id,
+                limit=limit,
+                background=background,
+                call_id=call_id,
+                wait_budget=budget_left,
                 already_waited=waited,
             )
             if decision.allowed:
@@ -295,14 +299,21 @@ class RedisRateGate:
             )
         except REDIS_DOWN_ERRORS as exc:
             metrics.limiter_decision("unavailable", "background" if background else "interactive")
-            logger.warning("rate limiter unavailable (%s: %s); refusing a request for account %s",
-                           type(exc).__name__, exc, account_id)
+            logger.warning(
+                "rate limiter unavailable (%s: %s); refusing a request for account %s",
+                type(exc).__name__,
+                exc,
+                account_id,
+            )
             raise RateLimiterUnavailable() from None
         _seen[account_id] = time.monotonic()
         if window_lost:
-            logger.warning("Redis lost the limiter window of account %s (restart without persistence, failover "
-                           "or flush): at most %s requests until a full window has passed", account_id,
-                           config.margin)
+            logger.warning(
+                "Redis lost the limiter window of account %s (restart without persistence, failover "
+                "or flush): at most %s requests until a full window has passed",
+                account_id,
+                config.margin,
+            )
         return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
@@ -311,7 +322,9 @@ class RedisRateGate:
         keys = AccountKeys.of(account_id)
         try:
             await redis_for_loop().evalsha(
-                _lua("upstream_429.lua"), [keys.block, keys.usage], [round(max(retry_after, 1.0) * US), USAGE_TTL_SECONDS]
+                _lua("upstream_429.lua"),
+                [keys.block, keys.usage],
+                [round(max(retry_after, 1.0) * US), USAGE_TTL_SECONDS],
             )
         except REDIS_DOWN_ERRORS:
             # The next acquire fails closed anyway, so nothing is sent while Redis is down.
@@ -369,4 +382,3 @@ def client_options(gate: RequestGate | None = None) -> dict:
         "backoff_base": conf["CORE_API_BACKOFF_BASE"],
         "backoff_max": conf["CORE_API_BACKOFF_MAX"],
     }
-

@@ -112,7 +112,9 @@ def new_async_client() -> redis.asyncio.Redis | redis.asyncio.cluster.RedisClust
     connection_class = _NotedSSLConnection if tls else _NotedConnection
     if cluster_mode():
         options.pop("retry_on_error")  # the cluster client re-routes READONLY itself
-        client = redis.asyncio.cluster.RedisCluster.from_url(settings.REDIS_URL, max_connections=MAX_CONNECTIONS, **options)
+        client = redis.asyncio.cluster.RedisCluster.from_url(
+            settings.REDIS_URL, max_connections=MAX_CONNECTIONS, **options
+        )
         # The cluster client takes no connection class; its nodes (the seed node and those
         # it discovers) get ours.
         client.nodes_manager.connection_kwargs["connection_class"] = connection_class

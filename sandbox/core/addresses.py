@@ -26,8 +26,16 @@ TYPES = ("shipping", "billing", "account_primary")
 STATE_REQUIRED = ("US", "CA", "AU")
 POSTAL_REQUIRED_WITH_TAX = ("US", "CA")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-FIELDS = {"customer_id", "customer_old_provider_id", "type", "line1", "country", "is_default", "is_default_updated",
-          *ADDRESS_TEXT_FIELDS}
+FIELDS = {
+    "customer_id",
+    "customer_old_provider_id",
+    "type",
+    "line1",
+    "country",
+    "is_default",
+    "is_default_updated",
+    *ADDRESS_TEXT_FIELDS,
+}
 _LIMITS = {"postal_code": 45, "old_provider_id": 191}
 
 
@@ -68,8 +76,10 @@ def _rules(store: Store, account: Account, site_id: int, v: dict, check: Checker
     old = v["old_provider_id"]
     if isinstance(old, str):
         for other_site in account.sites:
-            if any(a["old_provider_id"] == old and (current is None or a["id"] != current["id"])
-                   for a in store.live("addresses", other_site)):
+            if any(
+                a["old_provider_id"] == old and (current is None or a["id"] != current["id"])
+                for a in store.live("addresses", other_site)
+            ):
                 check.add("old_provider_id", "The old provider id has already been taken.")
                 break
     if current is not None and _in_use(store, site_id, current["id"], ended_too=True):
@@ -79,8 +89,10 @@ def _rules(store: Store, account: Account, site_id: int, v: dict, check: Checker
 
 
 def _in_use(store: Store, site_id: int, address_id: int, *, ended_too: bool) -> bool:
-    return any(s["address"] == address_id and (ended_too or s["status"] not in ("canceled", "expired"))
-               for s in store.live("subscriptions", site_id))
+    return any(
+        s["address"] == address_id and (ended_too or s["status"] not in ("canceled", "expired"))
+        for s in store.live("subscriptions", site_id)
+    )
 
 
 def _apply_defaults(store: Store, site_id: int, address: dict, v: dict) -> None:

@@ -22,8 +22,16 @@ from sandbox.records import new_charge
 from sandbox.store import Account, Store
 from sandbox.validation import MAX_INT, MISSING, Checker, lookup
 
-FIELDS = {"customer_id", "customer_old_provider_id", "amount", "reference", "currency", "payment_category",
-          "invoice_id", "invoice_old_provider_id"}
+FIELDS = {
+    "customer_id",
+    "customer_old_provider_id",
+    "amount",
+    "reference",
+    "currency",
+    "payment_category",
+    "invoice_id",
+    "invoice_old_provider_id",
+}
 
 
 def create_offline_charge(store: Store, account: Account, site_id: int, body: dict) -> dict:
@@ -55,11 +63,21 @@ def create_offline_charge(store: Store, account: Account, site_id: int, body: di
                 f"The amount ({amount}) must equal invoice {invoice['id']}'s remaining amount ({invoice['amount_remaining']})."
             )
     now = clock.now_unix()
-    charge = store.add("charges", new_charge(
-        store.next_id(), site_id, customer["id"], amount, currency, now,
-        invoice_id=invoice["id"] if invoice else None, offline=True, reference=reference,
-        payment_category=None if category is MISSING else category,
-    ))
+    charge = store.add(
+        "charges",
+        new_charge(
+            store.next_id(),
+            site_id,
+            customer["id"],
+            amount,
+            currency,
+            now,
+            invoice_id=invoice["id"] if invoice else None,
+            offline=True,
+            reference=reference,
+            payment_category=None if category is MISSING else category,
+        ),
+    )
     if invoice is not None:
         record_payment(store, invoice, amount, now)
     else:

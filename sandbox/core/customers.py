@@ -22,9 +22,22 @@ from sandbox.records import new_customer, new_source, set_names
 from sandbox.store import Account, Store
 from sandbox.validation import MISSING, Checker, merge_metadata
 
-COMMON = {"email", "skip_email_dns_validations", "first_name", "last_name", "display_name", "phone",
-          "mail_marketing", "tele_marketing", "email_hardbounce", "metadata", "old_provider_id", "password",
-          "password_type", "organization"}
+COMMON = {
+    "email",
+    "skip_email_dns_validations",
+    "first_name",
+    "last_name",
+    "display_name",
+    "phone",
+    "mail_marketing",
+    "tele_marketing",
+    "email_hardbounce",
+    "metadata",
+    "old_provider_id",
+    "password",
+    "password_type",
+    "organization",
+}
 CREATE_ONLY = {"import_payment_methods", "payment_gateway_id"}
 UPDATE_ONLY = {"default_source_id"}
 TAP_REQUIRED = ("email", "first_name", "last_name", "phone")
@@ -51,17 +64,23 @@ def _checked(body: dict, *, creating: bool) -> tuple[dict, Checker]:
     if password_type not in (MISSING, None) and password in (MISSING, None):
         check.add("password_type", "The password type field requires password.")
     if isinstance(values["email"], str) and skip_dns is not True and values["email"].endswith(".invalid"):
-        check.add("email", "The email domain has no mail server (DNS check); "
-                           "send skip_email_dns_validations: true to skip the check.")
+        check.add(
+            "email",
+            "The email domain has no mail server (DNS check); send skip_email_dns_validations: true to skip the check.",
+        )
     if creating:
         importing = check.boolean("import_payment_methods")
         gateway_id = check.string("payment_gateway_id", max_len=255)
         if importing is True and gateway_id in (MISSING, None):
-            check.add("payment_gateway_id", "The payment gateway id field is required when import payment methods is true.")
+            check.add(
+                "payment_gateway_id", "The payment gateway id field is required when import payment methods is true."
+            )
         elif isinstance(gateway_id, str) and not gateway_id.startswith("cus_"):
             check.add("payment_gateway_id", "The payment gateway id must be a gateway customer id (cus_…).")
         values["_import"] = gateway_id if importing is True and isinstance(gateway_id, str) else MISSING
-        identity = {name for name in ("email", "old_provider_id", "display_name") if values[name] not in (MISSING, None)}
+        identity = {
+            name for name in ("email", "old_provider_id", "display_name") if values[name] not in (MISSING, None)
+        }
         if not identity and not {"email", "old_provider_id", "display_name"} & set(check.errors):
             check.add("email", "The email field is required when none of old provider id / display name are present.")
     else:
@@ -84,7 +103,9 @@ def _tap_rules(account: Account, values: dict, check: Checker, customer: dict | 
 def _uniqueness(store: Store, site_id: int, values: dict, own_id: int | None) -> None:
     errors = {}
     email = values.get("email")
-    if isinstance(email, str) and any(c["email"] == email and c["id"] != own_id for c in store.live("customers", site_id)):
+    if isinstance(email, str) and any(
+        c["email"] == email and c["id"] != own_id for c in store.live("customers", site_id)
+    ):
         errors["email"] = ["The email has already been taken."]
     old = values.get("old_provider_id")
     if isinstance(old, str):
@@ -110,11 +131,24 @@ def create_customer(store: Store, account: Account, site_id: int, body: dict) ->
     fields = {k: v for k, v in values.items() if v is not MISSING}
     fields["metadata"] = {k: v for k, v in (fields.get("metadata") or {}).items() if v is not None}
     now = clock.now_unix()
-    customer = store.add("customers", new_customer(store.next_id(), site_id, now,
-                                                   has_password=password not in (MISSING, None), **fields))
+    customer = store.add(
+        "customers", new_customer(store.next_id(), site_id, now, has_password=password not in (MISSING, None), **fields)
+    )
     if gateway_id is not MISSING:
-        source = store.add("sources", new_source(store.next_id(), site_id, customer["id"], now, brand="visa",
-                                                 last4="4242", exp_month=12, exp_year=2030, gateway_id=gateway_id))
+        source = store.add(
+            "sources",
+            new_source(
+                store.next_id(),
+                site_id,
+                customer["id"],
+                now,
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=2030,
+                gateway_id=gateway_id,
+            ),
+        )
         customer.update(default_source_id=source["id"], is_imported=True)
     return customer
 
@@ -127,12 +161,16 @@ def update_customer(store: Store, account: Account, site_id: int, customer_id: i
     _uniqueness(store, site_id, values, customer_id)
     identity = ("email", "display_name", "old_provider_id")
     if all((customer[n] if values[n] is MISSING else values[n]) is None for n in identity):
-        raise ValidationError({"email": ["The email field is required when none of old provider id / display name are present."]})
+        raise ValidationError(
+            {"email": ["The email field is required when none of old provider id / display name are present."]}
+        )
     source_id = values.pop("default_source_id")
     if source_id is not MISSING:
         source = store.find("sources", site_id, source_id)
         if source is None or source["user_id"] != customer_id:
-            raise ValidationError({"default_source_id": [f"Source {source_id} is not a payment source of customer {customer_id}."]})
+            raise ValidationError(
+                {"default_source_id": [f"Source {source_id} is not a payment source of customer {customer_id}."]}
+            )
         customer["default_source_id"] = source_id
     password = values.pop("_password")
     now = clock.now_unix()

@@ -30,8 +30,20 @@ PAYABLE = ("open", "past_due")
 OFFLINE_CATEGORIES = ("2", "3", "4", "5", "6")  # check, wire, transfer, external, cash
 MAX_LINE_ITEMS = 100
 _LINE_FIELDS = {"description", "unit_price", "quantity", "tax_name", "tax_rate"}
-CREATE_FIELDS = {"customer_id", "customer_old_provider_id", "currency", "line_items", "total", "subscription_id",
-                 "subscription_old_provider_id", "period_start", "period_end", "due_date", "status", "billing_reason"}
+CREATE_FIELDS = {
+    "customer_id",
+    "customer_old_provider_id",
+    "currency",
+    "line_items",
+    "total",
+    "subscription_id",
+    "subscription_old_provider_id",
+    "period_start",
+    "period_end",
+    "due_date",
+    "status",
+    "billing_reason",
+}
 
 
 def _line_items(check: Checker, field: str = "line_items"):
@@ -54,18 +66,28 @@ def _line_items(check: Checker, field: str = "line_items"):
         quantity = line.integer("quantity", required=True, low=1, high=100_000)
         tax_name = line.string("tax_name", max_len=255)
         tax_rate = item.get("tax_rate", MISSING)
-        if tax_rate is not MISSING and (isinstance(tax_rate, bool) or not isinstance(tax_rate, (int, float))
-                                        or not 0 <= tax_rate <= 100):
+        if tax_rate is not MISSING and (
+            isinstance(tax_rate, bool) or not isinstance(tax_rate, (int, float)) or not 0 <= tax_rate <= 100
+        ):
             line.add("tax_rate", "The tax rate must be a percentage between 0 and 100.")
         if (tax_name in (MISSING, None)) != (tax_rate in (MISSING, None)) and "tax_rate" not in line.errors:
-            line.add("tax_rate" if tax_rate in (MISSING, None) else "tax_name", "Give both tax name and tax rate, or neither.")
+            line.add(
+                "tax_rate" if tax_rate in (MISSING, None) else "tax_name",
+                "Give both tax name and tax rate, or neither.",
+            )
         for name, messages in line.errors.items():
             for message in messages:
                 check.add(f"{field}.{index}.{name}", message)
         ok = ok and not line.errors
-        items.append({"description": None if description is MISSING else description, "unit_price": unit_price,
-                      "quantity": quantity, "tax_name": None if tax_name is MISSING else tax_name,
-                      "tax_rate": None if tax_rate is MISSING else tax_rate})
+        items.append(
+            {
+                "description": None if description is MISSING else description,
+                "unit_price": unit_price,
+                "quantity": quantity,
+                "tax_name": None if tax_name is MISSING else tax_name,
+                "tax_rate": None if tax_rate is MISSING else tax_rate,
+            }
+        )
     if ok and not 1 <= sum(i["unit_price"] * i["quantity"] for i in items) <= MAX_INT:
         check.add(field, f"The line items must add up to between 1 and {MAX_INT}.")
         return MISSING
@@ -104,7 +126,9 @@ def create_invoice(store: Store, account: Account, site_id: int, body: dict) -> 
         check.add("due_date", "The due date must be a date after or equal to period start.")
     check.done()
     customer = lookup(store, site_id, "customers", customer_ref, "customer_id", "customer_old_provider_id")
-    subscription = lookup(store, site_id, "subscriptions", subscription_ref, "subscription_id", "subscription_old_provider_id")
+    subscription = lookup(
+        store, site_id, "subscriptions", subscription_ref, "subscription_id", "subscription_old_provider_id"
+    )
     errors = {}
     if subscription is not None and subscription["user_id"] != customer["id"]:
         errors["subscription_id"] = [f"Subscription {subscription['id']} does not belong to customer {customer['id']}."]
@@ -116,14 +140,23 @@ def create_invoice(store: Store, account: Account, site_id: int, body: dict) -> 
         items = [{"description": "Amount due", "unit_price": total, "quantity": 1}]
     now = clock.now_unix()
     status = "draft" if status is MISSING else status
-    invoice = store.add("invoices", new_invoice(
-        store.next_id(), site_id, customer["id"], currency, items, now, status=status,
-        subscription_id=subscription["id"] if subscription else None,
-        billing_reason="manual" if billing_reason is MISSING else billing_reason,
-        due_date=None if due_date is MISSING else due_date,
-        period_start=None if period_start in (MISSING, None) else period_start,
-        period_end=None if period_end in (MISSING, None) else period_end,
-    ))
+    invoice = store.add(
+        "invoices",
+        new_invoice(
+            store.next_id(),
+            site_id,
+            customer["id"],
+            currency,
+            items,
+            now,
+            status=status,
+            subscription_id=subscription["id"] if subscription else None,
+            billing_reason="manual" if billing_reason is MISSING else billing_reason,
+            due_date=None if due_date is MISSING else due_date,
+            period_start=None if period_start in (MISSING, None) else period_start,
+            period_end=None if period_end in (MISSING, None) else period_end,
+        ),
+    )
     if status == "paid":
         invoice.update(amount_paid=invoice["amount_due"], amount_remaining=0, paid=True, paid_at=now)
     elif status == "void":
@@ -187,13 +220,25 @@ def pay_offline(store: Store, site_id: int, invoice_id: int, body: dict) -> dict
     if reason := payment_refusal(store, invoice):
         raise BusinessRuleError(reason)
     if forced_cancel(store, invoice):
-        raise BusinessRuleError(f"Invoice {invoice_id} belongs to a subscription that was forcefully canceled; "
-                                "it cannot be paid offline.")
+        raise BusinessRuleError(
+            f"Invoice {invoice_id} belongs to a subscription that was forcefully canceled; it cannot be paid offline."
+        )
     now = clock.now_unix()
-    store.add("charges", new_charge(
-        store.next_id(), site_id, invoice["customer_id"], invoice["amount_remaining"], invoice["currency"], now,
-        invoice_id=invoice_id, offline=True, reference=reference, payment_category=category,
-    ))
+    store.add(
+        "charges",
+        new_charge(
+            store.next_id(),
+            site_id,
+            invoice["customer_id"],
+            invoice["amount_remaining"],
+            invoice["currency"],
+            now,
+            invoice_id=invoice_id,
+            offline=True,
+            reference=reference,
+            payment_category=category,
+        ),
+    )
     record_payment(store, invoice, invoice["amount_remaining"], now)
     return invoice
 
@@ -228,13 +273,16 @@ def apply_balance(store: Store, site_id: int, invoice_id: int, body: dict) -> di
     Checker(body, set()).done()
     invoice = store.get("invoices", site_id, invoice_id)
     if invoice["status"] not in PAYABLE:
-        raise BusinessRuleError(f"Invoice {invoice_id} is {invoice['status']}; only open or past_due invoices take a balance.")
+        raise BusinessRuleError(
+            f"Invoice {invoice_id} is {invoice['status']}; only open or past_due invoices take a balance."
+        )
     customer = store.by_site["customers"][site_id][invoice["customer_id"]]
     if customer["balance"] <= 0:
         raise BusinessRuleError(f"Customer {customer['id']} has no credit balance to apply.")
     if customer["currency"] not in (None, invoice["currency"]):
-        raise BusinessRuleError(f"Customer {customer['id']}'s balance is in {customer['currency']}, "
-                                f"the invoice in {invoice['currency']}.")
+        raise BusinessRuleError(
+            f"Customer {customer['id']}'s balance is in {customer['currency']}, the invoice in {invoice['currency']}."
+        )
     applied = min(customer["balance"], invoice["amount_remaining"])
     now = clock.now_unix()
     customer["balance"] -= applied

@@ -41,10 +41,15 @@ class ListSpec:
 
 
 LISTS = {
-    "customers": ListSpec(("email", "id"), {"email": str, "first_name": str, "last_name": str, "id": int},
-                          metadata_filters=True, expand=("addresses", "defaultSource", "organization", "subscriptions")),
-    "invoices": ListSpec(("created_at", "id", "status"), {"id": int, "status": str}, metadata_filters=True,
-                         expand=("subscription",)),
+    "customers": ListSpec(
+        ("email", "id"),
+        {"email": str, "first_name": str, "last_name": str, "id": int},
+        metadata_filters=True,
+        expand=("addresses", "defaultSource", "organization", "subscriptions"),
+    ),
+    "invoices": ListSpec(
+        ("created_at", "id", "status"), {"id": int, "status": str}, metadata_filters=True, expand=("subscription",)
+    ),
     "plans": ListSpec(("id", "nickname")),
     "subscriptions": ListSpec(("status",), expand=("address", "plan", "coupon", "default_source", "latest_invoice")),
     "coupons": ListSpec(),
@@ -167,6 +172,7 @@ def _filter(key: str, name: str, raw: str, spec: ListSpec, kind: str, errors: di
 
         kind_of: type = str
     elif name in spec.filters:
+
         def getter(obj: dict) -> object:
             return obj.get(name)
 
@@ -210,10 +216,12 @@ def select(objects: list[dict], query: ListQuery) -> list[dict]:
     """Filtered (plain AND, or* OR) and sorted (ties keep id order, which is `objects`' order)."""
     items = list(objects)
     if query.filters or query.or_filters:
+
         def matches(obj: dict) -> bool:
             if query.filters and all(test(obj) for test in query.filters):
                 return True
             return any(test(obj) for test in query.or_filters)
+
         items = [obj for obj in items if matches(obj)]
     for name, descending in reversed(query.sort):
         present = [obj for obj in items if obj.get(name) is not None]

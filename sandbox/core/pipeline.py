@@ -75,7 +75,8 @@ def check_params(request: Request, allowed: tuple[str, ...]) -> None:
     """Refuse query parameters the operation does not document (400 naming each)."""
     errors = {
         key: [f"The {key} parameter is not supported on {request.method} {request.url.path}."]
-        for key in request.query_params if key not in allowed
+        for key in request.query_params
+        if key not in allowed
     }
     if errors:
         raise ValidationError(errors)
@@ -95,8 +96,12 @@ def parse_body(raw: bytes, site_id: int | None) -> dict:
     return body
 
 
-def core_endpoint(handler: Callable[[Call], tuple[int, dict | None]], *, site: bool = True,
-                  params: tuple[str, ...] | None = ("site_id",)):
+def core_endpoint(
+    handler: Callable[[Call], tuple[int, dict | None]],
+    *,
+    site: bool = True,
+    params: tuple[str, ...] | None = ("site_id",),
+):
     """Wrap a handler `(Call) -> (status, payload)` into a Starlette endpoint.
 
     `site=False` for the one operation without `site_id` (`GET /account`). `params` lists
@@ -129,9 +134,16 @@ def core_endpoint(handler: Callable[[Call], tuple[int, dict | None]], *, site: b
             site_id = site_of(request, account) if site else None
             if params is not None:
                 check_params(request, params)
-            call = Call(sandbox.store, account, site_id, request.path_params, request.query_params,
-                        parse_body(raw, site_id), f"{request.url.scheme}://{request.url.netloc}{request.url.path}",
-                        sandbox.queue_job)
+            call = Call(
+                sandbox.store,
+                account,
+                site_id,
+                request.path_params,
+                request.query_params,
+                parse_body(raw, site_id),
+                f"{request.url.scheme}://{request.url.netloc}{request.url.path}",
+                sandbox.queue_job,
+            )
             status, payload = handler(call)
             response = Response(status_code=status) if payload is None else JSONResponse(payload, status)
         except APIError as exc:
@@ -140,9 +152,15 @@ def core_endpoint(handler: Callable[[Call], tuple[int, dict | None]], *, site: b
             logger.exception("sandbox handler failed: %s %s", request.method, request.url.path)
             response = JSONResponse({"error": {"status": 500, "message": "Internal sandbox error."}}, 500)
         sandbox.log.record(
-            api="core", account=account.slug if account else None, method=request.method, path=request.url.path,
-            query=request.url.query, status=response.status_code, body=raw,
-            duration_ms=(time.perf_counter() - started) * 1000, fault=fault,
+            api="core",
+            account=account.slug if account else None,
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            status=response.status_code,
+            body=raw,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            fault=fault,
         )
         return response
 

@@ -29,8 +29,11 @@ def present(kind: str, obj: dict) -> dict:
         shown["deleted_at"] = obj.get("deleted_at")
     elif kind == "invoices":
         finalized = obj["finalized_at"] is not None
-        shown["payment_link"] = (f"{PUBLIC_LINK_BASE}/pay/{obj['site_id']}/{obj['number']}"
-                                 if obj["status"] in ("open", "past_due") else None)
+        shown["payment_link"] = (
+            f"{PUBLIC_LINK_BASE}/pay/{obj['site_id']}/{obj['number']}"
+            if obj["status"] in ("open", "past_due")
+            else None
+        )
         shown["hosted_invoice_url"] = f"{PUBLIC_LINK_BASE}/invoices/{obj['number']}" if finalized else None
         shown["invoice_pdf"] = f"{PUBLIC_LINK_BASE}/invoices/{obj['number']}.pdf" if finalized else None
     elif kind == "customers":
@@ -46,11 +49,15 @@ def _one(store: Store, kind: str, site_id: int, obj_id: int | None) -> dict | No
 def _expand_customer(store: Store, site_id: int, shown: dict, stored: dict, tokens: tuple[str, ...]) -> None:
     for token in tokens:
         if token == "addresses":
-            shown["addresses"] = [present("addresses", a) for a in store.live("addresses", site_id)
-                                  if a["user_id"] == stored["id"]]
+            shown["addresses"] = [
+                present("addresses", a) for a in store.live("addresses", site_id) if a["user_id"] == stored["id"]
+            ]
         elif token == "subscriptions":
-            shown["subscriptions"] = [present("subscriptions", s) for s in store.live("subscriptions", site_id)
-                                      if s["user_id"] == stored["id"]]
+            shown["subscriptions"] = [
+                present("subscriptions", s)
+                for s in store.live("subscriptions", site_id)
+                if s["user_id"] == stored["id"]
+            ]
         elif token == "defaultSource":
             shown["default_source"] = _one(store, "sources", site_id, stored["default_source_id"])
         elif token == "organization":
@@ -58,13 +65,17 @@ def _expand_customer(store: Store, site_id: int, shown: dict, stored: dict, toke
 
 
 _SUBSCRIPTION_LINKS = {
-    "plan": "plans", "coupon": "coupons", "address": "addresses", "default_source": "sources",
+    "plan": "plans",
+    "coupon": "coupons",
+    "address": "addresses",
+    "default_source": "sources",
     "latest_invoice": "invoices",
 }
 
 
-def shown(store: Store, kind: str, site_id: int, obj: dict, expand: tuple[str, ...] = (),
-          include: tuple[str, ...] = ()) -> dict:
+def shown(
+    store: Store, kind: str, site_id: int, obj: dict, expand: tuple[str, ...] = (), include: tuple[str, ...] = ()
+) -> dict:
     """`present()` plus the requested expansions (tokens already validated)."""
     view = present(kind, obj)
     if kind == "customers":

@@ -35,8 +35,10 @@ def list_of(kind: str):
         query = parse_list_query(call.query, spec, kind)
         items = select(call.store.live(kind, call.site_id), query)
         start = (query.page - 1) * query.limit
-        page = [shown(call.store, kind, call.site_id, obj, query.expand, query.include)
-                for obj in items[start:start + query.limit]]
+        page = [
+            shown(call.store, kind, call.site_id, obj, query.expand, query.include)
+            for obj in items[start : start + query.limit]
+        ]
         return 200, envelope(page, len(items), query, call.url, call.query)
 
     return core_endpoint(handler, params=None)
@@ -95,52 +97,94 @@ def _site(call: Call):
 
 ID = "{id:int}"
 ROUTES = [
-    Route(f"{BASE}/account", core_endpoint(lambda call: (200, {"data": account.account_view(call.account)}),
-                                           site=False, params=()), methods=["GET"]),
+    Route(
+        f"{BASE}/account",
+        core_endpoint(lambda call: (200, {"data": account.account_view(call.account)}), site=False, params=()),
+        methods=["GET"],
+    ),
     Route(f"{BASE}/sites", core_endpoint(_site), methods=["GET"]),
     Route(f"{BASE}/customers", list_of("customers"), methods=["GET"]),
-    Route(f"{BASE}/customers", write("customers", lambda c: customers.create_customer(
-        c.store, c.account, c.site_id, c.body), 201), methods=["POST"]),
+    Route(
+        f"{BASE}/customers",
+        write("customers", lambda c: customers.create_customer(c.store, c.account, c.site_id, c.body), 201),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/customers/{ID}", one_of("customers"), methods=["GET"]),
-    Route(f"{BASE}/customers/{ID}", write("customers", lambda c: customers.update_customer(
-        c.store, c.account, c.site_id, c.id, c.body)), methods=["PUT"]),
+    Route(
+        f"{BASE}/customers/{ID}",
+        write("customers", lambda c: customers.update_customer(c.store, c.account, c.site_id, c.id, c.body)),
+        methods=["PUT"],
+    ),
     Route(f"{BASE}/customers/{ID}", delete(customers.delete_customer), methods=["DELETE"]),
     Route(f"{BASE}/subscriptions", list_of("subscriptions"), methods=["GET"]),
-    Route(f"{BASE}/subscriptions", write("subscriptions", lambda c: subscriptions.create_subscription(
-        c.store, c.site_id, c.body), 201), methods=["POST"]),
+    Route(
+        f"{BASE}/subscriptions",
+        write("subscriptions", lambda c: subscriptions.create_subscription(c.store, c.site_id, c.body), 201),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/subscriptions/{ID}", one_of("subscriptions"), methods=["GET"]),
-    Route(f"{BASE}/subscriptions/{ID}", write("subscriptions", lambda c: subscriptions.cancel_subscription(
-        c.store, c.site_id, c.id, c.body)), methods=["DELETE"]),
+    Route(
+        f"{BASE}/subscriptions/{ID}",
+        write("subscriptions", lambda c: subscriptions.cancel_subscription(c.store, c.site_id, c.id, c.body)),
+        methods=["DELETE"],
+    ),
     Route(f"{BASE}/invoices", list_of("invoices"), methods=["GET"]),
-    Route(f"{BASE}/invoices", write("invoices", lambda c: invoices.create_invoice(
-        c.store, c.account, c.site_id, c.body), 201), methods=["POST"]),
+    Route(
+        f"{BASE}/invoices",
+        write("invoices", lambda c: invoices.create_invoice(c.store, c.account, c.site_id, c.body), 201),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/invoices/{ID}", one_of("invoices"), methods=["GET"]),
-    Route(f"{BASE}/invoices/{ID}", write("invoices", lambda c: invoices.update_invoice(
-        c.store, c.site_id, c.id, c.body)), methods=["PUT"]),
-    Route(f"{BASE}/invoices/{ID}/pay_offline", write("invoices", lambda c: invoices.pay_offline(
-        c.store, c.site_id, c.id, c.body)), methods=["POST"]),
-    Route(f"{BASE}/invoices/{ID}/void", write("invoices", lambda c: _no_body(c) or invoices.void_invoice(
-        c.store, c.site_id, c.id)), methods=["POST"]),
-    Route(f"{BASE}/invoices/{ID}/uncollectible", write("invoices", lambda c: _no_body(c) or invoices.mark_uncollectible(
-        c.store, c.site_id, c.id)), methods=["POST"]),
-    Route(f"{BASE}/invoices/{ID}/apply_balance", write("invoices", lambda c: invoices.apply_balance(
-        c.store, c.site_id, c.id, c.body)), methods=["POST"]),
+    Route(
+        f"{BASE}/invoices/{ID}",
+        write("invoices", lambda c: invoices.update_invoice(c.store, c.site_id, c.id, c.body)),
+        methods=["PUT"],
+    ),
+    Route(
+        f"{BASE}/invoices/{ID}/pay_offline",
+        write("invoices", lambda c: invoices.pay_offline(c.store, c.site_id, c.id, c.body)),
+        methods=["POST"],
+    ),
+    Route(
+        f"{BASE}/invoices/{ID}/void",
+        write("invoices", lambda c: _no_body(c) or invoices.void_invoice(c.store, c.site_id, c.id)),
+        methods=["POST"],
+    ),
+    Route(
+        f"{BASE}/invoices/{ID}/uncollectible",
+        write("invoices", lambda c: _no_body(c) or invoices.mark_uncollectible(c.store, c.site_id, c.id)),
+        methods=["POST"],
+    ),
+    Route(
+        f"{BASE}/invoices/{ID}/apply_balance",
+        write("invoices", lambda c: invoices.apply_balance(c.store, c.site_id, c.id, c.body)),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/plans", list_of("plans"), methods=["GET"]),
     Route(f"{BASE}/plans/{ID}", one_of("plans"), methods=["GET"]),
     Route(f"{BASE}/coupons", list_of("coupons"), methods=["GET"]),
     Route(f"{BASE}/coupons/{ID}", one_of("coupons"), methods=["GET"]),
     Route(f"{BASE}/charges", list_of("charges"), methods=["GET"]),
-    Route(f"{BASE}/charges", write("charges", lambda c: charges.create_offline_charge(
-        c.store, c.account, c.site_id, c.body), 201), methods=["POST"]),
+    Route(
+        f"{BASE}/charges",
+        write("charges", lambda c: charges.create_offline_charge(c.store, c.account, c.site_id, c.body), 201),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/charges/{ID}", one_of("charges"), methods=["GET"]),
     Route(f"{BASE}/refunds", list_of("refunds"), methods=["GET"]),
     Route(f"{BASE}/refunds/cancelled", core_endpoint(_cancel_refunds), methods=["POST"]),
     Route(f"{BASE}/addresses", list_of("addresses"), methods=["GET"]),
-    Route(f"{BASE}/addresses", write("addresses", lambda c: addresses.create_address(
-        c.store, c.account, c.site_id, c.body), 201), methods=["POST"]),
+    Route(
+        f"{BASE}/addresses",
+        write("addresses", lambda c: addresses.create_address(c.store, c.account, c.site_id, c.body), 201),
+        methods=["POST"],
+    ),
     Route(f"{BASE}/addresses/{ID}", one_of("addresses"), methods=["GET"]),
-    Route(f"{BASE}/addresses/{ID}", write("addresses", lambda c: addresses.update_address(
-        c.store, c.account, c.site_id, c.id, c.body)), methods=["PUT"]),
+    Route(
+        f"{BASE}/addresses/{ID}",
+        write("addresses", lambda c: addresses.update_address(c.store, c.account, c.site_id, c.id, c.body)),
+        methods=["PUT"],
+    ),
     Route(f"{BASE}/addresses/{ID}", delete(addresses.delete_address), methods=["DELETE"]),
     Route(f"{BASE}/sources/{ID}", delete(sources.delete_source), methods=["DELETE"]),
 ]

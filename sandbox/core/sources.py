@@ -16,8 +16,10 @@ IN_USE = "Cannot delete source already associated to a subscription"
 
 def delete_source(store: Store, site_id: int, source_id: int) -> None:
     source = store.get("sources", site_id, source_id)
-    if any(s["default_source"] == source_id and s["status"] not in ("canceled", "expired")
-           for s in store.live("subscriptions", site_id)):
+    if any(
+        s["default_source"] == source_id and s["status"] not in ("canceled", "expired")
+        for s in store.live("subscriptions", site_id)
+    ):
         raise BusinessRuleError(IN_USE)
     source["deleted_at"] = clock.now_unix()
     customer = store.by_site["customers"][site_id].get(source["user_id"])

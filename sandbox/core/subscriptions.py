@@ -40,11 +40,32 @@ STATUSES = ("trialing", "active", "past_due", "unpaid", "incomplete", "canceled"
 ENDED = ("canceled", "expired")
 _CAMPAIGN_KEY = re.compile(r"^[A-Za-z0-9_-]{3,191}$")
 CREATE_FIELDS = {
-    "user_id", "customer_old_provider_id", "plan_id", "plan_old_provider_id", "quantity", "collection_method",
-    "source_id", "source_old_provider_id", "coupon_code", "address_id", "auto_renew", "campaign_key",
-    "trial_period_days", "current_period_end", "next_invoice_date", "start_date", "billing_behavior", "metadata",
-    "domains", "shipments_remaining", "shipments_undeliverable", "is_gift_donor", "gift_recipient_email",
-    "gift_recipient_first_name", "gift_recipient_last_name", "gift_donor_old_provider_id",
+    "user_id",
+    "customer_old_provider_id",
+    "plan_id",
+    "plan_old_provider_id",
+    "quantity",
+    "collection_method",
+    "source_id",
+    "source_old_provider_id",
+    "coupon_code",
+    "address_id",
+    "auto_renew",
+    "campaign_key",
+    "trial_period_days",
+    "current_period_end",
+    "next_invoice_date",
+    "start_date",
+    "billing_behavior",
+    "metadata",
+    "domains",
+    "shipments_remaining",
+    "shipments_undeliverable",
+    "is_gift_donor",
+    "gift_recipient_email",
+    "gift_recipient_first_name",
+    "gift_recipient_last_name",
+    "gift_donor_old_provider_id",
     "gift_donor_subscription_id",
 }
 
@@ -100,8 +121,11 @@ def _check_create(body: dict) -> tuple[dict, Checker]:
     now = clock.now_unix()
     method = "charge_automatically" if v["collection_method"] is MISSING else v["collection_method"]
     v["collection_method"] = method
-    if method == "charge_automatically" and all(x in (MISSING, None) for x in v["source"]) \
-            and "source_id" not in check.errors:
+    if (
+        method == "charge_automatically"
+        and all(x in (MISSING, None) for x in v["source"])
+        and "source_id" not in check.errors
+    ):
         check.add("source_id", "The source id field is required when collection method is charge_automatically.")
     if isinstance(v["campaign_key"], str) and not _CAMPAIGN_KEY.match(v["campaign_key"]):
         check.add("campaign_key", "The campaign key must be 3 to 191 letters, digits, - or _.")
@@ -112,8 +136,11 @@ def _check_create(body: dict) -> tuple[dict, Checker]:
     if v["next_invoice_date"] not in (MISSING, None) and v["next_invoice_date"] != v["current_period_end"]:
         check.add("next_invoice_date", "The next invoice date requires current period end, with the same value.")
     if isinstance(v["start_date"], int) and v["start_date"] > now and v["billing_behavior"] is MISSING:
-        check.add("billing_behavior", "The billing behavior field is required when start date is in the future "
-                                      "(bill_immediately or bill_on_start_date).")
+        check.add(
+            "billing_behavior",
+            "The billing behavior field is required when start date is in the future "
+            "(bill_immediately or bill_on_start_date).",
+        )
     metadata = body.get("metadata", MISSING)
     if metadata is not MISSING and (not isinstance(metadata, list) or not all(isinstance(m, dict) for m in metadata)):
         check.add("metadata", "The metadata must be an array of objects.")
@@ -122,9 +149,14 @@ def _check_create(body: dict) -> tuple[dict, Checker]:
     if domains is not MISSING and (not isinstance(domains, list) or not all(isinstance(d, str) for d in domains)):
         check.add("domains", "The domains must be an array of strings.")
     v["domains"] = domains
-    gift_donor_link = v["gift_donor_old_provider_id"] not in (MISSING, None) or v["gift_donor_subscription_id"] is not MISSING
+    gift_donor_link = (
+        v["gift_donor_old_provider_id"] not in (MISSING, None) or v["gift_donor_subscription_id"] is not MISSING
+    )
     if v["is_gift_donor"] is True and gift_donor_link:
-        check.add("is_gift_donor", "The is gift donor field is prohibited with gift donor old provider id or gift donor subscription id.")
+        check.add(
+            "is_gift_donor",
+            "The is gift donor field is prohibited with gift donor old provider id or gift donor subscription id.",
+        )
     if v["is_gift_donor"] is True and v["gift_recipient_email"] in (MISSING, None):
         check.add("gift_recipient_email", "The gift recipient email field is required when is gift donor is true.")
     return v, check
@@ -152,8 +184,10 @@ def create_subscription(store: Store, site_id: int, body: dict) -> dict:
             errors["coupon_code"] = ["The selected coupon code is invalid."]
     if v["domains"] is not MISSING and plan["type"] != "membership":
         errors["domains"] = ["The domains field is only allowed for membership plans."]
-    if v["gift_donor_subscription_id"] not in (MISSING, None) and \
-            store.find("subscriptions", site_id, v["gift_donor_subscription_id"]) is None:
+    if (
+        v["gift_donor_subscription_id"] not in (MISSING, None)
+        and store.find("subscriptions", site_id, v["gift_donor_subscription_id"]) is None
+    ):
         errors["gift_donor_subscription_id"] = ["The selected gift donor subscription id is invalid."]
     if errors:
         raise ValidationError(errors)
@@ -162,14 +196,19 @@ def create_subscription(store: Store, site_id: int, body: dict) -> dict:
         raise BusinessRuleError(f"Plan {plan['id']} is archived and cannot be subscribed to.")
     if coupon is not None and (reason := coupon_refusal(coupon, plan, now)):
         raise BusinessRuleError(reason)
-    live = [s for s in store.live("subscriptions", site_id) if s["user_id"] == customer["id"] and s["status"] not in ENDED]
+    live = [
+        s for s in store.live("subscriptions", site_id) if s["user_id"] == customer["id"] and s["status"] not in ENDED
+    ]
     if len(live) >= MAX_SUBSCRIPTIONS_PER_CUSTOMER:
-        raise BusinessRuleError(f"Customer {customer['id']} already has the maximum of {MAX_SUBSCRIPTIONS_PER_CUSTOMER} subscriptions.")
+        raise BusinessRuleError(
+            f"Customer {customer['id']} already has the maximum of {MAX_SUBSCRIPTIONS_PER_CUSTOMER} subscriptions."
+        )
     return start_subscription(store, site_id, customer, plan, coupon, source, address, v, now)
 
 
-def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, coupon, source, address, v: dict,
-                       now: int) -> dict:
+def start_subscription(
+    store: Store, site_id: int, customer: dict, plan: dict, coupon, source, address, v: dict, now: int
+) -> dict:
     """Store a checked new subscription and bill it (also used by the Open API's subscribe)."""
     start = v["start_date"] if isinstance(v["start_date"], int) else now
     trial_days = v["trial_period_days"] if isinstance(v["trial_period_days"], int) else 0
@@ -182,14 +221,27 @@ def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, c
     else:
         period_end = clock.unix(clock.add_interval(start_moment, plan["interval"], plan["interval_count"]))
     method = v["collection_method"]
-    subscription = store.add("subscriptions", new_subscription(
-        store.next_id(), site_id, customer["id"], plan, now, status="trialing" if trial_end else "active",
-        period_start=start, period_end=period_end, quantity=v["quantity"],
-        coupon_id=coupon["id"] if coupon else None, address_id=address["id"] if address else None,
-        source_id=source["id"] if source else None, billing=method,
-        auto_renew=None if v["auto_renew"] is MISSING else v["auto_renew"], trial_end=trial_end,
-        metadata=v["metadata"],
-    ))
+    subscription = store.add(
+        "subscriptions",
+        new_subscription(
+            store.next_id(),
+            site_id,
+            customer["id"],
+            plan,
+            now,
+            status="trialing" if trial_end else "active",
+            period_start=start,
+            period_end=period_end,
+            quantity=v["quantity"],
+            coupon_id=coupon["id"] if coupon else None,
+            address_id=address["id"] if address else None,
+            source_id=source["id"] if source else None,
+            billing=method,
+            auto_renew=None if v["auto_renew"] is MISSING else v["auto_renew"],
+            trial_end=trial_end,
+            metadata=v["metadata"],
+        ),
+    )
     if isinstance(v["shipments_remaining"], int):
         subscription["shipments_remaining"] = v["shipments_remaining"]
     if v["is_gift_donor"] is True:
@@ -201,24 +253,48 @@ def start_subscription(store: Store, site_id: int, customer: dict, plan: dict, c
     if trial_end or later or amount == 0:
         return subscription
     due = now if method == "charge_automatically" else clock.unix(datetime.fromtimestamp(now, UTC) + timedelta(days=30))
-    invoice = store.add("invoices", new_invoice(
-        store.next_id(), site_id, customer["id"], plan["currency"],
-        [{"description": f"{plan['nickname']} × {v['quantity']}", "unit_price": amount, "quantity": 1}],
-        now, status="open", subscription_id=subscription["id"], billing_reason="subscription_create",
-        billing=method, due_date=due, period_start=start, period_end=period_end,
-    ))
+    invoice = store.add(
+        "invoices",
+        new_invoice(
+            store.next_id(),
+            site_id,
+            customer["id"],
+            plan["currency"],
+            [{"description": f"{plan['nickname']} × {v['quantity']}", "unit_price": amount, "quantity": 1}],
+            now,
+            status="open",
+            subscription_id=subscription["id"],
+            billing_reason="subscription_create",
+            billing=method,
+            due_date=due,
+            period_start=start,
+            period_end=period_end,
+        ),
+    )
     subscription["latest_invoice"] = invoice["id"]
     if method == "charge_automatically":
-        store.add("charges", new_charge(store.next_id(), site_id, customer["id"], amount, plan["currency"], now,
-                                        invoice_id=invoice["id"]))
+        store.add(
+            "charges",
+            new_charge(
+                store.next_id(), site_id, customer["id"], amount, plan["currency"], now, invoice_id=invoice["id"]
+            ),
+        )
         invoice.update(amount_paid=amount, amount_remaining=0, status="paid", paid=True, paid_at=now)
     return subscription
 
 
 def end_now(subscription: dict, now: int, *, reason: str | None, by_type: str) -> None:
     """End a subscription immediately (a "forceful" cancel)."""
-    subscription.update(status="canceled", canceled_at=now, ended_at=now, auto_renew=False, renews_at=None,
-                        cancel_reason=reason, canceled_by_type=by_type, _forced=True)
+    subscription.update(
+        status="canceled",
+        canceled_at=now,
+        ended_at=now,
+        auto_renew=False,
+        renews_at=None,
+        cancel_reason=reason,
+        canceled_by_type=by_type,
+        _forced=True,
+    )
 
 
 def cancel_refusal(store: Store, site_id: int, subscription: dict) -> str | None:
@@ -228,8 +304,10 @@ def cancel_refusal(store: Store, site_id: int, subscription: dict) -> str | None
     if subscription["status"] in ENDED:
         return f"Subscription {subscription_id} is already {subscription['status']}."
     if subscription["is_gift_recipient"]:
-        return (f"Subscription {subscription_id} was received as a gift; a gift recipient's subscription "
-                "cannot be canceled.")
+        return (
+            f"Subscription {subscription_id} was received as a gift; a gift recipient's subscription "
+            "cannot be canceled."
+        )
     if plan is not None and plan["agency_id"] is not None:
         return f"Subscription {subscription_id} is managed by an agency and cannot be canceled here."
     if subscription["status"] == "incomplete":
@@ -249,9 +327,18 @@ def cancel_subscription(store: Store, site_id: int, subscription_id: int, body: 
     reason = None if reason is MISSING else reason
     if mode == "period_end":
         if subscription["cancel_at_period_end"]:
-            raise BusinessRuleError(f"Subscription {subscription_id} is already set to cancel at the end of its period.")
-        subscription.update(cancel_at_period_end=True, cancel_at=subscription["current_period_end"], canceled_at=now,
-                            auto_renew=False, renews_at=None, cancel_reason=reason, canceled_by_type="api")
+            raise BusinessRuleError(
+                f"Subscription {subscription_id} is already set to cancel at the end of its period."
+            )
+        subscription.update(
+            cancel_at_period_end=True,
+            cancel_at=subscription["current_period_end"],
+            canceled_at=now,
+            auto_renew=False,
+            renews_at=None,
+            cancel_reason=reason,
+            canceled_by_type="api",
+        )
     else:
         end_now(subscription, now, reason=reason, by_type="api")
     return subscription

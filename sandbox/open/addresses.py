@@ -18,8 +18,20 @@ from sandbox.open.customer import answer
 from sandbox.open.pipeline import OpenCall
 from sandbox.validation import Checker
 
-FIELDS = {"type", "first_name", "last_name", "line1", "line2", "city", "state", "country", "postal_code",
-          "is_default", "company", "phone"}
+FIELDS = {
+    "type",
+    "first_name",
+    "last_name",
+    "line1",
+    "line2",
+    "city",
+    "state",
+    "country",
+    "postal_code",
+    "is_default",
+    "company",
+    "phone",
+}
 TYPES = ("shipping", "billing")
 
 
@@ -43,7 +55,8 @@ def update(call: OpenCall):
     if address is None or address["user_id"] != call.customer["id"]:
         raise NotFound(f"Address {call.path_params['id']} not found.")
     if "type" in call.body and call.body["type"] != address["type"]:
-        raise ValidationError({"type": [f"The type cannot change (this is a {address['type']} address); "
-                                        "create a new address instead."]})
+        raise ValidationError(
+            {"type": [f"The type cannot change (this is a {address['type']} address); create a new address instead."]}
+        )
     core_addresses.update_address(call.store, call.account, call.site_id, address["id"], call.body)
     return answer(call, meta=_meta(call))

@@ -37,8 +37,22 @@ from sandbox.validation import MISSING, Checker
 
 BAD_CREDENTIALS = "Invalid credentials! Please try again."
 PASSWORDLESS_PER_HOUR = 5
-REGISTER_FIELDS = {"email", "password", "security_token", "language", "username", "display_name", "first_name",
-                   "last_name", "phone", "salutation", "title", "organization", "old_provider_id", "metadata"}
+REGISTER_FIELDS = {
+    "email",
+    "password",
+    "security_token",
+    "language",
+    "username",
+    "display_name",
+    "first_name",
+    "last_name",
+    "phone",
+    "salutation",
+    "title",
+    "organization",
+    "old_provider_id",
+    "metadata",
+}
 
 
 def password_problem(password: str, strong: bool) -> str | None:
@@ -47,10 +61,16 @@ def password_problem(password: str, strong: bool) -> str | None:
         return None if len(password) >= 6 else "The password must be at least 6 characters."
     if not 8 <= len(password) <= 30:
         return "The password must be 8 to 30 characters long."
-    missing = [name for name, test in (
-        ("a digit", lambda ch: ch.isdigit()), ("a symbol", lambda ch: ch in string.punctuation or ch == " "),
-        ("a lower-case letter", str.islower), ("an upper-case letter", str.isupper),
-    ) if not any(test(ch) for ch in password)]
+    missing = [
+        name
+        for name, test in (
+            ("a digit", lambda ch: ch.isdigit()),
+            ("a symbol", lambda ch: ch in string.punctuation or ch == " "),
+            ("a lower-case letter", str.islower),
+            ("an upper-case letter", str.isupper),
+        )
+        if not any(test(ch) for ch in password)
+    ]
     if missing:
         return f"The password must contain {', '.join(missing)}."
     return None
@@ -69,8 +89,9 @@ def register(call: OpenCall):
     check.done()
     unique_or_400(call.store, call.site_id, {"email": email, **values}, None)
     now = clock.now_unix()
-    customer = call.store.add("customers", new_customer(call.store.next_id(), call.site_id, now, email=email,
-                                                        has_password=True))
+    customer = call.store.add(
+        "customers", new_customer(call.store.next_id(), call.site_id, now, email=email, has_password=True)
+    )
     customer["_password_hash"] = hash_password(password)
     apply_profile(customer, values)
     return answer(call, customer)
@@ -102,8 +123,14 @@ def login(call: OpenCall):
         retry = failures[len(failures) - knobs.login_max_attempts] + knobs.login_lockout_window - time.time()
         raise tokens.TooManyLoginAttempts(max(1, math.ceil(retry)))
     field = "email" if isinstance(email, str) else "username"
-    customer = next((c for c in call.store.live("customers", call.site_id)
-                     if isinstance(c.get(field), str) and c[field].casefold() == identifier), None)
+    customer = next(
+        (
+            c
+            for c in call.store.live("customers", call.site_id)
+            if isinstance(c.get(field), str) and c[field].casefold() == identifier
+        ),
+        None,
+    )
     if customer is None or not check_password(password, customer.get("_password_hash")):
         failures.append(time.time())
         raise NotFound(BAD_CREDENTIALS)
@@ -145,16 +172,25 @@ def passwordless_request(call: OpenCall):
     key = (call.site_id, email)
     recent = [t for t in call.store.open.passwordless_requests.get(key, []) if t > now - 3600]
     if len(recent) >= PASSWORDLESS_PER_HOUR:
-        raise TooManyRequests("Too many passwordless login requests; try again later.",
-                              max(1, math.ceil(recent[0] + 3600 - now)))
+        raise TooManyRequests(
+            "Too many passwordless login requests; try again later.", max(1, math.ceil(recent[0] + 3600 - now))
+        )
     recent.append(now)
     call.store.open.passwordless_requests[key] = recent
     token = secrets.token_urlsafe(24)
     expires = clock.now_unix() + call.site.open.passwordless_token_duration * 86_400
     call.store.open.passwordless[token] = (call.site_id, customer["id"], expires)
-    call.store.open.outbox.append({"type": "passwordless_login", "site_id": call.site_id, "to": email,
-                                   "customer_id": customer["id"], "token": token, "expires_at": expires,
-                                   "sent_at": clock.now_unix()})
+    call.store.open.outbox.append(
+        {
+            "type": "passwordless_login",
+            "site_id": call.site_id,
+            "to": email,
+            "customer_id": customer["id"],
+            "token": token,
+            "expires_at": expires,
+            "sent_at": clock.now_unix(),
+        }
+    )
     return 200, {"data": {"message": "A login link has been sent to your email."}}
 
 

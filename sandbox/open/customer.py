@@ -27,8 +27,19 @@ from sandbox.records import set_names
 from sandbox.store import Store
 from sandbox.validation import MISSING, Checker, merge_metadata
 
-PROFILE_FIELDS = ("username", "display_name", "first_name", "last_name", "phone", "salutation", "title",
-                  "organization", "old_provider_id", "metadata", "language")
+PROFILE_FIELDS = (
+    "username",
+    "display_name",
+    "first_name",
+    "last_name",
+    "phone",
+    "salutation",
+    "title",
+    "organization",
+    "old_provider_id",
+    "metadata",
+    "language",
+)
 LANGUAGES = ("en", "fr", "it", "ko", "es", "de")
 
 
@@ -48,7 +59,8 @@ def resource(store: Store, site_id: int, customer: dict, token: str | None) -> d
         view[kind] = [present(kind, obj) for obj in owned(store, kind, site_id, customer["id"])]
     view["gift_recipients"] = [
         {"subscription_id": s["id"], **s["_gift_recipient"]}
-        for s in owned(store, "subscriptions", site_id, customer["id"]) if s.get("_gift_recipient")
+        for s in owned(store, "subscriptions", site_id, customer["id"])
+        if s.get("_gift_recipient")
     ]
     view["auth_token"] = view["token"] = token
     return view
@@ -96,7 +108,8 @@ def taken(store: Store, site_id: int, field: str, value: str, own_id: int | None
     account = store.account_of(site_id)
     return any(
         isinstance(c.get(field), str) and c[field].casefold() == value and c["id"] != own_id
-        for other_site in account.sites for c in store.live("customers", other_site)
+        for other_site in account.sites
+        for c in store.live("customers", other_site)
     )
 
 
@@ -142,9 +155,14 @@ def update_customer(call: OpenCall):
     if new_email:
         customer["email_confirm"] = False
         if call.site.open.email_verify_enabled:
-            call.store.open.outbox.append({
-                "type": "email_verification", "site_id": call.site_id, "to": customer["email"],
-                "customer_id": customer["id"], "sent_at": clock.now_unix(),
-            })
+            call.store.open.outbox.append(
+                {
+                    "type": "email_verification",
+                    "site_id": call.site_id,
+                    "to": customer["email"],
+                    "customer_id": customer["id"],
+                    "sent_at": clock.now_unix(),
+                }
+            )
     customer["updated_at"] = clock.now_unix()
     return answer(call)

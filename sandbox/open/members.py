@@ -31,8 +31,13 @@ MAX_INVITES = 100
 def _membership(call: OpenCall) -> tuple[dict, dict]:
     subscription = call.store.find("subscriptions", call.site_id, call.path_params["id"])
     plan = call.store.by_site["plans"][call.site_id].get(subscription["plan"]) if subscription else None
-    if subscription is None or subscription["user_id"] != call.customer["id"] or plan is None \
-            or plan["type"] != "membership" or subscription["status"] in ENDED:
+    if (
+        subscription is None
+        or subscription["user_id"] != call.customer["id"]
+        or plan is None
+        or plan["type"] != "membership"
+        or subscription["status"] in ENDED
+    ):
         raise BusinessRuleError(INVALID)
     subscription.setdefault("_members", [])
     return subscription, plan
@@ -43,12 +48,27 @@ def _view(call: OpenCall, subscription: dict, member: dict) -> dict:
     customer = next((c for c in call.store.live("customers", call.site_id) if c["email"] == email), None)
     address = None
     if customer is not None:
-        address = next((a for a in call.store.live("addresses", call.site_id) if a["user_id"] == customer["id"]
-                        and a["type"] == "shipping" and a["is_default"]), None)
-        address = {k: v for k, v in address.items() if not k.startswith("_") and k not in ("site_id", "deleted_at")} \
-            if address else None
-    return {"id": member["id"], "status": "active" if customer else "pending", "invitation_email": email,
-            "shipping_address": address, "subscription_id": subscription["id"], "created_at": member["created_at"]}
+        address = next(
+            (
+                a
+                for a in call.store.live("addresses", call.site_id)
+                if a["user_id"] == customer["id"] and a["type"] == "shipping" and a["is_default"]
+            ),
+            None,
+        )
+        address = (
+            {k: v for k, v in address.items() if not k.startswith("_") and k not in ("site_id", "deleted_at")}
+            if address
+            else None
+        )
+    return {
+        "id": member["id"],
+        "status": "active" if customer else "pending",
+        "invitation_email": email,
+        "shipping_address": address,
+        "subscription_id": subscription["id"],
+        "created_at": member["created_at"],
+    }
 
 
 def list_members(call: OpenCall):
@@ -80,8 +100,15 @@ def invite(call: OpenCall):
     now = clock.now_unix()
     for email in wanted:
         subscription["_members"].append({"id": call.store.next_id(), "invitation_email": email, "created_at": now})
-        call.store.open.outbox.append({"type": "membership_invitation", "site_id": call.site_id, "to": email,
-                                       "subscription_id": subscription["id"], "sent_at": now})
+        call.store.open.outbox.append(
+            {
+                "type": "membership_invitation",
+                "site_id": call.site_id,
+                "to": email,
+                "subscription_id": subscription["id"],
+                "sent_at": now,
+            }
+        )
     return answer(call)
 
 

@@ -42,9 +42,12 @@ from sandbox.validation import MISSING, Checker
 
 GATEWAYS = ("stripe", "braintree", "vantiv", "tap", "cybersource")
 MAX_METHODS = 200
-DECLINES = (("decline", "Your card was declined."), ("expired", "Your card has expired."),
-            ("cvc", "Your card's security code is incorrect."),
-            ("processing", "An error occurred while processing your card."))
+DECLINES = (
+    ("decline", "Your card was declined."),
+    ("expired", "Your card has expired."),
+    ("cvc", "Your card's security code is incorrect."),
+    ("processing", "An error occurred while processing your card."),
+)
 BRANDS = ("visa", "mastercard", "amex", "discover")
 ENDED = ("canceled", "expired")
 _LAST4 = re.compile(r"(\d{4})$")
@@ -68,7 +71,12 @@ def intent(kind: str, amount: int | None = None, currency: str | None = None, **
     """A 3-D Secure intent for the front end to finish (`kind`: payment_intent or setup_intent)."""
     prefix = "pi" if kind == "payment_intent" else "seti"
     ident = f"{prefix}_sbx_{secrets.token_hex(8)}"
-    body = {"id": ident, "object": kind, "status": "requires_action", "client_secret": f"{ident}_secret_{secrets.token_hex(8)}"}
+    body = {
+        "id": ident,
+        "object": kind,
+        "status": "requires_action",
+        "client_secret": f"{ident}_secret_{secrets.token_hex(8)}",
+    }
     if amount is not None:
         body.update(amount=amount, currency=currency)
     return {**body, **links}
@@ -84,8 +92,20 @@ def save_card(store: Store, site_id: int, customer: dict, token: str, gateway: s
     brand = next((b for b in BRANDS if b in lowered), "visa")
     last4 = m.group(1) if (m := _LAST4.search(token)) else "4242"
     now = clock.now_unix()
-    source = store.add("sources", new_source(store.next_id(), site_id, customer["id"], now, brand=brand, last4=last4,
-                                             exp_month=12, exp_year=clock.now().year + 4, gateway_id=token))
+    source = store.add(
+        "sources",
+        new_source(
+            store.next_id(),
+            site_id,
+            customer["id"],
+            now,
+            brand=brand,
+            last4=last4,
+            exp_month=12,
+            exp_year=clock.now().year + 4,
+            gateway_id=token,
+        ),
+    )
     source["_gateway"] = gateway
     if make_default or not methods or customer["default_source_id"] is None:
         customer["default_source_id"] = source["id"]
@@ -93,16 +113,25 @@ def save_card(store: Store, site_id: int, customer: dict, token: str, gateway: s
 
 
 def in_use(store: Store, site_id: int, source_id: int) -> bool:
-    return any(s["default_source"] == source_id and s["status"] not in ENDED for s in store.live("subscriptions", site_id))
+    return any(
+        s["default_source"] == source_id and s["status"] not in ENDED for s in store.live("subscriptions", site_id)
+    )
 
 
 def method_view(store: Store, site_id: int, customer: dict, source: dict) -> dict:
     default = customer["default_source_id"] == source["id"]
     return {
-        "id": source["id"], "object": "payment_method", "type": source["type"], "brand": source["brand"],
-        "last4": source["last4"], "exp_month": source["exp_month"], "exp_year": source["exp_year"],
-        "is_default": default, "deletable": not default and not in_use(store, site_id, source["id"]),
-        "gateway": source.get("_gateway", "stripe"), "created_at": source["created_at"],
+        "id": source["id"],
+        "object": "payment_method",
+        "type": source["type"],
+        "brand": source["brand"],
+        "last4": source["last4"],
+        "exp_month": source["exp_month"],
+        "exp_year": source["exp_year"],
+        "is_default": default,
+        "deletable": not default and not in_use(store, site_id, source["id"]),
+        "gateway": source.get("_gateway", "stripe"),
+        "created_at": source["created_at"],
     }
 
 
@@ -128,15 +157,33 @@ def create_method(call: OpenCall):
     if token in (MISSING, None):
         raise NotFound("The token field is required: a gateway token of the new card.")
     check_token(token)
-    source = save_card(call.store, call.site_id, call.customer, token, "stripe" if gateway is MISSING else gateway,
-                       make_default=is_default is True)
+    source = save_card(
+        call.store,
+        call.site_id,
+        call.customer,
+        token,
+        "stripe" if gateway is MISSING else gateway,
+        make_default=is_default is True,
+    )
     extra = {"setup_intent": intent("setup_intent", payment_method_id=source["id"])} if needs_action(token) else {}
     return 201, {"data": method_view(call.store, call.site_id, call.customer, source), **extra}
 
 
 def update_method(call: OpenCall):
-    check = Checker(call.body, {"is_default", "payment_gateway", "exp_month", "exp_year", "token",
-                                "cybersource_token", "paypageRegistrationId", "type", "lastFour"})
+    check = Checker(
+        call.body,
+        {
+            "is_default",
+            "payment_gateway",
+            "exp_month",
+            "exp_year",
+            "token",
+            "cybersource_token",
+            "paypageRegistrationId",
+            "type",
+            "lastFour",
+        },
+    )
     is_default = check.boolean("is_default")
     gateway = check.choice("payment_gateway", GATEWAYS)
     exp_month = check.integer("exp_month", low=1, high=12)
@@ -183,8 +230,9 @@ def create_source(call: OpenCall):
     check.choice("gateway", GATEWAYS)
     check.done()
     check_token(token)
-    save_card(call.store, call.site_id, call.customer, token, "stripe" if gateway is MISSING else gateway,
-              make_default=True)
+    save_card(
+        call.store, call.site_id, call.customer, token, "stripe" if gateway is MISSING else gateway, make_default=True
+    )
     return answer(call)
 
 
@@ -227,10 +275,22 @@ def pay_invoice(call: OpenCall):
     source, action = paying_source(call, v)
     amount = invoice["amount_remaining"]
     if action:
-        return answer(call, payment_intent=intent("payment_intent", amount, invoice["currency"], invoice_id=invoice["id"]))
+        return answer(
+            call, payment_intent=intent("payment_intent", amount, invoice["currency"], invoice_id=invoice["id"])
+        )
     now = clock.now_unix()
-    charge = call.store.add("charges", new_charge(call.store.next_id(), call.site_id, call.customer["id"], amount,
-                                                  invoice["currency"], now, invoice_id=invoice["id"]))
+    charge = call.store.add(
+        "charges",
+        new_charge(
+            call.store.next_id(),
+            call.site_id,
+            call.customer["id"],
+            amount,
+            invoice["currency"],
+            now,
+            invoice_id=invoice["id"],
+        ),
+    )
     charge["_source_id"] = source["id"]
     record_payment(call.store, invoice, amount, now)
     return answer(call)

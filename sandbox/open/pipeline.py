@@ -60,8 +60,13 @@ class OpenCall:
 
     def new_token(self, customer_id: int | None = None) -> str:
         """A fresh token for the caller (or `customer_id`); earlier tokens stay valid."""
-        return tokens.issue(self.store, self.sandbox.jwt_secret, self.site,
-                            customer_id if customer_id is not None else self.customer["id"], self.issuer)
+        return tokens.issue(
+            self.store,
+            self.sandbox.jwt_secret,
+            self.site,
+            customer_id if customer_id is not None else self.customer["id"],
+            self.issuer,
+        )
 
     def param(self, name: str):
         """A field from the body, else the query string (GET /plan, GET /site take either)."""
@@ -150,12 +155,14 @@ def open_endpoint(handler, *, protected: bool):
             sandbox.run_due_jobs()
             claims = None
             if protected:
-                customer, claims = tokens.authenticate(sandbox.store, sandbox.jwt_secret,
-                                                       request.headers.get("authorization"), site.id)
+                customer, claims = tokens.authenticate(
+                    sandbox.store, sandbox.jwt_secret, request.headers.get("authorization"), site.id
+                )
             body.pop("site_id", None)
             issuer = f"{request.url.scheme}://{request.url.netloc}{BASE}/customer"
-            call = OpenCall(sandbox, account, site, customer, claims, request.path_params,
-                            request.query_params, body, issuer)
+            call = OpenCall(
+                sandbox, account, site, customer, claims, request.path_params, request.query_params, body, issuer
+            )
             status, payload = handler(call)
             response = Response(status_code=status) if payload is None else JSONResponse(payload, status)
         except APIError as exc:
@@ -164,11 +171,16 @@ def open_endpoint(handler, *, protected: bool):
             logger.exception("sandbox handler failed: %s %s", request.method, request.url.path)
             response = JSONResponse({"error": {"status": 500, "message": "Internal sandbox error."}}, 500)
         sandbox.log.record(
-            api="open", account=account.slug if account else None, method=request.method, path=request.url.path,
-            query=request.url.query, status=response.status_code,
+            api="open",
+            account=account.slug if account else None,
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            status=response.status_code,
             # Auth bodies carry passwords: not even their hash goes to the log.
             body=b"" if request.url.path.startswith(f"{BASE}/auth/") else raw,
-            duration_ms=(time.perf_counter() - started) * 1000, fault=fault,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            fault=fault,
             customer=customer["id"] if customer else None,
         )
         return response

@@ -62,16 +62,29 @@ def get_site(call: OpenCall):
     for plan in offered(call.store, site.id):
         product = products.setdefault(plan["product_id"], {**product_of(plan), "plans": []})
         product["plans"].append(present("plans", plan))
-    return 200, {"data": {
-        "id": site.id, "account": account.id, "name": site.name, "link": site.url,
-        "default_currency": site.currency, "default_locale": site.default_locale, "ecommerce_enabled": True,
-        "passwordless_enabled": site.open.passwordless_enabled,
-        "passwordless_token_duration": site.open.passwordless_token_duration,
-        "email_verify_enabled": site.open.email_verify_enabled, "taxes_enabled": account.taxes_enabled,
-        "tax_inclusive": False, "logo": None, "settings": asdict(site.open),
-        "products": list(products.values()), "paywalls": [], "newsletters": NEWSLETTER_LISTS,
-        "design_settings": {}, "payment_gateway": account.payment_gateway,
-    }}
+    return 200, {
+        "data": {
+            "id": site.id,
+            "account": account.id,
+            "name": site.name,
+            "link": site.url,
+            "default_currency": site.currency,
+            "default_locale": site.default_locale,
+            "ecommerce_enabled": True,
+            "passwordless_enabled": site.open.passwordless_enabled,
+            "passwordless_token_duration": site.open.passwordless_token_duration,
+            "email_verify_enabled": site.open.email_verify_enabled,
+            "taxes_enabled": account.taxes_enabled,
+            "tax_inclusive": False,
+            "logo": None,
+            "settings": asdict(site.open),
+            "products": list(products.values()),
+            "paywalls": [],
+            "newsletters": NEWSLETTER_LISTS,
+            "design_settings": {},
+            "payment_gateway": account.payment_gateway,
+        }
+    }
 
 
 def get_plan(call: OpenCall):

@@ -71,12 +71,34 @@ from sandbox.records import new_charge, new_invoice
 from sandbox.validation import MISSING, Checker
 
 CANCEL_MODES = ("now", "current_period_end", "last_period_end")
-TAX_RATES = {"US": ("Sales tax", 8.0), "CA": ("GST", 5.0), "GB": ("VAT", 20.0), "DE": ("VAT", 19.0),
-             "AU": ("GST", 10.0), "FR": ("TVA", 20.0)}
-CREATE_FIELDS = {"plan_id", "source_id", "payment_gateway", "gateway_token", "pay_via_send_invoice", "quantity",
-                 "coupon_code", "campaign_key", "address_id", "metadata", "gift_recipient_email",
-                 "gift_recipient_first_name", "gift_recipient_last_name", "gift_start_date", "gift_message",
-                 "ip_addresses", "domains", "language"}
+TAX_RATES = {
+    "US": ("Sales tax", 8.0),
+    "CA": ("GST", 5.0),
+    "GB": ("VAT", 20.0),
+    "DE": ("VAT", 19.0),
+    "AU": ("GST", 10.0),
+    "FR": ("TVA", 20.0),
+}
+CREATE_FIELDS = {
+    "plan_id",
+    "source_id",
+    "payment_gateway",
+    "gateway_token",
+    "pay_via_send_invoice",
+    "quantity",
+    "coupon_code",
+    "campaign_key",
+    "address_id",
+    "metadata",
+    "gift_recipient_email",
+    "gift_recipient_first_name",
+    "gift_recipient_last_name",
+    "gift_start_date",
+    "gift_message",
+    "ip_addresses",
+    "domains",
+    "language",
+}
 
 
 def own_subscription(call: OpenCall, subscription_id, error=NotFound) -> dict:
@@ -98,7 +120,9 @@ def own_address(call: OpenCall, address_id, error=NotFound) -> dict | None:
 def find_coupon(call: OpenCall, code, plan: dict, error=NotFound) -> dict | None:
     if code in (MISSING, None):
         return None
-    coupon = next((c for c in call.store.live("coupons", call.site_id) if c["code"].casefold() == code.casefold()), None)
+    coupon = next(
+        (c for c in call.store.live("coupons", call.site_id) if c["code"].casefold() == code.casefold()), None
+    )
     if coupon is None:
         raise error("Invalid coupon code.")
     if reason := coupon_refusal(coupon, plan, clock.now_unix()):
@@ -125,9 +149,13 @@ def create(call: OpenCall):
     check.string("campaign_key", max_len=191)
     address_id = check.integer("address_id", nullable=True, low=1)
     gift_email = check.email("gift_recipient_email")
-    gift = {"email": gift_email, "first_name": check.string("gift_recipient_first_name"),
-            "last_name": check.string("gift_recipient_last_name"), "start_date": check.date("gift_start_date"),
-            "message": check.string("gift_message", max_len=1000)}
+    gift = {
+        "email": gift_email,
+        "first_name": check.string("gift_recipient_first_name"),
+        "last_name": check.string("gift_recipient_last_name"),
+        "start_date": check.date("gift_start_date"),
+        "message": check.string("gift_message", max_len=1000),
+    }
     metadata = body.get("metadata", MISSING)
     if metadata is not MISSING and (not isinstance(metadata, list) or not all(isinstance(m, dict) for m in metadata)):
         check.add("metadata", "The metadata must be an array of objects.")
@@ -154,37 +182,72 @@ def create(call: OpenCall):
     amount = discounted(plan["amount"] * quantity, coupon)
     paying = pay["source_id"] is not MISSING or pay["gateway_token"] not in (MISSING, None)
     if amount > 0 and not paying and by_invoice is not True:
-        raise ValidationError({"source_id": ["A payment is required: send source_id, or payment_gateway and "
-                                             "gateway_token, or pay_via_send_invoice."]})
+        raise ValidationError(
+            {
+                "source_id": [
+                    "A payment is required: send source_id, or payment_gateway and "
+                    "gateway_token, or pay_via_send_invoice."
+                ]
+            }
+        )
     source, action = paying_source(call, pay) if paying else (None, False)
     method = "send_invoice" if by_invoice is True or action else "charge_automatically"
     now = clock.now_unix()
-    v = {"start_date": MISSING, "trial_period_days": plan["trial_period_days"] or MISSING,
-         "current_period_end": MISSING, "collection_method": method, "quantity": quantity, "auto_renew": MISSING,
-         "metadata": metadata if isinstance(metadata, list) else [], "shipments_remaining": MISSING,
-         "is_gift_donor": gift_email not in (MISSING, None), "billing_behavior": MISSING}
+    v = {
+        "start_date": MISSING,
+        "trial_period_days": plan["trial_period_days"] or MISSING,
+        "current_period_end": MISSING,
+        "collection_method": method,
+        "quantity": quantity,
+        "auto_renew": MISSING,
+        "metadata": metadata if isinstance(metadata, list) else [],
+        "shipments_remaining": MISSING,
+        "is_gift_donor": gift_email not in (MISSING, None),
+        "billing_behavior": MISSING,
+    }
     subscription = start_subscription(call.store, call.site_id, customer, plan, coupon, source, address, v, now)
     if v["is_gift_donor"]:
         subscription["_gift_recipient"] = {k: (None if val is MISSING else val) for k, val in gift.items()}
     if not action:
         return answer(call)
     # 3-D Secure: nothing is paid until the front end finishes the intent.
-    subscription.update(billing="charge_automatically", status="incomplete" if not subscription["trial_end"] else
-                        subscription["status"], days_until_due=None, default_source=source["id"])
-    invoice = call.store.find("invoices", call.site_id, subscription["latest_invoice"]) \
-        if subscription["latest_invoice"] else None
+    subscription.update(
+        billing="charge_automatically",
+        status="incomplete" if not subscription["trial_end"] else subscription["status"],
+        days_until_due=None,
+        default_source=source["id"],
+    )
+    invoice = (
+        call.store.find("invoices", call.site_id, subscription["latest_invoice"])
+        if subscription["latest_invoice"]
+        else None
+    )
     if invoice is None:
         return answer(call, setup_intent=intent("setup_intent", subscription_id=subscription["id"]))
     invoice.update(billing="charge_automatically", due_date=now)
-    return answer(call, payment_intent=intent("payment_intent", invoice["amount_remaining"], invoice["currency"],
-                                              invoice_id=invoice["id"], subscription_id=subscription["id"]))
+    return answer(
+        call,
+        payment_intent=intent(
+            "payment_intent",
+            invoice["amount_remaining"],
+            invoice["currency"],
+            invoice_id=invoice["id"],
+            subscription_id=subscription["id"],
+        ),
+    )
 
 
 def _tax_country(call: OpenCall, address: dict | None) -> str:
     if address is not None:
         return address["country"]
-    default = next((a for a in owned(call.store, "addresses", call.site_id, call.customer["id"])
-                    if a["type"] == "shipping" and a["is_default"]), None)
+    default = next(
+        (
+            a
+            for a in owned(call.store, "addresses", call.site_id, call.customer["id"])
+            if a["type"] == "shipping" and a["is_default"]
+        ),
+        None,
+    )
     return default["country"] if default else call.site.country_code
 
 
@@ -215,11 +278,20 @@ def order(call: OpenCall):
     customer = call.customer
     credit = customer["balance"] if customer["currency"] in (None, plan["currency"]) else 0
     balance_applied = max(0, min(credit, due))
-    return 200, {"error": False, "data": {
-        "plan_id": plan["id"], "currency": plan["currency"], "subtotal": subtotal, "discount": discount,
-        "proration": proration, "taxes": taxes, "tax": tax, "balance_applied": balance_applied,
-        "total": due - balance_applied,
-    }}
+    return 200, {
+        "error": False,
+        "data": {
+            "plan_id": plan["id"],
+            "currency": plan["currency"],
+            "subtotal": subtotal,
+            "discount": discount,
+            "proration": proration,
+            "taxes": taxes,
+            "tax": tax,
+            "balance_applied": balance_applied,
+            "total": due - balance_applied,
+        },
+    }
 
 
 def _unused_credit(call: OpenCall, subscription: dict, cap: int) -> int:
@@ -253,8 +325,15 @@ def cancel(call: OpenCall):
     else:
         if subscription["cancel_at_period_end"]:
             raise NotFound(f"Subscription {subscription_id} is already set to cancel at the end of its period.")
-        subscription.update(cancel_at_period_end=True, cancel_at=subscription["current_period_end"], canceled_at=now,
-                            auto_renew=False, renews_at=None, cancel_reason=reason, canceled_by_type="customer")
+        subscription.update(
+            cancel_at_period_end=True,
+            cancel_at=subscription["current_period_end"],
+            canceled_at=now,
+            auto_renew=False,
+            renews_at=None,
+            cancel_reason=reason,
+            canceled_by_type="customer",
+        )
     return answer(call)
 
 
@@ -272,14 +351,32 @@ def reactivate(call: OpenCall):
         raise NotFound(f"Subscription {subscription_id} is no longer in its grace period.")
     if plan is None or not plan["auto_renew"]:
         raise NotFound(f"Subscription {subscription_id} is not on an auto-renewing plan.")
-    subscription.update(cancel_at_period_end=False, cancel_at=None, canceled_at=None, auto_renew=True,
-                        renews_at=subscription["current_period_end"], cancel_reason=None, canceled_by_type=None)
+    subscription.update(
+        cancel_at_period_end=False,
+        cancel_at=None,
+        canceled_at=None,
+        auto_renew=True,
+        renews_at=subscription["current_period_end"],
+        cancel_reason=None,
+        canceled_by_type=None,
+    )
     return answer(call)
 
 
 def renew(call: OpenCall):
-    check = Checker(call.body, {"plan_id", "subscription_id", "source_id", "payment_gateway", "gateway_token",
-                                "coupon_code", "language", "address_id"})
+    check = Checker(
+        call.body,
+        {
+            "plan_id",
+            "subscription_id",
+            "source_id",
+            "payment_gateway",
+            "gateway_token",
+            "coupon_code",
+            "language",
+            "address_id",
+        },
+    )
     plan_id = check.integer("plan_id", required=True, low=1)
     subscription_id = check.integer("subscription_id", required=True, low=1)
     pay = payment_fields(check)
@@ -313,24 +410,56 @@ def renew(call: OpenCall):
         raise BusinessRuleError("This card needs extra authentication; renew with a saved payment method.")
     now = clock.now_unix()
     begin = max(subscription["current_period_end"], now)
-    end = clock.unix(clock.add_interval(datetime.fromtimestamp(begin, UTC), plan["interval"],
-                                        plan["interval_count"]))
+    end = clock.unix(clock.add_interval(datetime.fromtimestamp(begin, UTC), plan["interval"], plan["interval_count"]))
     amount = discounted(plan["amount"] * subscription["quantity"], coupon)
-    invoice = call.store.add("invoices", new_invoice(
-        call.store.next_id(), call.site_id, call.customer["id"], plan["currency"],
-        [{"description": f"{plan['nickname']} × {subscription['quantity']} (renewal)", "unit_price": amount,
-          "quantity": 1}], now, status="open", subscription_id=subscription["id"], billing_reason="subscription_cycle",
-        due_date=now, period_start=begin, period_end=end,
-    ))
+    invoice = call.store.add(
+        "invoices",
+        new_invoice(
+            call.store.next_id(),
+            call.site_id,
+            call.customer["id"],
+            plan["currency"],
+            [
+                {
+                    "description": f"{plan['nickname']} × {subscription['quantity']} (renewal)",
+                    "unit_price": amount,
+                    "quantity": 1,
+                }
+            ],
+            now,
+            status="open",
+            subscription_id=subscription["id"],
+            billing_reason="subscription_cycle",
+            due_date=now,
+            period_start=begin,
+            period_end=end,
+        ),
+    )
     if amount > 0:
-        call.store.add("charges", new_charge(call.store.next_id(), call.site_id, call.customer["id"], amount,
-                                             plan["currency"], now, invoice_id=invoice["id"]))
+        call.store.add(
+            "charges",
+            new_charge(
+                call.store.next_id(),
+                call.site_id,
+                call.customer["id"],
+                amount,
+                plan["currency"],
+                now,
+                invoice_id=invoice["id"],
+            ),
+        )
     invoice.update(amount_paid=amount, amount_remaining=0, status="paid", paid=True, paid_at=now)
     if coupon is not None:
         coupon["times_redeemed"] += 1
-    subscription.update(plan=plan["id"], current_period_end=end, expires_at=end, latest_invoice=invoice["id"],
-                        renews_at=end if subscription["auto_renew"] else None, default_source=source["id"],
-                        address=address["id"] if address else subscription["address"])
+    subscription.update(
+        plan=plan["id"],
+        current_period_end=end,
+        expires_at=end,
+        latest_invoice=invoice["id"],
+        renews_at=end if subscription["auto_renew"] else None,
+        default_source=source["id"],
+        address=address["id"] if address else subscription["address"],
+    )
     if subscription["cancel_at_period_end"]:
         subscription["cancel_at"] = end
     return answer(call)

@@ -34,8 +34,14 @@ def issue(store: Store, secret: bytes, site: Site, customer_id: int, issuer: str
     now = clock.now_unix()
     jti = secrets.token_hex(16)
     claims = {
-        "iss": issuer, "iat": now, "nbf": now, "exp": now + site.open.auth_token_ttl_days * 86_400,
-        "jti": jti, "sub": str(customer_id), "prv": PRV, "site_id": site.id,
+        "iss": issuer,
+        "iat": now,
+        "nbf": now,
+        "exp": now + site.open.auth_token_ttl_days * 86_400,
+        "jti": jti,
+        "sub": str(customer_id),
+        "prv": PRV,
+        "site_id": site.id,
     }
     store.open.live_tokens[jti] = customer_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
@@ -82,8 +88,10 @@ class TooManyLoginAttempts(APIError):
     status = 429
 
     def __init__(self, retry_after: int):
-        super().__init__(f"Too many login attempts. Please try again in {retry_after} seconds.",
-                         headers={"Retry-After": str(retry_after)})
+        super().__init__(
+            f"Too many login attempts. Please try again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )
         self.retry_after = retry_after
 
     def body(self) -> dict:

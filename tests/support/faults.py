@@ -122,8 +122,9 @@ async def call_tool(client, name: str, arguments: dict) -> ToolOutcome:
     started = time.monotonic()
     result = await client.call_tool(name, arguments)
     text = result.content[0].text if result.content else ""
-    return ToolOutcome(name, arguments, result.is_error, result.structured_content or {}, text,
-                       time.monotonic() - started)
+    return ToolOutcome(
+        name, arguments, result.is_error, result.structured_content or {}, text, time.monotonic() - started
+    )
 
 
 async def call_tools_async(url: str, token: str, calls: list[tuple[str, dict]]) -> list[ToolOutcome]:
@@ -309,8 +310,9 @@ class DatabaseOutage:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def post_jsonrpc(url: str, body, token: str | None, *, version: str | None = "2025-06-18", timeout: float = 10,
-                 **headers: str):
+def post_jsonrpc(
+    url: str, body, token: str | None, *, version: str | None = "2025-06-18", timeout: float = 10, **headers: str
+):
     """One raw JSON-RPC POST to an MCP endpoint (`body`: bytes/str as they are, else JSON)."""
     base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     if token is not None:
@@ -332,10 +334,15 @@ FUZZ = settings(
 
 HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**80), 2**80),
+    st.floats(),
+    st.text(max_size=30),
 )
 NESTED = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 HUGE = st.sampled_from(["x" * 70_000, "é" * 20_000, "\x00" * 2_000, "%s{}\\u0000" * 3_000, "9" * 5_000])
@@ -386,4 +393,5 @@ def assert_no_traceback_logged(watch: LogWatch, allowed_loggers: tuple[str, ...]
         assert "Exception in ASGI application" not in line, line
         if line.startswith("Traceback"):
             assert logger.startswith(allowed_loggers) if allowed_loggers else False, (
-                f"a traceback logged by {logger}:\n{watch.text()[-3000:]}")
+                f"a traceback logged by {logger}:\n{watch.text()[-3000:]}"
+            )

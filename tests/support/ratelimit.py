@@ -80,10 +80,27 @@ class OwnRedis:
         OUTPUT_DIR.mkdir(exist_ok=True)
         with open(OUTPUT_DIR / f"redis-{self.port}.log", "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 *(["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]),
-                 "--dir", str(self.dir), *(["--requirepass", self.password] if self.password else []), *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    *(
+                        ["--appendonly", "yes", "--appendfsync", "always"]
+                        if self.persistent
+                        else ["--appendonly", "no"]
+                    ),
+                    "--dir",
+                    str(self.dir),
+                    *(["--requirepass", self.password] if self.password else []),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         client = redis_lib.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
@@ -139,17 +156,20 @@ class StartLine:
                 except queue_lib.Empty:
                     dead = [p.exitcode for p in procs if p.exitcode is not None]
                     if dead or time.monotonic() > deadline:
-                        raise AssertionError(f"{count} of {len(procs)} load processes ready after "
-                                             f"{timeout - (deadline - time.monotonic()):.0f} s; exit codes of "
-                                             f"the dead ones: {dead}") from None
+                        raise AssertionError(
+                            f"{count} of {len(procs)} load processes ready after "
+                            f"{timeout - (deadline - time.monotonic()):.0f} s; exit codes of "
+                            f"the dead ones: {dead}"
+                        ) from None
         start = time.time() + lead
         self._window[0], self._window[1] = start, start + seconds
         self._go.set()
         return start, start + seconds
 
 
-def hammer_process(account_id: int, config_kwargs: dict, start_line: StartLine, result_queue,
-                   background: bool = False, tasks: int = 4) -> None:
+def hammer_process(
+    account_id: int, config_kwargs: dict, start_line: StartLine, result_queue, background: bool = False, tasks: int = 4
+) -> None:
     """Process entry point: once every process is ready (`start_line`), `tasks` coroutines
     acquire slots until the window ends; puts the Redis grant times (seconds) on `result_queue`."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pelcro_gateway.settings")
@@ -213,12 +233,27 @@ class WorkerProcess:
         from devtools.servers import ROOT
 
         OUTPUT_DIR.mkdir(exist_ok=True)
-        argv = [sys.executable, "-m", "celery", "-A", "pelcro_gateway", "worker", "--loglevel", "INFO",
-                "--concurrency", "2", "--hostname", f"{self.name}@127.0.0.1",
-                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "pelcro_gateway",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"{self.name}@127.0.0.1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -251,8 +286,9 @@ def _demo_account(slug: str):
     delete_account_keys(account.id)
 
 
-def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessions: int, start_line: StartLine,
-                        result_queue) -> None:
+def tool_caller_process(
+    url: str, token: str, tool: str, arguments: dict, sessions: int, start_line: StartLine, result_queue
+) -> None:
     """Process entry point: `sessions` MCP clients open their sessions, wait at `start_line`
     for every process to be ready, then call `tool` back to back until the window ends;
     puts {"ok": n, "errors": {kind: n}} on `result_queue`."""
@@ -293,8 +329,16 @@ def tool_caller_process(url: str, token: str, tool: str, arguments: dict, sessio
     result_queue.put(outcome)
 
 
-def run_tool_callers(targets: list[tuple[str, str]], tool: str, arguments: dict, *, processes: int,
-                     sessions: int, seconds: float, on_start=None) -> list[dict]:
+def run_tool_callers(
+    targets: list[tuple[str, str]],
+    tool: str,
+    arguments: dict,
+    *,
+    processes: int,
+    sessions: int,
+    seconds: float,
+    on_start=None,
+) -> list[dict]:
     """Run `processes` tool-calling processes spread over `targets` [(mcp url, token)] for a
     window of `seconds` that opens once every session of every process is open (a
     readiness barrier, not a guess of the start-up time). `on_start(start, until)` (epoch
@@ -307,8 +351,11 @@ def run_tool_callers(targets: list[tuple[str, str]], tool: str, arguments: dict,
     procs = []
     for index in range(processes):
         url, token = targets[index % len(targets)]
-        procs.append(ctx.Process(target=tool_caller_process,
-                                 args=(url, token, tool, arguments, sessions, start_line, results_queue)))
+        procs.append(
+            ctx.Process(
+                target=tool_caller_process, args=(url, token, tool, arguments, sessions, start_line, results_queue)
+            )
+        )
     for proc in procs:
         proc.start()
     try:

@@ -98,18 +98,49 @@ class RedisClusterServers:
             node_dir = self.dir / str(port)
             node_dir.mkdir()
             with open(OUTPUT_DIR / f"redis-cluster-{port}.log", "ab") as log:  # the child keeps its own descriptor
-                self.procs.append(subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                     "--cluster-port", str(bus), "--cluster-config-file", str(node_dir / "nodes.conf"),
-                     "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no", "--dir", str(node_dir)],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                ))
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            "redis-server",
+                            "--port",
+                            str(port),
+                            "--bind",
+                            "127.0.0.1",
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-port",
+                            str(bus),
+                            "--cluster-config-file",
+                            str(node_dir / "nodes.conf"),
+                            "--cluster-node-timeout",
+                            "2000",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--dir",
+                            str(node_dir),
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         for port in self.ports:
             _wait_for_ping(f"redis://127.0.0.1:{port}/0")
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

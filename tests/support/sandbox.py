@@ -29,8 +29,17 @@ class SandboxClient:
         self.admin = httpx.Client(base_url=server.url + "/_sandbox", headers={"X-Sandbox-Admin": SANDBOX_ADMIN_TOKEN})
         self.http = httpx.Client(base_url=self.base, timeout=10)
 
-    def api(self, method: str, path: str, *, account: str = "acme", site_id: int | None = ACME_SITE,
-            params: dict | None = None, json: object = None, key: str | None = None) -> httpx.Response:
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        account: str = "acme",
+        site_id: int | None = ACME_SITE,
+        params: dict | None = None,
+        json: object = None,
+        key: str | None = None,
+    ) -> httpx.Response:
         """One Core API call as `account` (or with an explicit `key`); site_id=None leaves it out."""
         query = dict(params or {})
         if site_id is not None:
@@ -81,8 +90,17 @@ class OpenClient:
         self.sbx = sandbox
         self.http = httpx.Client(base_url=sandbox.url + "/api/v1/sdk", timeout=10)
 
-    def call(self, method: str, path: str, *, site_id: int | None = ACME_SITE, token: str | None = None,
-             json: object = None, params: dict | None = None, headers: dict | None = None) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        site_id: int | None = ACME_SITE,
+        token: str | None = None,
+        json: object = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+    ) -> httpx.Response:
         query = dict(params or {})
         if site_id is not None:
             query = {"site_id": site_id, **query}
@@ -98,8 +116,12 @@ class OpenClient:
 
     def login(self, subscriber: dict = READER) -> dict:
         """The customer resource of a demo subscriber (with its fresh `auth_token`)."""
-        return self.ok("POST", "/auth/login", site_id=subscriber["site_id"],
-                       json={"email": subscriber["email"], "password": subscriber["password"]})["data"]
+        return self.ok(
+            "POST",
+            "/auth/login",
+            site_id=subscriber["site_id"],
+            json={"email": subscriber["email"], "password": subscriber["password"]},
+        )["data"]
 
     def settings(self, site_id: int, **changes) -> dict:
         response = self.sbx.admin.patch(f"/sites/{site_id}/open", json=changes)

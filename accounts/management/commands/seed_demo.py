@@ -12,8 +12,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--allow-outside-dev", action="store_true",
-                            help="seed even though GATEWAY_ENV is not dev (e.g. a throw-away staging box)")
+        parser.add_argument(
+            "--allow-outside-dev",
+            action="store_true",
+            help="seed even though GATEWAY_ENV is not dev (e.g. a throw-away staging box)",
+        )
 
     def handle(self, *args, **options):
         if settings.GATEWAY_ENV != "dev" and not options["allow_outside_dev"]:
