@@ -22,8 +22,8 @@ from mcp_bridge.upstream.errors import (
     NotFound,
     Unauthorized,
     UpstreamError,
-    UpstreamUnavailable,
     ValidationFailed,
+    error_message,
 )
 from mcp_bridge.upstream.gate import RequestGate
 from mcp_bridge.upstream.http import UpstreamClient
@@ -80,35 +80,12 @@ class CoreAPIClient(UpstreamClient):
         """The answer as data or a typed error. `unsure`: the request was a write, so an
         answer that cannot be read must say the change may have been applied."""
         status = response.status_code
-        if status == 204:
+        body = self.read_body(response, unsure=unsure)
+        if body is None:
             return CoreAPIResponse(status=status, data=None)
-        try:
-            body = response.json()
-        except ValueError:
-            raise self._unreadable(response, "with a body that is not JSON", unsure and status < 400) from None
         if status < 400:
-            if not isinstance(body, dict) or "data" not in body:
-                raise self._unreadable(response, "without a data envelope", unsure)
             return CoreAPIResponse(status=status, data=body["data"], meta=body.get("meta"), links=body.get("links"))
         raise _error(status, body)
-
-    def _unreadable(self, response: httpx.Response, what: str, unsure: bool) -> UpstreamUnavailable:
-        """An answer the client cannot read. For a write answered 2xx the change was made;
-        for any other write nobody can tell: either way the caller must look before retrying."""
-        status = response.status_code
-        if unsure:
-            return UpstreamUnavailable(self.unsure_message(f"answered {status} {what}"), status, True)
-        return UpstreamUnavailable(f"Core API answered {status} {what}", status)
-
-
-def _error_message(body: Any, default: str) -> str:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    return default
 
 
 def _error(status: int, body: Any) -> UpstreamError:
@@ -120,14 +97,14 @@ def _error(status: int, body: Any) -> UpstreamError:
         }
         return ValidationFailed(fields, status=status)
     if status in (400, 409, 422):
-        return BusinessRuleError(_error_message(body, "The Core API refused the request"), status=status)
+        return BusinessRuleError(error_message(body, "The Core API refused the request"), status=status)
     if status == 401:
         return Unauthorized("The Core API rejected this account's API key", status=401)
     if status == 403:
-        return Forbidden(_error_message(body, "This account's API key may not access that site or object"))
+        return Forbidden(error_message(body, "This account's API key may not access that site or object"))
     if status == 404:
-        return NotFound(_error_message(body, "Not found"))
-    return UpstreamError(_error_message(body, f"Core API answered {status}"), status=status)
+        return NotFound(error_message(body, "Not found"))
+    return UpstreamError(error_message(body, f"Core API answered {status}"), status=status)
 
 
 # --- One client per event loop --------------------------------------------------------------

@@ -41,6 +41,7 @@ from mcp_bridge.upstream.errors import (
     UpstreamError,
     UpstreamUnavailable,
     ValidationFailed,
+    error_message,
 )
 from mcp_bridge.upstream.gate import RequestGate
 from mcp_bridge.upstream.http import UpstreamClient
@@ -195,15 +196,10 @@ class OpenAPIClient(UpstreamClient):
 
     def parse(self, response: httpx.Response, *, unsure: bool) -> OpenAPIResponse:
         status = response.status_code
-        if status == 204:
+        body = self.read_body(response, unsure=unsure)
+        if body is None:
             return OpenAPIResponse(status=status, data=None)
-        try:
-            body = response.json()
-        except ValueError:
-            raise self._unreadable(status, "with a body that is not JSON", unsure and status < 400) from None
         if status < 400:
-            if not isinstance(body, dict) or "data" not in body:
-                raise self._unreadable(status, "without a data envelope", unsure)
             data = body["data"]
             token = data.get("auth_token") if isinstance(data, dict) else None
             return OpenAPIResponse(
@@ -214,27 +210,12 @@ class OpenAPIClient(UpstreamClient):
             )
         raise _error(status, body, response)
 
-    def _unreadable(self, status: int, what: str, unsure: bool) -> UpstreamUnavailable:
-        if unsure:
-            return UpstreamUnavailable(self.unsure_message(f"answered {status} {what}"), status, True)
-        return UpstreamUnavailable(f"Open API answered {status} {what}", status)
-
 
 def _sign_in(response: OpenAPIResponse) -> CustomerSignIn:
     if not isinstance(response.data, dict) or response.token is None or "id" not in response.data:
         raise UpstreamUnavailable("Open API answered a sign-in without the customer or its token", response.status)
     expires, issued = jwt_times(response.token)
     return CustomerSignIn(customer=response.data, jwt=response.token, expires_at=expires, issued_at=issued)
-
-
-def _message(body: Any, default: str) -> str:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    return default
 
 
 def _error(status: int, body: Any, response: httpx.Response) -> UpstreamError:
@@ -248,18 +229,18 @@ def _error(status: int, body: Any, response: httpx.Response) -> UpstreamError:
         return ValidationFailed(fields, status=status)
     if path.endswith(LOGIN_PATH):
         if status == 404:
-            return InvalidCredentials(_message(body, "Invalid credentials"))
+            return InvalidCredentials(error_message(body, "Invalid credentials"))
         if status == 429:
-            return LoginLocked(_message(body, "Too many login attempts"), _retry_after(response))
+            return LoginLocked(error_message(body, "Too many login attempts"), _retry_after(response))
     if status in (401, 403):
-        return CustomerTokenRejected(_message(body, "The customer's sign-in was refused"), status)
+        return CustomerTokenRejected(error_message(body, "The customer's sign-in was refused"), status)
     if status == 404:
-        return NotFound(_message(body, "Not found"))
+        return NotFound(error_message(body, "Not found"))
     if status == 429:  # only reached for a login path (is_rate_limit); kept for safety
         return RateLimited(_retry_after(response), source="upstream")
     if status in (400, 409, 422):
-        return BusinessRuleError(_message(body, "The Open API refused the request"), status=status)
-    return UpstreamError(_message(body, f"Open API answered {status}"), status=status)
+        return BusinessRuleError(error_message(body, "The Open API refused the request"), status=status)
+    return UpstreamError(error_message(body, f"Open API answered {status}"), status=status)
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -11,6 +11,7 @@ it pickles (Celery ships errors between processes) with no protocol of its own.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 class UpstreamError(Exception):
@@ -97,3 +98,15 @@ class RateLimiterUnavailable(UpstreamUnavailable):
     def __init__(self) -> None:
         super().__init__("rate limiter unavailable (Redis down); no request was sent", 503)
         self.args = ()
+
+
+def error_message(body: Any, default: str) -> str:
+    """The message of an upstream error body: `error.message` (the documented
+    `{"error": {"status", "message"}}` shape), else a top-level `message`, else `default`."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return default

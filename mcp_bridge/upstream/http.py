@@ -188,6 +188,28 @@ class UpstreamClient:
         change may have been applied (`UpstreamUnavailable.maybe_processed`)."""
         raise NotImplementedError
 
+    def read_body(self, response: httpx.Response, *, unsure: bool) -> Any:
+        """The JSON body of `response`, None for a 204. A 2xx body must be Pelcro's
+        `{"data": ...}` envelope (docs/CORE_API.md §3, docs/OPEN_API.md §3). An answer that
+        cannot be read raises `UpstreamUnavailable`; with `unsure` (the request was a write)
+        it says the change may have been applied, since a 2xx means it was made and for other
+        statuses nobody can tell."""
+        status = response.status_code
+        if status == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._unreadable(status, "with a body that is not JSON", unsure and status < 400) from None
+        if status < 400 and (not isinstance(body, dict) or "data" not in body):
+            raise self._unreadable(status, "without a data envelope", unsure)
+        return body
+
+    def _unreadable(self, status: int, what: str, unsure: bool) -> UpstreamUnavailable:
+        if unsure:
+            return UpstreamUnavailable(self.unsure_message(f"answered {status} {what}"), status, True)
+        return UpstreamUnavailable(f"{self.name} answered {status} {what}", status)
+
     def unsure_message(self, what: str) -> str:
         """The message of a write whose fate is unknown, e.g. `unsure_message("answered 502")`."""
         return f"{self.name} {what}; the change may or may not have been applied (it was not sent again)."
