@@ -144,6 +144,11 @@ class Connection(models.Model):
     application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="connections")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="connections")
     access = models.CharField(max_length=12, choices=Access.choices, default=Access.READ_WRITE)
+    confirm_writes = models.BooleanField(
+        "ask before money-moving or irreversible actions",
+        default=True,
+        help_text='Chosen at consent; only an account owner or admin may turn it off (README "Safe writes").',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

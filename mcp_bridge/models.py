@@ -21,6 +21,14 @@ class ToolCall(models.Model):
         DENIED = "denied", "Denied"
         RATE_LIMITED = "rate_limited", "Rate limited"
 
+    class Confirmation(models.TextChoices):
+        # Blank: the tool needs no human confirmation for these arguments.
+        ASKED = "asked", "Asked (no answer yet)"
+        CONFIRMED = "confirmed", "Confirmed by the person"
+        DECLINED = "declined", "Declined by the person"
+        EXPIRED = "expired", "Expired unanswered"
+        WAIVED = "waived", "Not asked (turned off for this connection)"
+
     created_at = models.DateTimeField(db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="tool_calls"
@@ -42,6 +50,15 @@ class ToolCall(models.Model):
     upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     error_message = models.TextField(blank=True)
+    # The Open server (`/open`): the Pelcro customer the call acted for (None on `/`).
+    customer_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Safe writes (README "Safe writes", issue 15).
+    dry_run = models.BooleanField(default=False, help_text="A preview: nothing was written upstream.")
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    replayed = models.BooleanField(
+        default=False, help_text="Answered from an earlier call with the same idempotency key: no upstream request."
+    )
+    confirmation = models.CharField(max_length=10, choices=Confirmation.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -30,7 +30,7 @@ CORE_TOOL_MODULES = (
 _CORE_MODULE_NAMES = {module.__name__ for module in CORE_TOOL_MODULES}
 
 TOOLS: dict[str, ToolDef] = {
-    name: spec for name, spec in REGISTRY.items() if spec.handler.__module__ in _CORE_MODULE_NAMES
+    name: spec for name, spec in REGISTRY["core"].items() if spec.handler.__module__ in _CORE_MODULE_NAMES
 }
 WRITE_TOOLS = frozenset(name for name, spec in TOOLS.items() if not spec.read_only)
 

@@ -32,6 +32,7 @@ BROKEN = ToolDef(
     destructive=False,
     idempotent=True,
     open_world=False,
+    args_model=SiteInput,
 )
 
 

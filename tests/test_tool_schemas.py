@@ -47,9 +47,9 @@ def readability_problems(schema: dict, *, is_input: bool) -> list[str]:
 
 
 def test_every_registered_tool_publishes_readable_schemas():
-    assert len(REGISTRY) >= len(TOOLS) > 20
+    assert len(REGISTRY["core"]) >= len(TOOLS) > 20
     problems = {}
-    for name, spec in REGISTRY.items():
+    for name, spec in [*REGISTRY["core"].items(), *REGISTRY["open"].items()]:
         for kind, schema in (("input", spec.input_schema()), ("output", spec.output_schema())):
             found = readability_problems(schema, is_input=kind == "input")
             if found:
@@ -120,8 +120,10 @@ async def test_tools_list_is_compact_and_readable_in_each_era(mcp_env, mode):
         assert not readability_problems(tool["outputSchema"], is_input=False), tool["name"]
     size = len(json.dumps({"tools": listed}, separators=(",", ":")))
     # 118 KB for 25 tools (4.7 KB a tool) with pydantic's raw schemas, 74 KB (2.9 KB) now;
-    # the bound leaves room for richer tools, not for the raw schemas coming back.
-    assert size / len(listed) < 4000, size
+    # the bound leaves room for richer tools, not for the raw schemas coming back. Session 5:
+    # 3.9 KB a tool before the safe-write options and dry-run preview every write tool
+    # publishes (runtime.writes), 4.6 KB with them.
+    assert size / len(listed) < 5000, size
 
 
 def arguments_for(schema: dict, ids: dict[str, int]) -> dict:

@@ -92,6 +92,11 @@ class CallRecord:
     upstream_status: int | None = None
     error_message: str = ""
     known_tool: bool = True  # False: metrics count it as "unknown" (names are caller-chosen)
+    customer_id: int | None = None  # Open server: the Pelcro customer acted for
+    dry_run: bool = False
+    idempotency_key: str = ""
+    replayed: bool = False  # answered from an earlier call with the same idempotency key
+    confirmation: str = ""  # ToolCall.Confirmation, blank when none was needed
     saved: bool = False
 
     def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:
@@ -125,6 +130,11 @@ class CallRecord:
             upstream_status=self.upstream_status,
             latency_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
             error_message=storable(self.error_message[:_MAX_ERROR]),
+            customer_id=self.customer_id,
+            dry_run=self.dry_run,
+            idempotency_key=storable(self.idempotency_key[:100]),
+            replayed=self.replayed,
+            confirmation=self.confirmation,
         )
 
     def _take_row(self) -> ToolCall | None:

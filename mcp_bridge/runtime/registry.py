@@ -13,24 +13,39 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.json_schema import tool_input_schema, tool_output_schema
 from mcp_bridge.runtime.results import ToolFailed
 from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
+from mcp_bridge.runtime.writes import (
+    ConfirmWhen,
+    Preview,
+    WriteOptions,
+    WritePreview,
+    preview_result,
+    run_write,
+    split_options,
+)
 
 # A handler: `async def handler(call: CallContext, args: <its input model>) -> CallToolResult`.
 Handler = Callable[[CallContext, Any], Awaitable[CallToolResult]]
 
+# The MCP servers tools are declared for: the Core server at `/`, the Open server at `/open`.
+Server = Literal["core", "open"]
+
 
 @dataclass(frozen=True)
 class ToolDef:
+    """One declared tool. `input_model` is what is published and validated: the handler's
+    own `args_model`, plus `WriteOptions` for a write tool (`runtime.writes`)."""
+
     name: str
     title: str
     description: str
@@ -41,6 +56,14 @@ class ToolDef:
     destructive: bool
     idempotent: bool
     open_world: bool
+    args_model: type[ToolInput]
+    server: Server = "core"
+    preview: Preview | None = None
+    confirm: ConfirmWhen | None = None
+
+    def needs_confirmation(self, args: Any) -> bool:
+        """Whether a person must confirm this call (`confirm=` of the declaration)."""
+        return self.confirm is not None and bool(self.confirm(args))
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -63,6 +86,7 @@ class ToolDef:
             [
                 self.output_model.model_json_schema(mode="serialization"),
                 ToolFailure.model_json_schema(mode="serialization"),
+                *([] if self.read_only else [WritePreview.model_json_schema(mode="serialization")]),
             ],
             description="The result; when isError is true, a failure instead: error, message and the "
             "optional upstream_status, fields, retry_after, may_have_been_applied.",
@@ -70,13 +94,13 @@ class ToolDef:
 
     def sdk_tool(self) -> Tool:
         """This tool as the SDK's `Tool` (validated arguments arrive as keyword arguments)."""
+        spec = self
         model = self.input_model
-        handler = self.handler
 
         # The SDK hands the `context` argument of `MCPServer.call_tool` to the tool as
         # `context_kwarg`; `runtime.server` passes the call's `CallContext` there.
         async def run(call: CallContext, **arguments: Any) -> CallToolResult:
-            return await run_handler(handler, call, model.model_construct(**arguments))
+            return await run_handler(spec, call, model.model_construct(**arguments))
 
         return Tool(
             fn=run,
@@ -93,23 +117,30 @@ class ToolDef:
         )
 
 
-async def run_handler(handler: Handler, call: CallContext, args: ToolInput) -> CallToolResult:
-    """Run a tool handler for `call`: the site is checked first (every tool but those of the
-    account itself acts on one site of the caller's account), and a `ToolFailed` becomes
-    an `isError` result that marks the call's audit record."""
+async def run_handler(spec: ToolDef, call: CallContext, args: ToolInput) -> CallToolResult:
+    """Run `spec`'s handler for `call`: the site is checked first (every Core tool but those
+    of the account itself acts on one site of the caller's account); a write goes through
+    `runtime.writes` (dry run, idempotency, confirmation); a `ToolFailed` becomes an
+    `isError` result that marks the call's audit record."""
     record = call.record
     site_id = getattr(args, "site_id", None)  # tools of the account itself take none (get_account)
     record.site_id = site_id
     try:
         if site_id is not None:
             call.require_site(site_id)
-        return await handler(call, args)
+        if spec.read_only:
+            return await spec.handler(call, args)
+        options, own = split_options(spec, args)
+        if options.dry_run:
+            return await preview_result(spec, call, own)
+        return await run_write(spec, call, own, options)
     except ToolFailed as failed:
         record.fail(failed.failure.message, failed.outcome)
         return failed.result()
 
 
-REGISTRY: dict[str, ToolDef] = {}
+# Every declared tool, per server (a name is unique within its server: both have list_plans).
+REGISTRY: dict[Server, dict[str, ToolDef]] = {"core": {}, "open": {}}
 
 
 def tool(
@@ -122,27 +153,48 @@ def tool(
     destructive: bool,
     idempotent: bool,
     open_world: bool,
+    server: Server = "core",
+    preview: Preview | None = None,
+    confirm: ConfirmWhen | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register a tool handler. Every annotation must be stated: there are no defaults."""
+    """Register a tool handler. Every annotation must be stated: there are no defaults.
+
+    A write tool (`read_only=False`) also declares `preview` (its `dry_run` answer,
+    `runtime.writes.Preview`) and, if it moves money or cannot be undone, `confirm`: a
+    predicate on its arguments saying when a person must confirm (e.g. `lambda a: True`,
+    or `lambda a: a.mode == "now"`)."""
 
     def register(handler: Handler) -> Handler:
-        if name in REGISTRY:
-            raise ValueError(f"tool {name} is declared twice")
+        tools = REGISTRY[server]
+        if name in tools:
+            raise ValueError(f"tool {name} is declared twice for the {server} server")
         if not handler.__doc__:
             raise ValueError(f"tool {name} needs a docstring: it is the description assistants read")
         if read_only and destructive:
             raise ValueError(f"tool {name} cannot be both read-only and destructive")
-        REGISTRY[name] = ToolDef(
+        if read_only and (preview is not None or confirm is not None):
+            raise ValueError(f"tool {name} is read-only: it has nothing to preview or confirm")
+        published = input
+        if not read_only:
+            clash = set(input.model_fields) & set(WriteOptions.model_fields)
+            if clash:
+                raise ValueError(f"tool {name} declares {sorted(clash)} itself; the runtime adds them")
+            published = create_model(input.__name__, __base__=(input, WriteOptions), __module__=input.__module__)
+        tools[name] = ToolDef(
             name=name,
             title=title,
             description=inspect.cleandoc(handler.__doc__),
-            input_model=input,
+            input_model=published,
             output_model=output,
             handler=handler,
             read_only=read_only,
             destructive=destructive,
             idempotent=idempotent,
             open_world=open_world,
+            args_model=input,
+            server=server,
+            preview=preview,
+            confirm=confirm,
         )
         return handler
 

@@ -99,6 +99,10 @@ ErrorKind = Literal[
     "upstream_unavailable",
     "upstream_error",
     "internal_error",
+    # Safe writes (runtime.writes): a person must confirm first / declined; a key reused.
+    "confirmation_required",
+    "confirmation_declined",
+    "idempotency_key_reused",
 ]
 
 
@@ -112,4 +116,7 @@ class ToolFailure(BaseModel):
     retry_after: int | None = Field(None, description="Seconds to wait before retrying (rate limit).")
     may_have_been_applied: bool | None = Field(
         None, description="True when a write's fate is unknown: check the object before retrying."
+    )
+    confirmation_url: str | None = Field(
+        None, description="Where the person confirms this action (confirmation_required); then call again."
     )

@@ -1,0 +1,121 @@
+"""Safe writes (README "Safe writes", issue 15): what every write tool takes and answers
+besides its own arguments, and the path a write call takes through the runtime.
+
+Every tool that is not read-only publishes two more arguments (`WriteOptions`):
+
+- `dry_run: true` answers a `WritePreview` (what would be sent, whether Pelcro's documented
+  rules allow it on the object's current state, what would change) and writes nothing;
+- `idempotency_key`: a repeat with the same key and arguments returns the first outcome
+  without a second upstream request (`runtime.idempotency`).
+
+Tools declared with `confirm=` need a human's confirmation before they run (for the
+arguments the predicate selects), through MCP elicitation or a confirmation page
+(`runtime.confirmation`).
+
+The handler itself never sees these options: it gets its own argument model
+(`ToolDef.args_model`); the runtime splits them off (`split_options`). (`spec` below is
+a `runtime.registry.ToolDef`; typed `Any` because the registry imports this module.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.results import ToolFailed, structured_result
+from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,100}$"
+
+
+class WriteOptions(ToolInput):
+    """The safe-write arguments every write tool publishes next to its own."""
+
+    idempotency_key: str | None = Field(
+        None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="8-100 chars [A-Za-z0-9._:-]. New action: a new key. Retrying the SAME action (timeout, "
+        "error): the SAME key, and the first outcome comes back instead of a second write. Kept 24 h.",
+    )
+    dry_run: bool = Field(
+        False,
+        description="true: write nothing; say what would be sent, whether it is allowed now, what would change.",
+    )
+
+
+OPTION_NAMES = frozenset(WriteOptions.model_fields)
+
+
+class UpstreamRequest(BaseModel):
+    """An upstream request as it would be sent (no credentials)."""
+
+    method: str
+    path: str
+    query: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+
+
+class Change(BaseModel):
+    """One field the write would change."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class WritePreview(BaseModel):
+    """The answer to `dry_run: true`: nothing was written."""
+
+    # Field meanings (kept out of the published schema, which every write tool repeats):
+    # allowed/verdict/rule: whether Pelcro's documented rules allow it on the current state,
+    # why, and which rule (e.g. "CORE_API.md §8.4"); changes: what would change if it ran
+    # now; summary: one paragraph for a person (account or site, customer, object, amount
+    # with its currency, the effect, whether it can be undone), also what a confirmation
+    # shows; needs_confirmation: the real call asks a person first.
+    dry_run: Literal[True] = True
+    tool: str
+    would_send: UpstreamRequest
+    allowed: bool
+    verdict: str
+    rule: str | None = None
+    changes: list[Change] = Field(default_factory=list)
+    summary: str
+    irreversible: bool = False
+    needs_confirmation: bool = False
+
+
+# `preview(call, args)`: the `WritePreview` of a write tool's arguments, reading the
+# object's current state with at most one upstream request (through the limiter).
+Preview = Callable[[CallContext, Any], Awaitable[WritePreview]]
+# `confirm(args)`: whether these arguments need a person's confirmation.
+ConfirmWhen = Callable[[Any], bool]
+
+
+def split_options(spec: Any, arguments: Any) -> tuple[WriteOptions, Any]:
+    """(the safe-write options, the handler's own arguments) of a validated call."""
+    values = dict(arguments) if isinstance(arguments, dict) else arguments.__dict__
+    options = WriteOptions.model_construct(**{k: values[k] for k in OPTION_NAMES if k in values})
+    own = spec.args_model.model_construct(**{k: v for k, v in values.items() if k not in OPTION_NAMES})
+    return options, own
+
+
+async def preview_result(spec: Any, call: CallContext, args: Any) -> CallToolResult:
+    """The `dry_run` answer: the tool's preview, marked in the audit row as a dry run."""
+    call.record.dry_run = True
+    if spec.preview is None:  # every write tool declares one (tests/test_safe_writes.py)
+        raise ToolFailed(ToolFailure(error="invalid_arguments", message=f"{spec.name} cannot preview (dry_run) yet."))
+    preview = await spec.preview(call, args)
+    preview.needs_confirmation = spec.needs_confirmation(args)
+    head = "Dry run, nothing was written. " + ("Allowed: " if preview.allowed else "Would be refused: ")
+    return structured_result(preview, head + preview.verdict + "\n" + preview.summary)
+
+
+async def run_write(spec: Any, call: CallContext, args: Any, options: WriteOptions) -> CallToolResult:
+    """A real write call: idempotency (`runtime.idempotency`), then a person's confirmation
+    when the tool needs one (`runtime.confirmation`), then the handler."""
+    call.record.idempotency_key = options.idempotency_key or ""
+    return await spec.handler(call, args)
