@@ -12,6 +12,7 @@ from mcp_bridge.core.shapes import CoreObject, Timestamp
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
+from mcp_bridge.runtime.writes import ALWAYS
 
 AddressType = Literal["shipping", "billing", "account_primary"]
 STATE_REQUIRED = frozenset({"US", "CA", "AU"})
@@ -203,6 +204,7 @@ async def update_address(call: CallContext, args: UpdateAddressInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def delete_address(call: CallContext, args: AddressIdInput):
     """Delete an address. Irreversible; deleting it again answers not found. Confirm with

@@ -12,6 +12,7 @@ from mcp_bridge.core.shapes import PAYMENT_CATEGORIES, CoreMetadata, CoreObject,
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import Currency, ListInput, Page, SiteInput, id_field
+from mcp_bridge.runtime.writes import ALWAYS
 
 
 class Charge(CoreObject):
@@ -124,6 +125,7 @@ async def get_charge(call: CallContext, args: ChargeIdInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInput):
     """Record money a customer paid outside Pelcro (cheque, wire, transfer, another system,

@@ -31,6 +31,7 @@ from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Metadata, Page, SiteInput, id_field
+from mcp_bridge.runtime.writes import ALWAYS
 
 # --- Shapes ------------------------------------------------------------------------------
 
@@ -312,6 +313,7 @@ async def update_customer(call: CallContext, args: UpdateCustomerInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def delete_customer(call: CallContext, args: CustomerIdInput):
     """Delete a customer. IRREVERSIBLE: Pelcro also deletes their subscriptions (active

@@ -32,6 +32,7 @@ from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import Cents, Currency, ListInput, Metadata, Page, SiteInput, ToolInput, id_field
+from mcp_bridge.runtime.writes import ALWAYS
 
 InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollectible"]
 
@@ -314,6 +315,7 @@ async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     """Mark an open or past_due invoice paid with money received outside Pelcro. It pays
@@ -342,6 +344,7 @@ async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def void_invoice(call: CallContext, args: InvoiceIdInput):
     """Void an unpaid invoice: it is canceled and nothing is owed. IRREVERSIBLE. Refused for
@@ -368,6 +371,7 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     """Write an open or past_due invoice off as bad debt (status uncollectible).
@@ -394,6 +398,7 @@ async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def apply_invoice_balance(call: CallContext, args: InvoiceIdInput):
     """Use the customer's credit balance to pay an open or past_due invoice: in full (it

@@ -14,6 +14,7 @@ from mcp_bridge.core.shapes import CoreObject, IdList, Timestamp, embedded
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput
+from mcp_bridge.runtime.writes import ALWAYS
 
 
 class Refund(CoreObject):
@@ -86,6 +87,7 @@ async def list_refunds(call: CallContext, args: ListRefundsInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=ALWAYS,
 )
 async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     """Cancel pending refunds (status to_issue) so the money is NOT returned: the given

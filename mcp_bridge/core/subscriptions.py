@@ -15,6 +15,7 @@ from mcp_bridge.core.shapes import CoreMetadata, CoreObject, Timestamp, embedded
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
+from mcp_bridge.runtime.writes import WHEN_MODE_NOW
 
 
 class Subscription(CoreObject):
@@ -226,6 +227,7 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    confirm=WHEN_MODE_NOW,
 )
 async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     """Cancel a subscription, with a mode and a reason (both required).

@@ -95,6 +95,17 @@ Preview = Callable[[CallContext, Any], Awaitable[WritePreview]]
 ConfirmWhen = Callable[[Any], bool]
 
 
+def ALWAYS(args: Any) -> bool:
+    """`confirm=` of a tool that always moves money or cannot be undone."""
+    return True
+
+
+def WHEN_MODE_NOW(args: Any) -> bool:
+    """`confirm=` of a cancellation that is irreversible only when it ends things at once
+    (`mode="now"`; `period_end` can still be undone by reactivating)."""
+    return getattr(args, "mode", None) == "now"
+
+
 def split_options(spec: Any, arguments: Any) -> tuple[WriteOptions, Any]:
     """(the safe-write options, the handler's own arguments) of a validated call."""
     values = dict(arguments) if isinstance(arguments, dict) else arguments.__dict__
