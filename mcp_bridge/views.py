@@ -12,31 +12,42 @@ from django.views.decorators.http import require_safe
 from accounts.models import Connection, Site
 from mcp_bridge.audit import redact
 from mcp_bridge.models import ToolCall
-from mcp_bridge.servers import TOOLS
+from mcp_bridge.servers import OPEN_TOOLS, TOOLS
 
 ACTIVITY_PAGE_SIZE = 50
 
 
-def client_configs(url: str) -> dict[str, str]:
-    """The configuration snippets each client needs, with this deployment's URL in them."""
+# The names the two servers are installed under in every client (Pelcro's own naming:
+# `pelcro-api-core` for the publisher's staff, `pelcro-api-open` for a subscriber).
+CORE_SERVER_NAME = "pelcro-api-core"
+OPEN_SERVER_NAME = "pelcro-api-open"
+
+
+def client_configs(url: str, name: str = CORE_SERVER_NAME) -> dict[str, str]:
+    """The configuration snippets each client needs for the server `name` at `url`
+    (this deployment's URL), e.g. {"claude_code": "claude mcp add …", "cursor": "{…}"}."""
 
     def as_json(value: dict) -> str:
         return json.dumps(value, indent=2)
 
     return {
-        "claude_code": f"claude mcp add --transport http pelcro {url}",
-        "cursor": as_json({"mcpServers": {"pelcro": {"url": url}}}),
-        "vscode": as_json({"servers": {"pelcro": {"type": "http", "url": url}}}),
-        "windsurf": as_json({"mcpServers": {"pelcro": {"serverUrl": url}}}),
-        "multi_account": f"claude mcp add --transport http pelcro-acme {url}\n"
-        f"claude mcp add --transport http pelcro-globex {url}",
+        "name": name,
+        "url": url,
+        "claude_code": f"claude mcp add --transport http {name} {url}",
+        "cursor": as_json({"mcpServers": {name: {"url": url}}}),
+        "vscode": as_json({"servers": {name: {"type": "http", "url": url}}}),
+        "vscode_cli": "code --add-mcp " + json.dumps({"name": name, "type": "http", "url": url}, separators=(",", ":")),
+        "windsurf": as_json({"mcpServers": {name: {"serverUrl": url}}}),
+        "multi_account": f"claude mcp add --transport http {name}-acme {url}\n"
+        f"claude mcp add --transport http {name}-globex {url}",
     }
 
 
-def tool_groups() -> list[tuple[str, list]]:
-    """The tools grouped by Core API resource, in declaration order."""
+def tool_groups(tools: dict | None = None) -> list[tuple[str, list]]:
+    """The tools of a server (the Core server's by default) grouped by the module that
+    declares them (one per Pelcro resource), in declaration order."""
     groups: dict[str, list] = {}
-    for spec in TOOLS.values():
+    for spec in (TOOLS if tools is None else tools).values():
         resource = spec.handler.__module__.rsplit(".", 1)[-1].capitalize()
         groups.setdefault(resource, []).append(spec)
     return list(groups.items())
@@ -45,10 +56,18 @@ def tool_groups() -> list[tuple[str, list]]:
 @require_safe
 def landing(request):
     url = settings.MCP_RESOURCE_URL
+    open_url = settings.OPEN_RESOURCE_URL
     return render(
         request,
         "landing.html",
-        {"mcp_url": url, "configs": client_configs(url), "tool_groups": tool_groups()},
+        {
+            "mcp_url": url,
+            "open_url": open_url,
+            "servers": [client_configs(url, CORE_SERVER_NAME), client_configs(open_url, OPEN_SERVER_NAME)],
+            "configs": client_configs(url),
+            "tool_groups": tool_groups(),
+            "open_tool_groups": tool_groups(OPEN_TOOLS),
+        },
     )
 
 

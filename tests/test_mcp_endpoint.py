@@ -310,7 +310,14 @@ def test_browser_get_is_the_landing_page_with_this_deployments_url(mcp_env):
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     url = mcp_env.url
-    assert f"claude mcp add --transport http pelcro {url}" in page
+    assert f"claude mcp add --transport http pelcro-api-core {url}" in page
+    # Both servers, under Pelcro's names, for every client (issue 14 item 5).
+    open_url = url.rstrip("/") + "/open"
+    assert f"claude mcp add --transport http pelcro-api-open {open_url}" in page
+    assert f"&quot;pelcro-api-open&quot;: {{\n      &quot;url&quot;: &quot;{open_url}&quot;" in page  # Cursor
+    assert f"&quot;serverUrl&quot;: &quot;{open_url}&quot;" in page  # Windsurf
+    assert f"&quot;type&quot;: &quot;http&quot;,\n      &quot;url&quot;: &quot;{open_url}&quot;" in page  # VS Code
+    assert "pelcro-api-open</code> with" in page  # ChatGPT
     for client in ("Claude Code", "Cursor", "VS Code", "Windsurf", "ChatGPT", "Any other client"):
         assert client in page
     assert f"&quot;url&quot;: &quot;{url}&quot;" in page  # Cursor / VS Code JSON, escaped in HTML
