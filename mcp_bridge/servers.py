@@ -1,8 +1,8 @@
 """The MCP servers this process serves, assembled from their packages' tools.
 
 The Core server (at `/`): the Core API tools (`core/`) and the export tools and files
-resource (`exports/`). The Open server (at `/open`): the Open tools (`open/`; none yet,
-issue 14), acting for one signed-in subscriber.
+resource (`exports/`). The Open server (at `/open`): the Open tools (`open/`, declared
+with `server="open"`), acting for one signed-in subscriber.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from django.conf import settings
 
 from mcp_bridge import exports
 from mcp_bridge.core import account, addresses, charges, coupons, customers, invoices, plans, refunds, subscriptions
+from mcp_bridge.open import profile as open_profile
+from mcp_bridge.open import site as open_site
 from mcp_bridge.runtime.registry import REGISTRY, ToolDef
 from mcp_bridge.runtime.server import GatewayMCPServer
 
@@ -68,12 +70,27 @@ def build_server() -> GatewayMCPServer:
 # --- The Open server --------------------------------------------------------------------------
 
 OPEN_PATH = "/open"
-OPEN_TOOLS: dict[str, ToolDef] = {}  # the subscriber tools arrive with issue 14's tools item
+# Importing a tool module registers its tools; the Open server serves these modules' tools.
+OPEN_TOOL_MODULES = (
+    open_profile,
+    open_site,
+)
+_OPEN_MODULE_NAMES = {module.__name__ for module in OPEN_TOOL_MODULES}
+
+OPEN_TOOLS: dict[str, ToolDef] = {
+    name: spec for name, spec in REGISTRY["open"].items() if spec.handler.__module__ in _OPEN_MODULE_NAMES
+}
 OPEN_WRITE_TOOLS = frozenset(name for name, spec in OPEN_TOOLS.items() if not spec.read_only)
 
 OPEN_INSTRUCTIONS = """\
 These tools act for ONE signed-in subscriber of ONE Pelcro site (publication): their own
-profile, subscriptions, invoices and payment methods, never anyone else's."""
+profile, subscriptions, invoices, payment methods and addresses, never anyone else's. The
+site and the subscriber are fixed by the sign-in: no tool takes a site or customer id.
+Times are ISO 8601 UTC. Money is in integer cents (minor units) with a lowercase currency
+code. Payments use a card already saved on the publication's site: never ask for card
+numbers (the tools accept none); to add a card, the subscriber uses the publication's
+website (get_site gives its address). Every write tool takes dry_run: true to show what
+would happen first. If a tool says the sign-in ended, the subscriber must reconnect."""
 
 
 def build_open_server() -> GatewayMCPServer:

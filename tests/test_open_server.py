@@ -10,21 +10,14 @@ an access token bound to PUBLIC_URL/open); the Core tokens come from the real OA
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
-
 import httpx
 import pytest
-from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts.connections import revoke_connection
-from accounts.models import Connection, Site, SubscriberCredential, TokenBinding
-from accounts.subscribers import subscriber_for
+from accounts.models import Connection, Site
 from accounts.tokens import checksum
-from mcp_bridge.open.client import jwt_times
 from tests.support.mcp import ERAS, mcp_session
-from tests.support.sandbox import READER
+from tests.support.open import open_token
 
 INIT = {
     "jsonrpc": "2.0",
@@ -32,48 +25,6 @@ INIT = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
-
-
-def open_token(
-    env, *, access=Connection.Access.READ, resource: str | None = None, site_id: int = 14, with_jwt: bool = True
-) -> str:
-    """An access token of a subscriber's connection (READER of site 14), bound to /open
-    unless `resource` says otherwise; the connection holds the Pelcro JWT unless `with_jwt`
-    is False."""
-    login = httpx.post(
-        f"{env.sandbox.url}/api/v1/sdk/auth/login",
-        params={"site_id": site_id},
-        json={"email": READER["email"], "password": READER["password"]},
-        timeout=10,
-    )
-    assert login.status_code == 200, login.text
-    customer = login.json()["data"]
-    site = Site.objects.get(site_id=site_id)
-    subscriber = subscriber_for(site, customer["id"], customer["email"])
-    application = get_application_model().objects.create(
-        name="Open test app",
-        client_type="public",
-        authorization_grant_type="authorization-code",
-        redirect_uris="http://127.0.0.1/cb",
-    )
-    connection = Connection.objects.create(
-        user=subscriber.user, application=application, account=site.account, access=access
-    )
-    if with_jwt:
-        credential = SubscriberCredential(connection=connection)
-        credential.set_jwt(customer["auth_token"], jwt_times(customer["auth_token"])[0])
-        credential.save()
-    raw = secrets.token_urlsafe(32)
-    token = get_access_token_model().objects.create(
-        user=subscriber.user,
-        application=application,
-        token=raw,
-        scope="read",
-        expires=timezone.now() + timedelta(hours=1),
-        resource=[resource or env.gateway.url + "/open"],
-    )
-    TokenBinding.objects.create(access_token=token, connection=connection)
-    return raw
 
 
 def post(url: str, token: str | None, body=INIT, version: str = "2025-06-18") -> httpx.Response:
@@ -153,7 +104,7 @@ async def test_an_sdk_client_reaches_the_open_server_in_both_eras(mcp_env, mode)
     token = await sync_to_async(open_token)(mcp_env)
     async with mcp_session(mcp_env.gateway.url + "/open", token, mode) as client:
         tools = await client.list_tools()
-        assert tools.tools == []  # the subscriber tools are not built yet (issue 14)
+        assert {"get_site", "list_plans", "get_my_profile"} <= {tool.name for tool in tools.tools}
 
 
 def test_the_authorization_server_says_open_sign_in_is_not_there_yet(settings):

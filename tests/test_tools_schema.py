@@ -144,7 +144,7 @@ def test_timestamps_are_iso_8601_strings_in_every_output_schema():
     assert customer["created_at"] == {
         "type": ["string", "null"],
         "format": "date-time",
-        "description": "ISO 8601 UTC time (the Core API sends Unix seconds).",
+        "description": "ISO 8601 UTC time (Pelcro sends Unix seconds).",
     }
 
 

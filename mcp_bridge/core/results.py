@@ -17,25 +17,11 @@ from mcp_bridge.core.client import CoreAPIResponse
 from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.results import ToolFailed, structured_result
 from mcp_bridge.runtime.schemas import Page, ToolFailure
+from mcp_bridge.runtime.values import money
 
 M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["money", "object_result", "page_result", "parse", "structured_result"]
-
-
-# ISO 4217 currencies without a minor unit: their amounts are already whole units.
-ZERO_DECIMAL = frozenset(
-    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]
-)
-
-
-def money(minor_units: int | None, currency: str | None) -> str:
-    """An amount in minor units as people read it, e.g. 1999 usd -> "19.99 USD"."""
-    if minor_units is None:
-        return "?"
-    code = (currency or "").lower()
-    amount = f"{minor_units:,}" if code in ZERO_DECIMAL else f"{minor_units / 100:,.2f}"
-    return f"{amount} {code.upper()}".strip()
 
 
 def parse(model: type[M], data: Any, response: CoreAPIResponse | None = None) -> M:

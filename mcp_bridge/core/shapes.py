@@ -1,9 +1,8 @@
 """Shapes every Core resource module shares: Core API time, sorting and filtering, the list
 envelope, and the "contract" way of validating an answer.
 
-Time: Core objects carry Unix seconds (CORE_API.md §1, "Changes" 1). `Timestamp` reads
-Unix seconds (and, defensively, ISO 8601 strings, which older answers used) and always
-gives the model ISO 8601 UTC (`2026-11-30T04:15:31Z`) in `structuredContent` and text.
+Time: Core objects carry Unix seconds (CORE_API.md §1, "Changes" 1); `Timestamp`
+(`runtime.values`, shared with the Open tools) shows them as ISO 8601 UTC.
 
 Contract: the same models describe what the Core API answers. Validated with
 `contract_validate` they are strict where the contract is (timestamps must be Unix
@@ -31,66 +30,16 @@ from pydantic import (
     model_validator,
 )
 
-CONTRACT = "contract"  # validation-context key: validate as the contract says, not leniently
+from mcp_bridge.runtime.values import (  # noqa: F401 (CONTRACT, Timestamp, iso: re-exported)
+    CONTRACT,
+    UNIX_MAX,
+    UNIX_MIN,
+    Timestamp,
+    iso,
+    to_datetime,
+)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-# --- Time ----------------------------------------------------------------------------------
-
-
-def _to_datetime(value: Any, info: ValidationInfo) -> Any:
-    """Unix seconds (int, or float) → aware UTC datetime; ISO strings too unless validating
-    against the contract (where only Unix integers are right)."""
-    strict = bool(info.context and info.context.get(CONTRACT))
-    if value is None or isinstance(value, datetime):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a timestamp must be Unix seconds, not a boolean")
-    if isinstance(value, int) or (isinstance(value, float) and not strict):
-        return _from_unix(value)
-    if strict:
-        raise ValueError(f"the contract says Unix seconds (an integer), got {type(value).__name__} {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return _from_unix(int(text))
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"not Unix seconds or an ISO 8601 time: {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ValueError(f"not a timestamp: {value!r}")
-
-
-# Unix seconds of 0001-01-01 and 9999-12-31T23:59:59Z: what a datetime can hold.
-UNIX_MIN, UNIX_MAX = -62_135_596_800, 253_402_300_799
-
-
-def _from_unix(seconds: float) -> datetime:
-    if not UNIX_MIN <= seconds <= UNIX_MAX:
-        raise ValueError(f"{seconds!r} is not a Unix time a calendar can show (years 1 to 9999)")
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):  # NaN, or beyond the platform's time_t
-        raise ValueError(f"{seconds!r} is not a usable Unix time") from None
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z, to the second: what the model reads."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-Timestamp = Annotated[
-    datetime,
-    BeforeValidator(_to_datetime),
-    PlainSerializer(iso, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "format": "date-time", "description": "ISO 8601 UTC time (the Core API sends Unix seconds)."}
-    ),
-]
 
 
 # --- Models of Core objects --------------------------------------------------------------
@@ -237,7 +186,7 @@ def expand_param(tokens: list[str] | None) -> dict[str, str]:
 
 def _input_time(value: Any, info: ValidationInfo) -> Any:
     """A time the model gives: Unix seconds, or an ISO 8601 date or date-time (UTC if no zone)."""
-    return _to_datetime(value, info)
+    return to_datetime(value, info)
 
 
 UnixTimeInput = Annotated[

@@ -89,6 +89,8 @@ class OpenAPIResponse:
     meta: dict[str, Any] | None = None
     # The fresh JWT a customer resource answer carries (`data.auth_token`), else None.
     token: str | None = None
+    # For a write: how to check whether it was applied (`open.calls.open_api`'s `check`).
+    check: str | None = None
 
 
 @dataclass(frozen=True)

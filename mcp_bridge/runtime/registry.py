@@ -123,10 +123,12 @@ async def run_handler(spec: ToolDef, call: CallContext, args: ToolInput) -> Call
     `runtime.writes` (dry run, idempotency, confirmation); a `ToolFailed` becomes an
     `isError` result that marks the call's audit record."""
     record = call.record
-    site_id = getattr(args, "site_id", None)  # tools of the account itself take none (get_account)
-    record.site_id = site_id
+    # Core tools of the account itself take no site_id (get_account); Open tools never do:
+    # their site is the connection's (`tool()` refuses the argument), already in the record.
+    site_id = getattr(args, "site_id", None)
     try:
         if site_id is not None:
+            record.site_id = site_id
             call.require_site(site_id)
         if spec.read_only:
             return await spec.handler(call, args)
@@ -141,6 +143,10 @@ async def run_handler(spec: ToolDef, call: CallContext, args: ToolInput) -> Call
 
 # Every declared tool, per server (a name is unique within its server: both have list_plans).
 REGISTRY: dict[Server, dict[str, ToolDef]] = {"core": {}, "open": {}}
+
+# Arguments an Open tool may not take: it acts for the connection's one subscriber, whose
+# site and customer come from the verified token, never from the caller (issue 14).
+OPEN_FORBIDDEN_ARGUMENTS = frozenset({"site_id", "customer_id"})
 
 
 def tool(
@@ -174,6 +180,9 @@ def tool(
             raise ValueError(f"tool {name} cannot be both read-only and destructive")
         if read_only and (preview is not None or confirm is not None):
             raise ValueError(f"tool {name} is read-only: it has nothing to preview or confirm")
+        chosen = OPEN_FORBIDDEN_ARGUMENTS & set(input.model_fields) if server == "open" else set()
+        if chosen:
+            raise ValueError(f"Open tool {name} may not take {sorted(chosen)}: the connection decides them")
         published = input
         if not read_only:
             clash = set(input.model_fields) & set(WriteOptions.model_fields)

@@ -74,6 +74,11 @@ class GatewayMCPServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         token = request_token()  # the one read of the SDK's auth context for this call
         record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
+        subscriber = token.credentials.subscriber if token.credentials is not None else None
+        if subscriber is not None:
+            # An Open server call: every row (refused ones too) names the connection's one
+            # site and customer, which no argument can change.
+            record.site_id, record.customer_id = subscriber.site_id, subscriber.customer_id
         try:
             if token.credentials is None:
                 raise RuntimeError("the verified token carries no credentials")

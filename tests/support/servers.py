@@ -28,6 +28,7 @@ def gateway_env(sandbox: ServerProcess | None, port: int, **extra: str) -> dict[
     }
     if sandbox is not None:
         env["CORE_API_BASE_URL"] = sandbox.url + "/api/v1/core"
+        env["OPEN_API_BASE_URL"] = sandbox.url + "/api/v1/sdk"
     env.update(extra)
     return env
 
