@@ -5,6 +5,10 @@
   name, `LOGIN_MAX_FAILURES_PER_IP` per IP), sign-in with that name / from that IP is
   refused for `LOGIN_LOCKOUT_SECONDS`, without checking the password. A successful
   sign-in clears the name's counter.
+- Subscriber sign-in (the Open server's, checked by Pelcro's Open API login): failed
+  attempts are counted per client IP (`LOGIN_MAX_FAILURES_PER_IP` within
+  `LOGIN_LOCKOUT_SECONDS`), so the gateway cannot be used to try many subscribers'
+  passwords from one address; Pelcro's own lock-out covers one subscriber's identifier.
 - Dynamic client registration: at most `DCR_PER_IP_PER_HOUR` registrations per IP.
 
 Keys start with `settings.REDIS_KEY_PREFIX`; identifiers are hashed so no e-mail address
@@ -82,6 +86,37 @@ def clear_login_failures(name: str) -> None:
         redis_client().delete(_key("login-fail:name", name))
     except redis.RedisError as exc:
         log.warning("login throttle unavailable (%s)", type(exc).__name__)
+
+
+# --- subscriber sign-in ------------------------------------------------------------------
+
+
+def subscriber_sign_in_retry_after(ip: str) -> int:
+    """Seconds until subscribers may try to sign in from `ip` again; 0 when not locked."""
+    key = _key("subscriber-fail:ip", ip)
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(key)
+        pipe.ttl(key)
+        count, ttl = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("subscriber sign-in throttle unavailable (%s); not limiting", type(exc).__name__)
+        return 0
+    if count is not None and int(count) >= _knob("LOGIN_MAX_FAILURES_PER_IP"):
+        return ttl if ttl and ttl > 0 else 1
+    return 0
+
+
+def record_subscriber_sign_in_failure(ip: str) -> None:
+    """Count one failed subscriber sign-in from `ip` (kept LOGIN_LOCKOUT_SECONDS from the latest)."""
+    key = _key("subscriber-fail:ip", ip)
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, _knob("LOGIN_LOCKOUT_SECONDS"))
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("subscriber sign-in throttle unavailable (%s); failure not counted", type(exc).__name__)
 
 
 # --- dynamic client registration -------------------------------------------------------------

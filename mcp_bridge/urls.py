@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from mcp_bridge import views
 
@@ -6,4 +6,5 @@ urlpatterns = [
     # Only browsers reach this: the ASGI router sends MCP traffic at "/" to the MCP app.
     path("", views.landing, name="landing"),
     path("connections/<int:pk>/activity", views.connection_activity, name="connection-activity"),
+    path("", include("mcp_bridge.open.urls")),
 ]

@@ -11,23 +11,37 @@ sign-in form that says what to do, never which e-mail addresses exist.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
+
+from accounts import throttle
 from accounts.models import Connection, Site, Subscriber, SubscriberCredential
 from accounts.subscribers import SubscriberNameTaken, subscriber_for
-from mcp_bridge.open.client import CustomerSignIn, InvalidCredentials, LoginLocked, OpenAPIClient
+from mcp_bridge.open.client import CustomerSignIn, InvalidCredentials, LoginLocked, OpenAPIClient, get_client
 from mcp_bridge.orm import run_db
 from mcp_bridge.upstream.errors import RateLimited, UpstreamError, UpstreamUnavailable, ValidationFailed
 
 
 class SignInRefused(Exception):
     """The sign-in did not succeed; `message` is for the person, `retry_after` (seconds) is
-    set when waiting is the way on (lock-out, rate limit)."""
+    set when waiting is the way on (lock-out, rate limit). `reason` says why, for the page's
+    status and the gateway's own counting: "no_access" (site), "missing" (empty field),
+    "invalid_credentials", "locked" (Pelcro's lock-out or the gateway's per-IP one), "busy"
+    (rate limited), "unavailable", "refused" (anything else)."""
 
-    def __init__(self, message: str, retry_after: int | None = None):
+    def __init__(self, message: str, retry_after: int | None = None, reason: str = "refused"):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.reason = reason
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of a page that shows this refusal: 429 when waiting is the way
+        on, 503 when Pelcro could not be reached, else 200 (the form again, with the message)."""
+        return {"locked": 429, "busy": 429, "unavailable": 503}.get(self.reason, 200)
 
 
 @dataclass(frozen=True)
@@ -47,32 +61,41 @@ async def sign_in_subscriber(client: OpenAPIClient, *, site_id: int, email: str,
     if site is None:
         raise SignInRefused(
             "This publication does not offer sign-in for apps here. Pick another one, or ask "
-            "the publication to turn on subscriber access."
+            "the publication to turn on subscriber access.",
+            reason="no_access",
         )
     email = email.strip()
     if not email or not password:
-        raise SignInRefused("Enter the e-mail address and password of your account with this publication.")
+        raise SignInRefused(
+            "Enter the e-mail address and password of your account with this publication.", reason="missing"
+        )
     try:
         customer = await client.login(account_id=site.account_id, site_id=site.site_id, email=email, password=password)
     except InvalidCredentials:
         raise SignInRefused(
             "That e-mail address and password do not match an account of this publication. "
-            "Check them and try again (use the password you use on the publication's site)."
+            "Check them and try again (use the password you use on the publication's site).",
+            reason="invalid_credentials",
         ) from None
     except LoginLocked as locked:
         raise SignInRefused(
             f"Too many sign-in attempts for this account. Try again in {locked.retry_after} seconds.",
             retry_after=locked.retry_after,
+            reason="locked",
         ) from None
     except RateLimited as limited:
         raise SignInRefused(
-            f"The publication is busy. Try again in {limited.retry_after} seconds.", retry_after=limited.retry_after
+            f"The publication is busy. Try again in {limited.retry_after} seconds.",
+            retry_after=limited.retry_after,
+            reason="busy",
         ) from None
     except ValidationFailed as invalid:
         raise SignInRefused(f"The publication refused the sign-in: {invalid.message}") from None
     except UpstreamUnavailable:
         raise SignInRefused(
-            "The publication's sign-in could not be reached. Try again in a minute.", retry_after=60
+            "The publication's sign-in could not be reached. Try again in a minute.",
+            retry_after=60,
+            reason="unavailable",
         ) from None
     except UpstreamError as refused:
         raise SignInRefused(f"The publication refused the sign-in: {refused.message}") from None
@@ -83,6 +106,39 @@ async def sign_in_subscriber(client: OpenAPIClient, *, site_id: int, email: str,
     except SubscriberNameTaken:
         raise SignInRefused("This account cannot be connected here; contact the gateway's operators.") from None
     return SubscriberSignIn(subscriber=subscriber, customer=customer)
+
+
+def sign_in_from_page(*, site: Site, email: str, password: str, client_ip: str, keep: bool) -> SubscriberSignIn:
+    """`sign_in_subscriber` for the sign-in pages (sync Django views), behind the gateway's
+    per-IP count of failed subscriber sign-ins (`accounts.throttle`: a locked IP is refused
+    before Pelcro sees the password; each wrong password counts).
+
+    `keep`: whether the caller keeps the customer's JWT (the authorization flow hands it to
+    the connection). Otherwise it is logged out at Pelcro at once (best effort), so no
+    unused sign-in stays valid there. Raises `SignInRefused`."""
+    wait = throttle.subscriber_sign_in_retry_after(client_ip)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        raise SignInRefused(
+            f"Too many failed sign-ins from your network. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            retry_after=wait,
+            reason="locked",
+        )
+    try:
+        return async_to_sync(_sign_in_from_page)(site, email, password, keep)
+    except SignInRefused as refused:
+        if refused.reason == "invalid_credentials":
+            throttle.record_subscriber_sign_in_failure(client_ip)
+        raise
+
+
+async def _sign_in_from_page(site: Site, email: str, password: str, keep: bool) -> SubscriberSignIn:
+    client = get_client()  # this loop's (the server's, under ASGI)
+    signed_in = await sign_in_subscriber(client, site_id=site.site_id, email=email, password=password)
+    if not keep:
+        with contextlib.suppress(UpstreamError):
+            await client.logout(account_id=site.account_id, site_id=site.site_id, jwt=signed_in.customer.jwt)
+    return signed_in
 
 
 def keep_jwt(connection: Connection, customer: CustomerSignIn) -> SubscriberCredential:
