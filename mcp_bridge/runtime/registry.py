@@ -96,6 +96,9 @@ class ToolDef:
         """This tool as the SDK's `Tool` (validated arguments arrive as keyword arguments)."""
         spec = self
         model = self.input_model
+        # What the SDK validates a successful answer against: a write tool's `dry_run`
+        # answers a `WritePreview` instead of its object (both are in the output schema).
+        answer = self.output_model if self.read_only else self.output_model | WritePreview
 
         # The SDK hands the `context` argument of `MCPServer.call_tool` to the tool as
         # `context_kwarg`; `runtime.server` passes the call's `CallContext` there.
@@ -108,9 +111,7 @@ class ToolDef:
             title=self.title,
             description=self.description,
             parameters=self.input_schema(),
-            fn_metadata=FuncMetadata(
-                arg_model=model, output_model=self.output_model, output_schema=self.output_schema()
-            ),
+            fn_metadata=FuncMetadata(arg_model=model, output_model=answer, output_schema=self.output_schema()),
             is_async=True,
             context_kwarg="call",
             annotations=self.annotations,

@@ -75,7 +75,9 @@ class WritePreview(BaseModel):
     # why, and which rule (e.g. "CORE_API.md §8.4"); changes: what would change if it ran
     # now; summary: one paragraph for a person (account or site, customer, object, amount
     # with its currency, the effect, whether it can be undone), also what a confirmation
-    # shows; needs_confirmation: the real call asks a person first.
+    # shows; needs_confirmation: the real call asks a person first; not_checked: documented
+    # rules the one read could not settle (another object's state, an account setting), so
+    # an allowed verdict holds only as far as they go and the real call may still be refused.
     dry_run: Literal[True] = True
     tool: str
     would_send: UpstreamRequest
@@ -86,6 +88,7 @@ class WritePreview(BaseModel):
     summary: str
     irreversible: bool = False
     needs_confirmation: bool = False
+    not_checked: list[str] = Field(default_factory=list)
 
 
 # `preview(call, args)`: the `WritePreview` of a write tool's arguments, reading the
@@ -122,7 +125,10 @@ async def preview_result(spec: Any, call: CallContext, args: Any) -> CallToolRes
     preview = await spec.preview(call, args)
     preview.needs_confirmation = spec.needs_confirmation(args)
     head = "Dry run, nothing was written. " + ("Allowed: " if preview.allowed else "Would be refused: ")
-    return structured_result(preview, head + preview.verdict + "\n" + preview.summary)
+    text = head + preview.verdict + "\n" + preview.summary
+    if preview.not_checked:
+        text += "\nNot checked by this preview: " + "; ".join(preview.not_checked) + "."
+    return structured_result(preview, text)
 
 
 async def run_write(spec: Any, call: CallContext, args: Any, options: WriteOptions) -> CallToolResult:
