@@ -10,6 +10,21 @@ from pydantic import Field, field_validator, model_validator
 
 from mcp_bridge.core.addresses import Address
 from mcp_bridge.core.calls import core_api
+from mcp_bridge.core.previews import (
+    IRREVERSIBLE,
+    Verdict,
+    changes,
+    core_request,
+    counted,
+    customer_label,
+    described,
+    merged_metadata,
+    money,
+    preview,
+    read_state,
+    send,
+    where,
+)
 from mcp_bridge.core.results import object_result, page_result, structured_result
 from mcp_bridge.core.shapes import (
     HAS_METADATA_KEY,
@@ -31,7 +46,7 @@ from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Metadata, Page, SiteInput, id_field
-from mcp_bridge.runtime.writes import ALWAYS
+from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 # --- Shapes ------------------------------------------------------------------------------
 
@@ -173,6 +188,9 @@ class CreateCustomerInput(CustomerFields):
             raise ValueError("give an email, a display_name or an old_provider_id")
         return self
 
+    def request(self) -> UpstreamRequest:
+        return core_request("POST", "/customers", self.site_id, body=self.body())
+
 
 class UpdateCustomerInput(CustomerFields):
     customer_id: int = id_field("customer")
@@ -180,6 +198,13 @@ class UpdateCustomerInput(CustomerFields):
     default_source_id: int | None = Field(
         None, ge=1, description="One of the customer's saved payment methods, to become the default."
     )
+
+    def request(self) -> UpstreamRequest:
+        return core_request("PUT", f"/customers/{self.customer_id}", self.site_id, body=self.body())
+
+
+def delete_request(args: CustomerIdInput) -> UpstreamRequest:
+    return core_request("DELETE", f"/customers/{args.customer_id}", args.site_id)
 
 
 def _customer_line(customer: Customer, site_id: int, verb: str = "Customer") -> str:
@@ -193,6 +218,201 @@ def _customer_line(customer: Customer, site_id: int, verb: str = "Customer") -> 
     if customer.addresses is not None:
         line += f"; {len(customer.addresses)} address(es)"
     return line + "."
+
+
+# --- Previews (dry_run) --------------------------------------------------------------------
+
+CUSTOMERS_RULES = "CORE_API.md §8.2 (customers)"
+# RFC 6761 §6: names under these never resolve, so Pelcro's DNS check of an e-mail domain
+# (CORE_API.md §8.2) refuses them whatever the DNS; other domains it checks on the real call.
+NEVER_RESOLVES = frozenset({"invalid", "test", "example", "localhost"})
+ENDED = ("canceled", "expired")
+
+
+def _email_rules(verdict: Verdict, email: str) -> None:
+    domain = email.rsplit("@", 1)[1].lower().rstrip(".")
+    if domain.rsplit(".", 1)[-1] in NEVER_RESOLVES:
+        verdict.refuse(
+            f"The e-mail domain {domain} has no mail server (a reserved name that never resolves, RFC 6761), so "
+            "Pelcro's DNS check of the e-mail refuses it.",
+            "CORE_API.md §8.2: email passes a DNS check",
+        )
+    else:
+        verdict.unchecked(f"Pelcro's DNS check of the e-mail domain {domain} (it makes it on the real call)")
+
+
+def _email_taken(verdict: Verdict, email: str, found: list[dict[str, Any]], own_id: int | None, site_id: int) -> None:
+    # Pelcro keeps e-mails in lower case; the filter may match more than this address.
+    wanted = email.casefold()
+    other = next((c for c in found if (c.get("email") or "").casefold() == wanted and c.get("id") != own_id), None)
+    if other is not None:
+        verdict.refuse(
+            f"The e-mail {email} is already taken on site {site_id} (by customer {other['id']}).",
+            "CORE_API.md §8.2: email is unique per site",
+        )
+
+
+def _stored(name: str, value: Any) -> Any:
+    """`value` as the customer will hold it: Pelcro keeps a phone number's digits only."""
+    return re.sub(r"\D", "", value) if name == "phone" and isinstance(value, str) else value
+
+
+async def preview_create_customer(call: CallContext, args: CreateCustomerInput) -> WritePreview:
+    """Reads the customers with the new e-mail (one list request), when an e-mail is given."""
+    request = args.request()
+    body = request.body or {}
+    verdict = Verdict()
+    if args.email:
+        _email_rules(verdict, args.email)
+        if "," in args.email:  # a comma separates alternatives in a filter value (CORE_API.md §5)
+            verdict.unchecked("whether the e-mail is unused on the site (an address with a comma cannot be searched)")
+        elif verdict.allowed:
+            found = await read_state(
+                call, "/customers", args.site_id, what="customers", params=FilterQuery().eq("email", args.email).params
+            )
+            _email_taken(verdict, args.email, found or [], None, args.site_id)
+    if args.old_provider_id:
+        verdict.unchecked(
+            f"whether old_provider_id {args.old_provider_id!r} is unused in the account (no documented filter finds it)"
+        )
+    missing = [name for name in ("email", "first_name", "last_name", "phone") if not body.get(name)]
+    if missing:
+        verdict.unchecked(
+            f"accounts on the TAP payment gateway also need {', '.join(missing)} (the account's gateway is not read)"
+        )
+    given = ", ".join(f"{name} {value!r}" for name, value in body.items())
+    return preview(
+        "create_customer",
+        request,
+        verdict,
+        allowed="No documented rule refuses this new customer.",
+        rule=CUSTOMERS_RULES,
+        changed=changes(*((f"customer.{name}", None, _stored(name, value)) for name, value in body.items())),
+        summary=f"On {where(call, args.site_id)}: create a new customer with {given}. Each call creates another "
+        "customer; delete_customer removes one.",
+    )
+
+
+async def preview_update_customer(call: CallContext, args: UpdateCustomerInput) -> WritePreview:
+    """Reads the customer (one request): with a new e-mail, one list request finds both the
+    customer and whoever already has that e-mail (filters OR-ed)."""
+    request = args.request()
+    body = request.body or {}
+    verdict = Verdict()
+    what = f"customer {args.customer_id}"
+    if args.email and "," not in args.email:
+        query = FilterQuery("any").eq("id", args.customer_id).eq("email", args.email).params
+        found = await read_state(call, "/customers", args.site_id, what="customers", params=query) or []
+        customer = next((c for c in found if c.get("id") == args.customer_id), None)
+    else:
+        found = []
+        customer = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what)
+    if customer is None:
+        verdict.not_found(what, args.site_id)
+        return preview(
+            "update_customer",
+            request,
+            verdict,
+            allowed="",
+            rule=CUSTOMERS_RULES,
+            changed=[],
+            summary=f"On {where(call, args.site_id)}: update {what}, which does not exist there.",
+        )
+    if args.email:
+        _email_rules(verdict, args.email)
+        if "," in args.email:
+            verdict.unchecked("whether the e-mail is unused on the site (an address with a comma cannot be searched)")
+        _email_taken(verdict, args.email, found, args.customer_id, args.site_id)
+    source_id = args.default_source_id
+    if source_id is not None and source_id != customer.get("default_source_id"):
+        verdict.unchecked(f"whether payment method {source_id} is one of this customer's (only theirs is accepted)")
+    triples: list[tuple[str, Any, Any]] = []
+    for name, value in body.items():
+        if name == "metadata":
+            before = customer.get("metadata") or {}
+            after = merged_metadata(before, value)
+            triples += [(f"customer.metadata.{key}", before.get(key), after.get(key)) for key in value]
+        else:
+            triples.append((f"customer.{name}", customer.get(name), _stored(name, value)))
+    changed = changes(*triples)
+    effect = described(changed, "customer.")
+    return preview(
+        "update_customer",
+        request,
+        verdict,
+        allowed="No documented rule refuses this update.",
+        rule=CUSTOMERS_RULES,
+        changed=changed,
+        summary=f"On {where(call, args.site_id)}: update {customer_label(customer, args.customer_id)}: "
+        + (effect or "nothing would change (every value given is already set)")
+        + ".",
+    )
+
+
+def _card(source: dict[str, Any] | None, source_id: int | None) -> str:
+    if source and source.get("last4"):
+        return f"{source.get('brand') or 'card'} ending {source['last4']}, id {source_id}"
+    return f"payment method {source_id}"
+
+
+async def preview_delete_customer(call: CallContext, args: CustomerIdInput) -> WritePreview:
+    """Reads the customer with their subscriptions, addresses and default payment method
+    (one request, expand): what the delete takes with it (CORE_API.md §8.2)."""
+    what = f"customer {args.customer_id}"
+    customer = await read_state(
+        call,
+        f"/customers/{args.customer_id}",
+        args.site_id,
+        what=what,
+        params=expand_param(["subscriptions", "addresses", "defaultSource"]),
+    )
+    verdict = Verdict()
+    if customer is None:
+        verdict.not_found(what, args.site_id)
+        return preview(
+            "delete_customer",
+            delete_request(args),
+            verdict,
+            allowed="",
+            rule="CORE_API.md §8.2 (delete customer)",
+            changed=[],
+            summary=f"On {where(call, args.site_id)}: delete {what}, which does not exist there (or is already "
+            "deleted).",
+            irreversible=True,
+        )
+    subscriptions = customer.get("subscriptions") or []
+    addresses = customer.get("addresses") or []
+    ending = [s for s in subscriptions if s.get("status") not in ENDED]
+    source_id = customer.get("default_source_id")
+    changed = changes(
+        ("customer.deleted", False, True),
+        *((f"subscription {s['id']}.status", s.get("status"), "canceled") for s in ending),
+        ("customer.subscriptions", len(subscriptions), 0),
+        ("customer.addresses", len(addresses), 0),
+        ("customer.default_source_id", source_id, None),
+    )
+    canceled = ", ".join(f"{s['id']} ({s.get('status')}, plan {s.get('plan')})" for s in ending)
+    parts = [
+        counted(len(subscriptions), "subscription")
+        + (f" ({len(ending)} not ended, CANCELED AT ONCE: {canceled})" if ending else ""),
+        counted(len(addresses), "address", "addresses"),
+        "their saved payment methods"
+        + (f" (the default: {_card(customer.get('default_source'), source_id)})" if source_id else ""),
+        "memberships and social logins",
+    ]
+    balance = customer.get("balance")
+    credit = f" They have a credit balance of {money(balance, customer.get('currency'))}." if balance else ""
+    return preview(
+        "delete_customer",
+        delete_request(args),
+        verdict,
+        allowed="No documented rule refuses deleting this customer.",
+        rule="CORE_API.md §8.2 (delete customer)",
+        changed=changed,
+        summary=f"On {where(call, args.site_id)}: delete {customer_label(customer, args.customer_id)}. Pelcro also "
+        f"deletes their {'; '.join(parts)}.{credit} {IRREVERSIBLE}",
+        irreversible=True,
+    )
 
 
 # --- Tools -------------------------------------------------------------------------------
@@ -261,18 +481,16 @@ async def get_customer(call: CallContext, args: GetCustomerInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_create_customer,
 )
 async def create_customer(call: CallContext, args: CreateCustomerInput):
     """Create a customer on a site. Needs an email, a display_name (up to 100 characters) or
     an old_provider_id; an email must be unique on the site. Each call creates a new
     customer, so check with list_customers (email filter) first if they may exist."""
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        "/customers",
-        args.site_id,
+        args.request(),
         what="the new customer",
-        json_body=args.body(),
         check="look for it with list_customers (email filter) to see whether it was created",
     )
     return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Created customer"))
@@ -287,18 +505,16 @@ async def create_customer(call: CallContext, args: CreateCustomerInput):
     destructive=False,
     idempotent=True,
     open_world=True,
+    preview=preview_update_customer,
 )
 async def update_customer(call: CallContext, args: UpdateCustomerInput):
     """Change a customer's fields. Only the fields you give change. `metadata` is merged:
     keys you give are set, a key whose value is null is removed, other keys stay.
     default_source_id must be one of the customer's own payment methods."""
-    response = await core_api(
+    response = await send(
         call,
-        "PUT",
-        f"/customers/{args.customer_id}",
-        args.site_id,
+        args.request(),
         what=f"customer {args.customer_id}",
-        json_body=args.body(),
         check=f"read customer {args.customer_id} with get_customer to see whether it changed",
     )
     return object_result(response, Customer, lambda c: _customer_line(c, args.site_id, "Updated customer"))
@@ -314,17 +530,16 @@ async def update_customer(call: CallContext, args: UpdateCustomerInput):
     idempotent=True,
     open_world=True,
     confirm=ALWAYS,
+    preview=preview_delete_customer,
 )
 async def delete_customer(call: CallContext, args: CustomerIdInput):
     """Delete a customer. IRREVERSIBLE: Pelcro also deletes their subscriptions (active
     ones are CANCELED AT ONCE), memberships, payment methods, addresses and social logins.
     Confirm with the user first. Deleting an already deleted customer answers not found.
     """
-    await core_api(
+    await send(
         call,
-        "DELETE",
-        f"/customers/{args.customer_id}",
-        args.site_id,
+        delete_request(args),
         what=f"customer {args.customer_id}",
         check=f"read customer {args.customer_id} with get_customer: not found means it was deleted",
     )

@@ -30,6 +30,7 @@ class Plan(CoreObject):
     auto_renew: bool | None = None
     available_online: bool | None = None
     trial_period_days: int | None = None
+    agency_id: int | None = Field(None, description="Set when an agency manages it (not cancelable through Core).")
     metadata: CoreMetadata = None
     created_at: Timestamp | None = None
 

@@ -10,12 +10,25 @@ from mcp_bridge.core.addresses import Address
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.coupons import Coupon
 from mcp_bridge.core.plans import Plan
+from mcp_bridge.core.previews import (
+    IRREVERSIBLE,
+    Verdict,
+    changes,
+    core_request,
+    customer_label,
+    moment,
+    money,
+    preview,
+    read_state,
+    send,
+    where,
+)
 from mcp_bridge.core.results import object_result, page_result
 from mcp_bridge.core.shapes import CoreMetadata, CoreObject, Timestamp, embedded, expand_param, iso, sort_field
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
-from mcp_bridge.runtime.writes import WHEN_MODE_NOW
+from mcp_bridge.runtime.writes import WHEN_MODE_NOW, UpstreamRequest, WritePreview
 
 
 class Subscription(CoreObject):
@@ -111,6 +124,9 @@ class CreateSubscriptionInput(SiteInput):
         body = self.model_dump(exclude={"site_id", "customer_id"}, exclude_none=True)
         return {"user_id": self.customer_id, **body}  # Pelcro names the customer user_id
 
+    def request(self) -> UpstreamRequest:
+        return core_request("POST", "/subscriptions", self.site_id, body=self.body())
+
 
 class CancelSubscriptionInput(SiteInput):
     subscription_id: int = id_field("subscription")
@@ -122,6 +138,219 @@ class CancelSubscriptionInput(SiteInput):
 
     def body(self) -> dict[str, Any]:
         return {"mode": self.mode, "reason": self.reason}
+
+    def request(self) -> UpstreamRequest:
+        return core_request("DELETE", f"/subscriptions/{self.subscription_id}", self.site_id, body=self.body())
+
+
+# --- Previews (dry_run) --------------------------------------------------------------------
+
+ENDED = ("canceled", "expired")
+# CORE_API.md §8.3: "Refused: customer at its maximum number of subscriptions"; the number
+# is not documented, the contract's chosen one (the sandbox's) is 25 that have not ended.
+MAX_SUBSCRIPTIONS_PER_CUSTOMER = 25
+CANCEL_RULE = "CORE_API.md §8.3 (cancel)"
+CREATE_RULE = "CORE_API.md §8.3 (create)"
+# Create fields → the subscription object's names for them (CORE_API.md §8.3).
+OBJECT_FIELDS = {
+    "plan_id": "plan",
+    "collection_method": "billing",
+    "source_id": "default_source",
+    "address_id": "address",
+}
+
+
+def _price(plan: dict[str, Any] | None, quantity: int | None) -> str:
+    """A plan's price for `quantity`, e.g. "USD 19.98 every month (9.99 × 2)"."""
+    if not plan or plan.get("amount") is None:
+        return "price unknown"
+    count = plan.get("interval_count") or 1
+    interval = plan.get("interval") or "period"
+    every = f"every {interval}" if count == 1 else f"every {count} {interval}s"
+    units = quantity or 1
+    total = money(plan["amount"] * units, plan.get("currency"))
+    each = f" ({money(plan['amount'], plan.get('currency'))} × {units})" if units > 1 else ""
+    return f"{total} {every}{each}"
+
+
+async def preview_create_subscription(call: CallContext, args: CreateSubscriptionInput) -> WritePreview:
+    """Reads the customer with their subscriptions, addresses and default payment method
+    (one request, expand). The plan and the coupon are other objects: not read."""
+    request = args.request()
+    what = f"customer {args.customer_id}"
+    customer = await read_state(
+        call,
+        f"/customers/{args.customer_id}",
+        args.site_id,
+        what=what,
+        params=expand_param(["subscriptions", "addresses", "defaultSource"]),
+    )
+    verdict = Verdict()
+    if customer is None:
+        verdict.not_found(what, args.site_id)
+        return preview(
+            "create_subscription",
+            request,
+            verdict,
+            allowed="",
+            rule=CREATE_RULE,
+            changed=[],
+            summary=f"On {where(call, args.site_id)}: subscribe {what} to plan {args.plan_id}; the customer does not "
+            "exist there.",
+        )
+    verdict.unchecked(
+        f"whether plan {args.plan_id} exists and is active (an archived plan takes no new subscribers); its price"
+    )
+    default_source = customer.get("default_source_id")
+    if args.source_id is not None and args.source_id != default_source:
+        verdict.unchecked(
+            f"whether payment method {args.source_id} is one of the customer's (only their default, "
+            f"{default_source or 'none'}, was read)"
+        )
+    addresses = customer.get("addresses")
+    if (
+        args.address_id is not None
+        and addresses is not None
+        and args.address_id not in {a.get("id") for a in addresses}
+    ):
+        verdict.refuse(
+            f"Address {args.address_id} is not an address of customer {args.customer_id}.",
+            "CORE_API.md §8.3: address_id is an address of the customer",
+        )
+    if args.coupon_code:
+        verdict.unchecked(
+            f"whether coupon {args.coupon_code} exists and applies (not restricted to other plans, not expired, "
+            "not used up, in the plan's currency)"
+        )
+    live = [s for s in customer.get("subscriptions") or [] if s.get("status") not in ENDED]
+    if len(live) >= MAX_SUBSCRIPTIONS_PER_CUSTOMER:
+        verdict.refuse(
+            f"Customer {args.customer_id} already has the maximum of {MAX_SUBSCRIPTIONS_PER_CUSTOMER} subscriptions.",
+            "CORE_API.md §8.3: refused for a customer at its maximum number of subscriptions",
+        )
+    status = "trialing" if args.trial_period_days else "active"
+    body = request.body or {}
+    changed = changes(
+        ("subscription.status", None, status),
+        *((f"subscription.{OBJECT_FIELDS.get(name, name)}", None, value) for name, value in body.items()),
+        ("customer.subscriptions_not_ended", len(live), len(live) + 1),
+    )
+    if args.collection_method == "charge_automatically":
+        source = customer.get("default_source") if args.source_id == default_source else None
+        card = (
+            f"{source.get('brand') or 'card'} ending {source.get('last4')}"
+            if source and source.get("last4")
+            else f"payment method {args.source_id}"
+        )
+        when = f"after the {args.trial_period_days}-day free trial" if args.trial_period_days else "the first at once"
+        billing = f"Each period's price is charged to {card}, {when}."
+    else:
+        billing = "The customer is sent an invoice to pay for each period" + (
+            f", after a {args.trial_period_days}-day free trial." if args.trial_period_days else "."
+        )
+    coupon = f" with coupon {args.coupon_code}" if args.coupon_code else ""
+    return preview(
+        "create_subscription",
+        request,
+        verdict,
+        allowed="No rule checked on the customer refuses this subscription.",
+        rule=CREATE_RULE,
+        changed=changed,
+        summary=f"On {where(call, args.site_id)}: subscribe {customer_label(customer, args.customer_id)} to plan "
+        f"{args.plan_id} × {args.quantity}{coupon} (status {status}). {billing} The plan's price is not read by "
+        f"this preview (get_plan {args.plan_id} shows it). Each call creates another subscription.",
+    )
+
+
+def _cancel_refusal(subscription: dict[str, Any], mode: str, verdict: Verdict) -> None:
+    """CORE_API.md §8.3's cancel rules, in the Core API's order."""
+    number, status, plan = subscription["id"], subscription.get("status"), subscription.get("plan")
+    if status in ENDED:
+        verdict.refuse(
+            f"Subscription {number} is already {status}.", f"{CANCEL_RULE}: an ended subscription cannot be canceled"
+        )
+    if subscription.get("is_gift_recipient"):
+        verdict.refuse(
+            f"Subscription {number} was received as a gift; a gift recipient's subscription cannot be canceled.",
+            f"{CANCEL_RULE}: refused for gift-recipient subscriptions",
+        )
+    if isinstance(plan, dict):
+        if plan.get("agency_id") is not None:
+            verdict.refuse(
+                f"Subscription {number} is managed by an agency and cannot be canceled here.",
+                f"{CANCEL_RULE}: refused for agency-managed subscriptions",
+            )
+    else:
+        verdict.unchecked("whether its plan is agency-managed (the plan could not be read)")
+    if status == "incomplete":
+        verdict.refuse(
+            f"Subscription {number} is pending payment and cannot be canceled.",
+            f"{CANCEL_RULE}: refused for pending-payment (incomplete) subscriptions",
+        )
+    if mode == "period_end" and subscription.get("cancel_at_period_end"):
+        verdict.refuse(
+            f"Subscription {number} is already set to cancel at the end of its period.",
+            f"{CANCEL_RULE}: mode period_end once is enough",
+        )
+
+
+async def preview_cancel_subscription(call: CallContext, args: CancelSubscriptionInput) -> WritePreview:
+    """Reads the subscription with its plan (one request, expand): its status, gift and
+    agency flags, whether it is already set to end, and its price."""
+    what = f"subscription {args.subscription_id}"
+    subscription = await read_state(
+        call, f"/subscriptions/{args.subscription_id}", args.site_id, what=what, params=expand_param(["plan"])
+    )
+    verdict = Verdict()
+    if subscription is None:
+        verdict.not_found(what, args.site_id)
+        return preview(
+            "cancel_subscription",
+            args.request(),
+            verdict,
+            allowed="",
+            rule=CANCEL_RULE,
+            changed=[],
+            summary=f"On {where(call, args.site_id)}: cancel {what} (mode {args.mode}), which does not exist there.",
+            irreversible=args.mode == "now",
+        )
+    _cancel_refusal(subscription, args.mode, verdict)
+    get = subscription.get
+    period_end = get("current_period_end")
+    if args.mode == "now":
+        changed = changes(
+            ("subscription.status", get("status"), "canceled"),
+            ("subscription.canceled_at", moment(get("canceled_at")) if get("canceled_at") else None, "now"),
+            ("subscription.ended_at", None, "now"),
+            ("subscription.cancel_reason", get("cancel_reason"), args.reason),
+        )
+        effect = f"Mode now: it ENDS AT ONCE (status canceled) and the customer loses access now. {IRREVERSIBLE}"
+    else:
+        ends = moment(period_end) if period_end else "the end of the current period"
+        changed = changes(
+            ("subscription.cancel_at_period_end", bool(get("cancel_at_period_end")), True),
+            ("subscription.cancel_at", moment(get("cancel_at")) if get("cancel_at") else None, ends),
+            ("subscription.canceled_at", moment(get("canceled_at")) if get("canceled_at") else None, "now"),
+            ("subscription.cancel_reason", get("cancel_reason"), args.reason),
+        )
+        effect = (
+            f"Mode period_end: it stays {get('status')} until {ends}, then ends without renewing; nothing is refunded."
+        )
+    plan = get("plan") if isinstance(get("plan"), dict) else {}
+    name = f"plan {plan.get('nickname')} ({plan.get('id')})" if plan.get("nickname") else f"plan {plan.get('id')}"
+    state = f"now {get('status')}, current period ends {moment(period_end) if period_end else 'unknown'}"
+    return preview(
+        "cancel_subscription",
+        args.request(),
+        verdict,
+        allowed=f"No documented rule refuses canceling subscription {args.subscription_id} with mode {args.mode}.",
+        rule=CANCEL_RULE,
+        changed=changed,
+        summary=f"On {where(call, args.site_id)}: cancel subscription {args.subscription_id} of "
+        f"{customer_label(None, get('user_id'))}: {name}, {_price(plan, get('quantity'))}; {state}. "
+        f"Reason: {args.reason!r}. {effect}",
+        irreversible=args.mode == "now",
+    )
 
 
 def _line(subscription: Subscription, site_id: int, verb: str = "Subscription") -> str:
@@ -196,6 +425,7 @@ async def get_subscription(call: CallContext, args: GetSubscriptionInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_create_subscription,
 )
 async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     """Subscribe a customer to a plan, with a quantity (required) and optionally a coupon
@@ -205,13 +435,10 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     Refused: archived plans, coupons restricted to other plans, a customer at their
     maximum number of subscriptions.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        "/subscriptions",
-        args.site_id,
+        args.request(),
         what="the new subscription",
-        json_body=args.body(),
         check=f"read customer {args.customer_id} with get_customer (it embeds their subscriptions) to see whether "
         "it was created",
     )
@@ -228,6 +455,7 @@ async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     idempotent=True,
     open_world=True,
     confirm=WHEN_MODE_NOW,
+    preview=preview_cancel_subscription,
 )
 async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     """Cancel a subscription, with a mode and a reason (both required).
@@ -237,13 +465,10 @@ async def cancel_subscription(call: CallContext, args: CancelSubscriptionInput):
     irreversible: the customer loses access). Refused for gift-recipient, agency-managed and
     pending-payment subscriptions. Confirm the mode with the user first.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "DELETE",
-        f"/subscriptions/{args.subscription_id}",
-        args.site_id,
+        args.request(),
         what=f"subscription {args.subscription_id}",
-        json_body=args.body(),
         check=f"read subscription {args.subscription_id} with get_subscription to see whether it was canceled",
     )
 
