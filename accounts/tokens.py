@@ -95,6 +95,7 @@ def open_credentials(raw_token: str) -> Credentials | None:
         principal=principal,
         sites={subscriber.site.site_id: subscriber.site.name},
         subscriber=SubscriberIdentity(site_id=subscriber.site.site_id, customer_id=subscriber.customer_id),
+        rate_limit=connection.account.rate_limit,  # Open calls count against the account's limit too
     )
 
 

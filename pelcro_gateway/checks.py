@@ -116,6 +116,8 @@ RANGES = {
     "CORE_API_BACKOFF_MAX": (0, None, True),
     "OPEN_JWT_REFRESH_BEFORE_SECONDS": (0, None, True),
     "RATE_LIMIT": (1, None, True),
+    "OPEN_SITE_RATE_LIMIT": (1, None, True),
+    "OPEN_SUBSCRIBER_RATE_LIMIT": (1, None, True),
     "RATE_WINDOW_SECONDS": (0, None, False),
     "RATE_SAFETY_MARGIN": (0, None, True),
     "RATE_WAIT_BUDGET_SECONDS": (0, None, True),

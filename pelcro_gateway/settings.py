@@ -299,6 +299,13 @@ PELCRO_GATEWAY = {
     "OPEN_JWT_REFRESH_BEFORE_SECONDS": env_int("OPEN_JWT_REFRESH_BEFORE_SECONDS", 86400),
     # Shared per-account limit (Core API: 120 per minute per account).
     "RATE_LIMIT": env_int("RATE_LIMIT", 120),
+    # The Open server's calls, inside their account's limit, per RATE_WINDOW_SECONDS: all
+    # subscribers of one site together (half the default account limit, so a site's
+    # subscribers never take the staff's tools' whole budget), and one subscriber (a third
+    # of the site's: a person's assistant makes a few calls per request; a runaway client
+    # stops there and leaves the site's other subscribers the rest).
+    "OPEN_SITE_RATE_LIMIT": env_int("OPEN_SITE_RATE_LIMIT", 60),
+    "OPEN_SUBSCRIBER_RATE_LIMIT": env_int("OPEN_SUBSCRIBER_RATE_LIMIT", 20),
     "RATE_WINDOW_SECONDS": env_float("RATE_WINDOW_SECONDS", 60.0),
     # Requests kept back from LIMIT as a margin against clock skew with the upstream.
     "RATE_SAFETY_MARGIN": env_int("RATE_SAFETY_MARGIN", 2),

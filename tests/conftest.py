@@ -181,7 +181,12 @@ def mcp_sandbox(unlimited_sandbox) -> ServerProcess:
 @pytest.fixture(scope="session")
 def mcp_gateway(django_db_setup, django_db_blocker, mcp_sandbox) -> ServerProcess:
     with django_db_blocker.unblock():
-        server = start_gateway(mcp_sandbox, RATE_LIMIT=OUT_OF_REACH)
+        server = start_gateway(
+            mcp_sandbox,
+            RATE_LIMIT=OUT_OF_REACH,
+            OPEN_SITE_RATE_LIMIT=OUT_OF_REACH,
+            OPEN_SUBSCRIBER_RATE_LIMIT=OUT_OF_REACH,
+        )
     yield server
     server.stop()
 

@@ -20,7 +20,7 @@ class CountingGate:
     def __init__(self):
         self.events = []
 
-    async def acquire(self, account_id, *, limit=None, background=False):
+    async def acquire(self, account_id, *, limit=None, background=False, budgets=()):
         self.events.append("acquire")
 
     async def finished(self, account_id, seconds):

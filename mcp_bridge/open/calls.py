@@ -5,7 +5,7 @@ come from the verified token (`Credentials.subscriber`), never from tool argumen
 tools take no `site_id` or `customer_id`, `runtime.registry` refuses to declare one). It
 makes the request with the connection's Pelcro JWT (`credentials.SubscriberCaller`:
 refreshed before it expires, the connection ended when Pelcro refuses it), through the
-shared limiter, fills in the call's audit record (site, customer, upstream status), and
+shared limiter (the account's limit, the site's and the subscriber's budgets), fills in the call's audit record (site, customer, upstream status), and
 turns every upstream failure into a `ToolFailed`:
 
 - Pelcro refused the JWT (401, or 403 blacklisted: signed out elsewhere, a single-session
@@ -31,7 +31,8 @@ from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.failures import upstream_failure
 from mcp_bridge.runtime.results import ToolFailed
 from mcp_bridge.runtime.schemas import ToolFailure
-from mcp_bridge.upstream.errors import BusinessRuleError, NotFound, UpstreamError, ValidationFailed
+from mcp_bridge.upstream.errors import BusinessRuleError, NotFound, RateLimited, UpstreamError, ValidationFailed
+from mcp_bridge.upstream.limiter import open_budgets
 
 
 def subscriber_of(call: CallContext) -> SubscriberIdentity:
@@ -84,6 +85,9 @@ async def open_api(
     record.site_id = subscriber.site_id
     record.customer_id = subscriber.customer_id
     client = get_client()
+    # The account's limit, then the site's and this subscriber's budgets (upstream.limiter).
+    rate_limit = call.credentials.rate_limit
+    budgets = open_budgets(subscriber.site_id, subscriber.customer_id)
     try:
         if public:
             response = await client.request(
@@ -93,6 +97,8 @@ async def open_api(
                 site_id=subscriber.site_id,
                 params=params,
                 json=json,
+                rate_limit=rate_limit,
+                budgets=budgets,
             )
         else:
             caller = SubscriberCaller(
@@ -100,6 +106,8 @@ async def open_api(
                 connection_id=principal.connection_id,
                 site_id=subscriber.site_id,
                 account_id=principal.account_id,
+                rate_limit=rate_limit,
+                budgets=budgets,
             )
             response = await caller.call(method, path, params=params, json=json)
     except CustomerTokenRejected as exc:
@@ -148,5 +156,15 @@ def open_failure(exc: UpstreamError, what: str, call: CallContext, check: str | 
             ToolFailure(
                 error="refused", message=f"{where} refused this ({what}): {exc.message}", upstream_status=status
             )
+        )
+    if isinstance(exc, RateLimited) and exc.scope is not None:
+        # One of the Open budgets (upstream.limiter.open_budgets): nothing was sent.
+        message = (
+            f"Too many requests to {where}: the gateway's limit for {exc.scope} is reached, so "
+            f"nothing was sent. Try again in {exc.retry_after} s."
+        )
+        return ToolFailed(
+            ToolFailure(error="rate_limited", message=message, retry_after=exc.retry_after),
+            ToolCall.Outcome.RATE_LIMITED,
         )
     return upstream_failure(exc, what, subscriber_of(call).site_id, check)

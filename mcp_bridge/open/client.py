@@ -43,7 +43,7 @@ from mcp_bridge.upstream.errors import (
     ValidationFailed,
     error_message,
 )
-from mcp_bridge.upstream.gate import RequestGate
+from mcp_bridge.upstream.gate import Budget, RequestGate
 from mcp_bridge.upstream.http import UpstreamClient
 from mcp_bridge.upstream.limiter import client_options
 
@@ -156,10 +156,14 @@ class OpenAPIClient(UpstreamClient):
         jwt: str | None = None,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        rate_limit: int | None = None,
+        budgets: tuple[Budget, ...] = (),
     ) -> OpenAPIResponse:
         """One Open API call on `site_id`, as the customer whose `jwt` is given (None for the
-        public calls: site, plans, login). Retries where safe (`upstream.http`). Raises an
-        `UpstreamError` (module docstring); `CustomerTokenRejected` ends the connection."""
+        public calls: site, plans, login). It counts against the account's limit
+        (`rate_limit` per window, None: the default) and `budgets` (`limiter.open_budgets`).
+        Retries where safe (`upstream.http`). Raises an `UpstreamError` (module docstring);
+        `CustomerTokenRejected` ends the connection."""
         headers = {"Authorization": f"Bearer {jwt}"} if jwt is not None else {}
         return await self.send(
             method,
@@ -168,6 +172,8 @@ class OpenAPIClient(UpstreamClient):
             params={"site_id": site_id, **(params or {})},
             json=json,
             headers=headers,
+            rate_limit=rate_limit,
+            budgets=budgets,
         )
 
     async def login(self, *, account_id: int, site_id: int, email: str, password: str) -> CustomerSignIn:
@@ -178,11 +184,27 @@ class OpenAPIClient(UpstreamClient):
         )
         return _sign_in(response)
 
-    async def refresh(self, *, account_id: int, site_id: int, jwt: str) -> CustomerSignIn:
+    async def refresh(
+        self,
+        *,
+        account_id: int,
+        site_id: int,
+        jwt: str,
+        rate_limit: int | None = None,
+        budgets: tuple[Budget, ...] = (),
+    ) -> CustomerSignIn:
         """A new JWT for the customer (`POST /customer/refresh`); Pelcro blacklists the old
         one, so the caller must store the new one before anything else uses the JWT.
         Raises `CustomerTokenRejected` if `jwt` is no longer accepted."""
-        response = await self.request("POST", REFRESH_PATH, account_id=account_id, site_id=site_id, jwt=jwt)
+        response = await self.request(
+            "POST",
+            REFRESH_PATH,
+            account_id=account_id,
+            site_id=site_id,
+            jwt=jwt,
+            rate_limit=rate_limit,
+            budgets=budgets,
+        )
         return _sign_in(response)
 
     async def logout(self, *, account_id: int, site_id: int, jwt: str) -> None:

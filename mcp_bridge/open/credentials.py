@@ -34,6 +34,7 @@ from accounts.connections import revoke_connection
 from accounts.models import Connection, SubscriberCredential
 from mcp_bridge.open.client import CustomerTokenRejected, OpenAPIClient, OpenAPIResponse, jwt_times, refresh_due
 from mcp_bridge.orm import run_db
+from mcp_bridge.upstream.gate import Budget
 from mcp_bridge.upstream.redis_clients import redis_for_loop
 
 # Longer than one refresh can take (upstream timeout with its retries).
@@ -53,6 +54,8 @@ class SubscriberCaller:
     site_id: int
     account_id: int  # the site's gateway account: the limiter's key
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # aware UTC; tests move it
+    rate_limit: int | None = None  # the account's requests per window (None: the default)
+    budgets: tuple[Budget, ...] = ()  # the limiter budgets its calls count against (limiter.open_budgets)
 
     async def call(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: dict[str, Any] | None = None
@@ -63,7 +66,15 @@ class SubscriberCaller:
         for attempt in (1, 2):
             try:
                 response = await self.client.request(
-                    method, path, account_id=self.account_id, site_id=self.site_id, jwt=jwt, params=params, json=json
+                    method,
+                    path,
+                    account_id=self.account_id,
+                    site_id=self.site_id,
+                    jwt=jwt,
+                    params=params,
+                    json=json,
+                    rate_limit=self.rate_limit,
+                    budgets=self.budgets,
                 )
             except CustomerTokenRejected as refused:
                 stored = await run_db(_stored_jwt, self.connection_id)
@@ -93,7 +104,13 @@ class SubscriberCaller:
             if stored != jwt:
                 return stored  # refreshed by another request while this one waited
             try:
-                signed_in = await self.client.refresh(account_id=self.account_id, site_id=self.site_id, jwt=jwt)
+                signed_in = await self.client.refresh(
+                    account_id=self.account_id,
+                    site_id=self.site_id,
+                    jwt=jwt,
+                    rate_limit=self.rate_limit,
+                    budgets=self.budgets,
+                )
             except CustomerTokenRejected as refused:
                 await self.end(refused)
             await run_db(_store, self.connection_id, signed_in.jwt, signed_in.expires_at, refreshed=True)

@@ -62,19 +62,22 @@ class NotFound(UpstreamError):
 class RateLimited(UpstreamError):
     """No request was sent (gateway limiter) or the upstream refused it unprocessed (429).
 
-    `retry_after` is in whole seconds (at least 1); `source` is "gateway" or "upstream".
-    `status` is 429 only when the Core API answered 429; a refusal by the gateway's own
-    limiter has no upstream status (0), so the audit and the tool's answer never show a
-    429 the Core API did not send.
+    `retry_after` is in whole seconds (at least 1); `source` is "gateway" or "upstream";
+    `scope` names the budget that refused (e.g. "this subscriber (20 per 60 s)"), None for
+    the account's own limit. `status` is 429 only when the upstream answered 429; a refusal
+    by the gateway's own limiter has no upstream status (0), so the audit and the tool's
+    answer never show a 429 the upstream did not send.
     """
 
-    def __init__(self, retry_after: float, source: str = "gateway"):
+    def __init__(self, retry_after: float, source: str = "gateway", scope: str | None = None):
         self.retry_after = max(1, math.ceil(retry_after))
         self.source = source
+        self.scope = scope
         super().__init__(
-            f"rate limit for this account reached, retry in {self.retry_after} s", 429 if source == "upstream" else 0
+            f"rate limit for {scope or 'this account'} reached, retry in {self.retry_after} s",
+            429 if source == "upstream" else 0,
         )
-        self.args = (retry_after, source)
+        self.args = (retry_after, source, scope)
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -32,7 +32,7 @@ import httpx
 
 from mcp_bridge import metrics
 from mcp_bridge.upstream.errors import RateLimited, UpstreamUnavailable
-from mcp_bridge.upstream.gate import RequestGate
+from mcp_bridge.upstream.gate import Budget, RequestGate
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +95,13 @@ class UpstreamClient:
         headers: dict[str, str] | None = None,
         background: bool = False,
         rate_limit: int | None = None,
+        budgets: tuple[Budget, ...] = (),
     ) -> Any:
         """Make one request for `account_id` (whose limit it counts against), with retries
         where they are safe; returns `parse(response)`. `background` requests use the
         account's background share of the limit (Celery exports); `rate_limit` is the
-        account's own limit per window (None: the configured default). Raises an
+        account's own limit per window (None: the configured default); every attempt also
+        counts against `budgets` (`gate.Budget`). Raises an
         `UpstreamError`; an `UpstreamUnavailable` with `maybe_processed=True` means the write
         was sent once and its fate is unknown."""
         method = method.upper()
@@ -110,7 +112,9 @@ class UpstreamClient:
         attempt = 0
         while True:
             try:
-                response = await self._attempt(method, url, account_id, background, rate_limit, query, json, headers)
+                response = await self._attempt(
+                    method, url, account_id, background, rate_limit, budgets, query, json, headers
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # No connection was made (or none was free): the request never left this
                 # process, so any method may be sent again.
@@ -159,10 +163,12 @@ class UpstreamClient:
                 )
             return self.parse(response, unsure=not is_read)
 
-    async def _attempt(self, method, url, account_id, background, rate_limit, query, json, headers) -> httpx.Response:
+    async def _attempt(
+        self, method, url, account_id, background, rate_limit, budgets, query, json, headers
+    ) -> httpx.Response:
         """One upstream request. It passes the gate first (every attempt is a request the
         upstream counts), and the gate hears when it is over, however it ended."""
-        await self.gate.acquire(account_id, limit=rate_limit, background=background)
+        await self.gate.acquire(account_id, limit=rate_limit, background=background, budgets=budgets)
         started = time.perf_counter()
         status = 0
         try:

@@ -21,6 +21,12 @@ Background work (Celery exports) additionally has its own log capped at
 `BACKGROUND_BUDGET_SHARE` of `cap`, so interactive tool calls always keep the rest.
 An upstream 429 sets a block key until its Retry-After that every acquire honours.
 
+Budgets (`gate.Budget`) are further logs inside the account's: the Open server's calls
+count against one per site (`OPEN_SITE_RATE_LIMIT`) and one per subscriber
+(`OPEN_SUBSCRIBER_RATE_LIMIT`) per window (`open_budgets`), checked and counted in the same
+script as the account's limit, so one subscriber cannot use more than their own budget and
+the subscribers of one site together never more than the site's, whatever the processes.
+
 Keys: `<REDIS_KEY_PREFIX>rl:{<account_id>}:<name>`; the hash tag keeps one account's keys
 in one Redis Cluster slot, so every script runs on one node. Every key expires on its own.
 
@@ -54,7 +60,7 @@ from django.conf import settings
 
 from mcp_bridge import metrics
 from mcp_bridge.upstream.errors import RateLimited, RateLimiterUnavailable
-from mcp_bridge.upstream.gate import RequestGate
+from mcp_bridge.upstream.gate import Budget, RequestGate
 from mcp_bridge.upstream.redis_clients import REDIS_DOWN_ERRORS, redis_for_loop
 
 logger = logging.getLogger(__name__)
@@ -177,6 +183,10 @@ class AccountKeys:
         """The keys acquire.lua and peek.lua take, in their order."""
         return [self.log, self.background, self.block, self.waiters, self.usage]
 
+    def budget(self, budget: Budget) -> str:
+        """The key of one of the account's budgets (same hash slot as the account's keys)."""
+        return self.log.removesuffix("log") + "budget:" + budget.name
+
 
 @lru_cache(maxsize=4096)  # every Core API request needs its account's keys
 def _account_keys(prefix: str, account_id: int) -> AccountKeys:
@@ -205,6 +215,25 @@ class Decision:
     retry_after: float  # seconds until a slot frees; 0 when allowed
     now: float  # Redis time (epoch seconds) of the decision
     call_id: str  # the request's entry in the log (pass it to `request_finished`)
+    limited_by: Budget | None = None  # refused by this budget rather than the account's limit
+
+
+def open_budgets(site_id: int, customer_id: int | None = None) -> tuple[Budget, ...]:
+    """The budgets an Open API call counts against, inside its account's limit: the site's
+    (`OPEN_SITE_RATE_LIMIT` per window: every subscriber of the site together) and, for a
+    call made for a subscriber, theirs (`OPEN_SUBSCRIBER_RATE_LIMIT`)."""
+    conf = settings.PELCRO_GATEWAY
+    site = Budget(
+        f"open-site:{site_id}",
+        int(conf["OPEN_SITE_RATE_LIMIT"]),
+        f"the Open API calls of all subscribers of site {site_id}",
+    )
+    if customer_id is None:
+        return (site,)
+    subscriber = Budget(
+        f"open-subscriber:{site_id}:{customer_id}", int(conf["OPEN_SUBSCRIBER_RATE_LIMIT"]), "this subscriber"
+    )
+    return (subscriber, site)
 
 
 # --- The gate the Core API client passes ----------------------------------------------------
@@ -224,8 +253,11 @@ class RedisRateGate:
     def __init__(self, config: LimitConfig | None = None):
         self.config = config or LimitConfig.from_settings()
 
-    async def acquire(self, account_id: int, *, limit: int | None = None, background: bool = False) -> Decision:
-        """`limit`: the account's own requests per window (None: the configured default)."""
+    async def acquire(
+        self, account_id: int, *, limit: int | None = None, background: bool = False, budgets: tuple[Budget, ...] = ()
+    ) -> Decision:
+        """`limit`: the account's own requests per window (None: the configured default);
+        the request must also fit each of `budgets` (refused: `RateLimited` naming it)."""
         config = self.config.for_limit(limit)
         loop = asyncio.get_running_loop()
         call_id = uuid.uuid4().hex
@@ -241,14 +273,21 @@ class RedisRateGate:
                 call_id=call_id,
                 wait_budget=budget_left,
                 already_waited=waited,
+                budgets=budgets,
             )
             if decision.allowed:
                 metrics.limiter_decision("granted_after_wait" if waited else "granted", kind)
-                _in_flight.set((account_id, decision.call_id))
+                _in_flight.set((account_id, decision.call_id, budgets))
                 return decision
             if decision.retry_after > budget_left:
                 metrics.limiter_decision("rejected", kind)
-                raise RateLimited(decision.retry_after)
+                limited_by = decision.limited_by
+                raise RateLimited(
+                    decision.retry_after,
+                    scope=None
+                    if limited_by is None
+                    else f"{limited_by.label} ({limited_by.cap} per {config.window:g} s)",
+                )
             if not waited:
                 metrics.limiter_decision("wait", kind)
             waited = True
@@ -271,8 +310,10 @@ class RedisRateGate:
         call_id: str | None = None,
         wait_budget: float = 0.0,
         already_waited: bool = False,
+        budgets: tuple[Budget, ...] = (),
     ) -> Decision:
         """Run the acquire script once: grant a slot now, or say how long until one frees.
+        A request with `budgets` must fit each of them too, and is counted in each.
 
         `wait_budget` only decides how a refusal is counted: a caller that will wait
         (retry_after within it) is a waiting caller, otherwise the refusal is a rejection.
@@ -291,11 +332,13 @@ class RedisRateGate:
             config.hold_us,
             1 if _known_lately(account_id) else 0,
             config.margin,
+            *(max(1, budget.cap) for budget in budgets),
         ]
         keys = AccountKeys.of(account_id)
+        budget_keys = [keys.budget(budget) for budget in budgets]
         try:
-            allowed, remaining, retry_us, now_us, window_lost = await redis_for_loop().evalsha(
-                _lua("acquire.lua"), [*keys.limiter, keys.generation], args
+            allowed, remaining, retry_us, now_us, window_lost, limited_by = await redis_for_loop().evalsha(
+                _lua("acquire.lua"), [*keys.limiter, keys.generation, *budget_keys], args
             )
         except REDIS_DOWN_ERRORS as exc:
             metrics.limiter_decision("unavailable", "background" if background else "interactive")
@@ -314,7 +357,14 @@ class RedisRateGate:
                 account_id,
                 config.margin,
             )
-        return Decision(bool(allowed), int(remaining), retry_us / US, now_us / US, call_id)
+        return Decision(
+            bool(allowed),
+            int(remaining),
+            retry_us / US,
+            now_us / US,
+            call_id,
+            budgets[int(limited_by) - 1] if limited_by else None,
+        )
 
     async def upstream_rate_limited(self, account_id: int, retry_after: float) -> None:
         """Block the account in every process until the upstream's Retry-After has passed."""
@@ -342,24 +392,28 @@ def _known_lately(account_id: int) -> bool:
     return seen is not None and time.monotonic() - seen < USAGE_TTL_SECONDS / 2
 
 
-# The log entry of the request this task was last granted, for `request_finished`.
-_in_flight: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("pelcro_in_flight", default=None)
+# The log entry (and budgets) of the request this task was last granted, for `request_finished`.
+_in_flight: contextvars.ContextVar[tuple[int, str, tuple[Budget, ...]] | None] = contextvars.ContextVar(
+    "pelcro_in_flight", default=None
+)
 
 
-async def request_finished(account_id: int, seconds: float, call_id: str | None = None) -> float | None:
-    """The upstream answered the request this task was granted (or `call_id`): its log
-    entry drops to now, and its latency is kept for the per-minute p50/p95 roll-up.
-    Returns that moment (Redis time), or None if Redis could not be told."""
+async def request_finished(
+    account_id: int, seconds: float, call_id: str | None = None, budgets: tuple[Budget, ...] = ()
+) -> float | None:
+    """The upstream answered the request this task was granted (or `call_id`, counted in
+    `budgets`): its log entries drop to now, and its latency is kept for the per-minute
+    p50/p95 roll-up. Returns that moment (Redis time), or None if Redis could not be told."""
     if call_id is None:
         granted = _in_flight.get()
         if granted is not None and granted[0] == account_id:
-            call_id = granted[1]
+            call_id, budgets = granted[1], granted[2]
             _in_flight.set(None)
     keys = AccountKeys.of(account_id)
     try:
         finished_us = await redis_for_loop().evalsha(
             _lua("finish.lua"),
-            [keys.log, keys.background, keys.latency],
+            [keys.log, keys.background, keys.latency, *(keys.budget(budget) for budget in budgets)],
             [call_id or "", f"{seconds * 1000:.1f}", LATENCY_MAX_SAMPLES, USAGE_TTL_SECONDS],
         )
     except REDIS_DOWN_ERRORS as exc:

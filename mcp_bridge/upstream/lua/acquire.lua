@@ -7,10 +7,16 @@
 -- KEYS[5] usage    hash: per-minute counters (usage.lua)
 -- KEYS[6] generation  string, present while this Redis keeps the account's window; its
 --                     value: until when a lost window holds the account back (µs, 0: never)
+-- KEYS[7..]  sorted sets: budgets inside the account's limit (e.g. one Open API site, one
+--            subscriber), each with its cap in ARGV[12..]; a request is granted only if it
+--            fits the account AND every budget, and is then counted in all of them
 -- ARGV: cap, window_us, background_cap, background (0/1), call_id, wait_budget_us,
 --       already_waited (0/1), usage_ttl_s, hold_us, known (0/1: the caller has been
---       granted or refused requests of this account lately), lost_allowance
--- Returns {allowed 0/1, remaining, retry_after_us, now_us, window_lost 0/1}.
+--       granted or refused requests of this account lately), lost_allowance,
+--       budget caps (one per KEYS[7..])
+-- Returns {allowed 0/1, remaining, retry_after_us, now_us, window_lost 0/1, limited_by}:
+-- limited_by is 0 when allowed or when the account's own limit is what refuses, else the
+-- number (1-based) of the budget that refuses longest.
 --
 -- A request's score is when it last may have reached the upstream: while it is in flight,
 -- grant time + hold_us (the longest a request can take to arrive, so a crashed caller
@@ -85,6 +91,24 @@ if background and bg_count >= bg_cap then
   retry = math.max(retry, time_until_below(KEYS[2], bg_count, bg_cap))
 end
 
+-- Budgets: a budget's entry is scored like the account's (grant + hold while in flight,
+-- the answer's time once finish.lua has seen it).
+local limited_by = 0
+local budget_count = #KEYS - 6
+for i = 1, budget_count do
+  local key = KEYS[6 + i]
+  local budget_cap = tonumber(ARGV[11 + i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local n = redis.call('ZCARD', key)
+  if n >= budget_cap then
+    local wait = time_until_below(key, n, budget_cap)
+    if wait > retry then
+      retry = wait
+      limited_by = i
+    end
+  end
+end
+
 local remaining = limit - count
 if background then
   remaining = math.min(remaining, bg_cap - bg_count)
@@ -103,7 +127,7 @@ if retry > 0 then
     redis.call('ZREM', KEYS[4], call_id)
     usage_bump(KEYS[5], minute, 'r', usage_ttl)
   end
-  return {0, math.max(0, remaining), retry, now, window_lost}
+  return {0, math.max(0, remaining), retry, now, window_lost, limited_by}
 end
 
 local ttl_ms = math.ceil((hold + window) / 1000) + 1000
@@ -114,6 +138,10 @@ if background then
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
   usage_bump(KEYS[5], minute, 'b', usage_ttl)
 end
+for i = 1, budget_count do
+  redis.call('ZADD', KEYS[6 + i], now + hold, call_id)
+  redis.call('PEXPIRE', KEYS[6 + i], ttl_ms)
+end
 redis.call('ZREM', KEYS[4], call_id)
 usage_bump(KEYS[5], minute, 'c', usage_ttl)
-return {1, remaining - 1, 0, now, window_lost}
+return {1, remaining - 1, 0, now, window_lost, 0}
