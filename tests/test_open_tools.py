@@ -17,7 +17,7 @@ from mcp_bridge.runtime.registry import REGISTRY, tool
 from mcp_bridge.runtime.schemas import ToolInput
 from mcp_bridge.servers import OPEN_TOOLS, TOOLS
 from tests.support.mcp import ERAS, audit_rows_async, mcp_session
-from tests.support.open import open_connection, open_session
+from tests.support.open import held_jwt, open_connection, open_session
 from tests.support.sandbox import READER, SECOND, SUBSCRIBERS
 
 WEEKLY = SUBSCRIBERS[2]  # site 15, the same account as READER's site 14
@@ -84,7 +84,7 @@ async def test_the_public_and_own_reads_of_the_connection(mcp_env, mode):
         assert data["id"] == conn.customer_id and data["email"] == READER["email"]
         assert data["created_at"].endswith("Z")  # ISO 8601 UTC, not Unix seconds
         text = " ".join(block.text for block in profile.content)
-        assert conn.jwt not in text and "auth_token" not in text  # the sign-in token never shows
+        assert "eyJ" not in text and "auth_token" not in text  # no JWT (base64 of {"...) ever shows
     rows = await audit_rows_async(3, connection_id=conn.connection_id)
     assert [r.tool for r in rows] == ["get_site", "list_plans", "get_my_profile"]
     assert {(r.site_id, r.customer_id, r.outcome, r.upstream_status) for r in rows} == {
@@ -128,10 +128,11 @@ async def test_a_jwt_logged_out_elsewhere_ends_the_connection(mcp_env, mode):
     url = mcp_env.gateway.url + "/open"
     async with mcp_session(url, conn.token, mode) as client:
         assert not (await client.call_tool("get_my_profile", {})).is_error
+        jwt = await sync_to_async(held_jwt)(conn.connection_id)  # maybe fresher than the login's
         logout = httpx.post(
             f"{mcp_env.sandbox.url}/api/v1/sdk/auth/logout",
             params={"site_id": conn.site_id},
-            headers={"Authorization": f"Bearer {conn.jwt}"},
+            headers={"Authorization": f"Bearer {jwt}"},
             timeout=10,
         )
         assert logout.status_code == 200, logout.text

@@ -96,6 +96,14 @@ def open_connection(
     )
 
 
+def held_jwt(connection_id: int) -> str:
+    """The Pelcro JWT the connection holds now: a customer resource answer carries a fresh
+    one, which the gateway keeps when it outlives the stored one (`open.credentials`)."""
+    from accounts.models import SubscriberCredential
+
+    return SubscriberCredential.objects.get(connection_id=connection_id).get_jwt()
+
+
 def open_token(env, subscriber: dict = READER, **options) -> str:
     """The raw /open access token of `open_connection(env, subscriber, **options)`."""
     return open_connection(env, subscriber, **options).token
