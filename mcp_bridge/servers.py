@@ -11,6 +11,10 @@ from django.conf import settings
 
 from mcp_bridge import exports
 from mcp_bridge.core import account, addresses, charges, coupons, customers, invoices, plans, refunds, subscriptions
+from mcp_bridge.open import addresses as open_addresses
+from mcp_bridge.open import invoices as open_invoices
+from mcp_bridge.open import newsletters as open_newsletters
+from mcp_bridge.open import payment_methods as open_payment_methods
 from mcp_bridge.open import profile as open_profile
 from mcp_bridge.open import site as open_site
 from mcp_bridge.runtime.registry import REGISTRY, ToolDef
@@ -74,6 +78,10 @@ OPEN_PATH = "/open"
 OPEN_TOOL_MODULES = (
     open_profile,
     open_site,
+    open_invoices,
+    open_payment_methods,
+    open_addresses,
+    open_newsletters,
 )
 _OPEN_MODULE_NAMES = {module.__name__ for module in OPEN_TOOL_MODULES}
 

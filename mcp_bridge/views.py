@@ -48,7 +48,7 @@ def tool_groups(tools: dict | None = None) -> list[tuple[str, list]]:
     declares them (one per Pelcro resource), in declaration order."""
     groups: dict[str, list] = {}
     for spec in (TOOLS if tools is None else tools).values():
-        resource = spec.handler.__module__.rsplit(".", 1)[-1].capitalize()
+        resource = spec.handler.__module__.rsplit(".", 1)[-1].replace("_", " ").capitalize()
         groups.setdefault(resource, []).append(spec)
     return list(groups.items())
 
