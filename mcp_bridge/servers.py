@@ -17,6 +17,7 @@ from mcp_bridge.open import newsletters as open_newsletters
 from mcp_bridge.open import payment_methods as open_payment_methods
 from mcp_bridge.open import profile as open_profile
 from mcp_bridge.open import site as open_site
+from mcp_bridge.open import subscriptions as open_subscriptions
 from mcp_bridge.runtime.registry import REGISTRY, ToolDef
 from mcp_bridge.runtime.server import GatewayMCPServer
 
@@ -78,6 +79,7 @@ OPEN_PATH = "/open"
 OPEN_TOOL_MODULES = (
     open_profile,
     open_site,
+    open_subscriptions,
     open_invoices,
     open_payment_methods,
     open_addresses,

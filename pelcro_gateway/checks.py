@@ -118,6 +118,7 @@ RANGES = {
     "RATE_LIMIT": (1, None, True),
     "OPEN_SITE_RATE_LIMIT": (1, None, True),
     "OPEN_SUBSCRIBER_RATE_LIMIT": (1, None, True),
+    "OPEN_SITE_CACHE_SECONDS": (0, None, True),
     "RATE_WINDOW_SECONDS": (0, None, False),
     "RATE_SAFETY_MARGIN": (0, None, True),
     "RATE_WAIT_BUDGET_SECONDS": (0, None, True),

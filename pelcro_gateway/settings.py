@@ -306,6 +306,9 @@ PELCRO_GATEWAY = {
     # stops there and leaves the site's other subscribers the rest).
     "OPEN_SITE_RATE_LIMIT": env_int("OPEN_SITE_RATE_LIMIT", 60),
     "OPEN_SUBSCRIBER_RATE_LIMIT": env_int("OPEN_SUBSCRIBER_RATE_LIMIT", 20),
+    # How long the Open tools keep a site's configuration (GET /site) for their previews:
+    # Pelcro's own edge cache of it is about 5 minutes old already (OPEN_API.md §5.2).
+    "OPEN_SITE_CACHE_SECONDS": env_int("OPEN_SITE_CACHE_SECONDS", 300),
     "RATE_WINDOW_SECONDS": env_float("RATE_WINDOW_SECONDS", 60.0),
     # Requests kept back from LIMIT as a margin against clock skew with the upstream.
     "RATE_SAFETY_MARGIN": env_int("RATE_SAFETY_MARGIN", 2),

@@ -39,6 +39,7 @@ def test_open_tools_are_declared_for_the_open_server_only(name):
         assert isinstance(annotations[hint], bool), (name, hint)
     assert annotations["openWorldHint"] is True
     assert len(spec.description) > 60
+    assert spec.read_only or spec.preview is not None  # every write tool answers dry_run
 
 
 @pytest.mark.parametrize("argument", ["site_id", "customer_id"])
@@ -113,6 +114,8 @@ async def test_each_subscriber_sees_only_their_own_profile_and_site(mcp_env):
     async with open_session(mcp_env, WEEKLY) as (client, conn):
         site = (await client.call_tool("get_site", {})).structured_content
         assert site["id"] == 15
+        plans = (await client.call_tool("list_plans", {})).structured_content["plans"]
+        assert {p["id"] for p in plans} == {p["id"] for p in site["plans"]} and plans
         profile = (await client.call_tool("get_my_profile", {})).structured_content
         assert profile["email"] == WEEKLY["email"]
 

@@ -6,7 +6,10 @@
 - `credentials`: the connection's Pelcro JWT: read, refreshed before it expires, and the
   connection ended when Pelcro refuses it.
 - `sign_in`: a subscriber's e-mail + password checked through the Open API login.
+- `calls`: `open_api`, the one path of every Open tool call (the token's site and customer,
+  the JWT, the limiter's budgets, the audit record, failures as tool errors).
+- the tools, a module per topic: `site`, `profile`, `subscriptions`, `invoices`,
+  `payment_methods`, `addresses`, `newsletters`; `shapes` and `previews` are theirs.
 
-The server at `/open` is assembled in `mcp_bridge.servers` / `mcp_bridge.asgi`; the sign-in
-pages and the tools are still to come (issue 14).
+The server at `/open` is assembled in `mcp_bridge.servers` / `mcp_bridge.asgi`.
 """

@@ -22,7 +22,7 @@ from mcp_bridge.open.client import OpenAPIResponse
 from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.results import ToolFailed, structured_result
 from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
-from mcp_bridge.runtime.values import Timestamp
+from mcp_bridge.runtime.values import Timestamp, iso
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,6 +57,7 @@ class Plan(OpenObject):
     auto_renew: bool | None = None
     trial_period_days: int | None = Field(None, description="Free days before the first charge.")
     allow_send_invoice: bool | None = Field(None, description="May be paid by invoice instead of a card.")
+    agency_id: int | None = Field(None, description="Set when an agency manages its subscriptions.")
 
 
 class Site(OpenObject):
@@ -133,6 +134,95 @@ def profile_from(data: Any, response: OpenAPIResponse | None = None) -> Profile:
     if isinstance(data, dict) and data.get("metadata") == []:
         data = {**data, "metadata": {}}  # PHP encodes an empty object as []
     return parse(Profile, data, response)
+
+
+# --- Subscriptions (OPEN_API.md §5.4) -------------------------------------------------------
+
+
+class Subscription(OpenObject):
+    """One of the subscriber's subscriptions; amounts in cents."""
+
+    id: int
+    status: str = Field(description="trialing, active, past_due, incomplete, canceled, expired, …")
+    plan_id: int | None = None
+    plan: str | None = Field(None, description="The plan's name, when the site's plans list it.")
+    amount: int | None = Field(None, description="The plan's price per interval, in cents.")
+    currency: str | None = None
+    interval: str | None = None
+    quantity: int | None = None
+    auto_renew: bool | None = None
+    cancel_at_period_end: bool | None = Field(
+        None, description="True: it ends at cancel_at (can still be undone with reactivate_my_subscription)."
+    )
+    cancel_at: Timestamp | None = Field(None, description="When a pending cancellation takes effect.")
+    canceled_at: Timestamp | None = None
+    cancel_reason: str | None = None
+    ended_at: Timestamp | None = None
+    current_period_start: Timestamp | None = None
+    current_period_end: Timestamp | None = None
+    trial_end: Timestamp | None = None
+    renews_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+    is_gift_donor: bool | None = Field(None, description="A gift this subscriber gave.")
+    is_gift_recipient: bool | None = Field(None, description="A gift this subscriber received.")
+    address_id: int | None = Field(None, description="Its shipping address, if any.")
+    payment_method_id: int | None = Field(None, description="The saved card it is charged to, if any.")
+    created_at: Timestamp | None = None
+
+
+def subscription_from(data: dict[str, Any], site: Site | None) -> Subscription:
+    """A `Subscription` of one entry of the customer resource's `subscriptions` (Core shape:
+    `plan`, `address`, `default_source` are ids), named from the site's plans if known."""
+    plan = next((p for p in site.plans if p.id == data.get("plan")), None) if site is not None else None
+    return parse(
+        Subscription,
+        {
+            **data,
+            "plan_id": data.get("plan"),
+            "plan": plan.nickname if plan else None,
+            "amount": plan.amount if plan else None,
+            "currency": plan.currency if plan else None,
+            "interval": plan.interval if plan else None,
+            "address_id": data.get("address"),
+            "payment_method_id": data.get("default_source"),
+            "created_at": data.get("created"),
+        },
+    )
+
+
+def subscription_line(subscription: Subscription) -> str:
+    """One subscription as a person reads it."""
+    name = subscription.plan or f"plan {subscription.plan_id}"
+    state = subscription.status
+    if subscription.cancel_at_period_end and subscription.cancel_at:
+        state += f", ends {iso(subscription.cancel_at)}"
+    elif subscription.renews_at:
+        state += f", renews {iso(subscription.renews_at)}"
+    return f"subscription {subscription.id}: {name}, {state}"
+
+
+class TaxLine(OpenObject):
+    name: str | None = None
+    rate: float | None = Field(None, description="Percent.")
+    amount: int | None = Field(None, description="Cents.")
+
+
+class OrderPreview(OpenObject):
+    """What subscribing would cost now (Open API `/order`, OPEN_API.md §5.4); cents."""
+
+    plan_id: int
+    plan: str | None = Field(None, description="The plan's name, when the site's plans list it.")
+    currency: str | None = None
+    subtotal: int | None = Field(None, description="Price × quantity, in cents.")
+    discount: int | None = Field(None, description="The coupon's discount, in cents.")
+    proration: int | None = Field(None, description="Credit for the unused part of a replaced subscription.")
+    taxes: list[TaxLine] = Field(default_factory=list)
+    tax: int | None = Field(None, description="All taxes, in cents.")
+    balance_applied: int | None = Field(None, description="The subscriber's credit used, in cents.")
+    total: int | None = Field(None, description="What would be charged now, in cents.")
+    trial_period_days: int | None = Field(
+        None, description="The plan's free trial (nothing is charged before it ends), when known."
+    )
 
 
 # --- Rendering -----------------------------------------------------------------------------

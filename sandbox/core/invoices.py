@@ -191,15 +191,11 @@ def payment_refusal(store: Store, invoice: dict) -> str | None:
 
 
 def forced_cancel(store: Store, invoice: dict) -> bool:
-    """True when the invoice's subscription was canceled forcefully: **chosen** (CORE_API.md
-    §8.4) ended at once (mode `now`, or its customer deleted), which shows as `status`
-    canceled without `cancel_at_period_end` (one that ran to its period's end keeps it)."""
+    """True when the invoice's subscription was canceled forcefully (mode `now`)."""
     if invoice["subscription_id"] is None:
         return False
     subscription = store.by_site["subscriptions"][invoice["site_id"]].get(invoice["subscription_id"])
-    return (
-        subscription is not None and subscription["status"] == "canceled" and not subscription["cancel_at_period_end"]
-    )
+    return subscription is not None and bool(subscription.get("_forced"))
 
 
 def record_payment(store: Store, invoice: dict, amount: int, now: int) -> None:

@@ -77,11 +77,18 @@ def invoice(sandbox_url: str, subscriber: dict, *, status: str = "open", total: 
     return core_api(sandbox_url, "POST", "/invoices", site_id, json=body)
 
 
-def subscribe(sandbox_url: str, subscriber: dict, source_id: int, address_id: int | None = None) -> dict:
-    """A Digital Monthly subscription paid by `source_id` (Open `POST /subscription`), using
-    `address_id` when given."""
-    site = open_api(sandbox_url, "GET", "/site", subscriber["site_id"])["data"]
-    plan = next(p for product in site["products"] for p in product["plans"] if p["nickname"] == "Digital Monthly")
+def plans(sandbox_url: str, site_id: int) -> dict[str, dict]:
+    """The plans a site offers (Open `GET /site`), by nickname."""
+    site = open_api(sandbox_url, "GET", "/site", site_id)["data"]
+    return {p["nickname"]: p for product in site["products"] for p in product["plans"]}
+
+
+def subscribe(
+    sandbox_url: str, subscriber: dict, source_id: int, address_id: int | None = None, plan: str = "Digital Monthly"
+) -> dict:
+    """A subscription to the plan named `plan` paid by `source_id` (Open `POST /subscription`),
+    using `address_id` when given."""
+    plan = plans(sandbox_url, subscriber["site_id"])[plan]
     customer = open_api(
         sandbox_url,
         "POST",
