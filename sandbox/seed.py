@@ -732,15 +732,18 @@ class _SiteSeeder:
         forced = False
         if ended:
             forced = rng.random() < 0.5
+            # Forced: ended at once. Otherwise it ran to the end of the period it was
+            # canceled in, so it keeps cancel_at_period_end (what invoices tell them by).
             subscription.update(
                 canceled_at=_u(ended),
                 ended_at=_u(ended),
                 auto_renew=False,
                 renews_at=None,
+                cancel_at_period_end=not forced,
+                cancel_at=None if forced else _u(ended),
                 canceled_by_type="admin" if forced else "customer",
                 cancel_reason="Canceled now by support" if forced else "Customer request",
             )
-            subscription["_forced"] = forced
         elif status == "active" and rng.random() < 0.08:
             at = _u(self._between(start, a))
             subscription.update(

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from mcp_bridge.core.calls import core_api
-from mcp_bridge.core.results import money, object_result, page_result
+from mcp_bridge.core.customers import Customer
+from mcp_bridge.core.invoices import PAYABLE_RULE, Invoice, check_currency, missing, payment_refusal
+from mcp_bridge.core.previews import (
+    IRREVERSIBLE,
+    Verdict,
+    changes,
+    core_request,
+    customer_label,
+    invoice_label,
+    preview,
+    read_state,
+    send,
+    where,
+)
+from mcp_bridge.core.results import money, object_result, page_result, parse
 from mcp_bridge.core.shapes import PAYMENT_CATEGORIES, CoreMetadata, CoreObject, PaymentCategory, Timestamp
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import Currency, ListInput, Page, SiteInput, id_field
-from mcp_bridge.runtime.writes import ALWAYS
+from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 
 class Charge(CoreObject):
@@ -60,17 +72,102 @@ class CreateOfflineChargeInput(SiteInput):
         "amount_remaining. Leave out to credit the customer's balance.",
     )
 
-    def body(self) -> dict[str, Any]:
+    def request(self) -> UpstreamRequest:
         body = self.model_dump(exclude={"site_id", "payment_category"}, exclude_none=True)
         if self.payment_category:
             body["payment_category"] = PAYMENT_CATEGORIES[self.payment_category]
-        return body
+        return core_request("POST", "/charges", self.site_id, body=body)
 
 
 def _check_offline_charge(args: CreateOfflineChargeInput) -> str:
     if args.invoice_id:
         return f"read invoice {args.invoice_id} with get_invoice to see whether it is paid"
     return f"read customer {args.customer_id} with get_customer to see whether their balance grew by {args.amount}"
+
+
+CHARGE_RULE = "CORE_API.md §8.7 (create offline charge)"
+
+
+async def preview_create_offline_charge(call: CallContext, args: CreateOfflineChargeInput) -> WritePreview:
+    """Reads what the charge pays (one GET): with `invoice_id`, the invoice (the customer's,
+    in this currency, open or past_due, and `amount` equal to its amount_remaining); without,
+    the customer (they exist and take the currency). What that read cannot show is named
+    in `not_checked`."""
+    request = args.request()
+    amount = money(args.amount, args.currency)
+    how = f"offline {args.payment_category} payment" if args.payment_category else "offline payment"
+    paid = f"record an {how} (reference {args.reference!r}) of {amount}"
+    site = where(call, args.site_id)
+    if args.invoice_id is None:
+        what = f"customer {args.customer_id}"
+        data = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what)
+        if data is None:
+            return missing("create_offline_charge", request, call, args.site_id, what, paid + " from")
+        customer = parse(Customer, data)
+        verdict = Verdict()
+        check_currency(verdict, customer, args.currency, CHARGE_RULE)
+        balance = customer.balance or 0
+        return preview(
+            "create_offline_charge",
+            request,
+            verdict,
+            allowed=f"Customer {customer.id} exists and may be credited in {args.currency.upper()}.",
+            rule=CHARGE_RULE,
+            changed=changes(
+                ("charge.amount", None, args.amount),
+                ("customer.balance", balance, balance + args.amount),
+                ("customer.currency", customer.currency, args.currency),
+            ),
+            summary=f"On {site}: {paid} from {customer_label(data, customer.id)}, credited to their balance "
+            f"({money(balance, customer.currency or args.currency)} now). {IRREVERSIBLE}",
+            irreversible=True,
+        )
+    what = f"invoice {args.invoice_id}"
+    data = await read_state(call, f"/invoices/{args.invoice_id}", args.site_id, what=what)
+    if data is None:
+        return missing("create_offline_charge", request, call, args.site_id, what, paid + " paying")
+    invoice = parse(Invoice, data)
+    verdict = Verdict()
+    if invoice.customer_id != args.customer_id:
+        verdict.refuse(
+            f"Invoice {invoice.id} belongs to customer {invoice.customer_id}, not to customer {args.customer_id}.",
+            f"{CHARGE_RULE}: the invoice is the customer's",
+        )
+    if invoice.currency != args.currency:
+        verdict.refuse(
+            f"The currency must be the invoice's ({(invoice.currency or '?').upper()}), not {args.currency.upper()}.",
+            f"{CHARGE_RULE}: the charge is in the invoice's currency",
+        )
+    if refusal := payment_refusal(invoice):
+        verdict.refuse(refusal, PAYABLE_RULE)
+    if args.amount != invoice.amount_remaining:
+        verdict.refuse(
+            f"The amount ({amount}) must equal invoice {invoice.id}'s remaining amount "
+            f"({money(invoice.amount_remaining, invoice.currency)}).",
+            f"{CHARGE_RULE}: paying an invoice, the amount equals its amount_remaining",
+        )
+    verdict.unchecked(
+        f"that customer {args.customer_id} was not deleted and holds no balance in another currency (only the "
+        "invoice was read)"
+    )
+    return preview(
+        "create_offline_charge",
+        request,
+        verdict,
+        allowed=f"Invoice {invoice.id} of customer {args.customer_id} is {invoice.status} and {amount} is exactly what "
+        "it still owes.",
+        rule=CHARGE_RULE,
+        changed=changes(
+            ("charge.amount", None, args.amount),
+            ("invoice.status", invoice.status, "paid"),
+            ("invoice.paid", invoice.paid, True),
+            ("invoice.amount_paid", invoice.amount_paid, invoice.amount_due),
+            ("invoice.amount_remaining", invoice.amount_remaining, 0),
+        ),
+        summary=f"On {site}: {paid} from {customer_label(None, args.customer_id)}, paying "
+        f"{invoice_label(invoice.id, invoice.number)} in full. {IRREVERSIBLE}",
+        irreversible=True,
+    )
 
 
 @tool(
@@ -125,6 +222,7 @@ async def get_charge(call: CallContext, args: ChargeIdInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_create_offline_charge,
     confirm=ALWAYS,
 )
 async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInput):
@@ -135,13 +233,10 @@ async def create_offline_charge(call: CallContext, args: CreateOfflineChargeInpu
     customer's currency becomes the charge's. `amount` is in cents. Each call records a new
     payment: do not repeat a call that succeeded.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        "/charges",
-        args.site_id,
+        args.request(),
         what="the new charge",
-        json_body=args.body(),
         check=_check_offline_charge(args),
     )
     return object_result(

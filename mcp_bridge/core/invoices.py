@@ -8,7 +8,21 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mcp_bridge.core.calls import core_api
-from mcp_bridge.core.results import money, object_result, page_result
+from mcp_bridge.core.customers import Customer
+from mcp_bridge.core.previews import (
+    IRREVERSIBLE,
+    NOT_FOUND_RULE,
+    Verdict,
+    changes,
+    core_request,
+    customer_label,
+    invoice_label,
+    preview,
+    read_state,
+    send,
+    where,
+)
+from mcp_bridge.core.results import money, object_result, page_result, parse
 from mcp_bridge.core.shapes import (
     HAS_METADATA_KEY,
     MATCH_FIELD,
@@ -32,7 +46,7 @@ from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import Cents, Currency, ListInput, Metadata, Page, SiteInput, ToolInput, id_field
-from mcp_bridge.runtime.writes import ALWAYS
+from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollectible"]
 
@@ -156,16 +170,18 @@ class CreateInvoiceInput(SiteInput):
             raise ValueError("due_date must not be before period_start")
         return self
 
-    def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"site_id"}, exclude_none=True)
+    def request(self) -> UpstreamRequest:
+        body = self.model_dump(mode="json", exclude={"site_id"}, exclude_none=True)
+        return core_request("POST", "/invoices", self.site_id, body=body)
 
 
 class UpdateInvoiceInput(SiteInput):
     invoice_id: int = id_field("invoice")
     metadata: Metadata
 
-    def body(self) -> dict[str, Any]:
-        return {"metadata": self.metadata}  # whole: a null value in it removes that key
+    def request(self) -> UpstreamRequest:
+        # The metadata whole: a null value in it removes that key.
+        return core_request("PUT", f"/invoices/{self.invoice_id}", self.site_id, body={"metadata": self.metadata})
 
 
 class PayInvoiceOfflineInput(SiteInput):
@@ -177,8 +193,14 @@ class PayInvoiceOfflineInput(SiteInput):
         description="How it was paid: check, wire, transfer, external (another system) or cash."
     )
 
-    def body(self) -> dict[str, Any]:
-        return {"reference": self.reference, "payment_category": PAYMENT_CATEGORIES[self.payment_category]}
+    def request(self) -> UpstreamRequest:
+        body = {"reference": self.reference, "payment_category": PAYMENT_CATEGORIES[self.payment_category]}
+        return core_request("POST", f"/invoices/{self.invoice_id}/pay_offline", self.site_id, body=body)
+
+
+def action_request(args: InvoiceIdInput, action: Literal["void", "uncollectible", "apply_balance"]) -> UpstreamRequest:
+    """`POST /invoices/{id}/<action>` (no body) of void, mark uncollectible, apply balance."""
+    return core_request("POST", f"/invoices/{args.invoice_id}/{action}", args.site_id)
 
 
 def _invoice_line(verb: str, site_id: int):
@@ -189,6 +211,328 @@ def _invoice_line(verb: str, site_id: int):
         )
 
     return summary
+
+
+# --- Previews (dry_run): CORE_API.md §8.4's rules on the invoice's current state --------
+
+PAYABLE = ("open", "past_due")
+MAX_TOTAL = 2_147_483_647
+PAYABLE_RULE = "CORE_API.md §8.4, §8.7: only open or past_due invoices can be paid (**chosen**)"
+CREATE_RULE = "CORE_API.md §8.4 (create invoice)"
+UPDATE_RULE = "CORE_API.md §8.4 (update invoice: metadata only, merged)"
+PAY_OFFLINE_RULE = "CORE_API.md §8.4 (pay offline)"
+VOID_RULE = "CORE_API.md §8.4 (void)"
+UNCOLLECTIBLE_RULE = "CORE_API.md §8.4 (uncollectible)"
+APPLY_BALANCE_RULE = "CORE_API.md §8.4 (apply balance)"
+
+
+def payment_refusal(invoice: Invoice) -> str | None:
+    """Why `invoice` cannot take a payment (offline, by an offline charge, from the balance),
+    or None: only open and past_due invoices can be paid (`PAYABLE_RULE`)."""
+    if invoice.status in PAYABLE:
+        return None
+    label = invoice_label(invoice.id, invoice.number)
+    state = "already paid" if invoice.status == "paid" else invoice.status
+    return f"{label[:1].upper()}{label[1:]} is {state}; only open or past_due invoices can be paid."
+
+
+def check_currency(verdict: Verdict, customer: Customer, currency: str, rule: str) -> None:
+    """CORE_API.md §8.4, §8.7: the currency must be valid for the customer and the account.
+    **chosen** (the sandbox): a customer holding a balance takes only that balance's
+    currency. The account's currencies are not in the customer read, so that part is
+    checked only when the customer already holds `currency` (it was accepted then)."""
+    if customer.currency not in (None, currency) and (customer.balance or 0) != 0:
+        verdict.refuse(
+            f"The currency must be customer {customer.id}'s own ({customer.currency.upper()}): they hold a "
+            f"balance of {money(customer.balance, customer.currency)}.",
+            f"{rule}: the currency must be valid for the customer",
+        )
+    elif customer.currency != currency:
+        verdict.unchecked(f"whether {currency.upper()} is one of the account's currencies")
+
+
+def forcefully_canceled(subscription: dict[str, Any] | None) -> bool:
+    """Whether the subscription an invoice bills was canceled forcefully, which refuses its
+    offline payment (CORE_API.md §8.4 [inv-pay-old]): **chosen** ended at once (`mode=now`),
+    i.e. `status=canceled` without `cancel_at_period_end` (§8.3)."""
+    return (
+        isinstance(subscription, dict)
+        and subscription.get("status") == "canceled"
+        and not subscription.get("cancel_at_period_end")
+    )
+
+
+async def _current_invoice(call: CallContext, site_id: int, invoice_id: int, **params: str) -> dict | None:
+    """The invoice as the Core API holds it now (one GET), or None if it does not exist."""
+    return await read_state(call, f"/invoices/{invoice_id}", site_id, what=f"invoice {invoice_id}", params=params)
+
+
+def missing(
+    tool: str, request: UpstreamRequest, call: CallContext, site_id: int, what: str, doing: str
+) -> WritePreview:
+    """The preview of `doing` ("void") on `what` ("invoice 12"), which does not exist on the
+    site: the real call answers 404 and nothing changes (so nothing is irreversible)."""
+    verdict = Verdict()
+    verdict.not_found(what, site_id)
+    return preview(
+        tool,
+        request,
+        verdict,
+        allowed="",
+        rule=NOT_FOUND_RULE,
+        changed=[],
+        summary=f"On {where(call, site_id)}: {doing} {what}, which does not exist there.",
+    )
+
+
+def _of(invoice: Invoice) -> str:
+    """An invoice with its customer and what it still owes, for a summary."""
+    return (
+        f"{invoice_label(invoice.id, invoice.number)} of customer {invoice.customer_id} "
+        f"({money(invoice.amount_remaining, invoice.currency)} owed, {invoice.status})"
+    )
+
+
+async def preview_create_invoice(call: CallContext, args: CreateInvoiceInput) -> WritePreview:
+    """Reads the customer (with their subscriptions when one is named): they must exist, own
+    the subscription and take the currency; the lines must add up to 1..2147483647 cents."""
+    request = args.request()
+    what = f"customer {args.customer_id}"
+    params = {"expand": "subscriptions"} if args.subscription_id else None
+    data = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what, params=params)
+    if data is None:
+        return missing("create_invoice", request, call, args.site_id, what, "create an invoice for")
+    customer = parse(Customer, data)
+    lines = args.line_items or []
+    subtotal = sum(line.unit_price * line.quantity for line in lines) if lines else args.total or 0
+    taxed = any(line.tax_rate for line in lines)
+    verdict = Verdict()
+    if not 1 <= subtotal <= MAX_TOTAL:
+        verdict.refuse(
+            f"The line items add up to {money(subtotal, args.currency)}; they must add up to 1 to {MAX_TOTAL} cents.",
+            f"{CREATE_RULE}: line items or a total of at least 1 cent",
+        )
+    if args.subscription_id and args.subscription_id not in {s.id for s in customer.subscriptions or []}:
+        verdict.refuse(
+            f"Subscription {args.subscription_id} is not a subscription of customer {customer.id}.",
+            f"{CREATE_RULE}: the subscription is the customer's",
+        )
+    check_currency(verdict, customer, args.currency, CREATE_RULE)
+    owed = "owed at once" if args.status == "open" else "not owed until it is finalized"
+    amount = money(subtotal, args.currency) + (" plus tax" if taxed else "")
+    return preview(
+        "create_invoice",
+        request,
+        verdict,
+        allowed=f"Customer {customer.id} exists"
+        + (f", owns subscription {args.subscription_id}" if args.subscription_id else "")
+        + f" and may be invoiced in {args.currency.upper()}.",
+        rule=CREATE_RULE,
+        changed=changes(
+            ("invoice.status", None, args.status),
+            ("invoice.customer_id", None, customer.id),
+            ("invoice.currency", None, args.currency),
+            ("invoice.subtotal", None, subtotal),
+            *([] if taxed else [("invoice.total", None, subtotal), ("invoice.amount_remaining", None, subtotal)]),
+        ),
+        summary=f"On {where(call, args.site_id)}: create a {args.status} invoice of {amount} for "
+        f"{customer_label(data, customer.id)}, {owed}.",
+    )
+
+
+async def preview_update_invoice(call: CallContext, args: UpdateInvoiceInput) -> WritePreview:
+    """Reads the invoice: any invoice's metadata may change (merged, a null removes a key)."""
+    request = args.request()
+    data = await _current_invoice(call, args.site_id, args.invoice_id)
+    if data is None:
+        what = f"invoice {args.invoice_id}"
+        return missing("update_invoice", request, call, args.site_id, what, "change the metadata of")
+    invoice = parse(Invoice, data)
+    current = invoice.metadata or {}
+    changed = changes(*((f"invoice.metadata.{key}", current.get(key), value) for key, value in args.metadata.items()))
+    removed = sum(1 for change in changed if change.after is None)
+    effect = f"{len(changed) - removed} key(s) set, {removed} removed" if changed else "nothing changes (same values)"
+    return preview(
+        "update_invoice",
+        request,
+        Verdict(),
+        allowed=f"The metadata of any invoice can be changed; {invoice_label(invoice.id, invoice.number)} is "
+        f"{invoice.status}.",
+        rule=UPDATE_RULE,
+        changed=changed,
+        summary=f"On {where(call, args.site_id)}: change the metadata of {_of(invoice)}: {effect}.",
+    )
+
+
+async def preview_pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput) -> WritePreview:
+    """Reads the invoice with the subscription it bills (one GET, expand): it must be open
+    or past_due, and not bill a forcefully canceled subscription."""
+    request = args.request()
+    data = await _current_invoice(call, args.site_id, args.invoice_id, expand="subscription")
+    if data is None:
+        what = f"invoice {args.invoice_id}"
+        return missing("pay_invoice_offline", request, call, args.site_id, what, "pay")
+    invoice = parse(Invoice, data)
+    verdict = Verdict()
+    if refusal := payment_refusal(invoice):
+        verdict.refuse(refusal, PAYABLE_RULE)
+    if forcefully_canceled(data.get("subscription")):
+        verdict.refuse(
+            f"Invoice {invoice.id} bills subscription {invoice.subscription_id}, which was canceled forcefully (at "
+            "once); such an invoice cannot be paid offline.",
+            f"{PAY_OFFLINE_RULE}: refused for an invoice of a forcefully canceled subscription",
+        )
+    remaining = invoice.amount_remaining or 0
+    return preview(
+        "pay_invoice_offline",
+        request,
+        verdict,
+        allowed=f"Invoice {invoice.id} is {invoice.status}: an offline payment pays its whole remaining amount.",
+        rule=PAY_OFFLINE_RULE,
+        changed=changes(
+            ("invoice.status", invoice.status, "paid"),
+            ("invoice.paid", invoice.paid, True),
+            ("invoice.amount_paid", invoice.amount_paid, invoice.amount_due),
+            ("invoice.amount_remaining", remaining, 0),
+            ("charge.amount", None, remaining),
+        ),
+        summary=f"On {where(call, args.site_id)}: record an offline {args.payment_category} payment (reference "
+        f"{args.reference!r}) of {money(remaining, invoice.currency)}, the whole remaining amount of {_of(invoice)}; "
+        f"the invoice becomes paid. {IRREVERSIBLE}",
+        irreversible=True,
+    )
+
+
+async def preview_void_invoice(call: CallContext, args: InvoiceIdInput) -> WritePreview:
+    """Reads the invoice: refused for advance invoices and void, paid, uncollectible or
+    partly paid ones."""
+    request = action_request(args, "void")
+    data = await _current_invoice(call, args.site_id, args.invoice_id)
+    if data is None:
+        return missing("void_invoice", request, call, args.site_id, f"invoice {args.invoice_id}", "void")
+    invoice = parse(Invoice, data)
+    label = invoice_label(invoice.id, invoice.number)
+    verdict = Verdict()
+    if invoice.is_advance:
+        verdict.refuse(
+            f"Invoice {invoice.id} is an advance invoice.", f"{VOID_RULE}: advance invoices cannot be voided"
+        )
+    if invoice.status in ("void", "paid", "uncollectible"):
+        verdict.refuse(
+            f"Invoice {invoice.id} is {invoice.status}.", f"{VOID_RULE}: void, paid or uncollectible ones cannot be"
+        )
+    if (invoice.amount_paid or 0) > 0:
+        verdict.refuse(
+            f"Invoice {invoice.id} is partly paid ({money(invoice.amount_paid, invoice.currency)} of "
+            f"{money(invoice.amount_due, invoice.currency)}).",
+            f"{VOID_RULE}: a partly paid invoice cannot be voided",
+        )
+    return preview(
+        "void_invoice",
+        request,
+        verdict,
+        allowed=f"{label[:1].upper()}{label[1:]} is {invoice.status}, unpaid and not an advance invoice: it can be "
+        "voided.",
+        rule=VOID_RULE,
+        changed=changes(("invoice.status", invoice.status, "void")),
+        summary=f"On {where(call, args.site_id)}: void {_of(invoice)}; nothing would be owed. {IRREVERSIBLE}",
+        irreversible=True,
+    )
+
+
+async def preview_mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput) -> WritePreview:
+    """Reads the invoice: only open or past_due ones can be written off."""
+    request = action_request(args, "uncollectible")
+    data = await _current_invoice(call, args.site_id, args.invoice_id)
+    if data is None:
+        what = f"invoice {args.invoice_id}"
+        return missing("mark_invoice_uncollectible", request, call, args.site_id, what, "write off")
+    invoice = parse(Invoice, data)
+    verdict = Verdict()
+    if invoice.status not in PAYABLE:
+        verdict.refuse(
+            f"Invoice {invoice.id} is {invoice.status}.",
+            f"{UNCOLLECTIBLE_RULE}: only open or past_due invoices can be marked uncollectible",
+        )
+    return preview(
+        "mark_invoice_uncollectible",
+        request,
+        verdict,
+        allowed=f"Invoice {invoice.id} is {invoice.status}: it can be written off.",
+        rule=UNCOLLECTIBLE_RULE,
+        changed=changes(("invoice.status", invoice.status, "uncollectible")),
+        summary=f"On {where(call, args.site_id)}: write {_of(invoice)} off as bad debt; it becomes uncollectible, "
+        f"for good (never paid, voided or reopened). {IRREVERSIBLE}",
+        irreversible=True,
+    )
+
+
+async def preview_apply_invoice_balance(call: CallContext, args: InvoiceIdInput) -> WritePreview:
+    """Reads the invoice, then (only if it is open or past_due) its customer: they must
+    hold a credit balance in the invoice's currency. Two requests: no one Core API request
+    gives an invoice with its customer's balance, and without it there is nothing to say."""
+    request = action_request(args, "apply_balance")
+    data = await _current_invoice(call, args.site_id, args.invoice_id)
+    if data is None:
+        what = f"invoice {args.invoice_id}"
+        return missing("apply_invoice_balance", request, call, args.site_id, what, "pay")
+    invoice = parse(Invoice, data)
+    remaining = invoice.amount_remaining or 0
+    verdict = Verdict()
+    customer: dict | None = None
+    balance, currency = 0, invoice.currency
+    if invoice.status not in PAYABLE:
+        verdict.refuse(
+            f"Invoice {invoice.id} is {invoice.status}.",
+            f"{APPLY_BALANCE_RULE}: only open or past_due invoices take a balance",
+        )
+    else:
+        what = f"customer {invoice.customer_id}"
+        customer = await read_state(call, f"/customers/{invoice.customer_id}", args.site_id, what=what)
+        if customer is None:
+            verdict.not_found(what, args.site_id)
+        else:
+            balance = customer.get("balance") or 0
+            currency = customer.get("currency") or invoice.currency
+            if balance <= 0:
+                verdict.refuse(
+                    f"Customer {invoice.customer_id} has no credit balance to apply ({money(balance, currency)}).",
+                    f"{APPLY_BALANCE_RULE}: refused when the customer has no credit balance",
+                )
+            elif currency != invoice.currency:
+                verdict.refuse(
+                    f"Customer {invoice.customer_id}'s balance is in {currency.upper()}, invoice {invoice.id} in "
+                    f"{(invoice.currency or '?').upper()}.",
+                    f"{APPLY_BALANCE_RULE}: the balance pays invoices in its own currency (**chosen**)",
+                )
+    applied = min(balance, remaining) if verdict.allowed else 0
+    left = remaining - applied
+    outcome = "paid in full" if left == 0 else f"paid in part, {money(left, invoice.currency)} still owed"
+    return preview(
+        "apply_invoice_balance",
+        request,
+        verdict,
+        allowed=f"Invoice {invoice.id} is {invoice.status} and customer {invoice.customer_id} holds "
+        f"{money(balance, currency)} of credit in its currency.",
+        rule=APPLY_BALANCE_RULE,
+        changed=changes(
+            ("customer.balance", balance, balance - applied),
+            ("invoice.amount_paid", invoice.amount_paid, (invoice.amount_paid or 0) + applied),
+            ("invoice.amount_remaining", remaining, left),
+            ("invoice.status", invoice.status, "paid" if left == 0 else invoice.status),
+            ("invoice.paid", invoice.paid, True if left == 0 else invoice.paid),
+        ),
+        summary=f"On {where(call, args.site_id)}: pay {_of(invoice)} from the credit balance of "
+        f"{customer_label(customer, invoice.customer_id)}"
+        + (
+            f": {money(applied, invoice.currency)} applied, the invoice {outcome}, the balance down from "
+            f"{money(balance, currency)} to {money(balance - applied, currency)}."
+            if verdict.allowed
+            else "."
+        )
+        + f" {IRREVERSIBLE}",
+        irreversible=True,
+    )
 
 
 # --- Tools -------------------------------------------------------------------------------
@@ -258,6 +602,7 @@ async def get_invoice(call: CallContext, args: GetInvoiceInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_create_invoice,
 )
 async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     """Create an invoice for a customer: give line_items (description, unit_price in cents,
@@ -266,13 +611,10 @@ async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     Unix seconds or ISO 8601. Only its metadata can be changed afterwards. Each call
     creates a new invoice.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        "/invoices",
-        args.site_id,
+        args.request(),
         what="the new invoice",
-        json_body=args.body(),
         check="list_invoices sorted by -created_at shows the newest invoices: see whether it "
         f"is there for customer {args.customer_id}",
     )
@@ -288,19 +630,17 @@ async def create_invoice(call: CallContext, args: CreateInvoiceInput):
     destructive=False,
     idempotent=True,
     open_world=True,
+    preview=preview_update_invoice,
 )
 async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
     """Change an invoice's metadata (merged: keys you give are set, a key set to null is
     removed, others stay). Pelcro allows nothing else to change on an invoice: amounts,
     lines and dates are fixed once it is created.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "PUT",
-        f"/invoices/{args.invoice_id}",
-        args.site_id,
+        args.request(),
         what=f"invoice {args.invoice_id}",
-        json_body=args.body(),
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it changed",
     )
     return object_result(response, Invoice, _invoice_line("Updated", args.site_id))
@@ -315,6 +655,7 @@ async def update_invoice(call: CallContext, args: UpdateInvoiceInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_pay_invoice_offline,
     confirm=ALWAYS,
 )
 async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
@@ -323,13 +664,10 @@ async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     payment_category (check, wire, transfer, external, cash). Refused for other states and
     for invoices of subscriptions that were forcefully canceled.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        f"/invoices/{args.invoice_id}/pay_offline",
-        args.site_id,
+        args.request(),
         what=f"invoice {args.invoice_id}",
-        json_body=args.body(),
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it is paid",
     )
     return object_result(response, Invoice, _invoice_line("Paid", args.site_id))
@@ -344,6 +682,7 @@ async def pay_invoice_offline(call: CallContext, args: PayInvoiceOfflineInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    preview=preview_void_invoice,
     confirm=ALWAYS,
 )
 async def void_invoice(call: CallContext, args: InvoiceIdInput):
@@ -351,11 +690,9 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     advance invoices and for invoices already void, paid, uncollectible or partly paid.
     Confirm with the user first.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        f"/invoices/{args.invoice_id}/void",
-        args.site_id,
+        action_request(args, "void"),
         what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it is void",
     )
@@ -371,6 +708,7 @@ async def void_invoice(call: CallContext, args: InvoiceIdInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    preview=preview_mark_invoice_uncollectible,
     confirm=ALWAYS,
 )
 async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
@@ -378,11 +716,9 @@ async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     IRREVERSIBLE and final: it can never be voided, paid or reopened afterwards. Other
     states are refused. Confirm with the user first.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        f"/invoices/{args.invoice_id}/uncollectible",
-        args.site_id,
+        action_request(args, "uncollectible"),
         what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether it is uncollectible",
     )
@@ -398,6 +734,7 @@ async def mark_invoice_uncollectible(call: CallContext, args: InvoiceIdInput):
     destructive=False,
     idempotent=False,
     open_world=True,
+    preview=preview_apply_invoice_balance,
     confirm=ALWAYS,
 )
 async def apply_invoice_balance(call: CallContext, args: InvoiceIdInput):
@@ -406,11 +743,9 @@ async def apply_invoice_balance(call: CallContext, args: InvoiceIdInput):
     customer's balance drops by the amount applied. Refused when the customer has no credit
     or the invoice is paid, void or uncollectible.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        f"/invoices/{args.invoice_id}/apply_balance",
-        args.site_id,
+        action_request(args, "apply_balance"),
         what=f"invoice {args.invoice_id}",
         check=f"read invoice {args.invoice_id} with get_invoice to see whether its amount_remaining shrank",
     )

@@ -9,12 +9,13 @@ from pydantic import Field, model_validator
 
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.charges import Charge
-from mcp_bridge.core.results import page_result, parse, structured_result
+from mcp_bridge.core.previews import IRREVERSIBLE, Verdict, changes, core_request, preview, send, where
+from mcp_bridge.core.results import money, page_result, parse, structured_result
 from mcp_bridge.core.shapes import CoreObject, IdList, Timestamp, embedded
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput
-from mcp_bridge.runtime.writes import ALWAYS
+from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 
 class Refund(CoreObject):
@@ -50,12 +51,87 @@ class CancelRefundsInput(SiteInput):
             raise ValueError("give refund_ids, or all_pending true (not both)")
         return self
 
-    def body(self) -> dict[str, Any]:
-        return {"refund_ids": "all" if self.all_pending else ",".join(map(str, self.refund_ids or []))}
+    def request(self) -> UpstreamRequest:
+        ids = "all" if self.all_pending else ",".join(map(str, self.refund_ids or []))
+        return core_request("POST", "/refunds/cancelled", self.site_id, body={"refund_ids": ids})
 
 
 class CanceledRefunds(CoreObject):
     queued: list[int] = Field(description="Refunds whose cancellation is queued (Pelcro runs it shortly).")
+
+
+# The most refunds one list request returns (CORE_API.md §3): what a preview can judge.
+PREVIEW_PAGE = 100
+LISTED = 10  # refunds named one by one in a preview's summary
+CANCEL_RULE = "CORE_API.md §8.8 (cancel pending: only to_issue refunds with a creation date; others left)"
+
+
+def cancellable(refund: Refund) -> bool:
+    """Whether a cancellation touches `refund`: pending (`to_issue`) with a creation date
+    (CORE_API.md §8.8); others are left as they are, without an error."""
+    return refund.status == "to_issue" and refund.created_at is not None
+
+
+def _state(refund: Refund) -> str:
+    return (refund.status or "?") if refund.created_at is not None else f"{refund.status}, no creation date"
+
+
+def _described(refunds: list[Refund]) -> str:
+    named = [
+        f"refund {r.id} of {money(r.amount, r.currency)}" + (f" to customer {r.user_id}" if r.user_id else "")
+        for r in refunds[:LISTED]
+    ]
+    more = f" and {len(refunds) - LISTED} more" if len(refunds) > LISTED else ""
+    return ", ".join(named) + more
+
+
+async def preview_cancel_refunds(call: CallContext, args: CancelRefundsInput) -> WritePreview:
+    """The site's refunds are read (one list request, the first PREVIEW_PAGE in id order:
+    no filter exists, §5): the named (or all) refunds that are pending and dated would be
+    queued for cancellation; the Core API refuses none for its state (§8.8)."""
+    request = args.request()
+    response = await core_api(
+        call, "GET", "/refunds", args.site_id, what="refunds", params={"page": 1, "limit": PREVIEW_PAGE}
+    )
+    listed = [parse(Refund, item) for item in response.data or []]
+    total = int((response.meta or {}).get("total") or len(listed))
+    everything = total <= len(listed)
+    named = listed if args.all_pending else [r for r in listed if r.id in set(args.refund_ids or [])]
+    queued = [r for r in named if cancellable(r)]
+    kept = [r for r in named if not cancellable(r)]
+    seen = {r.id for r in listed}
+    absent = [] if args.all_pending else [i for i in args.refund_ids or [] if i not in seen]
+    verdict = Verdict()
+    if not everything:
+        verdict.unchecked(
+            f"refunds beyond the first {len(listed)} of the site's {total}"
+            + (f" (among them {', '.join(map(str, absent))})" if absent else "")
+            + ": if pending, they are canceled too"
+        )
+    allowed = f"{len(queued)} refund(s) would be queued for cancellation"
+    if queued:
+        allowed += f" ({', '.join(str(r.id) for r in queued)})"
+    if kept:
+        allowed += f"; left as they are: {', '.join(f'{r.id} ({_state(r)})' for r in kept)}"
+    if absent and everything:
+        allowed += f"; not refunds of this site (left alone, no error): {', '.join(map(str, absent))}"
+    site = where(call, args.site_id)
+    summary = (
+        f"On {site}: cancel {len(queued)} pending refund(s): {_described(queued)}. That money would NOT be "
+        f"returned to the customers; Pelcro runs the cancellation shortly after (queued). {IRREVERSIBLE}"
+        if queued
+        else f"On {site}: cancel pending refunds; none of those named is pending, so nothing would change."
+    )
+    return preview(
+        "cancel_refunds",
+        request,
+        verdict,
+        allowed=allowed + ".",
+        rule=CANCEL_RULE,
+        changed=changes(*((f"refund.{r.id}.status", r.status, "canceled") for r in queued)),
+        summary=summary,
+        irreversible=bool(queued),
+    )
 
 
 @tool(
@@ -87,6 +163,7 @@ async def list_refunds(call: CallContext, args: ListRefundsInput):
     destructive=True,
     idempotent=True,
     open_world=True,
+    preview=preview_cancel_refunds,
     confirm=ALWAYS,
 )
 async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
@@ -96,13 +173,10 @@ async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     once); refunds already issued or canceled are left as they are. Confirm with the user
     first.
     """
-    response = await core_api(
+    response = await send(
         call,
-        "POST",
-        "/refunds/cancelled",
-        args.site_id,
+        args.request(),
         what="refunds",
-        json_body=args.body(),
         check="see their status with list_refunds (canceled, or still to_issue while the cancellation is queued)",
     )
     result = parse(CanceledRefunds, response.data)

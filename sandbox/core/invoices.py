@@ -191,11 +191,15 @@ def payment_refusal(store: Store, invoice: dict) -> str | None:
 
 
 def forced_cancel(store: Store, invoice: dict) -> bool:
-    """True when the invoice's subscription was canceled forcefully (mode `now`)."""
+    """True when the invoice's subscription was canceled forcefully: **chosen** (CORE_API.md
+    §8.4) ended at once (mode `now`, or its customer deleted), which shows as `status`
+    canceled without `cancel_at_period_end` (one that ran to its period's end keeps it)."""
     if invoice["subscription_id"] is None:
         return False
     subscription = store.by_site["subscriptions"][invoice["site_id"]].get(invoice["subscription_id"])
-    return subscription is not None and bool(subscription.get("_forced"))
+    return (
+        subscription is not None and subscription["status"] == "canceled" and not subscription["cancel_at_period_end"]
+    )
 
 
 def record_payment(store: Store, invoice: dict, amount: int, now: int) -> None:

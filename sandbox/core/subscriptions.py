@@ -284,16 +284,17 @@ def start_subscription(
 
 
 def end_now(subscription: dict, now: int, *, reason: str | None, by_type: str) -> None:
-    """End a subscription immediately (a "forceful" cancel)."""
+    """End a subscription immediately (a "forceful" cancel: no longer one that ends at its
+    period's end, which is how its invoices tell, CORE_API.md §8.4)."""
     subscription.update(
         status="canceled",
+        cancel_at_period_end=False,
         canceled_at=now,
         ended_at=now,
         auto_renew=False,
         renews_at=None,
         cancel_reason=reason,
         canceled_by_type=by_type,
-        _forced=True,
     )
 
 
