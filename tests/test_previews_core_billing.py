@@ -265,9 +265,9 @@ ROWS = [
             ("past_due", True, "it can be voided"),
             ("advance", False, "is an advance invoice"),
             ("partly_paid", False, "is partly paid"),
-            ("paid", False, "is paid. | CORE_API.md §8.4 (void): void, paid or uncollectible"),
-            ("void", False, "is void. | CORE_API.md §8.4 (void): void, paid or uncollectible"),
-            ("uncollectible", False, "is uncollectible. | CORE_API.md §8.4 (void): void, paid or uncollectible"),
+            ("paid", False, "is paid; a void, paid or uncollectible invoice cannot be voided"),
+            ("void", False, "is void; a void, paid or uncollectible invoice cannot be voided"),
+            ("uncollectible", False, "is uncollectible; a void, paid or uncollectible invoice cannot be voided"),
         ]
     ),
     Row("void: missing", "void_invoice", missing_invoice(), False, "was not found on site 14", "not_found"),
@@ -276,8 +276,8 @@ ROWS = [
         Row(f"uncollectible: {state}", "mark_invoice_uncollectible", on_invoice(state), allowed, verdict,
             None if allowed else "refused")
         for state, allowed, verdict in [
-            ("open", True, "it can be written off"),
-            ("past_due", True, "it can be written off"),
+            ("open", True, "an open or past_due invoice can be written off"),
+            ("past_due", True, "an open or past_due invoice can be written off"),
             ("draft", False, "only open or past_due invoices can be marked uncollectible"),
             ("paid", False, "only open or past_due invoices can be marked uncollectible"),
             ("void", False, "only open or past_due invoices can be marked uncollectible"),

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.customers import Customer
-from mcp_bridge.core.invoices import PAYABLE_RULE, Invoice, check_currency, missing, payment_refusal
+from mcp_bridge.core.invoices import PAYABLE_RULE, Invoice, check_currency, missing, payment_refusal, the_invoice
 from mcp_bridge.core.previews import (
     IRREVERSIBLE,
     Verdict,
@@ -130,7 +130,8 @@ async def preview_create_offline_charge(call: CallContext, args: CreateOfflineCh
     verdict = Verdict()
     if invoice.customer_id != args.customer_id:
         verdict.refuse(
-            f"Invoice {invoice.id} belongs to customer {invoice.customer_id}, not to customer {args.customer_id}.",
+            f"{the_invoice(invoice)} belongs to customer {invoice.customer_id}, not to customer {args.customer_id}; "
+            "a charge pays only its own customer's invoice.",
             f"{CHARGE_RULE}: the invoice is the customer's",
         )
     if invoice.currency != args.currency:
@@ -142,7 +143,7 @@ async def preview_create_offline_charge(call: CallContext, args: CreateOfflineCh
         verdict.refuse(refusal, PAYABLE_RULE)
     if args.amount != invoice.amount_remaining:
         verdict.refuse(
-            f"The amount ({amount}) must equal invoice {invoice.id}'s remaining amount "
+            f"The amount ({amount}) must equal {invoice_label(invoice.id, invoice.number)}'s remaining amount "
             f"({money(invoice.amount_remaining, invoice.currency)}).",
             f"{CHARGE_RULE}: paying an invoice, the amount equals its amount_remaining",
         )
@@ -154,8 +155,8 @@ async def preview_create_offline_charge(call: CallContext, args: CreateOfflineCh
         "create_offline_charge",
         request,
         verdict,
-        allowed=f"Invoice {invoice.id} of customer {args.customer_id} is {invoice.status} and {amount} is exactly what "
-        "it still owes.",
+        allowed=f"{the_invoice(invoice)} of customer {args.customer_id} is {invoice.status} and {amount} is exactly "
+        "what it still owes (paying an invoice, the amount must equal its amount_remaining).",
         rule=CHARGE_RULE,
         changed=changes(
             ("charge.amount", None, args.amount),

@@ -231,9 +231,14 @@ def payment_refusal(invoice: Invoice) -> str | None:
     or None: only open and past_due invoices can be paid (`PAYABLE_RULE`)."""
     if invoice.status in PAYABLE:
         return None
-    label = invoice_label(invoice.id, invoice.number)
     state = "already paid" if invoice.status == "paid" else invoice.status
-    return f"{label[:1].upper()}{label[1:]} is {state}; only open or past_due invoices can be paid."
+    return f"{the_invoice(invoice)} is {state}; only open or past_due invoices can be paid."
+
+
+def the_invoice(invoice: Invoice) -> str:
+    """ "Invoice SBX-000123 (id 123)": an invoice opening a verdict."""
+    label = invoice_label(invoice.id, invoice.number)
+    return label[:1].upper() + label[1:]
 
 
 def check_currency(verdict: Verdict, customer: Customer, currency: str, rule: str) -> None:
@@ -378,8 +383,8 @@ async def preview_pay_invoice_offline(call: CallContext, args: PayInvoiceOffline
         verdict.refuse(refusal, PAYABLE_RULE)
     if forcefully_canceled(data.get("subscription")):
         verdict.refuse(
-            f"Invoice {invoice.id} bills subscription {invoice.subscription_id}, which was canceled forcefully (at "
-            "once); such an invoice cannot be paid offline.",
+            f"{the_invoice(invoice)} bills subscription {invoice.subscription_id}, which was canceled forcefully "
+            "(at once); an invoice of a forcefully canceled subscription cannot be paid offline.",
             f"{PAY_OFFLINE_RULE}: refused for an invoice of a forcefully canceled subscription",
         )
     remaining = invoice.amount_remaining or 0
@@ -387,7 +392,8 @@ async def preview_pay_invoice_offline(call: CallContext, args: PayInvoiceOffline
         "pay_invoice_offline",
         request,
         verdict,
-        allowed=f"Invoice {invoice.id} is {invoice.status}: an offline payment pays its whole remaining amount.",
+        allowed=f"{the_invoice(invoice)} is {invoice.status} and its subscription (if any) was not canceled "
+        "forcefully: an offline payment pays its whole remaining amount.",
         rule=PAY_OFFLINE_RULE,
         changed=changes(
             ("invoice.status", invoice.status, "paid"),
@@ -415,16 +421,18 @@ async def preview_void_invoice(call: CallContext, args: InvoiceIdInput) -> Write
     verdict = Verdict()
     if invoice.is_advance:
         verdict.refuse(
-            f"Invoice {invoice.id} is an advance invoice.", f"{VOID_RULE}: advance invoices cannot be voided"
+            f"{the_invoice(invoice)} is an advance invoice; advance invoices cannot be voided.",
+            f"{VOID_RULE}: advance invoices cannot be voided",
         )
     if invoice.status in ("void", "paid", "uncollectible"):
         verdict.refuse(
-            f"Invoice {invoice.id} is {invoice.status}.", f"{VOID_RULE}: void, paid or uncollectible ones cannot be"
+            f"{the_invoice(invoice)} is {invoice.status}; a void, paid or uncollectible invoice cannot be voided.",
+            f"{VOID_RULE}: void, paid or uncollectible invoices cannot be voided",
         )
     if (invoice.amount_paid or 0) > 0:
         verdict.refuse(
-            f"Invoice {invoice.id} is partly paid ({money(invoice.amount_paid, invoice.currency)} of "
-            f"{money(invoice.amount_due, invoice.currency)}).",
+            f"{the_invoice(invoice)} is partly paid ({money(invoice.amount_paid, invoice.currency)} of "
+            f"{money(invoice.amount_due, invoice.currency)}); a partly paid invoice cannot be voided.",
             f"{VOID_RULE}: a partly paid invoice cannot be voided",
         )
     return preview(
@@ -451,14 +459,14 @@ async def preview_mark_invoice_uncollectible(call: CallContext, args: InvoiceIdI
     verdict = Verdict()
     if invoice.status not in PAYABLE:
         verdict.refuse(
-            f"Invoice {invoice.id} is {invoice.status}.",
+            f"{the_invoice(invoice)} is {invoice.status}; only open or past_due invoices can be marked uncollectible.",
             f"{UNCOLLECTIBLE_RULE}: only open or past_due invoices can be marked uncollectible",
         )
     return preview(
         "mark_invoice_uncollectible",
         request,
         verdict,
-        allowed=f"Invoice {invoice.id} is {invoice.status}: it can be written off.",
+        allowed=f"{the_invoice(invoice)} is {invoice.status}: an open or past_due invoice can be written off.",
         rule=UNCOLLECTIBLE_RULE,
         changed=changes(("invoice.status", invoice.status, "uncollectible")),
         summary=f"On {where(call, args.site_id)}: write {_of(invoice)} off as bad debt; it becomes uncollectible, "
@@ -483,7 +491,7 @@ async def preview_apply_invoice_balance(call: CallContext, args: InvoiceIdInput)
     balance, currency = 0, invoice.currency
     if invoice.status not in PAYABLE:
         verdict.refuse(
-            f"Invoice {invoice.id} is {invoice.status}.",
+            f"{the_invoice(invoice)} is {invoice.status}; only open or past_due invoices take a balance.",
             f"{APPLY_BALANCE_RULE}: only open or past_due invoices take a balance",
         )
     else:
@@ -496,7 +504,8 @@ async def preview_apply_invoice_balance(call: CallContext, args: InvoiceIdInput)
             currency = customer.get("currency") or invoice.currency
             if balance <= 0:
                 verdict.refuse(
-                    f"Customer {invoice.customer_id} has no credit balance to apply ({money(balance, currency)}).",
+                    f"Customer {invoice.customer_id} has no credit balance to apply ({money(balance, currency)}); "
+                    "only a credit balance can pay an invoice.",
                     f"{APPLY_BALANCE_RULE}: refused when the customer has no credit balance",
                 )
             elif currency != invoice.currency:
@@ -512,7 +521,7 @@ async def preview_apply_invoice_balance(call: CallContext, args: InvoiceIdInput)
         "apply_invoice_balance",
         request,
         verdict,
-        allowed=f"Invoice {invoice.id} is {invoice.status} and customer {invoice.customer_id} holds "
+        allowed=f"{the_invoice(invoice)} is {invoice.status} and customer {invoice.customer_id} holds "
         f"{money(balance, currency)} of credit in its currency.",
         rule=APPLY_BALANCE_RULE,
         changed=changes(
