@@ -97,10 +97,13 @@ class MinuteSerializer(serializers.Serializer):
 
 
 class ToolCallSerializer(serializers.ModelSerializer):
-    """One audit row. `upstream_status` is null when the Core API did not answer (the call
-    was refused locally, denied, or failed before reaching it)."""
+    """One audit row. `upstream_status` is null when Pelcro did not answer (the call was
+    refused locally, denied, or failed before reaching it). `server` is "core" (the staff's
+    tools at `/`) or "open" (a subscriber's tools at `/open`, whose rows name the Pelcro
+    `customer_id` acted for)."""
 
     at = serializers.DateTimeField(source="created_at")
+    server = serializers.SerializerMethodField(help_text='"core" (at /) or "open" (a subscriber, at /open).')
     user = serializers.CharField(source="username")
     client = serializers.SerializerMethodField()
     refused_locally = serializers.SerializerMethodField(
@@ -111,15 +114,20 @@ class ToolCallSerializer(serializers.ModelSerializer):
         model = ToolCall
         fields = [
             "at",
+            "server",
             "tool",
             "outcome",
             "refused_locally",
             "user",
+            "customer_id",
             "client",
             "site_id",
             "upstream_status",
             "latency_ms",
         ]
+
+    def get_server(self, call: ToolCall) -> str:
+        return "open" if call.customer_id is not None else "core"
 
     def get_client(self, call: ToolCall) -> str:
         return call.client_name or call.client_id

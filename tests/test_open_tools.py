@@ -161,3 +161,31 @@ async def test_a_jwt_logged_out_elsewhere_ends_the_connection(mcp_env, mode):
         ("get_my_profile", "ok", 200),
         ("get_my_profile", "error", 403),
     ]
+
+
+async def test_the_ops_page_shows_open_calls_next_to_core_ones(mcp_env, client):
+    """Staff see a subscriber's calls in the account's latest tool calls: server open, site,
+    customer id, client, outcome; a Core call of the same account next to them."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Account
+
+    async with open_session(mcp_env, READER) as (session, conn):
+        assert not (await session.call_tool("get_my_profile", {})).is_error
+    token = await sync_to_async(mcp_env.token)("acme")
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as core:
+        assert not (await core.call_tool("list_plans", {"site_id": 14})).is_error
+    await audit_rows_async(1, connection_id=conn.connection_id)
+
+    def ops_calls() -> list[dict]:
+        staff = get_user_model().objects.create_user("ops-open", password="x-staff-pass-1", is_staff=True)
+        client.force_login(staff)
+        account = Account.objects.get(slug="acme")
+        return client.get(f"/ops/api/accounts/{account.id}").json()["tool_calls"]
+
+    calls = await sync_to_async(ops_calls)()
+    mine = next(c for c in calls if c["tool"] == "get_my_profile" and c["customer_id"] == conn.customer_id)
+    assert mine["server"] == "open" and mine["site_id"] == 14 and mine["outcome"] == "ok"
+    assert mine["client"] == "Open test app" and mine["upstream_status"] == 200
+    staff_call = next(c for c in calls if c["tool"] == "list_plans")
+    assert staff_call["server"] == "core" and staff_call["customer_id"] is None

@@ -128,10 +128,12 @@ def test_account_api_has_an_hour_per_minute_and_the_latest_tool_calls(staff_clie
     assert body["limit"]["cap_per_minute"] == 118.0
     assert body["tool_calls"][0] == {
         "at": body["tool_calls"][0]["at"],
+        "server": "core",
         "tool": "list_invoices",
         "outcome": "ok",
         "refused_locally": False,
         "user": "demo",
+        "customer_id": None,
         "client": "Claude",
         "site_id": 14,
         "upstream_status": 200,

@@ -234,13 +234,14 @@
     renderChart(data);
     rows(field("tool-calls"), data.tool_calls, [
       { label: "When (UTC)", value: function (c) { return c.at.slice(11, 19); } },
+      { label: "Server", value: function (c) { return c.server === "open" ? "Open" : "Core"; } },
       { label: "Tool", value: function (c) { return c.tool; } },
       { label: "Outcome", value: function (c) {
           if (c.outcome === "rate_limited") return c.refused_locally ? "refused by gateway" : "429 from Pelcro";
           return c.outcome.replace("_", " ");
         },
         cls: function (c) { return "outcome-" + c.outcome; } },
-      { label: "User", value: function (c) { return c.user; }, cls: function () { return "cell-name"; }, title: function (c) { return c.user; } },
+      { label: "User", value: function (c) { return c.server === "open" ? "customer " + c.customer_id : c.user; }, cls: function () { return "cell-name"; }, title: function (c) { return c.user; } },
       { label: "Client", value: function (c) { return c.client; }, cls: function () { return "cell-name"; }, title: function (c) { return c.client; } },
       { label: "Site", value: function (c) { return c.site_id === null ? "—" : c.site_id; }, cls: function () { return "num"; } },
       { label: "Pelcro answered", value: function (c) { return c.upstream_status === null ? "not called" : "HTTP " + c.upstream_status; }, cls: function () { return "num"; } },
