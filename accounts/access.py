@@ -6,6 +6,7 @@ create Core API keys, so a member must not hand out write access to the account'
 The same rule is applied at consent, at code exchange, on refresh and on every request.
 """
 
+from accounts import subscribers
 from accounts.models import Connection, Membership
 from accounts.principal import READ_SCOPE, WRITE_SCOPE
 
@@ -43,9 +44,11 @@ def may_grant(user_id: int, account_id: int, access: str) -> bool:
 
 
 def connection_usable(connection: Connection) -> bool:
-    """An active connection whose user is active and still allowed its access level."""
-    return (
-        connection.revoked_at is None
-        and connection.user.is_active
-        and may_grant(connection.user_id, connection.account_id, connection.access)
-    )
+    """An active connection whose user is active and still allowed its access level; for a
+    subscriber's connection (Open server), `accounts.subscribers.connection_usable`
+    (subscribers have no memberships: their site's subscriber access is what counts)."""
+    if connection.revoked_at is not None or not connection.user.is_active:
+        return False
+    if subscribers.is_subscriber(connection.user):
+        return subscribers.connection_usable(connection)
+    return may_grant(connection.user_id, connection.account_id, connection.access)

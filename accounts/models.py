@@ -337,3 +337,25 @@ class SubscriberCredential(models.Model):
 
     def get_jwt(self) -> str:
         return crypto.decrypt(self.jwt_encrypted)
+
+
+class ConsentCredential(models.Model):
+    """The Pelcro JWT a subscriber's consent carries from sign-in to the code exchange.
+
+    The subscriber signs in (Open API login) on the authorization page; the JWT stays
+    encrypted (`accounts.crypto`) in the server-side session until they allow, then here,
+    next to the consent of the authorization code, until the app redeems the code: the
+    exchange moves it, still encrypted, to the connection's `SubscriberCredential` and
+    deletes this row. An unredeemed one is deleted by the clean-up
+    (`accounts.maintenance`) once the code can no longer be redeemed.
+    """
+
+    consent = models.OneToOneField(
+        AuthorizationConsent, on_delete=models.CASCADE, primary_key=True, related_name="subscriber_credential"
+    )
+    jwt_encrypted = models.TextField(editable=False)
+    expires_at = models.DateTimeField(help_text="The JWT's `exp` claim.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Pelcro JWT of consent {self.consent_id}"

@@ -2,13 +2,20 @@
 grant → access token → refresh token, and are checked again at every step.
 
 - save_authorization_code: records the chosen account/access (AuthorizationConsent) next
-  to DOT's Grant, and binds the grant to this server's MCP URL (RFC 8707).
-- validate_code: re-checks membership at code exchange; a replayed code revokes the
-  tokens issued from it.
+  to DOT's Grant, and binds the grant to one of this server's MCP URLs (RFC 8707): an
+  operator's consent to the Core server's only, a subscriber's (the Open server's
+  sign-in, `mcp_bridge.open.views`) to the Open server's only, with the subscriber's
+  Pelcro JWT kept encrypted next to it (ConsentCredential).
+- validate_code: re-checks membership (a subscriber: the site's subscriber access) at
+  code exchange; a replayed code revokes the tokens issued from it.
 - validate_refresh_token: the token's connection must still be active and the user
-  still allowed its access level, else `invalid_grant`. A token rotated out less than
-  REFRESH_TOKEN_GRACE_SECONDS ago gets the pair it was rotated into (accounts.rotation).
-- _create_access_token: every access token gets a TokenBinding to its Connection.
+  still allowed its access level (`accounts.access.connection_usable`), else
+  `invalid_grant`. A token rotated out less than REFRESH_TOKEN_GRACE_SECONDS ago gets
+  the pair it was rotated into (accounts.rotation).
+- _create_access_token: every access token gets a TokenBinding to its Connection; the
+  code exchange of a subscriber's consent moves the Pelcro JWT to the connection.
+- resources at the token endpoint: one of the two MCP URLs, the one the grant or refresh
+  token is bound to, else `invalid_target` naming it.
 - scopes: values this server does not define are ignored (accounts.scopes).
 """
 
@@ -19,16 +26,24 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
-from oauth2_provider.models import get_refresh_token_model
+from oauth2_provider.models import get_grant_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts import access as access_policy
 from accounts import scopes as scope_policy
+from accounts import subscribers
 from accounts.connections import connection_for_consent, touch
-from accounts.models import AuthorizationConsent, RefreshSuccessor, TokenBinding
+from accounts.models import (
+    AuthorizationConsent,
+    ConsentCredential,
+    RefreshSuccessor,
+    Subscriber,
+    SubscriberCredential,
+    TokenBinding,
+)
 from accounts.oauth_server import requested_resources
-from accounts.resource import canonical_resources
+from accounts.resource import canonical_resources, is_open_grant, server_name
 from accounts.rotation import TokenPair, open_pair, seal_pair
 from accounts.tokens import checksum
 
@@ -56,6 +71,13 @@ class GatewayOAuth2Validator(OAuth2Validator):
     # --- authorization endpoint ---------------------------------------------------------
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
+        # As the pre-auth check read them: a form without the field leaves the query's
+        # string here, which must not be taken character by character.
+        request.resource = canonical_resources(requested_resources(request))
+        subscriber_id = getattr(request, "pelcro_subscriber_id", None)
+        if is_open_grant(request.resource) or subscriber_id is not None or subscribers.is_subscriber(request.user):
+            self._save_subscriber_code(code, request, subscriber_id)
+            return
         account_id = getattr(request, "pelcro_account_id", None)
         access = getattr(request, "pelcro_access", None)
         if not account_id or not access:
@@ -67,12 +89,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
             raise errors.AccessDeniedError(
                 description="You may not grant this access to that account.", request=request
             )
-        if access == access_policy.READ_WRITE and "write" not in request.scopes:
-            raise errors.InvalidScopeError(description="The app did not ask for write access.", request=request)
-        request.scopes = access_policy.scopes_for(access)
-        # As the pre-auth check read them: a form without the field leaves the query's
-        # string here, which must not be taken character by character.
-        request.resource = canonical_resources(requested_resources(request))
+        self._grant_scopes(request, access)
         grant = self._create_authorization_code(request, code)
         AuthorizationConsent.objects.create(
             code_checksum=code_checksum(code["code"]),
@@ -81,6 +98,60 @@ class GatewayOAuth2Validator(OAuth2Validator):
             account_id=account_id,
             access=access,
         )
+
+    def _save_subscriber_code(self, code, request, subscriber_id) -> None:
+        """A subscriber's consent: only for the Open server, only by the subscriber who
+        signed in, on a site that still has subscriber access; the account is the site's.
+        Keeps the subscriber's Pelcro JWT (encrypted, from the consent page) for the code
+        exchange."""
+        if not is_open_grant(request.resource):
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=f"A subscriber's sign-in authorizes only {settings.OPEN_RESOURCE_URL} (the subscriber "
+                "server); Core server access is for a publication's staff.",
+                request=request,
+            )
+        subscriber = (
+            Subscriber.objects.select_related("site", "user").filter(pk=subscriber_id, user_id=request.user.pk).first()
+            if subscriber_id is not None
+            else None
+        )
+        if subscriber is None:
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=f"Tokens for {settings.OPEN_RESOURCE_URL} (the subscriber server) are issued only "
+                "through a subscriber's sign-in with their publication.",
+                request=request,
+            )
+        if not subscribers.may_connect(subscriber):
+            raise errors.AccessDeniedError(
+                description="This publication no longer offers sign-in for apps.", request=request
+            )
+        sealed = getattr(request, "pelcro_subscriber_jwt", None)
+        access = getattr(request, "pelcro_access", None)
+        if not sealed or not access:
+            raise errors.InvalidRequestError(
+                description="The subscriber's sign-in and access level come from the consent screen.", request=request
+            )
+        self._grant_scopes(request, access)
+        grant = self._create_authorization_code(request, code)
+        consent = AuthorizationConsent.objects.create(
+            code_checksum=code_checksum(code["code"]),
+            user_id=request.user.pk,
+            application_id=grant.application_id,
+            account_id=subscriber.site.account_id,
+            access=access,
+        )
+        jwt_encrypted, expires_at = sealed
+        ConsentCredential.objects.create(consent=consent, jwt_encrypted=jwt_encrypted, expires_at=expires_at)
+
+    @staticmethod
+    def _grant_scopes(request, access: str) -> None:
+        if access not in (access_policy.READ, access_policy.READ_WRITE):
+            raise errors.InvalidRequestError(description="Unknown access level.", request=request)
+        if access == access_policy.READ_WRITE and "write" not in request.scopes:
+            raise errors.InvalidScopeError(description="The app did not ask for write access.", request=request)
+        request.scopes = access_policy.scopes_for(access)
 
     # --- token endpoint: authorization_code -------------------------------------------
 
@@ -92,7 +163,11 @@ class GatewayOAuth2Validator(OAuth2Validator):
             return False
         if consent is None or consent.redeemed_at is not None:
             return False
-        if not access_policy.may_grant(consent.user_id, consent.account_id, consent.access):
+        if subscribers.is_subscriber(consent.user):
+            subscriber = consent.user.subscriber
+            if not subscribers.may_connect(subscriber) or subscriber.site.account_id != consent.account_id:
+                return False  # the site's subscriber access was turned off since consenting
+        elif not access_policy.may_grant(consent.user_id, consent.account_id, consent.access):
             return False  # removed from the account (or demoted) since consenting
         request.pelcro_consent = consent
         return True
@@ -178,8 +253,9 @@ class GatewayOAuth2Validator(OAuth2Validator):
         return True
 
     def _check_and_set_request_resource(self, request):
-        # Resources sent to the token endpoint must also be the MCP URL (any spelling of
-        # it); normalise before DOT compares them with the grant's / refresh token's.
+        # Resources sent to the token endpoint must also be one of the MCP URLs (any
+        # spelling of it), the one the grant / refresh token is bound to; normalised
+        # before DOT compares them, and refused here with a message naming the right one.
         resources = getattr(request, "resource", None)
         if isinstance(resources, str):
             body = [v for k, v in (getattr(request, "decoded_body", None) or []) if k == "resource"]
@@ -189,7 +265,25 @@ class GatewayOAuth2Validator(OAuth2Validator):
                 request.resource = canonical_resources(resources)
             except ValueError as exc:
                 raise errors.CustomOAuth2Error(error="invalid_target", description=str(exc), request=request) from None
+            bound = self._bound_resources(request)
+            if bound and request.resource[0] not in bound:
+                what = "refresh token" if request.grant_type == "refresh_token" else "authorization code"
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description=f"This {what} is for {server_name(bound)}; ask for that resource, or leave "
+                    "resource out.",
+                    request=request,
+                )
         super()._check_and_set_request_resource(request)
+
+    @staticmethod
+    def _bound_resources(request) -> list[str]:
+        """The resources the presented code's grant or refresh token is bound to."""
+        if request.grant_type == "refresh_token":
+            instance = getattr(request, "refresh_token_instance", None)
+            return list(instance.resource or []) if instance is not None else []
+        grant = get_grant_model().objects.filter(code=request.code, application=request.client).first()
+        return list(grant.resource or []) if grant is not None else []
 
     # --- scopes -----------------------------------------------------------------------------
 
@@ -226,6 +320,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
             consent.connection = connection
             consent.redeemed_at = timezone.now()
             consent.save(update_fields=["connection", "redeemed_at"])
+            self._keep_subscriber_jwt(consent, connection, request)
             request.pelcro_connection = connection
         if connection is None:
             raise errors.InvalidGrantError(request=request)
@@ -243,6 +338,25 @@ class GatewayOAuth2Validator(OAuth2Validator):
         if consent is None:
             touch(connection)  # a refresh means the app is in use
         return access_token
+
+    @staticmethod
+    def _keep_subscriber_jwt(consent: AuthorizationConsent, connection, request) -> None:
+        """A subscriber's code exchange: the Pelcro JWT from the consent becomes the
+        connection's (replacing an older one when the connection is reused), moved
+        encrypted, never decrypted here; the consent's copy is deleted."""
+        pending = ConsentCredential.objects.filter(consent=consent).first()
+        if pending is None:
+            if subscribers.is_subscriber(consent.user):
+                raise errors.InvalidGrantError(description="The subscriber's sign-in has expired.", request=request)
+            return
+        credential = SubscriberCredential.objects.filter(connection=connection).first() or SubscriberCredential(
+            connection=connection
+        )
+        credential.jwt_encrypted = pending.jwt_encrypted
+        credential.expires_at = pending.expires_at
+        credential.refreshed_at = None
+        credential.save()
+        pending.delete()
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)

@@ -2,8 +2,8 @@
 
 Two resources: the Core server (`MCP_RESOURCE_URL`, `PUBLIC_URL/`) and the Open server
 (`OPEN_RESOURCE_URL`, `PUBLIC_URL/open`). A token is bound to exactly one; each server
-accepts only its own (DESIGN.md "The Open server"). The authorization flow issues Core
-tokens only (`canonical_resources`) until subscriber sign-in exists.
+accepts only its own (DESIGN.md "The Open server"). Operators' consents issue Core tokens
+only, subscribers' consents Open tokens only (`accounts.oauth_validator`).
 """
 
 import posixpath
@@ -45,21 +45,42 @@ def is_open_resource(uri: str) -> bool:
 
 
 def canonical_resources(requested: list[str]) -> list[str]:
-    """The resource list to bind into a grant or token: always exactly the MCP URL.
+    """The resource list to bind into a grant or token: exactly one of this gateway's two
+    MCP URLs, as settings spell it: `[OPEN_RESOURCE_URL]` when `requested` names the Open
+    server, else `[MCP_RESOURCE_URL]` (also when nothing is requested).
 
-    Raises ValueError naming the first resource that is not this server's MCP URL.
+    Raises ValueError naming the first resource this server does not serve, or when both
+    servers are requested (a token is for one of them, RFC 8707 §2).
     """
+    chosen: set[str] = set()
     for uri in requested:
         if is_open_resource(uri):
-            # The Open server exists, but the subscriber sign-in that issues its tokens does
-            # not yet (issue 14): say so rather than "not served here".
+            chosen.add(settings.OPEN_RESOURCE_URL)
+        elif is_mcp_resource(uri):
+            chosen.add(settings.MCP_RESOURCE_URL)
+        else:
             raise ValueError(
-                f"Sign-in for the subscriber (Open) server {settings.OPEN_RESOURCE_URL} is not available yet; "
-                f"this authorization server issues tokens for {settings.MCP_RESOURCE_URL} only"
+                f"The resource {uri!r} is not served by this authorization server; its resources are "
+                f"{settings.MCP_RESOURCE_URL} (the Core server) and {settings.OPEN_RESOURCE_URL} (the subscriber server)"
             )
-        if not is_mcp_resource(uri):
-            raise ValueError(
-                f"The resource {uri!r} is not served by this authorization server; "
-                f"the only resource is {settings.MCP_RESOURCE_URL}"
-            )
-    return [settings.MCP_RESOURCE_URL]
+    if len(chosen) > 1:
+        raise ValueError(
+            f"A token is for one server: ask for {settings.MCP_RESOURCE_URL} (the Core server) or "
+            f"{settings.OPEN_RESOURCE_URL} (the subscriber server), not both"
+        )
+    return [chosen.pop() if chosen else settings.MCP_RESOURCE_URL]
+
+
+def is_open_grant(resources: list[str] | None) -> bool:
+    """True if a grant's or token's bound resources (as `canonical_resources` made them)
+    are the Open server's."""
+    return any(is_open_resource(uri) for uri in resources or [])
+
+
+def server_name(resources: list[str] | None) -> str:
+    """How an error message names the server a grant or token is for."""
+    return (
+        f"{settings.OPEN_RESOURCE_URL} (the subscriber server)"
+        if is_open_grant(resources)
+        else f"{settings.MCP_RESOURCE_URL} (the Core server)"
+    )

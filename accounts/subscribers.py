@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from accounts.models import Site, Subscriber
+from accounts.models import Site, Subscriber, SubscriberCredential
 
 
 class SubscriberNameTaken(Exception):
@@ -54,3 +54,23 @@ def subscriber_for(site: Site, customer_id: int, email: str) -> Subscriber:
     except IntegrityError:
         # A concurrent first sign-in of the same customer made it first.
         return Subscriber.objects.select_related("user").get(site=site, customer_id=customer_id)
+
+
+def may_connect(subscriber: Subscriber | None) -> bool:
+    """Whether `subscriber` may (still) authorize or keep a connection: its user record is
+    active and its site still has subscriber access (`Site.subscriber_access_enabled`)."""
+    return subscriber is not None and subscriber.user.is_active and subscriber.site.subscriber_access_enabled
+
+
+def connection_usable(connection) -> bool:
+    """A subscriber's connection may be used (refresh, introspection, token checks): active,
+    its subscriber may connect (`may_connect`), the connection is on that subscriber's
+    site's account, and it holds the subscriber's Pelcro JWT (`SubscriberCredential`)."""
+    if connection.revoked_at is not None:
+        return False
+    subscriber = Subscriber.objects.select_related("site", "user").filter(user_id=connection.user_id).first()
+    return (
+        may_connect(subscriber)
+        and subscriber.site.account_id == connection.account_id
+        and SubscriberCredential.objects.filter(connection=connection).exists()
+    )

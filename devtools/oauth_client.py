@@ -5,6 +5,10 @@ flow: dynamic client registration (RFC 7591), sign-in, the consent form (parsed 
 submitted like a browser), PKCE S256 (RFC 7636), the code exchange; it returns the token
 response plus `client_id`. The steps it is built from (`register_client`, `signed_in`,
 `authorize`, `exchange_code`, `refresh`) are here for callers that bend one step.
+
+`obtain_open_tokens(gateway_url, site_id, email, password, access=...)` is the same for the
+Open server (`/open`): the subscriber's publication, e-mail and password and consent on the
+authorization page (`subscriber_authorize`), the code exchanged for the Open resource.
 Used by the tests and the benchmarks; it imports nothing of the gateway.
 """
 
@@ -24,7 +28,9 @@ __all__ = [
     "consent_form",
     "exchange_code",
     "mcp_url",
+    "obtain_open_tokens",
     "obtain_tokens",
+    "open_url",
     "parse_forms",
     "pkce_pair",
     "redirect_params",
@@ -32,6 +38,8 @@ __all__ = [
     "register_client",
     "signed_in",
     "submit_consent",
+    "subscriber_authorize",
+    "subscriber_step",
 ]
 
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:47123/callback"
@@ -223,5 +231,75 @@ def obtain_tokens(
     finally:
         session.close()
     response = exchange_code(gateway_url, client["client_id"], result["code"], result["verifier"])
+    assert response.status_code == 200, response.text
+    return {**response.json(), "client_id": client["client_id"]}
+
+
+# --- the Open server: a subscriber's sign-in and consent --------------------------------------
+
+
+def open_url(gateway_url: str) -> str:
+    """The Open server's resource identifier of a gateway (PUBLIC_URL + "/open")."""
+    return gateway_url.rstrip("/") + "/open"
+
+
+def subscriber_step(page: httpx.Response) -> tuple[str, dict]:
+    """Which step of the subscriber's authorization page `page` shows ("site", "sign_in" or
+    "consent") and that step's form (action, hidden values, radios)."""
+    forms = {form["id"]: form for form in parse_forms(page.text) if form["id"]}
+    for step, form_id in (("consent", "consent-form"), ("sign_in", "sign-in-form"), ("site", "site-form")):
+        if form_id in forms:
+            return step, forms[form_id]
+    raise AssertionError(f"not a step of the subscriber's authorization page ({page.status_code}): {page.text[:300]}")
+
+
+def subscriber_authorize(
+    session: httpx.Client,
+    gateway_url: str,
+    client_id: str,
+    site_id: int,
+    email: str,
+    password: str,
+    access: str = "read_write",
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    **url_params,
+) -> dict:
+    """GET the authorize URL for the Open server, then pick the publication (unless a
+    `site_id` hint in `url_params` skipped that), sign in and allow `access`; returns code,
+    state, iss and verifier."""
+    verifier, challenge = pkce_pair()
+    url = authorize_url(
+        gateway_url, client_id, challenge, redirect_uri=redirect_uri, resource=open_url(gateway_url), **url_params
+    )
+    page = session.get(url)
+    assert page.status_code == 200, (page.status_code, page.text[:500])
+    step, form = subscriber_step(page)
+    if step == "site":
+        page = session.post(form["action"], data={**form["hidden"], "site_id": str(site_id)})
+        step, form = subscriber_step(page)
+    assert step == "sign_in", step
+    page = session.post(form["action"], data={**form["hidden"], "email": email, "password": password})
+    step, form = subscriber_step(page)
+    assert step == "consent", (step, page.text[:500])
+    answer = session.post(form["action"], data={**form["hidden"], "access": access, "allow": "true"})
+    return {**redirect_params(answer), "verifier": verifier}
+
+
+def obtain_open_tokens(
+    gateway_url: str,
+    site_id: int,
+    email: str,
+    password: str,
+    access: str = "read_write",
+    client_name: str = "pelcro-open-test",
+) -> dict:
+    """DCR + the subscriber's sign-in and consent + code exchange for the Open server, over
+    HTTP; the token response plus `client_id`."""
+    client = register_client(gateway_url, client_name=client_name)
+    with httpx.Client(base_url=gateway_url, timeout=30, follow_redirects=False) as session:
+        result = subscriber_authorize(session, gateway_url, client["client_id"], site_id, email, password, access)
+    response = exchange_code(
+        gateway_url, client["client_id"], result["code"], result["verifier"], resource=open_url(gateway_url)
+    )
     assert response.status_code == 200, response.text
     return {**response.json(), "client_id": client["client_id"]}

@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic.base import RedirectView
 
 from accounts.views import login
+from mcp_bridge.open import views as open_views
 from pelcro_gateway import health
 
 urlpatterns = [
@@ -18,6 +19,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico before reading the page's <link rel="icon">.
     path("favicon.ico", RedirectView.as_view(url=settings.STATIC_URL + "favicon.svg", permanent=True)),
+    # Ahead of accounts' own route of the same path (whose name DOT reverses): requests for
+    # the Open server's resource get the subscriber's sign-in, all others the operators'
+    # consent (mcp_bridge.open.views.authorize).
+    path("oauth/authorize", open_views.authorize),
     path("", include("accounts.urls")),
     path("", include("mcp_bridge.urls")),
     path("", include("ops.urls")),

@@ -107,16 +107,18 @@ async def test_an_sdk_client_reaches_the_open_server_in_both_eras(mcp_env, mode)
         assert {"get_site", "list_plans", "get_my_profile"} <= {tool.name for tool in tools.tools}
 
 
-def test_the_authorization_server_says_open_sign_in_is_not_there_yet(settings):
-    """Until subscriber sign-in exists, asking for an /open token gets a clear refusal (and an
-    operator can never obtain one)."""
+def test_a_token_is_bound_to_one_server(settings):
+    """The authorization server binds a grant to the Core server or to the Open server, never
+    both (which consent may issue which: tests/test_open_oauth.py)."""
     from accounts.resource import canonical_resources
 
     settings.PUBLIC_URL = "https://mcp.example.com"
     settings.MCP_RESOURCE_URL = "https://mcp.example.com/"
     settings.OPEN_RESOURCE_URL = "https://mcp.example.com/open"
-    with pytest.raises(ValueError, match="subscriber \\(Open\\) server https://mcp.example.com/open is not available"):
-        canonical_resources(["https://MCP.example.com/open/"])
+    assert canonical_resources(["https://MCP.example.com/open/"]) == ["https://mcp.example.com/open"]
     assert canonical_resources(["https://mcp.example.com"]) == ["https://mcp.example.com/"]
+    assert canonical_resources([]) == ["https://mcp.example.com/"]
+    with pytest.raises(ValueError, match="A token is for one server"):
+        canonical_resources(["https://mcp.example.com/", "https://mcp.example.com/open"])
     with pytest.raises(ValueError, match="not served by this authorization server"):
         canonical_resources(["https://mcp.example.com/other"])

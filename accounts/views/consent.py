@@ -18,6 +18,10 @@ chosen every time).
   server an open redirector to any site that registered itself, so those errors are shown
   here as an error page. Once the person has seen the screen (Cancel, or a refusal after
   the form was sent), the answer goes to the app: the screen showed where it goes.
+
+Both rules live in `AuthorizationDecisionMixin`, which the subscribers' consent screen
+(`mcp_bridge.open.views`, the Open server's sign-in) shares with this one, each with its
+own session store of pending requests.
 """
 
 import secrets
@@ -27,10 +31,12 @@ from urllib.parse import parse_qs, urlsplit
 from csp.constants import SELF
 from django.conf import settings
 from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.models import get_application_model
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from accounts import access as access_policy
@@ -72,6 +78,22 @@ def _form_action_target(redirect_uri: str) -> str:
     return f"{parts.scheme}:" if parts.scheme else ""
 
 
+def app_context(application, redirect_uri: str) -> dict:
+    """What a consent screen says about the app: its (self-chosen) name, whether it
+    registered itself (and who published its metadata document), and where the answer
+    goes, in words."""
+    return {
+        "application": application,
+        "client_name": application.name or urlsplit(application.client_id).hostname or "An unnamed app",
+        "self_registered": application.registration_source in SELF_REGISTERED,
+        "metadata_host": urlsplit(application.client_id).hostname
+        if application.registration_source == "cimd"
+        else None,
+        "redirect_description": describe_redirect(redirect_uri),
+        "redirect_uri": redirect_uri,
+    }
+
+
 def trusted_redirect(application, redirect_uri: str) -> bool:
     """Whether an error may be redirected to `redirect_uri` before the person decided
     (see the module docstring)."""
@@ -83,7 +105,74 @@ def trusted_redirect(application, redirect_uri: str) -> bool:
     return parts.scheme not in ("http", "https", "")
 
 
-class ConsentView(AuthorizationView):
+class AuthorizationDecisionMixin:
+    """The authorization response rules both consent screens share (module docstring):
+    error redirects only to trusted URIs before the person decided, `iss` on every
+    redirect (RFC 9207), and the validated request kept in the session under
+    `pending_session_key` (at most MAX_PENDING, each for PENDING_SECONDS, one decision
+    each). For a view that is also an `OAuthLibMixin` and a `TemplateResponseMixin`."""
+
+    pending_session_key = SESSION_KEY
+    person_decided = False
+
+    def error_response(self, error, application, **kwargs):
+        """DOT's answer to an OAuth error: a redirect to the app (subject to `redirect`'s
+        rule) or the error page."""
+        redirect, error_response = OAuthLibMixin.error_response(self, error, **kwargs)
+        if redirect:
+            return self.redirect(error_response["url"], application)
+        return self.render_to_response(error_response, status=error_response["error"].status_code)
+
+    def redirect(self, redirect_to, application):
+        query = parse_qs(urlsplit(redirect_to).query)
+        if "error" in query and not self.person_decided and not trusted_redirect(application, redirect_to):
+            # RFC 9700 §4.11.2: no automatic redirect to an untrusted URI.
+            return self.render_to_response(
+                {
+                    "error": {
+                        "error": query["error"][0],
+                        "description": query.get("error_description", [""])[0],
+                    }
+                },
+                status=400,
+            )
+        # RFC 9207: `iss` on every authorization response, errors included (DOT adds it
+        # to successful ones only).
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        allowed_schemes = (
+            application.get_allowed_schemes()
+            if application is not None
+            else oauth2_settings.ALLOWED_REDIRECT_URI_SCHEMES
+        )
+        return OAuth2ResponseRedirect(_add_iss_to_redirect(redirect_to, issuer), allowed_schemes)
+
+    # --- the pending request (server side) -------------------------------------------------
+
+    def _remember(self, pending: dict) -> str:
+        store = {
+            k: v
+            for k, v in self.request.session.get(self.pending_session_key, {}).items()
+            if time.time() - v.get("created", 0) < PENDING_SECONDS
+        }
+        pending_id = secrets.token_urlsafe(16)
+        store[pending_id] = pending
+        newest = sorted(store.items(), key=lambda item: item[1]["created"])[-MAX_PENDING:]
+        self.request.session[self.pending_session_key] = dict(newest)
+        return pending_id
+
+    def _recall(self, pending_id: str) -> dict | None:
+        pending = self.request.session.get(self.pending_session_key, {}).get(pending_id)
+        if pending is None or time.time() - pending.get("created", 0) >= PENDING_SECONDS:
+            return None
+        return pending
+
+    def _forget(self, pending_id: str) -> None:
+        store = self.request.session.get(self.pending_session_key, {})
+        store.pop(pending_id, None)
+        self.request.session[self.pending_session_key] = store
+
+
+class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
     template_name = "accounts/consent.html"
     form_class = ConsentForm
 
@@ -180,49 +269,6 @@ class ConsentView(AuthorizationView):
             return self.error_response(error, application)
         return self.redirect(uri, application)
 
-    def redirect(self, redirect_to, application):
-        query = parse_qs(urlsplit(redirect_to).query)
-        if "error" in query and not self.person_decided and not trusted_redirect(application, redirect_to):
-            # RFC 9700 §4.11.2: no automatic redirect to an untrusted URI.
-            return self.render_to_response(
-                {
-                    "error": {
-                        "error": query["error"][0],
-                        "description": query.get("error_description", [""])[0],
-                    }
-                },
-                status=400,
-            )
-        # RFC 9207: `iss` on every authorization response, errors included (DOT adds it
-        # to successful ones only).
-        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
-        return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
-
-    # --- the pending request (server side) -------------------------------------------------
-
-    def _remember(self, pending: dict) -> str:
-        store = {
-            k: v
-            for k, v in self.request.session.get(SESSION_KEY, {}).items()
-            if time.time() - v.get("created", 0) < PENDING_SECONDS
-        }
-        pending_id = secrets.token_urlsafe(16)
-        store[pending_id] = pending
-        newest = sorted(store.items(), key=lambda item: item[1]["created"])[-MAX_PENDING:]
-        self.request.session[SESSION_KEY] = dict(newest)
-        return pending_id
-
-    def _recall(self, pending_id: str) -> dict | None:
-        pending = self.request.session.get(SESSION_KEY, {}).get(pending_id)
-        if pending is None or time.time() - pending.get("created", 0) >= PENDING_SECONDS:
-            return None
-        return pending
-
-    def _forget(self, pending_id: str) -> None:
-        store = self.request.session.get(SESSION_KEY, {})
-        store.pop(pending_id, None)
-        self.request.session[SESSION_KEY] = store
-
     # --- rendering ---------------------------------------------------------------------
 
     def _memberships(self) -> list[Membership]:
@@ -250,14 +296,7 @@ class ConsentView(AuthorizationView):
         ]
         context = {
             "form": form,
-            "application": application,
-            "client_name": application.name or urlsplit(application.client_id).hostname or "An unnamed app",
-            "self_registered": application.registration_source in SELF_REGISTERED,
-            "metadata_host": urlsplit(application.client_id).hostname
-            if application.registration_source == "cimd"
-            else None,
-            "redirect_description": describe_redirect(redirect_uri),
-            "redirect_uri": redirect_uri,
+            **app_context(application, redirect_uri),
             "choices": choices,
             "write_requested": write_requested,
             "any_can_write": write_requested and any(c["can_write"] for c in choices),

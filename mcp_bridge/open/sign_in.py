@@ -141,6 +141,18 @@ async def _sign_in_from_page(site: Site, email: str, password: str, keep: bool) 
     return signed_in
 
 
+def discard_sign_in(site: Site, jwt: str) -> None:
+    """Log a JWT that nothing will use out at Pelcro (`POST /auth/logout`), best effort: a
+    subscriber who cancels, changes publication or signs in again on the authorization
+    page. A failure leaves it to expire at Pelcro; the gateway keeps no copy either way."""
+    with contextlib.suppress(UpstreamError):
+        async_to_sync(_logout)(site, jwt)
+
+
+async def _logout(site: Site, jwt: str) -> None:
+    await get_client().logout(account_id=site.account_id, site_id=site.site_id, jwt=jwt)
+
+
 def keep_jwt(connection: Connection, customer: CustomerSignIn) -> SubscriberCredential:
     """Store (or replace) the connection's Pelcro JWT, encrypted, with its expiry."""
     credential = SubscriberCredential.objects.filter(connection=connection).first() or SubscriberCredential(
