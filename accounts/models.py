@@ -179,12 +179,22 @@ class Connection(models.Model):
         return self.access == self.Access.READ_WRITE
 
     def revoked_by_display(self, viewer=None) -> str:
-        """Who revoked the connection, in words ("you" when `viewer` did it)."""
+        """Who revoked the connection, in words ("you" when `viewer` did it). Besides the
+        kinds of `revoked_by`'s help text, 'subscriber:<username>' is the subscriber at
+        /open/connections (`mcp_bridge.open.connections`). A subscriber `viewer` is not told
+        an operator's username."""
         kind, _, name = self.revoked_by.partition(":")
+        mine = viewer is not None and name == viewer.get_username()
         if kind == "user":
-            return "you" if viewer is not None and name == viewer.get_username() else name
+            return "you" if mine else name
+        if kind == "subscriber":
+            return "you" if mine else "the subscriber"
         if kind == "staff":
-            return f"an administrator ({name})"
+            return (
+                "an administrator"
+                if viewer is not None and hasattr(viewer, "subscriber")
+                else f"an administrator ({name})"
+            )
         return {
             "client": "the app itself",
             "membership": "a change of your role in the account",

@@ -1,12 +1,15 @@
-"""The audit log in the admin (searchable, filterable, read-only), and the account admin
-with the upstream read of `GET /account`."""
+"""The audit log in the admin (searchable, filterable, read-only), the account admin
+with the upstream read of `GET /account`, and subscribers' connections (the Open server)
+with a revoke that also signs the subscriber's Pelcro sign-in out."""
 
 from django.contrib import admin, messages
 
-from accounts.admin import AccountAdmin
-from accounts.models import Account
+from accounts.admin import AccountAdmin, ConnectionAdmin
+from accounts.auth_epoch import EpochUnavailable
+from accounts.models import Account, Connection
 from mcp_bridge.core.account_refresh import RefreshOutcome, refresh_account
-from mcp_bridge.models import ToolCall
+from mcp_bridge.models import SubscriberConnection, ToolCall
+from mcp_bridge.open.connections import Ended, end_connections
 
 
 @admin.register(ToolCall)
@@ -89,3 +92,137 @@ class UpstreamAccountAdmin(AccountAdmin):
 
 admin.site.unregister(Account)
 admin.site.register(Account, UpstreamAccountAdmin)
+
+
+def _revoke(model_admin: admin.ModelAdmin, request, queryset) -> None:
+    """Revoke the selected connections with their tokens, and sign the subscribers' ones out
+    at Pelcro (`mcp_bridge.open.connections.end_connections`); say what happened."""
+    try:
+        ended = end_connections(queryset, by=f"staff:{request.user.get_username()}")
+    except EpochUnavailable as refused:
+        model_admin.message_user(request, f"No connection was revoked. {refused.message}", messages.ERROR)
+        return
+    count = sum(e.revoked for e in ended)
+    model_admin.message_user(
+        request, f"Revoked {count} connection(s); their tokens stop working now.", messages.SUCCESS
+    )
+    _report_sign_outs(model_admin, request, ended)
+
+
+def _report_sign_outs(model_admin: admin.ModelAdmin, request, ended: list[Ended]) -> None:
+    signed_out = sum(e.signed_out is True for e in ended)
+    failed = [str(e.connection_id) for e in ended if e.signed_out is False]
+    if signed_out:
+        model_admin.message_user(request, f"Signed {signed_out} subscriber sign-in(s) out at Pelcro.", messages.SUCCESS)
+    if failed:
+        model_admin.message_user(
+            request,
+            f"Pelcro could not be reached to sign out connection(s) {', '.join(failed)}: their Pelcro sign-in is "
+            "forgotten here but stays valid at Pelcro until it expires (the gateway log says why).",
+            messages.WARNING,
+        )
+
+
+class GatewayConnectionAdmin(ConnectionAdmin):
+    """The connection admin (accounts.admin) whose revoke also signs a subscriber's
+    connection out at Pelcro, wherever it is revoked from."""
+
+    @admin.action(description="Revoke selected connections (and all their tokens)")
+    def revoke(self, request, queryset):
+        _revoke(self, request, queryset)
+
+
+admin.site.unregister(Connection)
+admin.site.register(Connection, GatewayConnectionAdmin)
+
+
+@admin.register(SubscriberConnection)
+class SubscriberConnectionAdmin(admin.ModelAdmin):
+    """Subscribers' connections: who (site, Pelcro customer), which app, what it may do,
+    when it was used, and whether and by whom it was revoked. Read-only; made by the
+    subscriber's sign-in and consent, ended by the revoke action (never deleted here, so
+    the sign-out at Pelcro always happens)."""
+
+    list_display = [
+        "application",
+        "site",
+        "customer_id",
+        "email",
+        "access",
+        "confirm_writes",
+        "created_at",
+        "last_used_at",
+        "status",
+    ]
+    list_filter = [
+        "access",
+        "confirm_writes",
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("user__subscriber__site", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["user__subscriber__email", "=user__subscriber__customer_id", "application__name"]
+    list_select_related = ["application", "account", "user__subscriber__site"]
+    fields = [
+        "application",
+        "site",
+        "customer_id",
+        "email",
+        "account",
+        "access",
+        "confirm_writes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by_words",
+        "pelcro_sign_in",
+    ]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(user__subscriber__isnull=False)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="site", ordering="user__subscriber__site__site_id")
+    def site(self, connection: SubscriberConnection) -> str:
+        site = connection.user.subscriber.site
+        return f"{site.name} ({site.site_id})"
+
+    @admin.display(description="customer id", ordering="user__subscriber__customer_id")
+    def customer_id(self, connection: SubscriberConnection) -> int:
+        return connection.user.subscriber.customer_id
+
+    @admin.display(description="e-mail", ordering="user__subscriber__email")
+    def email(self, connection: SubscriberConnection) -> str:
+        return connection.user.subscriber.email
+
+    @admin.display(description="status")
+    def status(self, connection: SubscriberConnection) -> str:
+        if connection.is_active:
+            return "active"
+        return f"revoked {connection.revoked_at:%Y-%m-%d %H:%M} by {connection.revoked_by_display()}"
+
+    @admin.display(description="revoked by")
+    def revoked_by_words(self, connection: SubscriberConnection) -> str:
+        return connection.revoked_by_display() if connection.revoked_by else "—"
+
+    @admin.display(description="Pelcro sign-in")
+    def pelcro_sign_in(self, connection: SubscriberConnection) -> str:
+        credential = getattr(connection, "subscriber_credential", None)
+        if credential is None:
+            return "none held (signed out, or never stored)"
+        return f"held, encrypted; expires {credential.expires_at:%Y-%m-%d %H:%M} UTC"
+
+    @admin.action(description="Revoke selected connections (their tokens, and sign out at Pelcro)")
+    def revoke(self, request, queryset):
+        _revoke(self, request, queryset)

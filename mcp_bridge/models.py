@@ -1,9 +1,12 @@
-"""The audit log: one row per MCP tool call, whatever its outcome."""
+"""The audit log: one row per MCP tool call, whatever its outcome; export jobs; subscriber
+connections as the admin lists them."""
 
 import uuid
 
 from django.conf import settings
 from django.db import models
+
+from accounts.models import Connection
 
 
 class ToolCall(models.Model):
@@ -114,3 +117,13 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.kind} of site {self.site_id} ({self.status})"
+
+
+class SubscriberConnection(Connection):
+    """A subscriber's connection to the Open server (`/open`), for its own admin list
+    (`mcp_bridge.admin`): the same rows as `accounts.Connection`, those whose user is a
+    subscriber."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "subscriber connection"

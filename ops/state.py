@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Count
 
-from accounts.models import Account, Connection
+from accounts.models import Account, Connection, Site
 from mcp_bridge.models import ExportJob, ToolCall
 from mcp_bridge.upstream.limiter import LimitConfig
 from mcp_bridge.upstream.usage import LimiterState, MinuteUsage, latency_samples, peek_many
@@ -75,6 +75,31 @@ def overview() -> dict:
             "accounts": [AccountLive(a, states[a.id], connections.get(a.id, 0)) for a in accounts],
         }
     ).data
+
+
+def subscriber_connections_by_site() -> list[dict]:
+    """Active subscriber connections (the Open server) per site, for the sites that offer
+    subscriber sign-in or still have such connections: `[{"site_id", "name", "account",
+    "subscriber_access_enabled", "connections"}]` ordered by account, then site. From the
+    database (no Redis), so it shows even while the limiter is down."""
+    counts = dict(
+        Connection.objects.filter(revoked_at__isnull=True, user__subscriber__isnull=False)
+        .values("user__subscriber__site_id")
+        .annotate(n=Count("id"))
+        .values_list("user__subscriber__site_id", "n")
+    )
+    sites = Site.objects.select_related("account").order_by("account__name", "site_id")
+    return [
+        {
+            "site_id": site.site_id,
+            "name": site.name,
+            "account": site.account.name,
+            "subscriber_access_enabled": site.subscriber_access_enabled,
+            "connections": counts.get(site.pk, 0),
+        }
+        for site in sites
+        if site.subscriber_access_enabled or counts.get(site.pk)
+    ]
 
 
 def account_detail(account: Account) -> dict:

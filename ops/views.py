@@ -43,7 +43,11 @@ def dashboard(request):
         data, unavailable = state.overview(), False
     except RateLimiterUnavailable:
         data, unavailable = {"accounts": [], "limit": None}, True
-    return render(request, "ops/dashboard.html", {"data": data, "redis_down": unavailable})
+    return render(
+        request,
+        "ops/dashboard.html",
+        {"data": data, "redis_down": unavailable, "subscriber_sites": state.subscriber_connections_by_site()},
+    )
 
 
 @require_GET

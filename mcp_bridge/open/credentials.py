@@ -120,9 +120,10 @@ class SubscriberCaller:
         """A Redis lock (redis-py) on this connection's refresh; it expires by itself after
         REFRESH_LOCK_SECONDS should its holder die. Redis down: the lock raises, as the
         shared limiter would refuse the call anyway (fail closed)."""
-        name = f"{settings.REDIS_KEY_PREFIX}open-jwt-refresh:{self.connection_id}"
         return redis_for_loop().client.lock(
-            name, timeout=REFRESH_LOCK_SECONDS, blocking_timeout=REFRESH_LOCK_SECONDS + 5
+            refresh_lock_name(self.connection_id),
+            timeout=REFRESH_LOCK_SECONDS,
+            blocking_timeout=REFRESH_LOCK_SECONDS + 5,
         )
 
     async def end(self, refused: CustomerTokenRejected):
@@ -137,6 +138,12 @@ class SubscriberCaller:
     async def _keep_if_fresher(self, token: str) -> None:
         expires, _ = jwt_times(token)
         await run_db(_store, self.connection_id, token, expires, refreshed=False)
+
+
+def refresh_lock_name(connection_id: int) -> str:
+    """The Redis key of the lock held while a connection's JWT is refreshed (or taken away
+    to be signed out, `mcp_bridge.open.connections`)."""
+    return f"{settings.REDIS_KEY_PREFIX}open-jwt-refresh:{connection_id}"
 
 
 def _stored_jwt(connection_id: int) -> str | None:
