@@ -2,7 +2,8 @@
 
 The Core server (at `/`): the Core API tools (`core/`) and the export tools and files
 resource (`exports/`). The Open server (at `/open`): the Open tools (`open/`, declared
-with `server="open"`), acting for one signed-in subscriber.
+with `server="open"`), acting for one signed-in subscriber. Both serve `list_recent_writes`
+(`runtime.recent_writes`: the connection's own write calls, README "Safe writes").
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mcp_bridge.open import payment_methods as open_payment_methods
 from mcp_bridge.open import profile as open_profile
 from mcp_bridge.open import site as open_site
 from mcp_bridge.open import subscriptions as open_subscriptions
+from mcp_bridge.runtime import recent_writes
 from mcp_bridge.runtime.registry import REGISTRY, ToolDef
 from mcp_bridge.runtime.server import GatewayMCPServer
 
@@ -33,6 +35,7 @@ CORE_TOOL_MODULES = (
     refunds,
     subscriptions,
     exports.tools,
+    recent_writes,
 )
 _CORE_MODULE_NAMES = {module.__name__ for module in CORE_TOOL_MODULES}
 
@@ -43,13 +46,15 @@ WRITE_TOOLS = frozenset(name for name, spec in TOOLS.items() if not spec.read_on
 
 INSTRUCTIONS = """\
 These tools work on ONE Pelcro account: the one the user picked when connecting.
-Every tool but get_account needs site_id, one of that account's sites (get_account lists
-them; a wrong site_id answers with the list too). Times are ISO 8601 UTC. Money is in integer cents (minor
+Every tool but get_account and list_recent_writes needs site_id, one of that account's sites
+(get_account lists them; a wrong site_id answers with the list too). Times are ISO 8601 UTC. Money is in integer cents (minor
 units) with a lowercase currency code. List tools return one page: check has_more and
 ask for page + 1 to see more; filter with the documented filters instead of paging
 through everything (some questions, like one customer's invoices, the Core API cannot
 answer: say so). Voiding or writing off invoices, canceling subscriptions and refunds,
-and deleting customers or addresses are irreversible: confirm with the user first."""
+and deleting customers or addresses are irreversible: confirm with the user first.
+Give each new write an idempotency_key and reuse that key when you retry it; if a write's
+outcome is unknown (may_have_been_applied), list_recent_writes shows what happened."""
 
 
 def build_server() -> GatewayMCPServer:
@@ -84,6 +89,7 @@ OPEN_TOOL_MODULES = (
     open_payment_methods,
     open_addresses,
     open_newsletters,
+    recent_writes,
 )
 _OPEN_MODULE_NAMES = {module.__name__ for module in OPEN_TOOL_MODULES}
 

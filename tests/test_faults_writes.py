@@ -13,8 +13,6 @@ test_faults_upstream.py). Timeouts are compressed (tests.support.faults.FAST_FAI
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from devtools.oauth_client import obtain_tokens
@@ -26,6 +24,8 @@ from tests.support.faults import (
     call_tool,
     call_tools,
     new_customer_args,
+    requests_to,
+    settled_log,
     start_fault_gateway,
 )
 from tests.support.mcp import PASSWORDS, audit_rows, audit_rows_async, mcp_session
@@ -101,29 +101,6 @@ def write_calls(customer_id: int) -> dict[str, tuple[dict, str, str, str]]:
         "update_address": ({**site, "address_id": m, "city": "Leeds"}, "PUT", f"/addresses/{m}", "get_address"),
         "delete_address": ({**site, "address_id": m}, "DELETE", f"/addresses/{m}", "get_address"),
     }
-
-
-def requests_to(entries: list[dict], method: str, path: str) -> list[dict]:
-    return [e for e in entries if e["method"] == method and e["path"] == "/api/v1/core" + path]
-
-
-def settled_log(sandbox, since: int, quiet: float = 0.3, timeout: float = 10.0) -> list[dict]:
-    """The sandbox's log after `since`, once nothing new has arrived for `quiet` seconds and
-    nothing is still inside the injected latency (requests are logged when they finish)."""
-    deadline = time.monotonic() + timeout
-    entries, last_change = sandbox.log(since), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        now = sandbox.log(since)
-        if len(now) != len(entries):
-            entries, last_change = now, time.monotonic()
-        elif time.monotonic() - last_change >= max(quiet, sandbox_latency(sandbox) + 0.2):
-            return entries
-    return entries
-
-
-def sandbox_latency(sandbox) -> float:
-    return sandbox.admin.get("/config").json()["data"]["latency_ms"] / 1000
 
 
 def assert_unsure(outcome, read_tool: str) -> None:

@@ -104,7 +104,7 @@ async def test_an_sdk_client_reaches_the_open_server_in_both_eras(mcp_env, mode)
     token = await sync_to_async(open_token)(mcp_env)
     async with mcp_session(mcp_env.gateway.url + "/open", token, mode) as client:
         tools = await client.list_tools()
-        assert {"get_site", "list_plans", "get_my_profile"} <= {tool.name for tool in tools.tools}
+        assert {"get_site", "list_plans", "get_my_profile", "list_recent_writes"} <= {tool.name for tool in tools.tools}
 
 
 def test_a_token_is_bound_to_one_server(settings):

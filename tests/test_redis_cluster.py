@@ -134,3 +134,43 @@ def test_tool_calls_through_a_gateway_on_a_cluster(cluster, cluster_gateway, dem
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
     )
     assert refused.status_code == 401
+
+
+def test_an_idempotent_write_is_sent_once_on_a_cluster(cluster, cluster_gateway, sandbox_server, demo_users):
+    """The idempotency store's scripts (one key each) run on the cluster: a repeat with the
+    same key is answered from it, with no second upstream request."""
+    from accounts.models import Connection
+    from tests.support.faults import new_customer_args
+    from tests.support.sandbox import SandboxClient
+
+    token = obtain_tokens(cluster_gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+    Connection.objects.update(confirm_writes=False)
+    sandbox = SandboxClient(sandbox_server)
+    try:
+        customer = sandbox.ok("POST", "/customers", 201, site_id=14, json=new_customer_args("cluster"))["id"]
+        since = sandbox.last_seq()
+        arguments = {
+            "site_id": 14,
+            "customer_id": customer,
+            "amount": 700,
+            "currency": "usd",
+            "reference": "CLUSTER-1",
+            "idempotency_key": "cluster-key-0001",
+        }
+
+        async def twice():
+            async with mcp_session(cluster_gateway.url + "/", token, "2026-07-28") as client:
+                return [await client.call_tool("create_offline_charge", arguments) for _ in range(2)]
+
+        first, again = asyncio.run(twice())
+        posts = [e for e in sandbox.log(since) if e["method"] == "POST" and e["path"].endswith("/charges")]
+    finally:
+        sandbox.close()
+    assert not first.is_error and first.structured_content == again.structured_content
+    assert len(posts) == 1
+    client = cluster.client()
+    try:
+        [key] = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}idem:*cluster-key-0001"))
+        assert 0 < client.ttl(key) <= 24 * 3600
+    finally:
+        client.close()

@@ -5,6 +5,7 @@ top-level combinator, plain optional arguments; a compact `tools/list`; and the
 output schema."""
 
 import json
+from typing import Literal
 
 import jsonschema
 import pytest
@@ -63,6 +64,7 @@ class Item(BaseModel):
     id: int
     note: str | None = None
     tags: list[str] | None = None
+    state: Literal["open", "paid"] | None = None
 
 
 class Nested(SiteInput):
@@ -94,7 +96,7 @@ def test_the_transformation_on_shapes_tools_may_declare_later():
     page = tool_output_schema([Page[Item].model_json_schema(mode="serialization")])
     jsonschema.Draft202012Validator(page).validate(
         {
-            "items": [{"id": 1, "note": None, "tags": None}],
+            "items": [{"id": 1, "note": None, "tags": None, "state": None}, {"id": 2, "state": "paid"}],
             "page": 1,
             "per_page": 1,
             "total": 1,
@@ -104,6 +106,17 @@ def test_the_transformation_on_shapes_tools_may_declare_later():
     )
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(page).validate({"items": [{"id": "one"}]})
+    with pytest.raises(jsonschema.ValidationError):  # a nullable Literal still refuses other values
+        jsonschema.Draft202012Validator(page).validate(
+            {
+                "items": [{"id": 1, "state": "void"}],
+                "page": 1,
+                "per_page": 1,
+                "total": 1,
+                "last_page": 1,
+                "has_more": False,
+            }
+        )
 
 
 # --- Live: tools/list and real calls ------------------------------------------------------------

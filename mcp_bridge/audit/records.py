@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,3 +169,26 @@ async def _write(row: ToolCall) -> None:
 def recent_calls_for_connection(connection_id: int, limit: int = 20) -> list[ToolCall]:
     """The latest tool calls made through one connection, newest first (sync; for pages)."""
     return list(ToolCall.objects.filter(connection_id=connection_id).order_by("-created_at", "-id")[:limit])
+
+
+def writes_for_connection(
+    connection_id: int,
+    tools: Iterable[str],
+    *,
+    offset: int,
+    limit: int,
+    tool: str | None = None,
+    idempotency_key: str | None = None,
+    since: datetime | None = None,
+) -> tuple[int, list[ToolCall]]:
+    """(how many, one page newest first) of a connection's calls of the write tools `tools`
+    (sync; for the `list_recent_writes` tool), optionally of one `tool`, one
+    `idempotency_key`, made at or after `since`."""
+    rows = ToolCall.objects.filter(connection_id=connection_id, tool__in=list(tools))
+    if tool is not None:
+        rows = rows.filter(tool=tool)
+    if idempotency_key is not None:
+        rows = rows.filter(idempotency_key=idempotency_key)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    return rows.count(), list(rows.order_by("-created_at", "-id")[offset : offset + limit])

@@ -66,4 +66,8 @@ def upstream_failure(exc: UpstreamError, what: str, site_id: int, check: str | N
 
 def before_retrying(check: str | None) -> str:
     """The advice that ends the message of a write that may have been applied."""
-    return f"Before trying again, {check or 'check the object it changes'}."
+    return (
+        f"Before trying again, {check or 'check the object it changes'}; list_recent_writes shows this "
+        "connection's writes and how each ended. (A retry with the same idempotency_key answers this again; "
+        "if the write was not applied, retry with a new key.)"
+    )

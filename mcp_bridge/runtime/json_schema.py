@@ -117,6 +117,8 @@ def _compact(node: Any, *, nullable: str) -> Any:
             simplified = rest[0] if len(rest) == 1 else {"anyOf": rest}
         elif len(rest) == 1 and isinstance(rest[0].get("type"), str):
             simplified = {**rest[0], "type": [rest[0]["type"], "null"]}
+            if "enum" in simplified:  # a nullable Literal: null must be one of the values too
+                simplified["enum"] = [*simplified["enum"], None]
         elif all(isinstance(option.get("type"), str) and len(option) == 1 for option in rest):
             simplified = {"type": [option["type"] for option in rest] + ["null"]}
         else:

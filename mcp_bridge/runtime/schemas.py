@@ -99,10 +99,12 @@ ErrorKind = Literal[
     "upstream_unavailable",
     "upstream_error",
     "internal_error",
-    # Safe writes (runtime.writes): a person must confirm first / declined; a key reused.
+    # Safe writes (runtime.writes): a person must confirm first / declined; a key reused;
+    # an earlier call with the same key never reported its outcome (runtime.idempotency).
     "confirmation_required",
     "confirmation_declined",
     "idempotency_key_reused",
+    "outcome_unknown",
 ]
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
+from mcp_bridge.runtime import idempotency
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.results import ToolFailed, structured_result
 from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
@@ -38,8 +39,9 @@ class WriteOptions(ToolInput):
     idempotency_key: str | None = Field(
         None,
         pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="8-100 chars [A-Za-z0-9._:-]. New action: a new key. Retrying the SAME action (timeout, "
-        "error): the SAME key, and the first outcome comes back instead of a second write. Kept 24 h.",
+        description="8-100 chars [A-Za-z0-9._:-]. Retrying the SAME action (timeout, lost answer, error): REUSE "
+        "the SAME key: the first outcome comes back, nothing is written twice (even while the first call runs). A "
+        "failure that wrote nothing frees the key. New action: new key. Same key, other arguments: refused. 24 h.",
     )
     dry_run: bool = Field(
         False,
@@ -132,7 +134,22 @@ async def preview_result(spec: Any, call: CallContext, args: Any) -> CallToolRes
 
 
 async def run_write(spec: Any, call: CallContext, args: Any, options: WriteOptions) -> CallToolResult:
-    """A real write call: idempotency (`runtime.idempotency`), then a person's confirmation
-    when the tool needs one (`runtime.confirmation`), then the handler."""
+    """A real write call, in this order (README "Safe writes"):
+
+    1. idempotency: an earlier call with this key and these arguments → its outcome, with
+       no upstream request (`replayed` in the audit row); other arguments → refused;
+    2. a person's confirmation when the tool needs one (`runtime.confirmation`): before
+       the key is claimed, since it may answer this call and come back in another;
+    3. the handler, once: with a key, claimed in the shared store first (a call holding
+       it is waited for and its outcome answered) and its outcome kept for 24 h.
+    """
     call.record.idempotency_key = options.idempotency_key or ""
-    return await spec.handler(call, args)
+    once = idempotency.for_call(spec, call, args, options.idempotency_key)
+    # 1. Idempotency lookup.
+    if once is not None and (earlier := await once.earlier_outcome()) is not None:
+        return earlier
+    # 2. A person's confirmation (`runtime.confirmation`) comes here, before the key is claimed.
+    # 3. Run once.
+    if once is None:
+        return await spec.handler(call, args)
+    return await once.run(lambda: spec.handler(call, args))

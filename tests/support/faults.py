@@ -9,6 +9,8 @@
   the account's limiter keys emptied around each test.
 - `call_tools` / `ToolOutcome`: tool calls through the real `mcp` SDK client, recorded
   with how long each took.
+- `settled_log` / `requests_to`: the sandbox's request log once quiet, and its requests
+  of one method and path.
 - `DatabaseOutage`: a way to the test database that can be cut and restored while a
   gateway runs (a symlink for SQLite, a TCP proxy for PostgreSQL).
 - `LogWatch`: what a server process wrote to its log since a point in time.
@@ -148,6 +150,30 @@ def new_customer_args(tag: str) -> dict:
 def write_bodies(entries: list[dict]) -> Counter:
     """How often each write body reached the upstream, by SHA-256."""
     return Counter(e["body_sha256"] for e in entries if e["method"] in WRITE_METHODS)
+
+
+def requests_to(entries: list[dict], method: str, path: str) -> list[dict]:
+    """The Core API requests of `entries` (the sandbox log) with this method and path."""
+    return [e for e in entries if e["method"] == method and e["path"] == "/api/v1/core" + path]
+
+
+def settled_log(sandbox, since: int, quiet: float = 0.3, timeout: float = 10.0) -> list[dict]:
+    """The sandbox's log after `since`, once nothing new has arrived for `quiet` seconds and
+    nothing is still inside the injected latency (requests are logged when they finish)."""
+    deadline = time.monotonic() + timeout
+    entries, last_change = sandbox.log(since), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = sandbox.log(since)
+        if len(now) != len(entries):
+            entries, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change >= max(quiet, sandbox_latency(sandbox) + 0.2):
+            return entries
+    return entries
+
+
+def sandbox_latency(sandbox) -> float:
+    return sandbox.admin.get("/config").json()["data"]["latency_ms"] / 1000
 
 
 # --- Server logs ----------------------------------------------------------------------------
