@@ -3,9 +3,11 @@
 Same SDK, same transport settings as the gateway (stateless Streamable HTTP, JSON
 responses, protocol 2026-07-28 and the handshake versions), and a `get_customer` tool
 that makes the same single Core API request the gateway's `get_customer` makes, with an
-httpx client configured like the gateway's. Nothing else: no token, no site check, no
-limiter, no audit row. Serve it with `uvicorn bench.bare_server:app`; the upstream and
-its key come from BARE_UPSTREAM_URL and BARE_API_KEY.
+httpx client configured like the gateway's; and a `get_my_profile` tool that makes the
+Open server's `get_my_profile` request (Open API `POST /customer` with a subscriber's JWT).
+Nothing else: no token, no site check, no limiter, no audit row. Serve it with
+`uvicorn bench.bare_server:app`; the upstreams and credentials come from BARE_UPSTREAM_URL
+and BARE_API_KEY, BARE_OPEN_URL and BARE_OPEN_JWT.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 UPSTREAM = os.environ.get("BARE_UPSTREAM_URL", "http://127.0.0.1:8100/api/v1/core").rstrip("/")
 API_KEY = os.environ.get("BARE_API_KEY", "")
+OPEN_UPSTREAM = os.environ.get("BARE_OPEN_URL", "http://127.0.0.1:8100/api/v1/sdk").rstrip("/")
+OPEN_JWT = os.environ.get("BARE_OPEN_JWT", "")
+OPEN_SITE = 14
 
 server = MCPServer(name="bare", instructions="Baseline server for the gateway overhead benchmark.")
 _http: httpx.AsyncClient | None = None
@@ -46,6 +51,16 @@ async def get_customer(site_id: int, customer_id: int) -> dict[str, Any]:
     )
     response.raise_for_status()
     return response.json()["data"]
+
+
+@server.tool()
+async def get_my_profile() -> dict[str, Any]:
+    """The subscriber's own profile (one Open API POST /customer with their JWT)."""
+    response = await _client().post(
+        f"{OPEN_UPSTREAM}/customer", params={"site_id": OPEN_SITE}, headers={"Authorization": f"Bearer {OPEN_JWT}"}
+    )
+    response.raise_for_status()
+    return {k: v for k, v in response.json()["data"].items() if k not in ("auth_token", "token")}
 
 
 mcp_app = server.streamable_http_app(

@@ -13,6 +13,10 @@ gateway call left exactly one audit row. The floors: gateway throughput >= 0.6x 
 server's at every concurrency, and p50 at most 2 ms more with one client. (With more
 clients than the server has CPU for, p50 is queueing: about clients / throughput, so its
 difference follows from the throughput ratio; it is reported, not judged.)
+`--servers core,open` (the default) also measures the Open server: `open` is the same
+gateway's `/open` with the `get_my_profile` tool (one Open API `POST /customer` as a demo
+subscriber, through the subscriber's stored Pelcro JWT), against `bare-open`, the bare
+server's `get_my_profile` making that same request; its floors are the Core ones.
 `--gateway-env DB_POOL_SIZE=4` measures the gateway with its connection pool.
 `--variant NAME:ENV=VALUE[,ENV=VALUE...]` (repeatable) adds another gateway target with that
 extra environment, measured in the same rounds (alternating with the others) and compared
@@ -92,6 +96,11 @@ def main() -> int:
     parser.add_argument("--max-calls", type=int, default=200_000, help="cap on counted calls per run")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument(
+        "--servers",
+        default="core,open",
+        help="which servers' calls to measure: core (get_customer), open (get_my_profile)",
+    )
+    parser.add_argument(
         "--gateway-env",
         action="append",
         default=[],
@@ -107,6 +116,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
+    kinds = set(args.servers.split(","))
+    if not kinds or kinds - {"core", "open"}:
+        parser.error("--servers: a comma-separated subset of core,open")
     gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
     variants: dict[str, dict[str, str]] = {}
     for spec in args.variant:
@@ -121,40 +133,59 @@ def main() -> int:
         gateways = {"gateway": stack.start_gateway(sandbox, **gateway_env)}
         for name, env in variants.items():
             gateways[name] = stack.start_gateway(sandbox, **env)
-        bare = stack.start_bare(sandbox)
+        subscriber = stack.demo_subscriber()
+        bare = stack.start_bare(sandbox, open_jwt=stack.subscriber_jwt(sandbox, subscriber) if "open" in kinds else "")
         arguments = {"site_id": DEMO_SITE, "customer_id": first_customer_id(sandbox.url)}
-        targets = {"bare": {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments}}
-        for name, server in gateways.items():
-            targets[name] = {
-                "url": server.url + "/",
-                "tool": "get_customer",
-                "arguments": arguments,
-                "token": stack.access_token(server),
+        targets: dict[str, dict] = {}
+        servers: dict[str, ServerProcess] = {}
+        pairs: list[tuple[str, str]] = []  # (target, its baseline)
+        if "core" in kinds:
+            targets["bare"] = {"url": bare.url + "/", "tool": "get_customer", "arguments": arguments}
+            servers["bare"] = bare
+            for name, server in gateways.items():
+                targets[name] = {
+                    "url": server.url + "/",
+                    "tool": "get_customer",
+                    "arguments": arguments,
+                    "token": stack.access_token(server),
+                }
+                servers[name] = server
+                pairs.append((name, "bare"))
+        if "open" in kinds:
+            gateway = gateways["gateway"]
+            targets["bare-open"] = {"url": bare.url + "/", "tool": "get_my_profile", "arguments": {}}
+            targets["open"] = {
+                "url": gateway.url + "/open",
+                "tool": "get_my_profile",
+                "arguments": {},
+                "token": stack.open_access_token(gateway, sandbox, subscriber),
             }
+            servers.update({"bare-open": bare, "open": gateway})
+            pairs.append(("open", "bare-open"))
         audit_before = stack.audit_rows()
-        servers = {"bare": bare, **gateways}
         results = {c: asyncio.run(measure(targets, servers, c, args)) for c in levels}
-        sent_to_gateway = sum(by_target[name][0].sent for by_target in results.values() for name in gateways)
+        judged = [name for name, _ in pairs]
+        sent_to_gateway = sum(by_target[name][0].sent for by_target in results.values() for name in judged)
         audit_rows = stack.audit_rows(audit_before + sent_to_gateway) - audit_before
         limiter_grants = stack.limiter_grants()
 
     rows, ok = [], True
     for c, by_target in results.items():
-        bare_r, bare_cpu = by_target["bare"]
         for name, (r, cpu) in by_target.items():
             rows.append([name, c, r.calls, r.errors, r.throughput, r.p(50), r.p(99), cpu * 1000])
-        for name in gateways:
+        for name, baseline in pairs:
+            bare_r, bare_cpu = by_target[baseline]
             gw, gw_cpu = by_target[name]
             ratio = gw.throughput / bare_r.throughput if bare_r.throughput else 0.0
             delta = gw.p(50) - bare_r.p(50)
-            if name == "gateway":
+            if name in ("gateway", "open"):
                 passed = ratio >= MIN_THROUGHPUT_RATIO and gw.errors == bare_r.errors == 0
                 if c == 1:
                     passed &= delta <= MAX_P50_DELTA_MS
                 ok &= passed
             rows.append(
                 [
-                    f"**{name} vs bare**",
+                    f"**{name} vs {baseline}**",
                     c,
                     "",
                     "",
@@ -166,15 +197,17 @@ def main() -> int:
             )
             for sample in gw.error_samples:
                 print(f"error sample ({name}):", sample, file=sys.stderr)
-        for sample in bare_r.error_samples:
-            print("error sample (bare):", sample, file=sys.stderr)
+        for baseline in {b for _, b in pairs}:
+            for sample in by_target[baseline][0].error_samples:
+                print(f"error sample ({baseline}):", sample, file=sys.stderr)
     print()
     print(table(["target", "clients", "calls", "errors", "calls/s", "p50 ms", "p99 ms", "server CPU ms/call"], rows))
     print()
     audit_ok = audit_rows == sent_to_gateway
     ok &= audit_ok
     print(
-        f"floors: gateway >= {MIN_THROUGHPUT_RATIO}x bare calls/s at every concurrency, p50 <= bare + "
+        f"floors: gateway (and open) >= {MIN_THROUGHPUT_RATIO}x its bare baseline's calls/s at every concurrency, "
+        "p50 <= the baseline's + "
         f"{MAX_P50_DELTA_MS} ms with one client, no errors: {'met' if ok else 'NOT met'}"
     )
     print(

@@ -174,7 +174,10 @@ class Stack:
             "PUBLIC_URL": f"http://127.0.0.1:{port}",
             "PORT": str(port),
             "CORE_API_BASE_URL": sandbox.url + "/api/v1/core",
+            "OPEN_API_BASE_URL": sandbox.url + "/api/v1/sdk",
             "RATE_LIMIT": UNLIMITED,
+            "OPEN_SITE_RATE_LIMIT": UNLIMITED,
+            "OPEN_SUBSCRIBER_RATE_LIMIT": UNLIMITED,
             "ACCESS_LOG": "0",  # like the bare server (--no-access-log)
             "FORWARDED_ALLOW_IPS": "",  # as the launchers run it
             **env,
@@ -182,10 +185,16 @@ class Stack:
         argv = uvicorn_argv("pelcro_gateway.asgi:application", port, "--workers", str(workers))
         return self._start(ServerProcess("bench-gateway", argv, port, full_env, "/health"))
 
-    def start_bare(self, sandbox: ServerProcess, *, workers: int = 1) -> ServerProcess:
-        """The bare `MCPServer` (bench/bare_server.py) calling the same upstream."""
+    def start_bare(self, sandbox: ServerProcess, *, workers: int = 1, open_jwt: str = "") -> ServerProcess:
+        """The bare `MCPServer` (bench/bare_server.py) calling the same upstream; `open_jwt`,
+        a demo subscriber's Pelcro JWT, for its Open API tool."""
         port = free_port()
-        env = {"BARE_UPSTREAM_URL": sandbox.url + "/api/v1/core", "BARE_API_KEY": demo_api_key()}
+        env = {
+            "BARE_UPSTREAM_URL": sandbox.url + "/api/v1/core",
+            "BARE_API_KEY": demo_api_key(),
+            "BARE_OPEN_URL": sandbox.url + "/api/v1/sdk",
+            "BARE_OPEN_JWT": open_jwt,
+        }
         argv = uvicorn_argv("bench.bare_server:app", port, "--workers", str(workers))
         return self._start(ServerProcess("bench-bare", argv, port, env, "/health"))
 
@@ -193,6 +202,36 @@ class Stack:
         """An access token for `account` from the real OAuth flow against `gateway`."""
         tokens = obtain_tokens(gateway.url, username, demo_password(username), account, client_name="pelcro-bench")
         return tokens["access_token"]
+
+    def demo_subscriber(self, index: int = 0) -> dict:
+        """A demo subscriber of demo/accounts.json (site_id, email, password)."""
+        return json.loads(DEMO_SPEC.read_text())["subscribers"][index]
+
+    def subscriber_jwt(self, sandbox: ServerProcess, subscriber: dict) -> str:
+        """A Pelcro JWT of `subscriber` from a real Open API login at `sandbox`."""
+        import httpx
+
+        login = httpx.post(
+            f"{sandbox.url}/api/v1/sdk/auth/login",
+            params={"site_id": subscriber["site_id"]},
+            json={"email": subscriber["email"], "password": subscriber["password"]},
+            timeout=10,
+        )
+        login.raise_for_status()
+        return login.json()["data"]["auth_token"]
+
+    def open_access_token(self, gateway: ServerProcess, sandbox: ServerProcess, subscriber: dict) -> str:
+        """An Open server (`/open`) access token for `subscriber` (bench/open_token.py)."""
+        made = subprocess.run(
+            [sys.executable, "-m", "bench.open_token", gateway.url, sandbox.url]
+            + [str(subscriber["site_id"]), subscriber["email"], subscriber["password"]],
+            cwd=ROOT,
+            env={**os.environ, **self.base_env()},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return made.stdout.strip().splitlines()[-1]
 
     def limiter_grants(self) -> int:
         """Requests the gateway's Redis limiter granted in this run (its per-minute usage ring)."""

@@ -10,7 +10,10 @@ subscriber:
    refresh per connection at a time (a Redis lock), so concurrent requests never refresh
    the same JWT twice;
 3. it makes the call; a fresher JWT in the answer (`data.auth_token` of a customer
-   resource) is stored when it outlives the stored one;
+   resource) is stored only when the one used is due for refresh (then it saves a refresh);
+   otherwise it is dropped: every customer resource answer carries a new JWT, earlier ones
+   stay valid (OPEN_API.md §3), and storing each would make every read a database write
+   (an encrypted row updated under a lock, per call);
 4. when Pelcro answers 401/403 for the JWT (`client.CustomerTokenRejected`), the stored
    JWT is read again: if another request replaced it meanwhile (a concurrent refresh
    blacklisted the one this request used), the call is made once more with the new one —
@@ -82,7 +85,7 @@ class SubscriberCaller:
                     jwt = stored  # replaced meanwhile (a concurrent refresh): nothing was processed
                     continue
                 await self.end(refused)
-            if response.token is not None and response.token != jwt:
+            if response.token is not None and response.token != jwt and refresh_due(*jwt_times(jwt), self.now()):
                 await self._keep_if_fresher(response.token)
             return response
         raise AssertionError("unreachable")
