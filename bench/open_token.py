@@ -1,8 +1,8 @@
 """Print an Open server (`/open`) access token for a demo subscriber, made in the run's scratch
 database as the subscriber sign-in makes one: the subscriber's gateway record, a connection
 holding the Pelcro JWT of a real Open API login at the sandbox, and an access token bound to
-`<gateway>/open`. (Subscriber sign-in through the OAuth server is not there yet; once it is,
-`Stack.open_access_token` can run it instead.)
+`<gateway>/open`. (The benchmark does not drive the subscriber's sign-in pages at
+/oauth/authorize, whose HTML forms it would have to follow; the records are the same.)
 
     python -m bench.open_token <gateway url> <sandbox url> <site id> <email> <password>
 

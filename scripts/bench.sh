@@ -31,7 +31,7 @@ bench() {  # bench <output name> <script> [args...]
 }
 
 say "uptime (the numbers move with the machine's load): $(uptime)"
-say "overhead: the gateway as configured by default vs a bare MCPServer"
+say "overhead: the gateway as configured by default (Core and Open calls) vs a bare MCPServer"
 bench overhead bench/overhead.py "${overhead[@]}"
 say "concurrency: 200 clients, 2 workers"
 bench concurrency bench/concurrency.py "${concurrency[@]}"
