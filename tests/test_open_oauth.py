@@ -92,6 +92,7 @@ def signed_in_to_consent(session, env, client_id: str, subscriber=READER, **para
 # --- the whole flow, from discovery ------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_discovery_registration_sign_in_consent_token_tools(mcp_env, fresh_sbx):
     base = mcp_env.gateway.url
     # 1. The Open server's 401 points to its own metadata, which names the authorization server.
@@ -411,6 +412,7 @@ def test_a_subscriber_can_never_get_a_core_token(mcp_env):
 # --- refresh rules -----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite
 def test_refresh_stops_when_the_site_or_subscriber_goes(mcp_env):
     base = mcp_env.gateway.url
     tokens = obtain_open_tokens(base, READER["site_id"], READER["email"], READER["password"], "read")
