@@ -190,3 +190,37 @@ async def test_the_ops_page_shows_open_calls_next_to_core_ones(mcp_env, client):
     assert mine["client"] == "Open test app" and mine["upstream_status"] == 200
     staff_call = next(c for c in calls if c["tool"] == "list_plans")
     assert staff_call["server"] == "core" and staff_call["customer_id"] is None
+
+
+async def test_a_write_is_never_sent_twice_and_a_reading_post_is_retried(mcp_env, truth):
+    """Pelcro answers 5xx: a cancellation (a write) is sent once and says it may have been
+    applied, with how to check; the profile read (a POST that only reads) is retried like a
+    GET and never says so."""
+    from tests.support import open_data
+
+    url = mcp_env.sandbox.url
+    who = await sync_to_async(open_data.register)(url)
+    card = await sync_to_async(open_data.add_card)(url, who)
+    subscription = await sync_to_async(open_data.subscribe)(url, who, card["id"], plan="Weekly Pass")
+    async with open_session(mcp_env, who, access="read_write") as (client, conn):
+        truth.configure(error_rate=1.0)
+        try:
+            before = truth.last_seq()
+            cancel = await client.call_tool(
+                "cancel_my_subscription", {"subscription_id": subscription["id"], "mode": "last_period_end"}
+            )
+            profile = await client.call_tool("get_my_profile", {})
+            log = truth.log(before, api="open")
+        finally:
+            truth.restore_config()
+    assert [e["status"] for e in log if e["path"].endswith("/subscription/cancel")] in ([500], [502], [503])
+    failed = cancel.structured_content
+    assert cancel.is_error and failed["error"] == "upstream_unavailable" and failed["may_have_been_applied"] is True
+    assert (
+        f"Before trying again, read subscription {subscription['id']} with list_my_subscriptions" in failed["message"]
+    )
+    assert len([e for e in log if e["path"].endswith("/customer")]) == 3  # the first try and 2 retries
+    assert profile.is_error and profile.structured_content["error"] == "upstream_unavailable"
+    assert "may_have_been_applied" not in profile.structured_content
+    rows = await audit_rows_async(2, connection_id=conn.connection_id)
+    assert [(r.tool, r.outcome) for r in rows] == [("cancel_my_subscription", "error"), ("get_my_profile", "error")]

@@ -25,7 +25,7 @@ from typing import Any
 
 from accounts.principal import SubscriberIdentity
 from mcp_bridge.models import ToolCall
-from mcp_bridge.open.client import CustomerTokenRejected, OpenAPIResponse, get_client
+from mcp_bridge.open.client import READING_POSTS, CustomerTokenRejected, OpenAPIResponse, get_client
 from mcp_bridge.open.credentials import SubscriberCaller
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.failures import upstream_failure
@@ -74,10 +74,11 @@ async def open_api(
     was applied, as a phrase that follows "Before trying again, " (e.g. "list your
     subscriptions with list_my_subscriptions to see whether it is set to cancel"): a write
     is never repeated once it may have reached Pelcro, and the tool error then carries
-    `may_have_been_applied: true` with this advice. The POSTs that only read (`READS`:
-    get customer, the `/order` price preview) need none.
+    `may_have_been_applied: true` with this advice. The POSTs that only read
+    (`client.READING_POSTS`: get customer, the `/order` price preview) need none, and are
+    retried like GETs.
     """
-    if method != "GET" and (method, path) not in READS and not check:
+    if method != "GET" and (method, path) not in READING_POSTS and not check:
         raise ValueError(f"{method} {path}: a write must say how to check whether it was applied")
     subscriber = subscriber_of(call)
     principal = call.principal
@@ -118,12 +119,6 @@ async def open_api(
         raise open_failure(exc, what, call, check) from None
     record.upstream_status = response.status
     return response if check is None else replace(response, check=check)
-
-
-# Open API calls that use POST but only read (OPEN_API.md §5.3 get customer, §5.4 price
-# preview): they need no `check`. Pelcro's client retries them as writes would not be
-# (POST is never replayed after it may have been sent), which is only conservative.
-READS = frozenset({("POST", "/customer"), ("POST", "/order")})
 
 
 def sign_in_ended(call: CallContext, status: int | None = None) -> ToolFailed:

@@ -50,6 +50,9 @@ from mcp_bridge.upstream.limiter import client_options
 LOGIN_PATH = "/auth/login"
 REFRESH_PATH = "/customer/refresh"
 LOGOUT_PATH = "/auth/logout"
+# Open API calls that use POST but only read (OPEN_API.md §5.3 get customer, §5.4 the `/order`
+# price preview): retried like GETs, and never "may have been applied".
+READING_POSTS = frozenset({("POST", "/customer"), ("POST", "/order")})
 
 
 class CustomerTokenRejected(UpstreamError):
@@ -212,6 +215,9 @@ class OpenAPIClient(UpstreamClient):
         the connection. A JWT Pelcro already refuses counts as logged out."""
         with contextlib.suppress(CustomerTokenRejected):
             await self.request("POST", LOGOUT_PATH, account_id=account_id, site_id=site_id, jwt=jwt)
+
+    def replayable(self, method: str, path: str) -> bool:
+        return (method, path) in READING_POSTS or super().replayable(method, path)
 
     def is_rate_limit(self, response: httpx.Response, path: str) -> bool:
         # A 429 at login is one customer's lock-out (OPEN_API.md §2): never slow the

@@ -105,7 +105,7 @@ class UpstreamClient:
         `UpstreamError`; an `UpstreamUnavailable` with `maybe_processed=True` means the write
         was sent once and its fate is unknown."""
         method = method.upper()
-        is_read = method in REPLAYABLE_METHODS
+        is_read = self.replayable(method, path)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = self.base_url + path
         headers = headers or {}
@@ -181,6 +181,13 @@ class UpstreamClient:
             # Shielded: a cancelled caller must still release its slot promptly.
             with anyio.CancelScope(shield=True):
                 await self.gate.finished(account_id, elapsed)
+
+    def replayable(self, method: str, path: str) -> bool:
+        """Whether a request only reads, so it may be sent again after a timeout or a 5xx
+        and its failure never says a change may have been applied: `REPLAYABLE_METHODS`; a
+        subclass adds the upstream's reads that use another method (the Open API's POSTs
+        that read)."""
+        return method in REPLAYABLE_METHODS
 
     def is_rate_limit(self, response: httpx.Response, path: str) -> bool:
         """Whether a 429 is the upstream's rate limit (it slows the whole account down and
