@@ -2,10 +2,7 @@
 # `make run`: set up everything on a fresh machine, then run web, sandbox, worker and beat.
 source "$(dirname "$0")/lib.sh"
 
-export PORT="${PORT:-8000}"
-export SANDBOX_PORT="${SANDBOX_PORT:-8100}"
-export CORE_API_BASE_URL="${CORE_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT/api/v1/core}"
-export PUBLIC_URL="${PUBLIC_URL:-http://127.0.0.1:$PORT}"
+source "$(dirname "$0")/dev_env.sh"
 
 ensure_venv
 ensure_redis
@@ -29,9 +26,11 @@ PY
 cat <<TXT
 
   Pelcro MCP Gateway ($("$PY" -c 'import pelcro_gateway; print(pelcro_gateway.__version__)'), environment ${GATEWAY_ENV:-dev})
-  MCP endpoint     $PUBLIC_URL/        (claude mcp add --transport http pelcro $PUBLIC_URL/)
+  MCP endpoint     $PUBLIC_URL/        (claude mcp add --transport http pelcro-api-core $PUBLIC_URL/)
   Sign in          $PUBLIC_URL/login
   Your connections $PUBLIC_URL/connections
+  Open server      $PUBLIC_URL/open    (for subscribers: claude mcp add --transport http pelcro-api-open $PUBLIC_URL/open)
+  Subscribers      $PUBLIC_URL/open/sign-in, then $PUBLIC_URL/open/connections
   Ops dashboard    $PUBLIC_URL/ops/
   Admin            $PUBLIC_URL/admin/
   Health           $PUBLIC_URL/health

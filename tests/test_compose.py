@@ -18,6 +18,16 @@ def test_compose_file_declares_every_process():
         assert "healthcheck" in compose["services"][name], name
 
 
+def test_every_gateway_process_reaches_both_sandbox_apis():
+    """The web, worker and beat containers call the Core API and the Open API (the /open
+    server's upstream) on the sandbox service, not on their own 127.0.0.1."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("web", "worker", "beat"):
+        environment = compose["services"][name]["environment"]
+        assert environment["CORE_API_BASE_URL"] == "${CORE_API_BASE_URL:-http://sandbox:8100/api/v1/core}", name
+        assert environment["OPEN_API_BASE_URL"] == "${OPEN_API_BASE_URL:-http://sandbox:8100/api/v1/sdk}", name
+
+
 def _compose_command() -> list[str] | None:
     """`docker compose` (plugin) or the standalone `docker-compose`, whichever exists."""
     docker = shutil.which("docker")

@@ -52,3 +52,22 @@ def test_seed_demo_refuses_outside_dev(db, settings):
     settings.PASSWORD_HASHERS = ["tests.support.oauth.QuickScryptHasher"]
     call_command("seed_demo", "--allow-outside-dev", stdout=io.StringIO())
     assert get_user_model().objects.filter(username="demo").exists()
+
+
+def test_make_run_points_both_upstreams_at_its_own_sandbox():
+    """`make run` with another sandbox port: the Core AND the Open API (the /open server's
+    upstream) follow it. (The Open API once stayed on 8100: subscriber sign-in then answered
+    "could not be reached" whenever SANDBOX_PORT was set.)"""
+    result = subprocess.run(
+        ["bash", "-c", 'source scripts/dev_env.sh && echo "$CORE_API_BASE_URL $OPEN_API_BASE_URL $PUBLIC_URL"'],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PORT": "8310", "SANDBOX_PORT": "8410"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "http://127.0.0.1:8410/api/v1/core",
+        "http://127.0.0.1:8410/api/v1/sdk",
+        "http://127.0.0.1:8310",
+    ]

@@ -10,7 +10,7 @@ use (`os.environ.get`, `os.getenv`, helpers like `env_int`, django-environ's `en
   for our settings does);
 - by a static scan for reads inside functions not run at import (`environ.get("X")`,
   `getenv("X")`, `environ["X"]`, `env*("X")`), and for `${X:-default}` in the launchers
-  (scripts/run.sh, Procfile, Dockerfile, docker-compose.yml).
+  (scripts/run.sh, scripts/dev_env.sh, Procfile, Dockerfile, docker-compose.yml).
 """
 
 import json
@@ -21,7 +21,7 @@ import sys
 from devtools.servers import ROOT
 
 PACKAGES = ["pelcro_gateway", "accounts", "mcp_bridge", "ops", "sandbox"]
-LAUNCHERS = ["scripts/run.sh", "Procfile", "Dockerfile", "docker-compose.yml"]
+LAUNCHERS = ["scripts/run.sh", "scripts/dev_env.sh", "Procfile", "Dockerfile", "docker-compose.yml"]
 # Read by Django's own entry points, not a setting of the gateway.
 NOT_SETTINGS = {"DJANGO_SETTINGS_MODULE"}
 
