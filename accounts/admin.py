@@ -157,7 +157,11 @@ class GatewayUserAdmin(UserAdmin):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
-    """Subscribers are made by their own sign-in (`accounts.subscribers`), never by hand."""
+    """Subscribers are made by their own sign-in (`accounts.subscribers`), never by hand, and
+    never deleted here: the user record would stay behind holding the subscriber's username,
+    so the customer could never sign in again, with their connections still live. To end a
+    subscriber's access, revoke their connections (Subscriber connections, which also signs
+    them out at Pelcro), or turn off the site's subscriber access."""
 
     list_display = ["email", "customer_id", "site", "created_at"]
     list_filter = ["site"]
@@ -165,4 +169,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "site", "customer_id", "email", "created_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
