@@ -19,16 +19,23 @@ from __future__ import annotations
 
 import threading
 from contextlib import closing
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from oauth2_provider.models import get_grant_model
 
-from accounts.models import Connection, Subscriber
+from accounts.models import AuthorizationConsent, Connection, ConsentCredential, Subscriber
 from devtools.oauth_client import (
+    DEFAULT_REDIRECT_URI,
     authorize_url,
+    consent_form,
+    exchange_code,
     obtain_open_tokens,
     open_url,
     pkce_pair,
+    redirect_params,
+    register_client,
     signed_in,
     subscriber_step,
 )
@@ -82,6 +89,162 @@ def post_at_once(session: httpx.Client, action: str, data: dict, times: int = 3)
     return answers
 
 
+# --- one decision per connection request --------------------------------------------------------
+
+
+def test_a_double_click_on_allow_issues_one_code(mcp_env):
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        consent, verifier = to_consent(session, mcp_env, client["client_id"], state="dbl")
+        _step, form = subscriber_step(consent)
+        answers = post_at_once(session, form["action"], {**form["hidden"], "access": "read", "allow": "true"})
+        # A resubmission a moment later (the browser's Back, then Allow again) too.
+        answers.append(session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"}))
+    assert [answer.status_code for answer in answers] == [302] * 4
+    codes = {redirect_params(answer)["code"] for answer in answers}
+    assert len(codes) == 1, "every answer carries the one code the decision made"
+    assert {redirect_params(answer)["state"] for answer in answers} == {"dbl"}
+    assert get_grant_model().objects.filter(application__client_id=client["client_id"]).count() == 1
+    assert ConsentCredential.objects.filter(consent__application__client_id=client["client_id"]).count() == 1
+    tokens = exchange_code(
+        mcp_env.gateway.url, client["client_id"], codes.pop(), verifier, resource=open_url(mcp_env.gateway.url)
+    )
+    assert tokens.status_code == 200, tokens.text
+
+
+def test_allow_and_cancel_at_once_make_one_decision(mcp_env, fresh_sbx):
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        consent, _verifier = to_consent(session, mcp_env, client["client_id"])
+        _step, form = subscriber_step(consent)
+        since = fresh_sbx.last_seq()
+        answers: list[httpx.Response] = []
+        start = threading.Barrier(2)
+
+        def send(fields):
+            start.wait()
+            answers.append(session.post(form["action"], data={**form["hidden"], **fields}))
+
+        threads = [
+            threading.Thread(target=send, args=({"access": "read", "allow": "true"},)),
+            threading.Thread(target=send, args=({"allow": ""},)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    outcomes = {tuple(sorted(redirect_params(answer))) for answer in answers}
+    assert len(outcomes) == 1, f"both answers are the one decision's: {outcomes}"
+    logged_out = [e for e in fresh_sbx.log(since, api="open") if e["path"] == "/api/v1/sdk/auth/logout"]
+    if "code" in redirect_params(answers[0]):
+        # Allowed: the sign-in the code carries was not logged out by a Cancel racing it.
+        assert logged_out == []
+        assert ConsentCredential.objects.filter(consent__application__client_id=client["client_id"]).count() == 1
+    else:
+        assert redirect_params(answers[0])["error"] == "access_denied" and len(logged_out) == 1
+        assert not AuthorizationConsent.objects.filter(application__client_id=client["client_id"]).exists()
+
+
+def test_the_operator_consent_makes_one_decision_too(mcp_env):
+    client = register_client(mcp_env.gateway.url)
+    with closing(signed_in(mcp_env.gateway.url, "demo", PASSWORDS["demo"])) as operator:
+        _verifier, challenge = pkce_pair()
+        page = operator.get(authorize_url(mcp_env.gateway.url, client["client_id"], challenge))
+        form = consent_form(page.text)
+        account = next(r for r in form["radios"]["account"] if r["data-slug"] == "acme")["value"]
+        fields = {**form["hidden"], "account": account, "access": "read", "allow": "true"}
+        answers = post_at_once(operator, form["action"], fields)
+    assert [answer.status_code for answer in answers] == [302] * 3
+    assert len({redirect_params(answer)["code"] for answer in answers}) == 1
+    assert get_grant_model().objects.filter(application__client_id=client["client_id"]).count() == 1
+
+
+def test_another_browser_never_gets_the_decision(mcp_env):
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        consent, _verifier = to_consent(session, mcp_env, client["client_id"])
+        _step, form = subscriber_step(consent)
+        decided = session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
+    assert "code" in redirect_params(decided)
+    with browser(mcp_env.gateway.url) as stranger:
+        stranger.get("/open/sign-in")
+        foreign = stranger.post(
+            form["action"],
+            data={
+                "csrfmiddlewaretoken": stranger.cookies["csrftoken"],
+                "pending": form["hidden"]["pending"],
+                "action": "consent",
+                "access": "read",
+                "allow": "true",
+            },
+        )
+    assert foreign.status_code == 400 and "no longer waiting" in foreign.text
+    assert redirect_params(decided)["code"] not in foreign.text
+
+
+# --- a resource this server does not serve -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "http://localhost:{port}/open",  # PUBLIC_URL says 127.0.0.1: another origin
+        "{base}/OPEN",  # paths are case-sensitive
+        "{base}/open?site_id=14",  # a resource indicator has no query (RFC 8707 §2)
+        "{base}/open/sign-in",
+    ],
+)
+def test_an_unknown_resource_is_invalid_target_not_the_staff_sign_in(mcp_env, resource):
+    base = mcp_env.gateway.url
+    resource = resource.format(base=base, port=base.rsplit(":", 1)[1])
+    client = register_client(base)
+    with browser(base) as session:
+        _verifier, challenge = pkce_pair()
+        answer = session.get(authorize_url(base, client["client_id"], challenge, resource=resource, state="r-1"))
+    assert answer.status_code == 302 and answer.headers["location"].startswith(DEFAULT_REDIRECT_URI), answer.headers
+    params = redirect_params(answer)
+    assert params["error"] == "invalid_target" and params["state"] == "r-1" and params["iss"] == base
+    assert (
+        repr(resource) in params["error_description"]
+        and f"{base}/open (the subscriber server)" in params["error_description"]
+    )
+
+
+def test_an_unknown_resource_from_a_self_registered_https_app_is_an_error_page(mcp_env):
+    base = mcp_env.gateway.url
+    client = register_client(base, redirect_uris=["https://app.example.com/cb"])
+    with browser(base) as session:
+        _verifier, challenge = pkce_pair()
+        url = authorize_url(
+            base,
+            client["client_id"],
+            challenge,
+            redirect_uri="https://app.example.com/cb",
+            resource="https://x.example/open",
+        )
+        page = session.get(url)
+    assert page.status_code == 400 and "invalid_target" in page.text and "https://x.example/open" in page.text
+    assert "app.example.com" not in page.headers.get("location", "")
+
+
+def test_the_core_server_still_asks_staff_to_sign_in(mcp_env):
+    """Only requests for the Core server (or naming none) go to the operators' screen."""
+    base = mcp_env.gateway.url
+    client = register_client(base)
+    with browser(base) as session:
+        _verifier, challenge = pkce_pair()
+        for resource in (base + "/", base, None):
+            url = authorize_url(base, client["client_id"], challenge, resource=resource)
+            answer = session.get(url)
+            assert answer.status_code == 302 and answer.headers["location"].startswith("/login?next="), resource
+        both = session.get(
+            authorize_url(base, client["client_id"], challenge, resource=base + "/")
+            + "&"
+            + urlencode({"resource": "https://x.example/"})
+        )
+    assert redirect_params(both)["error"] == "invalid_target"
+
+
 # --- the admin ---------------------------------------------------------------------------------------
 
 
@@ -101,3 +264,31 @@ def test_staff_cannot_delete_a_subscriber_in_the_admin(mcp_env):
     assert connection.user_id == subscriber.user_id and connection.revoked_at is None
     again = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
     assert Connection.objects.get(application__client_id=again["client_id"]).user_id == subscriber.user_id
+
+
+@pytest.fixture
+def redis_down_gateway(faults, own_redis, django_db_blocker):
+    """A gateway on a private redis-server that is then stopped."""
+    from tests.support.faults import start_fault_gateway
+
+    with django_db_blocker.unblock():
+        server = start_fault_gateway(faults.sandbox.server, REDIS_URL=own_redis.url)
+    own_redis.stop()
+    yield server
+    server.stop()
+
+
+def test_with_redis_down_a_decision_is_still_made(redis_down_gateway):
+    """The one-decision claim is best effort: without Redis the consent still answers."""
+    base = redis_down_gateway.url
+    client = register_client(base)
+    with closing(signed_in(base, "demo", PASSWORDS["demo"])) as operator:
+        _verifier, challenge = pkce_pair()
+        page = operator.get(authorize_url(base, client["client_id"], challenge, state="down"))
+        form = consent_form(page.text)
+        account = next(r for r in form["radios"]["account"] if r["data-slug"] == "acme")["value"]
+        answer = operator.post(
+            form["action"], data={**form["hidden"], "account": account, "access": "read", "allow": "true"}
+        )
+    params = redirect_params(answer)
+    assert "code" in params and params["state"] == "down"

@@ -468,9 +468,9 @@ def test_csrf_and_pending_request_tampering(mcp_env):
         assert answer.headers["location"].startswith(DEFAULT_REDIRECT_URI)
         params = redirect_params(answer)
         assert params["state"] == "t-1"
-        # One decision per pending request.
+        # One decision per pending request: sent again, the same answer (no second code).
         replay = session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
-        assert replay.status_code == 400 and "no longer waiting" in replay.text
+        assert replay.status_code == 302 and replay.headers["location"] == answer.headers["location"]
     # Another browser cannot use this browser's pending id.
     with browser(mcp_env.gateway.url) as stranger:
         stranger.get("/open/sign-in")

@@ -18,18 +18,27 @@ chosen every time).
   server an open redirector to any site that registered itself, so those errors are shown
   here as an error page. Once the person has seen the screen (Cancel, or a refusal after
   the form was sent), the answer goes to the app: the screen showed where it goes.
+- **One decision, one answer.** A decision (Allow or Cancel) on a pending request is made
+  once (`decide_once`): a double click (the same form posted twice at once, which the
+  session alone cannot see: both requests read it before either saves) or a resubmission
+  within DECISION_SECONDS gets the same redirect again, never a second authorization code.
 
 Both rules live in `AuthorizationDecisionMixin`, which the subscribers' consent screen
 (`mcp_bridge.open.views`, the Open server's sign-in) shares with this one, each with its
 own session store of pending requests.
 """
 
+import hashlib
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import redis
 from csp.constants import SELF
 from django.conf import settings
+from django.http import HttpResponse
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.models import get_application_model
@@ -40,14 +49,23 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from accounts import access as access_policy
+from accounts import crypto
 from accounts.forms import ConsentForm
 from accounts.models import Membership
 from accounts.redirect_uris import LOOPBACK_HOSTS, describe_redirect
+from accounts.redis_client import redis_client
+
+log = logging.getLogger(__name__)
 
 SELF_REGISTERED = {"dcr", "cimd"}
 SESSION_KEY = "oauth_pending"
 PENDING_SECONDS = 15 * 60
 MAX_PENDING = 10  # per session: several tabs may be connecting at once
+# How long a decision's answer is kept for a repeat of the same form (double click, Back and
+# submit again), and how long a repeat waits for the answer of the decision in progress.
+DECISION_SECONDS = 60
+DECISION_WAIT_SECONDS = 15
+_DECIDING = b"deciding"
 CREDENTIAL_KEYS = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
 
 
@@ -171,6 +189,79 @@ class AuthorizationDecisionMixin:
         store.pop(pending_id, None)
         self.request.session[self.pending_session_key] = store
 
+    # --- one decision per pending request ------------------------------------------------------
+
+    def decide_once(self, pending_id: str, decide: Callable[[], HttpResponse]) -> HttpResponse:
+        """`decide()` (the person's Allow or Cancel on pending request `pending_id`) unless
+        this request is a repeat of a decision made or being made (`earlier_decision`).
+
+        The claim is one Redis `SET NX` per browser session and pending id; the decision's
+        redirect is kept (encrypted: it carries the authorization code) for DECISION_SECONDS.
+        Redis unreachable: the decision is made without the claim (a double click could
+        then make two), as sign-in works without Redis too."""
+        key = self._decision_key(pending_id)
+        try:
+            claimed = redis_client().set(key, _DECIDING, nx=True, ex=DECISION_SECONDS)
+        except redis.RedisError as exc:
+            log.warning("consent decision claim unavailable (%s); deciding without it", type(exc).__name__)
+            return decide()
+        if not claimed:
+            return self._decision_of(key) or self._decision_pending()
+        response = decide()
+        location = response.get("Location") if 300 <= response.status_code < 400 else None
+        try:
+            if location:
+                redis_client().set(key, crypto.encrypt(location), ex=DECISION_SECONDS)
+            else:  # an error page: a repeat finds the request gone, as it is
+                redis_client().delete(key)
+        except redis.RedisError as exc:
+            log.warning("consent decision not kept for repeats (%s)", type(exc).__name__)
+        return response
+
+    def earlier_decision(self, pending_id: str) -> HttpResponse | None:
+        """The redirect already answered to pending request `pending_id` in this browser
+        session (a resubmission after the decision), or None."""
+        if not pending_id or not self.request.session.session_key:
+            return None
+        return self._decision_of(self._decision_key(pending_id))
+
+    def _decision_key(self, pending_id: str) -> str:
+        # The session key binds it to this browser: another one knowing the pending id
+        # (never shown outside the page) finds nothing.
+        digest = hashlib.sha256(f"{self.request.session.session_key}:{pending_id}".encode()).hexdigest()
+        return f"{settings.REDIS_KEY_PREFIX}oauth-decision:{digest}"
+
+    def _decision_of(self, key: str) -> HttpResponse | None:
+        """The kept redirect under `key`, waiting up to DECISION_WAIT_SECONDS for a decision
+        in progress; None if there is none."""
+        deadline = time.monotonic() + DECISION_WAIT_SECONDS
+        while True:
+            try:
+                value = redis_client().get(key)
+            except redis.RedisError:
+                return None
+            if value != _DECIDING:
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        if value is None:
+            return None
+        location = crypto.decrypt(value.decode())
+        return OAuth2ResponseRedirect(location, [urlsplit(location).scheme])
+
+    def _decision_pending(self) -> HttpResponse:
+        return self.render_to_response(
+            {
+                "error": {
+                    "error": "temporarily_unavailable",
+                    "description": "Your answer to this connection request is still being recorded. Go back to "
+                    "your app; if it did not connect, start connecting again from there.",
+                }
+            },
+            status=409,
+        )
+
 
 class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
     template_name = "accounts/consent.html"
@@ -227,8 +318,12 @@ class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
         return initial
 
     def post(self, request, *args, **kwargs):
-        self.pending = self._recall(request.POST.get("pending", ""))
+        pending_id = request.POST.get("pending", "")
+        self.pending = self._recall(pending_id)
         if self.pending is None:
+            earlier = self.earlier_decision(pending_id)
+            if earlier is not None:
+                return earlier
             return self.render_to_response(
                 {
                     "error": {
@@ -248,7 +343,7 @@ class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
         form = self.get_form()
         if not form.is_valid():
             return self._render(form, application, status=400)
-        return self.form_valid(form, application)
+        return self.decide_once(pending_id, lambda: self.form_valid(form, application))
 
     def form_valid(self, form, application):
         data = form.cleaned_data

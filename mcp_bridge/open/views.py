@@ -8,9 +8,10 @@ The browser session then holds the subscriber (`accounts.subscriber_session`), a
 from any operator's Django sign-in. Every form works without JavaScript and is CSRF
 protected (Django's middleware).
 
-`/oauth/authorize` (`authorize`) sends a request whose `resource` is the Open server
-(`OPEN_RESOURCE_URL`) to `SubscriberAuthorizationView` (publication → e-mail and password
-→ consent), and every other request to the operators' consent (`accounts.views.consent`).
+`/oauth/authorize` (`authorize`) sends a request for the Core server (`MCP_RESOURCE_URL`,
+or no `resource`) to the operators' consent (`accounts.views.consent`), and every other one
+to `SubscriberAuthorizationView`: the Open server's (`OPEN_RESOURCE_URL`: publication →
+e-mail and password → consent), or one it refuses at once (an unknown resource).
 DOT validates the request in both; the subscriber's view adds the sign-in and hands the
 subscriber, the access level and the Pelcro JWT (encrypted) to the validator
 (`accounts.oauth_validator`), which binds the grant to the Open server only.
@@ -38,7 +39,7 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from accounts import crypto
 from accounts.models import Connection, Site, Subscriber
-from accounts.resource import is_open_resource
+from accounts.resource import is_mcp_resource
 from accounts.sign_in import client_ip
 from accounts.subscriber_session import current_subscriber, forget_subscriber, remember_subscriber
 from accounts.views.consent import (
@@ -178,11 +179,14 @@ EXPIRED_REQUEST = (
 
 
 def authorize(request, *args, **kwargs):
-    """`/oauth/authorize`: a request naming the Open server's resource goes to the
-    subscriber's sign-in and consent, every other one to the operators' consent screen."""
-    if any(is_open_resource(uri) for uri in request.GET.getlist("resource")):
-        return _subscriber_authorization(request, *args, **kwargs)
-    return _operator_consent(request, *args, **kwargs)
+    """`/oauth/authorize`: a request for the Core server (its resource, or none) goes to the
+    operators' consent screen (which asks staff to sign in first); every other one to the
+    subscriber's sign-in and consent, which serves the Open server's resource and answers
+    any resource this server does not serve with `invalid_target` at once (RFC 8707 §2)
+    instead of asking anyone to sign in for a request that cannot succeed."""
+    if all(is_mcp_resource(uri) for uri in request.GET.getlist("resource")):
+        return _operator_consent(request, *args, **kwargs)
+    return _subscriber_authorization(request, *args, **kwargs)
 
 
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
@@ -206,7 +210,8 @@ class SubscriberAuthorizationView(AuthorizationDecisionMixin, OAuthLibMixin, Tem
     Each sign-in gets a JWT of its own (a connection's refresh would otherwise end
     another's), so an earlier subscriber session only fills in the e-mail address; an
     operator's sign-in plays no part. The form posts carry `pending` (the request's id in
-    the session, PENDING_SECONDS, one decision) and `action`.
+    the session, PENDING_SECONDS, one decision: a double click or resubmission of Allow or
+    Cancel gets the first one's answer, `decide_once`) and `action`.
     """
 
     template_name = "open/authorize.html"
@@ -244,13 +249,13 @@ class SubscriberAuthorizationView(AuthorizationDecisionMixin, OAuthLibMixin, Tem
         self.pending_id = request.POST.get("pending", "")
         self.pending = self._recall(self.pending_id)
         if self.pending is None:
-            return self._error_page(EXPIRED_REQUEST)
+            return self.earlier_decision(self.pending_id) or self._error_page(EXPIRED_REQUEST)
         application = get_application_model().objects.filter(client_id=self.pending["client_id"]).first()
         if application is None:
             return self._error_page("Unknown app.")
         action = request.POST.get("action")
         if action == "cancel":
-            return self._decide(application, allow=False)
+            return self.decide_once(self.pending_id, lambda: self._decide(application, allow=False))
         if action == "change_site":
             self._drop_sign_in(site=True)
             return self._step(application)
@@ -267,9 +272,8 @@ class SubscriberAuthorizationView(AuthorizationDecisionMixin, OAuthLibMixin, Tem
             form = SubscriberConsentForm(request.POST, write_requested=self._write_requested())
             if not form.is_valid():
                 return self._step(application, consent_form=form, status=400)
-            if not form.cleaned_data["allow"]:
-                return self._decide(application, allow=False)
-            return self._decide(application, allow=True, access=form.cleaned_data["access"])
+            allow, access = form.cleaned_data["allow"], form.cleaned_data["access"]
+            return self.decide_once(self.pending_id, lambda: self._decide(application, allow=allow, access=access))
         return self._step(application, status=400)
 
     # --- steps ---------------------------------------------------------------------------
