@@ -4,6 +4,10 @@ Policy: owners and admins may connect an app with read and write access or read-
 access; a plain member may connect read-only only (Pelcro lets only owners and admins
 create Core API keys, so a member must not hand out write access to the account's key).
 The same rule is applied at consent, at code exchange, on refresh and on every request.
+
+Confirmations (README "Safe writes"): a connection asks a person before money-moving or
+irreversible actions unless an owner or admin of the account turned that off at consent
+(`may_waive_confirmations`); a plain member cannot.
 """
 
 from accounts import subscribers
@@ -52,3 +56,12 @@ def connection_usable(connection: Connection) -> bool:
     if subscribers.is_subscriber(connection.user):
         return subscribers.connection_usable(connection)
     return may_grant(connection.user_id, connection.account_id, connection.access)
+
+
+WAIVERS = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
+
+
+def may_waive_confirmations(user_id: int, account_id: int) -> bool:
+    """True if the user is an owner or admin of the account: only they may connect an app
+    that does not ask before money-moving or irreversible actions."""
+    return role_of(user_id, account_id) in WAIVERS

@@ -8,6 +8,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from accounts import auth_epoch
+from accounts.access import may_waive_confirmations
 from accounts.models import AuthorizationConsent, Connection
 
 # How stale `last_used_at` may get before a request writes it again: keeps the hot path
@@ -19,7 +20,8 @@ def connection_for_consent(consent: AuthorizationConsent) -> Connection:
     """The connection a redeemed consent's tokens belong to.
 
     An active connection with the same user, client, account and access level is reused
-    (re-authorizing the same app does not pile up rows); otherwise a new one is created.
+    (re-authorizing the same app does not pile up rows; it takes this consent's choice of
+    confirmations); otherwise a new one is created.
     Two client registrations (e.g. `pelcro-acme` and `pelcro-other`) always get separate
     connections, so one person can hold several accounts at once.
     """
@@ -34,13 +36,19 @@ def connection_for_consent(consent: AuthorizationConsent) -> Connection:
         .order_by("-created_at")
         .first()
     )
+    # Turned off only by an owner or admin, and only while they still are one.
+    confirm_writes = consent.confirm_writes or not may_waive_confirmations(consent.user_id, consent.account_id)
     if connection is None:
         connection = Connection.objects.create(
             user_id=consent.user_id,
             application_id=consent.application_id,
             account_id=consent.account_id,
             access=consent.access,
+            confirm_writes=confirm_writes,
         )
+    elif connection.confirm_writes != confirm_writes:
+        connection.confirm_writes = confirm_writes  # the latest consent's choice
+        connection.save(update_fields=["confirm_writes"])
     return connection
 
 

@@ -81,7 +81,10 @@ class CurrentPasswordChangeForm(AdminPasswordChangeForm):
 
 
 class ConsentForm(forms.Form):
-    """The consent screen's choices: allow or cancel, the account and the access level.
+    """The consent screen's choices: allow or cancel, the account, the access level and
+    whether the app must ask a person before money-moving or irreversible actions
+    (`confirm_writes`; turning it off is refused unless the person is an owner or admin
+    of the account).
 
     The OAuth request itself (client, redirect URI, PKCE challenge, scope, resource,
     state) is not in the form: it stays on the server, validated, in the session
@@ -94,6 +97,15 @@ class ConsentForm(forms.Form):
         queryset=Account.objects.none(), required=False, widget=forms.RadioSelect, empty_label=None
     )
     access = forms.ChoiceField(choices=Connection.Access.choices, required=False, widget=forms.RadioSelect)
+    # "Ask me before money-moving or irreversible actions": the page sends "0" from a hidden
+    # input and "1" from the checkbox after it (the last value wins), so only an explicit
+    # unticking turns it off; a form without the field keeps asking.
+    confirm_writes = forms.TypedChoiceField(
+        choices=[("1", "Ask"), ("0", "Do not ask")],
+        coerce=lambda value: value == "1",
+        required=False,
+        empty_value=True,
+    )
 
     def __init__(self, *args, user, scope: str = "", **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,5 +134,13 @@ class ConsentForm(forms.Form):
                 "access",
                 f"As a member of {account.name} you can grant read-only access. "
                 "Ask an owner or admin of the account for write access.",
+            )
+        if cleaned.get("confirm_writes") is False and not access_policy.may_waive_confirmations(
+            self.user.pk, account.pk
+        ):
+            self.add_error(
+                "confirm_writes",
+                f"Only an owner or admin of {account.name} may turn off confirmations of money-moving or "
+                "irreversible actions. Leave it ticked.",
             )
         return cleaned

@@ -233,6 +233,8 @@ class AuthorizationConsent(models.Model):
     application = models.ForeignKey("oauth2_provider.Application", on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     access = models.CharField(max_length=12, choices=Connection.Access.choices)
+    # "Ask me before money-moving or irreversible actions" (Connection.confirm_writes).
+    confirm_writes = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     redeemed_at = models.DateTimeField(null=True, blank=True)
     connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,9 +1,9 @@
 """DOT's OAuth2Validator, extended so the consent's account and access level travel
 grant → access token → refresh token, and are checked again at every step.
 
-- save_authorization_code: records the chosen account/access (AuthorizationConsent) next
-  to DOT's Grant, and binds the grant to one of this server's MCP URLs (RFC 8707): an
-  operator's consent to the Core server's only, a subscriber's (the Open server's
+- save_authorization_code: records the chosen account/access and whether calls ask a
+  person first (AuthorizationConsent) next to DOT's Grant, and binds the grant to one of
+  this server's MCP URLs (RFC 8707): an operator's consent to the Core server's only, a subscriber's (the Open server's
   sign-in, `mcp_bridge.open.views`) to the Open server's only, with the subscriber's
   Pelcro JWT kept encrypted next to it (ConsentCredential).
 - validate_code: re-checks membership (a subscriber: the site's subscriber access) at
@@ -90,6 +90,11 @@ class GatewayOAuth2Validator(OAuth2Validator):
                 description="You may not grant this access to that account.", request=request
             )
         self._grant_scopes(request, access)
+        confirm_writes = getattr(request, "pelcro_confirm_writes", True) is not False
+        if not confirm_writes and not access_policy.may_waive_confirmations(request.user.pk, account_id):
+            raise errors.AccessDeniedError(
+                description="Only an owner or admin of the account may turn off confirmations.", request=request
+            )
         grant = self._create_authorization_code(request, code)
         AuthorizationConsent.objects.create(
             code_checksum=code_checksum(code["code"]),
@@ -97,6 +102,7 @@ class GatewayOAuth2Validator(OAuth2Validator):
             application_id=grant.application_id,
             account_id=account_id,
             access=access,
+            confirm_writes=confirm_writes,
         )
 
     def _save_subscriber_code(self, code, request, subscriber_id) -> None:

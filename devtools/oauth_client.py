@@ -152,14 +152,19 @@ def submit_consent(
     account_slug: str | None,
     access: str = "read_write",
     allow: bool = True,
+    confirm_writes: bool = True,
 ) -> httpx.Response:
-    """Fill in and submit the consent form the way a browser would."""
+    """Fill in and submit the consent form the way a browser would. `confirm_writes`: the
+    "Ask me before money-moving or irreversible actions" box (ticked by default; the page's
+    hidden "0" then the box's "1", of which the server reads the last)."""
     form = consent_form(page.text)
     data = dict(form["hidden"])
     if account_slug is not None:
         radio = next(r for r in form["radios"]["account"] if r["data-slug"] == account_slug)
         data["account"] = radio["value"]
     data["access"] = access
+    if "confirm_writes" in data:  # the page shows the box (the app asked for write access)
+        data["confirm_writes"] = "1" if confirm_writes else "0"
     data["allow"] = "true" if allow else ""
     return session.post(form["action"], data=data)
 
@@ -177,13 +182,14 @@ def authorize(
     account_slug: str,
     access: str = "read_write",
     redirect_uri: str = DEFAULT_REDIRECT_URI,
+    confirm_writes: bool = True,
     **url_params,
 ) -> dict:
     """GET the authorize URL, submit the consent form; returns code, state, iss and verifier."""
     verifier, challenge = pkce_pair()
     page = session.get(authorize_url(gateway_url, client_id, challenge, redirect_uri=redirect_uri, **url_params))
     assert page.status_code == 200, (page.status_code, page.text[:500])
-    params = redirect_params(submit_consent(session, page, account_slug, access))
+    params = redirect_params(submit_consent(session, page, account_slug, access, confirm_writes=confirm_writes))
     return {**params, "verifier": verifier}
 
 
@@ -221,13 +227,17 @@ def obtain_tokens(
     account_slug: str,
     access: str = "read_write",
     client_name: str = "pelcro-test",
+    confirm_writes: bool = True,
 ) -> dict:
     """Run DCR + sign-in + consent + code exchange over HTTP; return the token response
-    (access_token, refresh_token, scope, expires_in, …) plus `client_id`."""
+    (access_token, refresh_token, scope, expires_in, …) plus `client_id`. `confirm_writes`
+    False unticks "Ask me before money-moving or irreversible actions" (owners and admins)."""
     client = register_client(gateway_url, client_name=client_name)
     session = signed_in(gateway_url, username, password)
     try:
-        result = authorize(session, gateway_url, client["client_id"], account_slug, access)
+        result = authorize(
+            session, gateway_url, client["client_id"], account_slug, access, confirm_writes=confirm_writes
+        )
     finally:
         session.close()
     response = exchange_code(gateway_url, client["client_id"], result["code"], result["verifier"])

@@ -1,10 +1,12 @@
-"""The audit log: one row per MCP tool call, whatever its outcome; export jobs; subscriber
-connections as the admin lists them."""
+"""The MCP side's records: the audit log (one row per tool call, whatever its outcome),
+the confirmations people give to write calls, export jobs, and subscriber connections as
+the admin lists them."""
 
 import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import Connection
 
@@ -31,6 +33,9 @@ class ToolCall(models.Model):
         DECLINED = "declined", "Declined by the person"
         EXPIRED = "expired", "Expired unanswered"
         WAIVED = "waived", "Not asked (turned off for this connection)"
+        # The client sent back a confirmation state that is forged, altered, replayed or
+        # bound to another call (MCP 2026-07-28 requestState): nothing was run.
+        REFUSED = "refused", "Refused (invalid or reused confirmation)"
 
     created_at = models.DateTimeField(db_index=True)
     user = models.ForeignKey(
@@ -72,6 +77,57 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} by {self.username or '?'} on {self.account_slug or '?'}: {self.outcome}"
+
+
+class PendingConfirmation(models.Model):
+    """A person's confirmation of one write call: asked, answered, used at most once.
+
+    One row per question (`mcp_bridge.runtime.confirmation`), bound to the connection, the
+    tool and the hash of the exact arguments, and answerable until `expires_at`. Asked
+    through MCP elicitation (`channel=elicitation`: the sealed request state names this
+    row) or on the confirmation page (`channel=link`: the signed-in person of the
+    connection confirms or declines there, and the repeated call uses the answer).
+    `status` is the person's answer; `used_at` is set by the one call that acted on it (or
+    reported it expired): the conditional update that sets it is what makes a confirmation
+    single use, in every process.
+    """
+
+    class Channel(models.TextChoices):
+        ELICITATION = "elicitation", "Asked in the app (MCP elicitation)"
+        LINK = "link", "Asked on the confirmation page"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the person"
+        CONFIRMED = "confirmed", "Confirmed"
+        DECLINED = "declined", "Declined"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    connection = models.ForeignKey("accounts.Connection", on_delete=models.CASCADE, related_name="confirmations")
+    server = models.CharField(max_length=10)  # "core" or "open": which MCP server's tool
+    tool = models.CharField(max_length=100)
+    arguments_hash = models.CharField(max_length=64)  # SHA-256 of the canonical arguments
+    arguments = models.JSONField(default=dict, blank=True)  # redacted (mcp_bridge.audit.redact), for the page
+    summary = models.TextField()
+    channel = models.CharField(max_length=12, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["connection", "tool", "arguments_hash"], name="confirmation_call"),
+            models.Index(fields=["created_at"], name="confirmation_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"confirmation of {self.tool} for connection {self.connection_id} ({self.status})"
+
+    def expired(self, now=None) -> bool:
+        """Past its time (an unused confirmation can no longer be given or used)."""
+        return (now or timezone.now()) >= self.expires_at
 
 
 class ExportJob(models.Model):

@@ -133,6 +133,7 @@ RANGES = {
     "LOGIN_MAX_FAILURES_PER_IP": (1, None, True),
     "DCR_PER_IP_PER_HOUR": (0, None, True),
     "DCR_UNUSED_PRUNE_HOURS": (1, None, True),
+    "CONFIRMATION_SECONDS": (1, 86400, True),  # a day at most: a confirmation is for the call at hand
     "EXPORT_RETENTION_HOURS": (1, None, True),
     "EXPORT_PAGE_SIZE": (1, 100, True),  # the Core API's page size is at most 100
 }

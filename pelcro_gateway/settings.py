@@ -343,6 +343,9 @@ PELCRO_GATEWAY = {
     "AUTH_CACHE_SECONDS": env_float("AUTH_CACHE_SECONDS", 60.0),
     # MCP transport: allowed Origin values (besides PUBLIC_URL); empty Origin is allowed.
     "MCP_ALLOWED_ORIGINS": env_list("MCP_ALLOWED_ORIGINS", []),
+    # Safe writes: how long a person has to confirm a money-moving or irreversible call
+    # (the confirmation page's link, an MCP elicitation's sealed state) before it expires.
+    "CONFIRMATION_SECONDS": env_int("CONFIRMATION_SECONDS", 600),
     # CSV exports.
     "EXPORT_DIR": os.environ.get("EXPORT_DIR", str(VAR_DIR / "exports")),
     "EXPORT_RETENTION_HOURS": env_int("EXPORT_RETENTION_HOURS", 24),
@@ -364,6 +367,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "rollup-usage": {"task": "ops.tasks.rollup_usage", "schedule": 60.0},
     "delete-expired-exports": {"task": "mcp_bridge.exports.tasks.delete_expired_exports", "schedule": 600.0},
+    "delete-old-confirmations": {"task": "mcp_bridge.tasks.delete_old_confirmations", "schedule": 3600.0},
     # Each account's rate limit and sites from Pelcro's GET /account (also read when a key is saved).
     "refresh-accounts": {
         "task": "mcp_bridge.core.tasks.refresh_accounts",

@@ -21,6 +21,7 @@ def test_every_beat_entry_is_a_registered_task():
         "accounts.tasks.clear_expired_tokens",
         "accounts.tasks.prune_unused_registrations",
         "mcp_bridge.core.tasks.refresh_accounts",
+        "mcp_bridge.tasks.delete_old_confirmations",
     }
     app.loader.import_default_modules()  # what a worker does at start: autodiscovery included
     assert names <= set(app.tasks) and "mcp_bridge.core.tasks.refresh_account" in app.tasks

@@ -219,7 +219,8 @@ def resetting_gateway(faults, fault_sandbox, django_db_blocker):
 async def test_a_connection_reset_after_the_request_was_sent_never_repeats_a_write(faults, resetting_gateway):
     gateway, proxy = resetting_gateway
     sandbox = faults.sandbox
-    token = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+    # Confirmations off (the owner's choice at consent): this test is about what reaches the upstream.
+    token = obtain_tokens(gateway.url, "demo", PASSWORDS["demo"], "acme", confirm_writes=False)["access_token"]
     customer = sandbox.ok("POST", "/customers", 201, site_id=ACME_SITE, json=new_customer_args("reset"))
     write = new_customer_args("reset")
     calls = [

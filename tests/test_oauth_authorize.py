@@ -120,7 +120,9 @@ def test_the_consent_post_takes_the_request_from_the_server_not_the_page(
     verifier, challenge = pkce_pair()
     page = demo_session.get(authorize_url(url, client_id, challenge, state="s1"))
     form = consent_form(page.text)
-    assert set(form["hidden"]) == {"csrfmiddlewaretoken", "pending"}  # nothing else to edit
+    # Nothing else to edit: `confirm_writes` is the unticked value of a choice on the page
+    # (the "Ask me before…" box), not part of the OAuth request.
+    assert set(form["hidden"]) == {"csrfmiddlewaretoken", "pending", "confirm_writes"}
     data = {**form["hidden"], **TAMPERED, "access": "read_write", "allow": "true" if allow else ""}
     data["account"] = next(r["value"] for r in form["radios"]["account"] if r["data-slug"] == "acme")
     response = demo_session.post(form["action"], data=data)

@@ -142,7 +142,7 @@ async def test_bad_arguments_are_named_one_by_one(mcp_env, truth, mode):
 
 
 async def test_upstream_errors_come_back_field_by_field(mcp_env, truth):
-    token = mcp_env.token()
+    token = mcp_env.token(confirm_writes=False)  # the writes reach the upstream without asking
     taken = truth.ok("GET", "/customers", site_id=14, params={"limit": 1})[0]["email"]
     async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
         duplicate = await client.call_tool("create_customer", {"site_id": 14, "email": taken})

@@ -356,6 +356,7 @@ class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
         if data.get("allow"):
             credentials["pelcro_account_id"] = data["account"].pk
             credentials["pelcro_access"] = data["access"]
+            credentials["pelcro_confirm_writes"] = data["confirm_writes"]
         try:
             uri, _headers, _body, _status = self.create_authorization_response(
                 request=self.request, scopes=pending["scope"], credentials=credentials, allow=bool(data.get("allow"))
@@ -393,6 +394,7 @@ class ConsentView(AuthorizationDecisionMixin, AuthorizationView):
             "form": form,
             **app_context(application, redirect_uri),
             "choices": choices,
+            "confirm_writes": form["confirm_writes"].value() not in (False, "0"),
             "write_requested": write_requested,
             "any_can_write": write_requested and any(c["can_write"] for c in choices),
             "user_display": self.request.user.email or self.request.user.get_username(),

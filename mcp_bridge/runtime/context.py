@@ -8,6 +8,7 @@ as its first argument: handlers never read context variables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -41,11 +42,17 @@ def request_token() -> PrincipalAccessToken:
 @dataclass(frozen=True)
 class CallContext:
     """One tool call: who calls (`principal`), with which account credentials (its sites
-    and Core API key, `credentials`), and the audit row being filled in (`record`)."""
+    and Core API key, `credentials`), and the audit row being filled in (`record`).
+
+    `exchange` is the SDK's view of the request (its `mcpserver.Context`: the negotiated
+    protocol version, the client's declared capabilities, and on a retry of the 2026-07-28
+    multi round-trip pattern the `input_responses` and the verified `request_state`); only
+    the confirmation step reads it (`runtime.confirmation`). None outside an MCP request."""
 
     principal: Principal
     credentials: Credentials
     record: CallRecord
+    exchange: Any = None
 
     def require_site(self, site_id: int) -> None:
         """Raise `ToolFailed(unknown_site)` unless `site_id` is a site of the caller's account.

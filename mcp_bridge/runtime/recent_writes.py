@@ -55,8 +55,9 @@ class RecentWrite(BaseModel):
     idempotency_key: str | None
     replayed: bool = Field(description="Answered with an earlier call's outcome (same key): nothing was sent.")
     dry_run: bool = Field(description="A preview: nothing was written.")
-    confirmation: Literal["asked", "confirmed", "declined", "expired", "waived"] | None = Field(
-        description="A person's confirmation, when the call needed one."
+    confirmation: Literal["asked", "confirmed", "declined", "expired", "waived", "refused"] | None = Field(
+        description="A person's confirmation, when the call needed one (refused: the app sent back an "
+        "altered or used one; waived: turned off for this connection)."
     )
 
 

@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
-from mcp_types import CallToolResult, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, create_model
 
+from mcp_bridge.runtime import confirmation
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.json_schema import tool_input_schema, tool_output_schema
 from mcp_bridge.runtime.results import ToolFailed
@@ -102,7 +103,7 @@ class ToolDef:
 
         # The SDK hands the `context` argument of `MCPServer.call_tool` to the tool as
         # `context_kwarg`; `runtime.server` passes the call's `CallContext` there.
-        async def run(call: CallContext, **arguments: Any) -> CallToolResult:
+        async def run(call: CallContext, **arguments: Any) -> CallToolResult | InputRequiredResult:
             return await run_handler(spec, call, model.model_construct(**arguments))
 
         return Tool(
@@ -118,7 +119,7 @@ class ToolDef:
         )
 
 
-async def run_handler(spec: ToolDef, call: CallContext, args: ToolInput) -> CallToolResult:
+async def run_handler(spec: ToolDef, call: CallContext, args: ToolInput) -> CallToolResult | InputRequiredResult:
     """Run `spec`'s handler for `call`: the site is checked first (every Core tool but those
     of the account itself acts on one site of the caller's account); a write goes through
     `runtime.writes` (dry run, idempotency, confirmation); a `ToolFailed` becomes an
@@ -168,8 +169,9 @@ def tool(
 
     A write tool (`read_only=False`) also declares `preview` (its `dry_run` answer,
     `runtime.writes.Preview`) and, if it moves money or cannot be undone, `confirm`: a
-    predicate on its arguments saying when a person must confirm (e.g. `lambda a: True`,
-    or `lambda a: a.mode == "now"`)."""
+    predicate on its arguments saying when a person must confirm (`writes.ALWAYS`,
+    `writes.WHEN_MODE_NOW`, or any `lambda a: ...`); its description then ends with what
+    needs confirmation (`confirmation.description_note`)."""
 
     def register(handler: Handler) -> Handler:
         tools = REGISTRY[server]
@@ -190,10 +192,13 @@ def tool(
             if clash:
                 raise ValueError(f"tool {name} declares {sorted(clash)} itself; the runtime adds them")
             published = create_model(input.__name__, __base__=(input, WriteOptions), __module__=input.__module__)
+        description = inspect.cleandoc(handler.__doc__)
+        if confirm is not None:
+            description += "\n\n" + confirmation.description_note(confirm)
         tools[name] = ToolDef(
             name=name,
             title=title,
-            description=inspect.cleandoc(handler.__doc__),
+            description=description,
             input_model=published,
             output_model=output,
             handler=handler,

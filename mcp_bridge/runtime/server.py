@@ -23,6 +23,7 @@ import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateBoundary
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, InputRequiredResult
 from mcp_types import Tool as MCPTool
@@ -30,7 +31,7 @@ from pydantic import ValidationError
 
 from mcp_bridge.audit import CallRecord
 from mcp_bridge.models import ToolCall
-from mcp_bridge.runtime import protocol, read_only
+from mcp_bridge.runtime import confirmation, protocol, read_only
 from mcp_bridge.runtime.context import CallContext, request_token
 from mcp_bridge.runtime.registry import ToolDef
 from mcp_bridge.runtime.results import failure_result
@@ -44,8 +45,14 @@ class GatewayMCPServer(MCPServer):
     request's principal."""
 
     def __init__(self, specs: Mapping[str, ToolDef], **kwargs: Any):
+        kwargs.setdefault("request_state_security", confirmation.request_state_security())
         super().__init__(tools=[spec.sdk_tool() for spec in specs.values()], **kwargs)
         self.specs = dict(specs)
+        # A request state the SDK's boundary refuses never reaches `call_tool`: audit it there.
+        middleware = self._lowlevel_server.middleware
+        for index, item in enumerate(middleware):
+            if isinstance(item, RequestStateBoundary):
+                middleware[index] = AuditedStateBoundary(item)
         self.middleware.append(negotiate_served_version)
         self.middleware.append(name_invalid_params)
         # MCPServer always registers the prompt methods, so it always advertises `prompts`
@@ -82,7 +89,9 @@ class GatewayMCPServer(MCPServer):
         try:
             if token.credentials is None:
                 raise RuntimeError("the verified token carries no credentials")
-            call = CallContext(principal=token.principal, credentials=token.credentials, record=record)
+            call = CallContext(
+                principal=token.principal, credentials=token.credentials, record=record, exchange=context
+            )
             return await self._call(call, name, arguments)
         except anyio.get_cancelled_exc_class():
             record.fail("cancelled: the client went away before the call finished")
@@ -129,6 +138,49 @@ class GatewayMCPServer(MCPServer):
                 return failure_result(failure)
             record.fail(str(exc))
             raise
+
+
+class AuditedStateBoundary:
+    """The SDK's `RequestStateBoundary` (which verifies the sealed `requestState` of a
+    `tools/call` retry before any handler runs), plus what the gateway owes every tool
+    call: a refused state (forged, altered, sealed for another connection, server, tool or
+    arguments, or past the seal's life) leaves its audit row, `confirmation=refused`, and
+    the -32602 error says what was wrong and what to do (the SDK's says only "Invalid or
+    expired requestState")."""
+
+    def __init__(self, boundary: RequestStateBoundary):
+        self.boundary = boundary
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        reached = False
+
+        async def handler(inner: ServerRequestContext[Any, Any]) -> HandlerResult:
+            nonlocal reached
+            reached = True
+            return await call_next(inner)
+
+        try:
+            return await self.boundary(ctx, handler)
+        except MCPError:
+            if reached or ctx.method != "tools/call":
+                raise
+        # Refused before any handler ran: the SDK logged why (never on the wire).
+        error = confirmation.invalid_state_error(
+            "it is not one this gateway sealed for this very call (altered or forged, sealed for another "
+            f"connection, tool or arguments, or older than {confirmation.confirmation_seconds() // 60 + 60} minutes)."
+        )
+        params = ctx.params or {}
+        arguments = params.get("arguments")
+        record = CallRecord(
+            principal=request_token().principal,
+            tool=str(params.get("name", "")),
+            arguments=arguments if isinstance(arguments, dict) else {},
+        )
+        record.confirmation = ToolCall.Confirmation.REFUSED
+        record.fail(error.error.message)
+        with anyio.CancelScope(shield=True):
+            await record.save()
+        raise error
 
 
 async def negotiate_served_version(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field
 
-from mcp_bridge.runtime import idempotency
+from mcp_bridge.runtime import confirmation, idempotency
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.results import ToolFailed, structured_result
 from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
@@ -111,6 +111,11 @@ def WHEN_MODE_NOW(args: Any) -> bool:
     return getattr(args, "mode", None) == "now"
 
 
+# When a predicate asks only for some arguments, the tool description says which
+# (`runtime.confirmation.description_note`).
+WHEN_MODE_NOW.when = 'with mode "now"'  # type: ignore[attr-defined]
+
+
 def split_options(spec: Any, arguments: Any) -> tuple[WriteOptions, Any]:
     """(the safe-write options, the handler's own arguments) of a validated call."""
     values = dict(arguments) if isinstance(arguments, dict) else arguments.__dict__
@@ -133,13 +138,18 @@ async def preview_result(spec: Any, call: CallContext, args: Any) -> CallToolRes
     return structured_result(preview, text)
 
 
-async def run_write(spec: Any, call: CallContext, args: Any, options: WriteOptions) -> CallToolResult:
+async def run_write(
+    spec: Any, call: CallContext, args: Any, options: WriteOptions
+) -> CallToolResult | InputRequiredResult:
     """A real write call, in this order (README "Safe writes"):
 
     1. idempotency: an earlier call with this key and these arguments → its outcome, with
-       no upstream request (`replayed` in the audit row); other arguments → refused;
+       no upstream request (`replayed` in the audit row), and no person asked again; other
+       arguments → refused;
     2. a person's confirmation when the tool needs one (`runtime.confirmation`): before
-       the key is claimed, since it may answer this call and come back in another;
+       the key is claimed, since it may answer this call (an `InputRequiredResult` asking
+       through the client, `confirmation_required` with a link, `confirmation_declined`)
+       and come back in another;
     3. the handler, once: with a key, claimed in the shared store first (a call holding
        it is waited for and its outcome answered) and its outcome kept for 24 h.
     """
@@ -148,7 +158,10 @@ async def run_write(spec: Any, call: CallContext, args: Any, options: WriteOptio
     # 1. Idempotency lookup.
     if once is not None and (earlier := await once.earlier_outcome()) is not None:
         return earlier
-    # 2. A person's confirmation (`runtime.confirmation`) comes here, before the key is claimed.
+    # 2. A person's confirmation.
+    asking = await confirmation.confirm_call(spec, call, args, options.idempotency_key)
+    if asking is not None:
+        return asking
     # 3. Run once.
     if once is None:
         return await spec.handler(call, args)

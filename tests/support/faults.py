@@ -95,9 +95,13 @@ class FaultEnv:
         return self.gateway.url + "/"
 
     def token(self) -> str:
-        """An access token for acme (read and write), from the real OAuth flow; one per test."""
+        """An access token for acme (read and write), from the real OAuth flow; one per test.
+        The owner turned confirmations off at consent: these tests are about what reaches
+        the upstream (tests/test_confirmation.py is about confirmations)."""
         if self._token is None:
-            self._token = obtain_tokens(self.gateway.url, "demo", PASSWORDS["demo"], "acme")["access_token"]
+            self._token = obtain_tokens(self.gateway.url, "demo", PASSWORDS["demo"], "acme", confirm_writes=False)[
+                "access_token"
+            ]
         return self._token
 
 

@@ -124,10 +124,19 @@ class McpEnv:
     def url(self) -> str:
         return self.gateway.url + "/"
 
-    def token(self, account: str = "acme", access: str = "read_write", username: str | None = None) -> str:
-        """An access token from the real OAuth flow for `account` (its first member by default)."""
+    def token(
+        self,
+        account: str = "acme",
+        access: str = "read_write",
+        username: str | None = None,
+        confirm_writes: bool = True,
+    ) -> str:
+        """An access token from the real OAuth flow for `account` (its first member by default).
+        `confirm_writes=False`: the owner turned off confirmations at consent (calls `waived`)."""
         username = username or {"acme": "demo", "other": "demo", "globex": "alice"}[account]
-        tokens = obtain_tokens(self.gateway.url, username, PASSWORDS[username], account, access=access)
+        tokens = obtain_tokens(
+            self.gateway.url, username, PASSWORDS[username], account, access=access, confirm_writes=confirm_writes
+        )
         return tokens["access_token"]
 
     def post(self, body, token: str | None, *, version: str | None = "2025-06-18", **headers) -> httpx.Response:
@@ -143,10 +152,11 @@ class McpEnv:
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    """A connected SDK client (`mode`: "2026-07-28", "legacy" or "auto") with a bearer token."""
+async def mcp_session(url: str, token: str, mode: str, **options) -> AsyncIterator[Client]:
+    """A connected SDK client (`mode`: "2026-07-28", "legacy" or "auto") with a bearer token;
+    `options` go to `mcp.Client` (e.g. `elicitation_callback=...`)."""
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client,
     ):
         yield client
