@@ -7,6 +7,8 @@ found something, each kept as the test that failed before its fix. Real gateway,
   a second authorization code carrying the same Pelcro JWT (two connections sharing one
   JWT: a refresh by one blacklists the other's, and a clean-up of the unused code's copy
   would sign the live one out). Both consent screens share the rule.
+- An app that names no resource is taken for a Core client and sent to the staff sign-in,
+  which now offers subscribers the same request for the Open server.
 - An authorization request naming a resource this server does not serve (the wrong host,
   a path in another case, a query) is answered `invalid_target` at once, like every other
   bad request, instead of sending a subscriber to the staff sign-in page.
@@ -17,9 +19,11 @@ found something, each kept as the test that failed before its fix. Real gateway,
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 from contextlib import closing
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -47,6 +51,29 @@ pytestmark = pytest.mark.sqlite
 
 def browser(gateway_url: str) -> httpx.Client:
     return httpx.Client(base_url=gateway_url, timeout=30, follow_redirects=False)
+
+
+def mcp_status(url: str, token: str) -> int:
+    """The status of an MCP initialize at `url` with bearer `token`."""
+    return httpx.post(
+        url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-06-18",
+        },
+        timeout=30,
+    ).status_code
 
 
 def to_consent(session: httpx.Client, env, client_id: str, subscriber: dict = READER, **params):
@@ -292,3 +319,57 @@ def test_with_redis_down_a_decision_is_still_made(redis_down_gateway):
         )
     params = redirect_params(answer)
     assert "code" in params and params["state"] == "down"
+
+
+# --- an app that names no resource ------------------------------------------------------------
+
+
+def test_a_subscriber_whose_app_names_no_resource_can_still_sign_in(mcp_env):
+    """An app that sends no `resource` (RFC 8707 is optional for OAuth clients) is taken
+    for a Core client and lands on the staff sign-in; that page offers subscribers the way
+    on: the same request for the Open server, whose token then works at /open."""
+    base = mcp_env.gateway.url
+    client = register_client(base)
+    with browser(base) as session:
+        verifier, challenge = pkce_pair()
+        bounced = session.get(authorize_url(base, client["client_id"], challenge, resource=None, state="nr-1"))
+        assert bounced.status_code == 302 and bounced.headers["location"].startswith("/login?next=")
+        login = session.get(bounced.headers["location"])
+        links = re.findall(r'<a [^>]*href="([^"]+)"[^>]*>\s*Sign in with your publication', login.text)
+        assert len(links) == 1, login.text
+        onward = html.unescape(links[0])
+        query = parse_qs(urlsplit(onward).query)
+        assert urlsplit(onward).path == "/oauth/authorize" and query["resource"] == [open_url(base)]
+        assert query["state"] == ["nr-1"] and query["code_challenge"] == [challenge]
+        page = session.get(onward)
+        assert subscriber_step(page)[0] == "site"
+        _step, form = subscriber_step(page)
+        page = session.post(form["action"], data={**form["hidden"], "site_id": str(READER["site_id"])})
+        _step, form = subscriber_step(page)
+        page = session.post(
+            form["action"], data={**form["hidden"], "email": READER["email"], "password": READER["password"]}
+        )
+        _step, form = subscriber_step(page)
+        params = redirect_params(
+            session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
+        )
+    assert params["state"] == "nr-1"
+    # The app exchanges the code as it asked for it: without a resource.
+    tokens = exchange_code(base, client["client_id"], params["code"], verifier, resource=None)
+    assert tokens.status_code == 200, tokens.text
+    token = tokens.json()["access_token"]
+    assert mcp_status(base + "/open", token) == 200 and mcp_status(base + "/", token) == 401
+
+
+def test_the_staff_sign_in_offers_no_subscriber_way_where_none_applies(mcp_env):
+    base = mcp_env.gateway.url
+    client = register_client(base)
+    with browser(base) as session:
+        _verifier, challenge = pkce_pair()
+        for next_url in (
+            "/connections",
+            authorize_url(base, client["client_id"], challenge),  # asks for the Core server by name
+            "https://evil.example/oauth/authorize?client_id=x",
+        ):
+            page = session.get("/login", params={"next": next_url})
+            assert page.status_code == 200 and "Sign in with your publication" not in page.text, next_url

@@ -1,6 +1,9 @@
 """Sign-in and sign-out, and the admin's two password forms routed through the same
 sign-in path (`accounts.sign_in`): /admin/login/ and /admin/password_change/."""
 
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.urls import reverse
@@ -17,13 +20,35 @@ def _locked(form) -> bool:
     return form.has_error("__all__", LOCKED) or form.has_error("old_password", LOCKED)
 
 
+def subscriber_authorize_url(next_url: str) -> str:
+    """For a `next` that is an authorization request naming no `resource` (an app that does
+    not send RFC 8707's parameter, taken for a Core client): the same request for the Open
+    server (`resource=OPEN_RESOURCE_URL` added), which a subscriber follows to sign in with
+    their publication instead; "" for any other `next`. The token is then bound to the
+    Open server, and the app's exchange and refresh without a resource get it as is."""
+    parts = urlsplit(next_url or "")
+    if parts.scheme or parts.netloc or parts.path != reverse("oauth2_provider:authorize"):
+        return ""
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not query or any(name == "resource" for name, _value in query):
+        return ""
+    return f"{parts.path}?{urlencode([*query, ('resource', settings.OPEN_RESOURCE_URL)])}"
+
+
 class LoginView(auth_views.LoginView):
     """GET/POST /login. Locked-out attempts answer 429 with a clear message; other
-    failures re-show the form (200)."""
+    failures re-show the form (200). Reached from an authorization request that names no
+    resource, it also offers subscribers the Open server's sign-in
+    (`subscriber_authorize_url`)."""
 
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["subscriber_url"] = subscriber_authorize_url(self.get_redirect_url())
+        return context
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
