@@ -155,7 +155,10 @@ async def test_accepting_in_the_client_writes_once(mcp_env, truth):
     assert len(charges_sent(truth, since)) == 1
     rows = await rows_for(2)
     assert [(r.confirmation, r.outcome, r.upstream_status) for r in rows][1] == ("confirmed", "ok", 201)
-    assert rows[0].confirmation == "asked"
+    # The asking round does not read as a write: no upstream status (the preview's read is
+    # not the write's), and it says nothing was written.
+    assert (rows[0].confirmation, rows[0].upstream_status) == ("asked", None)
+    assert "nothing was written" in rows[0].error_message
     used = await run_db(confirmation_rows, tool=TOOL, channel="elicitation")
     assert [(c.status, c.used_at is not None) for c in used] == [("confirmed", True)]
 
@@ -330,6 +333,7 @@ async def test_without_elicitation_the_page_confirms_and_the_repeat_writes_once(
     assert "Already used" in session.get(url).text
     session.close()
     rows = await rows_for(4)
+    assert [r.upstream_status for r in rows] == [None, None, 201, None]
     assert [(r.confirmation, r.outcome) for r in rows] == [
         ("asked", "error"),
         ("asked", "error"),

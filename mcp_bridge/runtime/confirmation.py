@@ -201,7 +201,12 @@ def can_elicit(exchange: Any) -> bool:
 async def _ask_in_client(spec: Any, call: CallContext, args: Any, digest: str) -> InputRequiredResult:
     summary = await confirmation_summary(spec, call, args)
     row = await run_db(_create, call, spec, args, digest, summary, Channel.ELICITATION)
-    call.record.confirmation = Decision.ASKED
+    record = call.record
+    record.confirmation = Decision.ASKED
+    # The row must not read as a write that happened (list_recent_writes, the activity page):
+    # the preview's read is not the write's answer.
+    record.upstream_status = None
+    record.error_message = "Waiting for the person's answer in the app (MCP elicitation); nothing was written."
     state = {"v": STATE_VERSION, "id": str(row.id), "tool": spec.name, "hash": digest}
     message = (
         f"{call.principal.client_name or 'Your AI app'} asks you to confirm this action:\n\n{summary}\n\n"
@@ -305,6 +310,7 @@ async def _through_link(spec: Any, call: CallContext, args: Any, digest: str) ->
     summary = await confirmation_summary(spec, call, args)
     row = await run_db(_create, call, spec, args, digest, summary, Channel.LINK)
     record.confirmation = Decision.EXPIRED if outcome == "expired" else Decision.ASKED
+    record.upstream_status = None  # the preview's read, not a write's answer
     raise _link_failure(spec.name, row, expired_before=outcome == "expired")
 
 
