@@ -7,9 +7,8 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from oauth2_provider.models import clear_expired, get_application_model, get_grant_model
-from oauth2_provider.settings import oauth2_settings
 
-from accounts.models import AuthorizationConsent, Connection, ConsentCredential, RefreshSuccessor
+from accounts.models import AuthorizationConsent, Connection, RefreshSuccessor
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,14 @@ def prune_unused_registrations() -> int:
 
 
 def clear_expired_tokens() -> int:
-    """Delete expired tokens and codes (DOT's `cleartokens`), old consent records, rotated
-    pairs past their grace window and subscribers' Pelcro JWTs whose authorization code
-    can no longer be redeemed. Returns how many consent records were deleted (DOT logs its
-    own counts)."""
+    """Delete expired tokens and codes (DOT's `cleartokens`), old consent records and rotated
+    pairs past their grace window. Returns how many consent records were deleted (DOT logs
+    its own counts). A subscriber's Pelcro JWT kept with a code never redeemed
+    (`ConsentCredential`) is signed out at Pelcro and deleted by the Open sign-in sweep
+    (`mcp_bridge.open.sign_out`) once the code has expired; one still left when its consent
+    goes (CONSENT_RETENTION, Pelcro unreachable all that time) goes with it."""
     clear_expired()
     grace = timedelta(seconds=settings.PELCRO_GATEWAY["REFRESH_TOKEN_GRACE_SECONDS"])
     RefreshSuccessor.objects.filter(created_at__lt=timezone.now() - grace).delete()
-    code_life = timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
-    ConsentCredential.objects.filter(created_at__lt=timezone.now() - code_life - timedelta(minutes=1)).delete()
     deleted, _ = AuthorizationConsent.objects.filter(created_at__lt=timezone.now() - CONSENT_RETENTION).delete()
     return deleted

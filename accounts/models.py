@@ -181,7 +181,9 @@ class Connection(models.Model):
     def revoked_by_display(self, viewer=None) -> str:
         """Who revoked the connection, in words ("you" when `viewer` did it). Besides the
         kinds of `revoked_by`'s help text, 'subscriber:<username>' is the subscriber at
-        /open/connections (`mcp_bridge.open.connections`). A subscriber `viewer` is not told
+        /open/connections (`mcp_bridge.open.connections`), 'site' the site's subscriber
+        access turned off and 'expired' a subscriber connection that could no longer be used
+        (`accounts.connections.end_site_connections`, `end_dead_connections`). A subscriber `viewer` is not told
         an operator's username."""
         kind, _, name = self.revoked_by.partition(":")
         mine = viewer is not None and name == viewer.get_username()
@@ -199,6 +201,8 @@ class Connection(models.Model):
             "client": "the app itself",
             "membership": "a change of your role in the account",
             "pelcro": "the publication (your sign-in there ended)",
+            "site": "the publication (it turned off sign-in for apps)",
+            "expired": "the gateway (its sign-in expired unused)",
         }.get(kind, "the gateway")
 
 

@@ -3,17 +3,20 @@
 Saves and deletes of what a token check reads change the auth epoch (`accounts.auth_epoch`).
 Membership changes revoke the connections they no longer allow, so the connections page
 and the admin show the truth. (Requests and refreshes check membership anyway, which
-also covers bulk deletes that send no signals.)
+also covers bulk deletes that send no signals.) Turning a site's subscriber access off
+(or deleting the site) ends its subscribers' connections the same way (and their Pelcro
+sign-ins are then signed out: `accounts.connections.connections_revoked`); a bulk update is
+caught by the sweep (`accounts.connections.end_dead_connections`).
 """
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts import access as access_policy
 from accounts import auth_epoch
-from accounts.connections import revoke_connections
+from accounts.connections import end_site_connections, revoke_connections
 from accounts.models import Account, Connection, Membership, Site, TokenBinding
 
 # Everything a token check reads (accounts.tokens): a change makes cached checks stale.
@@ -47,6 +50,19 @@ def revoke_on_role_change(sender, instance: Membership, **kwargs):
         ).exclude(access__in=allowed),
         by="membership",
     )
+
+
+@receiver(post_save, sender=Site)
+def end_subscriber_connections_when_access_off(sender, instance: Site, created: bool, **kwargs):
+    if not created and not instance.subscriber_access_enabled:
+        end_site_connections(instance)
+
+
+@receiver(pre_delete, sender=Site)
+def end_subscriber_connections_of_a_deleted_site(sender, instance: Site, **kwargs):
+    """A site deleted (Pelcro's `GET /account` no longer lists it) takes its subscribers'
+    records with it; their connections would stay active but unusable, holding their JWTs."""
+    end_site_connections(instance)
 
 
 @receiver(pre_save, sender=get_application_model())

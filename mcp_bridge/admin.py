@@ -117,8 +117,8 @@ def _report_sign_outs(model_admin: admin.ModelAdmin, request, ended: list[Ended]
     if failed:
         model_admin.message_user(
             request,
-            f"Pelcro could not be reached to sign out connection(s) {', '.join(failed)}: their Pelcro sign-in is "
-            "forgotten here but stays valid at Pelcro until it expires (the gateway log says why).",
+            f"Pelcro could not be reached to sign out connection(s) {', '.join(failed)}: their Pelcro sign-in "
+            "is kept, unusable, until the sweep signs it out once Pelcro answers (the gateway log says why).",
             messages.WARNING,
         )
 

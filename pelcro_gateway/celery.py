@@ -11,7 +11,7 @@ app = Celery("pelcro_gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each installed app's `tasks` module, plus the packages inside mcp_bridge that own tasks.
 app.autodiscover_tasks()
-app.autodiscover_tasks(["mcp_bridge.exports", "mcp_bridge.core"])
+app.autodiscover_tasks(["mcp_bridge.exports", "mcp_bridge.core", "mcp_bridge.open"])
 
 
 @beat_init.connect

@@ -115,6 +115,8 @@ RANGES = {
     "CORE_API_BACKOFF_BASE": (0, None, True),
     "CORE_API_BACKOFF_MAX": (0, None, True),
     "OPEN_JWT_REFRESH_BEFORE_SECONDS": (0, None, True),
+    "OPEN_JWT_SWEEP_SECONDS": (0, None, False),
+    "OPEN_JWT_SWEEP_BATCH": (1, None, True),
     "RATE_LIMIT": (1, None, True),
     "OPEN_SITE_RATE_LIMIT": (1, None, True),
     "OPEN_SUBSCRIBER_RATE_LIMIT": (1, None, True),

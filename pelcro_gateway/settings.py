@@ -297,6 +297,16 @@ PELCRO_GATEWAY = {
     # Refresh a subscriber's Pelcro JWT when less than this is left (or half its lifetime,
     # if shorter): Pelcro's JWTs live 60 days by default, 1 day at the least (OPEN_API.md §2).
     "OPEN_JWT_REFRESH_BEFORE_SECONDS": env_int("OPEN_JWT_REFRESH_BEFORE_SECONDS", 86400),
+    # A subscriber's Pelcro JWT is signed out (and deleted) right after its connection is
+    # revoked, by a task queued on commit; beat's sweep does what that missed (queue or
+    # Pelcro down, limiter refusals, bulk site switches) and ends dead connections. An idle
+    # run is two indexed queries, so every 5 minutes costs nothing and keeps a missed JWT
+    # valid at Pelcro minutes, not the weeks it has left (60 days by default).
+    "OPEN_JWT_SWEEP_SECONDS": env_float("OPEN_JWT_SWEEP_SECONDS", 300.0),
+    # Logouts per sweep run (and per queued task), on the account's background share: 50 in
+    # 5 minutes is far inside it (60 a minute at the default limit), and a run ends within
+    # about a minute even with Pelcro timing out (4 at a time, 5 s each).
+    "OPEN_JWT_SWEEP_BATCH": env_int("OPEN_JWT_SWEEP_BATCH", 50),
     # Shared per-account limit (Core API: 120 per minute per account).
     "RATE_LIMIT": env_int("RATE_LIMIT", 120),
     # The Open server's calls, inside their account's limit, per RATE_WINDOW_SECONDS: all
@@ -372,6 +382,11 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-accounts": {
         "task": "mcp_bridge.core.tasks.refresh_accounts",
         "schedule": env_float("ACCOUNT_REFRESH_SECONDS", 3600.0),
+    },
+    # Subscribers' Pelcro sign-ins left by ended connections (mcp_bridge/open/sign_out.py).
+    "sweep-open-sign-ins": {
+        "task": "mcp_bridge.open.tasks.sweep_sign_ins",
+        "schedule": PELCRO_GATEWAY["OPEN_JWT_SWEEP_SECONDS"],
     },
     "clear-expired-tokens": {"task": "accounts.tasks.clear_expired_tokens", "schedule": 3600.0},
     "prune-unused-registrations": {"task": "accounts.tasks.prune_unused_registrations", "schedule": 3600.0},

@@ -22,9 +22,11 @@ def test_every_beat_entry_is_a_registered_task():
         "accounts.tasks.prune_unused_registrations",
         "mcp_bridge.core.tasks.refresh_accounts",
         "mcp_bridge.tasks.delete_old_confirmations",
+        "mcp_bridge.open.tasks.sweep_sign_ins",
     }
     app.loader.import_default_modules()  # what a worker does at start: autodiscovery included
     assert names <= set(app.tasks) and "mcp_bridge.core.tasks.refresh_account" in app.tasks
+    assert "mcp_bridge.open.tasks.sign_out_connections" in app.tasks  # queued by every revoke
     assert settings.CELERY_BEAT_SCHEDULE["rollup-usage"]["schedule"] == 60.0
 
 

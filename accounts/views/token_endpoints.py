@@ -13,6 +13,7 @@ from oauth2_provider.views import TokenView as DOTTokenView
 
 from accounts import access as access_policy
 from accounts import auth_epoch
+from accounts.connections import connections_revoked
 from accounts.models import Connection
 from accounts.rotation import lock_grant
 from accounts.tokens import checksum
@@ -49,7 +50,8 @@ def _connection_of(raw_token: str) -> Connection | None:
 
 class RevokeView(RevokeTokenView):
     """POST /oauth/revoke. After DOT revokes the token, a connection left with no live
-    token is marked revoked too, so the connections page shows what is really active.
+    token is marked revoked too, so the connections page shows what is really active
+    (and `connections_revoked` is sent: a subscriber's Pelcro sign-in is then signed out).
 
     All of it is one transaction, published to every process's token cache before it
     commits (`accounts.auth_epoch`). If it cannot be published the token is left as it
@@ -73,9 +75,10 @@ class RevokeView(RevokeTokenView):
         response = super().post(request, *args, **kwargs)
         if connection is not None and response.status_code == 200 and not connection.token_bindings.exists():
             auth_epoch.hold_until_commit()  # before the write: update() sends no signal
-            Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(
+            if Connection.objects.filter(pk=connection.pk, revoked_at__isnull=True).update(
                 revoked_at=timezone.now(), revoked_by="client"
-            )
+            ):
+                connections_revoked.send(sender=Connection, connection_ids=[connection.pk], by="client")
         return response
 
 

@@ -6,6 +6,9 @@
 - `credentials`: the connection's Pelcro JWT: read, refreshed before it expires, and the
   connection ended when Pelcro refuses it.
 - `sign_in`: a subscriber's e-mail + password checked through the Open API login.
+- `sign_out` (with `tasks`): a connection's Pelcro JWT signed out at Pelcro and deleted
+  whenever the connection ends, at once and by beat's sweep; `connections`: the
+  subscriber's connected apps and how a person ends one.
 - `calls`: `open_api`, the one path of every Open tool call (the token's site and customer,
   the JWT, the limiter's budgets, the audit record, failures as tool errors).
 - the tools, a module per topic: `site`, `profile`, `subscriptions`, `invoices`,

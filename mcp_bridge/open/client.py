@@ -161,10 +161,12 @@ class OpenAPIClient(UpstreamClient):
         json: dict[str, Any] | None = None,
         rate_limit: int | None = None,
         budgets: tuple[Budget, ...] = (),
+        background: bool = False,
     ) -> OpenAPIResponse:
         """One Open API call on `site_id`, as the customer whose `jwt` is given (None for the
         public calls: site, plans, login). It counts against the account's limit
-        (`rate_limit` per window, None: the default) and `budgets` (`limiter.open_budgets`).
+        (`rate_limit` per window, None: the default; `background`: its background share) and
+        `budgets` (`limiter.open_budgets`).
         Retries where safe (`upstream.http`). Raises an `UpstreamError` (module docstring);
         `CustomerTokenRejected` ends the connection."""
         headers = {"Authorization": f"Bearer {jwt}"} if jwt is not None else {}
@@ -177,6 +179,7 @@ class OpenAPIClient(UpstreamClient):
             headers=headers,
             rate_limit=rate_limit,
             budgets=budgets,
+            background=background,
         )
 
     async def login(self, *, account_id: int, site_id: int, email: str, password: str) -> CustomerSignIn:
@@ -210,11 +213,30 @@ class OpenAPIClient(UpstreamClient):
         )
         return _sign_in(response)
 
-    async def logout(self, *, account_id: int, site_id: int, jwt: str) -> None:
-        """Blacklist `jwt` at Pelcro (`POST /auth/logout`), e.g. when the subscriber revokes
-        the connection. A JWT Pelcro already refuses counts as logged out."""
+    async def logout(
+        self,
+        *,
+        account_id: int,
+        site_id: int,
+        jwt: str,
+        rate_limit: int | None = None,
+        budgets: tuple[Budget, ...] = (),
+        background: bool = False,
+    ) -> None:
+        """Blacklist `jwt` at Pelcro (`POST /auth/logout`), e.g. when its connection ended
+        (`open.sign_out`). A JWT Pelcro already refuses counts as logged out. `background`:
+        counted in the account's background share of the limit."""
         with contextlib.suppress(CustomerTokenRejected):
-            await self.request("POST", LOGOUT_PATH, account_id=account_id, site_id=site_id, jwt=jwt)
+            await self.request(
+                "POST",
+                LOGOUT_PATH,
+                account_id=account_id,
+                site_id=site_id,
+                jwt=jwt,
+                rate_limit=rate_limit,
+                budgets=budgets,
+                background=background,
+            )
 
     def replayable(self, method: str, path: str) -> bool:
         return (method, path) in READING_POSTS or super().replayable(method, path)

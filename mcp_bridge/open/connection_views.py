@@ -113,7 +113,7 @@ def connection_revoke(request, pk: int):
     if ended.signed_out is False:
         messages.warning(
             request,
-            f"{site.name} could not be reached to sign out the sign-in {name} used. The gateway no longer "
-            "holds it, so nothing can use it through here; it stops working at the publication when it expires.",
+            f"{site.name} could not be reached to sign out the sign-in {name} used. Nothing can use it "
+            "through here any more, and the gateway signs it out there as soon as the publication answers.",
         )
     return redirect("open-connections")

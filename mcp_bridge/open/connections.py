@@ -7,13 +7,12 @@ Ending a subscriber's connection (`end_connections`) does, in this order:
    the next MCP request at `/open` gets `invalid_token`. This is the part that must hold;
    if it cannot be published to every process (`accounts.auth_epoch.EpochUnavailable`)
    nothing happens at all and the error is raised.
-2. take the connection's Pelcro JWT away (`SubscriberCredential`, deleted), under the lock
-   that a refresh of that JWT holds (`credentials.refresh_lock_name`), so a refresh in
-   flight finishes first and the JWT taken is the newest;
-3. sign that JWT out at Pelcro (`POST /auth/logout`, OPEN_API.md §2 and §5.1), which
-   blacklists it: best effort, bounded by LOGOUT_TIMEOUT_SECONDS, never undoing step 1.
-   A failure is logged (never the JWT) and reported as `signed_out=False`; the JWT then
-   stays valid at Pelcro until its own expiry, but the gateway no longer holds it.
+2. sign its Pelcro JWT out at Pelcro (`POST /auth/logout`, OPEN_API.md §2 and §5.1: Pelcro
+   blacklists it) and delete it (`open.sign_out.sign_out`, after a refresh of it in
+   flight): best effort, at most `sign_out.LOGOUT_TIMEOUT_SECONDS`, never undoing step 1.
+   A failure is logged (never the JWT) and reported as `signed_out=False`; the JWT is then
+   kept, unusable (the connection is revoked), and the beat sweep signs it out once Pelcro
+   answers (`open.tasks.sweep_sign_ins`).
 
 The subscriber-side marker in `Connection.revoked_by` is `subscriber:<username>`
 (`by_subscriber`), shown as "you" to that subscriber (`Connection.revoked_by_display`).
@@ -21,30 +20,16 @@ The subscriber-side marker in `Connection.revoked_by` is `subscriber:<username>`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import redis
-from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.connections import revoke_connections
-from accounts.models import Connection, Subscriber, SubscriberCredential
+from accounts.models import Connection, Subscriber
 from mcp_bridge.models import ToolCall
-from mcp_bridge.open.client import OpenAPIClient, build_client
-from mcp_bridge.open.credentials import REFRESH_LOCK_SECONDS, refresh_lock_name
-from mcp_bridge.upstream.errors import UpstreamError
-from mcp_bridge.upstream.redis_clients import close_redis_for_loop, sync_redis
+from mcp_bridge.open.sign_out import Outcome, sign_out, signing_out_here
 
-logger = logging.getLogger(__name__)
-
-# How long the page (or the admin) waits for Pelcro's logout, all connections together.
-LOGOUT_TIMEOUT_SECONDS = 5.0
-# How long ending waits for a refresh of the same JWT in flight before taking it anyway.
-REFRESH_WAIT_SECONDS = 5.0
 # Tool calls shown under each app on the subscriber's page, newest first.
 RECENT_CALLS = 10
 
@@ -81,7 +66,13 @@ class Ended:
 
     connection_id: int
     revoked: bool  # False: it was already revoked (its leftover JWT, if any, still signed out)
-    signed_out: bool | None  # True: Pelcro blacklisted the JWT; False: the logout failed; None: no JWT held
+    # True: Pelcro blacklisted the JWT; False: the logout failed (kept for the sweep);
+    # None: no JWT held, or one Pelcro refuses already (deleted without a request)
+    signed_out: bool | None
+
+
+# `Ended.signed_out` of each `sign_out` outcome.
+_SIGNED_OUT = {Outcome.SIGNED_OUT: True, Outcome.FAILED: False, Outcome.DROPPED: None, Outcome.NONE: None}
 
 
 def end_connections(connections: Iterable[Connection], *, by: str) -> list[Ended]:
@@ -92,93 +83,15 @@ def end_connections(connections: Iterable[Connection], *, by: str) -> list[Ended
     Raises `accounts.auth_epoch.EpochUnavailable` with nothing revoked or signed out.
     """
     connections = list(connections)
-    newly = set(
-        Connection.objects.filter(pk__in=[c.pk for c in connections], revoked_at__isnull=True).values_list(
-            "pk", flat=True
-        )
-    )
-    revoke_connections(connections, by=by)
-    sites = dict(
-        Subscriber.objects.filter(user_id__in={c.user_id for c in connections}).values_list("user_id", "site__site_id")
-    )
-    taken = [
-        _Held(c.pk, c.account_id, sites[c.user_id], jwt)
-        for c in connections
-        if (jwt := _take_jwt(c.pk)) is not None and c.user_id in sites
-    ]
-    outcomes = asyncio.run(_sign_out(taken)) if taken else {}
-    return [Ended(c.pk, c.pk in newly, outcomes.get(c.pk)) for c in connections]
+    ids = [c.pk for c in connections]
+    newly = set(Connection.objects.filter(pk__in=ids, revoked_at__isnull=True).values_list("pk", flat=True))
+    with signing_out_here(ids):  # signed out right here, not by a queued task
+        revoke_connections(connections, by=by)
+    # All at once (the limiter still paces them): a person is waiting for the page.
+    outcomes = sign_out(ids, concurrency=None)
+    return [Ended(c.pk, c.pk in newly, _SIGNED_OUT[outcomes[c.pk]]) for c in connections]
 
 
 def end_connection(connection: Connection, *, by: str) -> Ended:
     """`end_connections` for one connection."""
     return end_connections([connection], by=by)[0]
-
-
-def _take_jwt(connection_id: int) -> str | None:
-    """Delete the connection's stored JWT and return it (None if there was none, or it
-    cannot be decrypted any more), after any refresh of it in flight."""
-    lock = sync_redis().lock(
-        refresh_lock_name(connection_id), timeout=REFRESH_LOCK_SECONDS, blocking_timeout=REFRESH_WAIT_SECONDS
-    )
-    try:
-        locked = lock.acquire()
-    except redis.RedisError:
-        locked = False  # the revoke already holds; taking the JWT must not depend on Redis
-    try:
-        with transaction.atomic():
-            credential = SubscriberCredential.objects.select_for_update().filter(connection_id=connection_id).first()
-            if credential is None:
-                return None
-            try:
-                jwt = credential.get_jwt()
-            except ValueError:
-                jwt = None  # encrypted with a retired key: nothing to sign out with
-            credential.delete()
-            return jwt
-    finally:
-        if locked:
-            with contextlib.suppress(redis.RedisError):  # it expires by itself after REFRESH_LOCK_SECONDS
-                lock.release()
-
-
-@dataclass(frozen=True)
-class _Held:
-    """A JWT taken from a connection, with what its logout needs."""
-
-    connection_id: int
-    account_id: int  # the limiter's key
-    site_id: int
-    jwt: str = field(repr=False)
-
-
-async def _sign_out(taken: list[_Held]) -> dict[int, bool]:
-    """Log every JWT out at Pelcro at once; {connection id: whether it worked}."""
-    client = build_client()
-    try:
-        results = await asyncio.gather(*(_logout(client, held) for held in taken))
-    finally:
-        await client.aclose()
-        await close_redis_for_loop()
-    return {held.connection_id: ok for held, ok in zip(taken, results, strict=True)}
-
-
-async def _logout(client: OpenAPIClient, held: _Held) -> bool:
-    try:
-        async with asyncio.timeout(LOGOUT_TIMEOUT_SECONDS):
-            await client.logout(account_id=held.account_id, site_id=held.site_id, jwt=held.jwt)
-    except TimeoutError:
-        reason = f"no answer within {LOGOUT_TIMEOUT_SECONDS:g} s"
-    except UpstreamError as failed:
-        reason = f"{type(failed).__name__}: {failed.message}"
-    except Exception as failed:  # best effort: nothing here may turn a done revoke into an error page
-        reason = type(failed).__name__
-    else:
-        return True
-    # Never the JWT: only which connection and why.
-    logger.warning(
-        "connection %s: Pelcro logout failed (%s); its JWT stays valid there until it expires",
-        held.connection_id,
-        reason,
-    )
-    return False
