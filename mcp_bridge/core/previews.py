@@ -8,12 +8,16 @@ rules of docs/CORE_API.md to it in the order the Core API applies them (`Verdict
 first refusal stands, as the upstream answers its first), and says what would change
 (`changes`) and, for the person who may have to confirm, what it means (`where`, `money`,
 `customer_label`, `invoice_label`). `preview` assembles the answer.
+
+What does not depend on the Core API (`changes`, `described`, `counted`, `merged_metadata`,
+`preview`, and `Verdict`, to which this module adds the Core API's 404) is
+`runtime.previews`, shared with the Open server's previews; it is re-exported here so a
+Core tool takes its preview helpers from one module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -22,9 +26,11 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.client import CoreAPIResponse
 from mcp_bridge.core.results import money
 from mcp_bridge.core.shapes import Timestamp, iso
+from mcp_bridge.runtime import previews
 from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.previews import IRREVERSIBLE, changes, counted, described, merged_metadata, preview
 from mcp_bridge.runtime.results import ToolFailed
-from mcp_bridge.runtime.writes import Change, UpstreamRequest, WritePreview
+from mcp_bridge.runtime.writes import UpstreamRequest
 
 __all__ = [
     "IRREVERSIBLE",
@@ -45,7 +51,6 @@ __all__ = [
     "where",
 ]
 
-IRREVERSIBLE = "This cannot be undone."
 NOT_FOUND_RULE = "CORE_API.md §7: 404, the object is missing or not reachable with this key"
 
 
@@ -89,43 +94,6 @@ async def read_state(
     return response.data
 
 
-def changes(*triples: tuple[str, Any, Any]) -> list[Change]:
-    """`Change`s of (field, before, after) triples, leaving out the fields whose value would
-    stay the same. A field names its object: "invoice.status", "customer.balance"."""
-    return [Change(field=field, before=before, after=after) for field, before, after in triples if before != after]
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def described(changed: list[Change], prefix: str = "") -> str:
-    """Changes as a person reads them, e.g. "city 'Leeds' → 'York'; mail_marketing no → yes"
-    (`prefix`, e.g. "customer.", left out of the field names)."""
-    return "; ".join(f"{c.field.removeprefix(prefix)} {_shown(c.before)} → {_shown(c.after)}" for c in changed)
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """ "1 address", "2 addresses"."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
-
-
-def merged_metadata(before: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Metadata after a Core update merges `patch` into it: keys set, a key given null
-    removed, other keys kept (CORE_API.md §8.2)."""
-    merged = dict(before or {})
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
 _TIME: TypeAdapter[Any] = TypeAdapter(Timestamp | None)
 
 
@@ -161,57 +129,10 @@ def invoice_label(invoice_id: int, number: str | None) -> str:
     return f"invoice {number} (id {invoice_id})" if number else f"invoice {invoice_id}"
 
 
-@dataclass
-class Verdict:
-    """What the documented rules say about a write, as its preview checks them one by one
-    in the Core API's own order: the first refusal stands (the upstream, too, answers with
-    the first rule it breaks); rules the preview's one read cannot settle are noted."""
-
-    refusal: str | None = None
-    rule: str | None = None
-    not_checked: list[str] = field(default_factory=list)
-
-    @property
-    def allowed(self) -> bool:
-        return self.refusal is None
-
-    def refuse(self, reason: str, rule: str) -> None:
-        """The write breaks `rule` (e.g. "CORE_API.md §8.3: ..."); `reason` says how, as the
-        Core API would."""
-        if self.refusal is None:
-            self.refusal, self.rule = reason, rule
+class Verdict(previews.Verdict):
+    """A `runtime.previews.Verdict` that also knows the Core API's answer for an object the
+    site does not have."""
 
     def not_found(self, what: str, site_id: int) -> None:
         """The object does not exist on the site: the real call answers 404."""
         self.refuse(f"{what[:1].upper()}{what[1:]} was not found on site {site_id}.", NOT_FOUND_RULE)
-
-    def unchecked(self, rule: str) -> None:
-        """A documented rule this preview could not check (the real call may break it)."""
-        if self.refusal is None:
-            self.not_checked.append(rule)
-
-
-def preview(
-    tool: str,
-    request: UpstreamRequest,
-    verdict: Verdict,
-    *,
-    allowed: str,
-    rule: str,
-    changed: list[Change],
-    summary: str,
-    irreversible: bool = False,
-) -> WritePreview:
-    """The `dry_run` answer of `tool`: `allowed` is the verdict when no rule refuses and
-    `rule` the rules that were applied; a refused write changes nothing."""
-    return WritePreview(
-        tool=tool,
-        would_send=request,
-        allowed=verdict.allowed,
-        verdict=allowed if verdict.allowed else verdict.refusal,
-        rule=rule if verdict.allowed else verdict.rule,
-        changes=changed if verdict.allowed else [],
-        summary=summary,
-        irreversible=irreversible,
-        not_checked=verdict.not_checked,
-    )

@@ -9,20 +9,21 @@ the site's settings from the copy `open.site` keeps (no request), applies OPEN_A
 rules in the order the Open API applies them (`Verdict`: the first refusal stands), and
 names each rule it could not settle (`not_checked`).
 
-(The Core tools have the same helpers in `core.previews`; `open` may not import `core`.)
+`Verdict`, `changes`, `preview` and the rest that does not depend on the API are
+`runtime.previews` (shared with the Core server's previews), re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_bridge.open.calls import open_api, subscriber_of
 from mcp_bridge.open.client import OpenAPIResponse
 from mcp_bridge.runtime.context import CallContext
-from mcp_bridge.runtime.writes import Change, UpstreamRequest, WritePreview
+from mcp_bridge.runtime.previews import IRREVERSIBLE, Verdict, changes, merged_metadata, preview
+from mcp_bridge.runtime.writes import UpstreamRequest
 
-IRREVERSIBLE = "This cannot be undone."
+__all__ = ["IRREVERSIBLE", "Verdict", "changes", "merged_metadata", "open_request", "preview", "send"]
 
 
 def open_request(call: CallContext, method: str, path: str, body: dict[str, Any] | None = None) -> UpstreamRequest:
@@ -34,57 +35,3 @@ def open_request(call: CallContext, method: str, path: str, body: dict[str, Any]
 async def send(call: CallContext, request: UpstreamRequest, *, what: str, check: str) -> OpenAPIResponse:
     """Make the write `request` (built by `open_request`) through `open_api`."""
     return await open_api(call, request.method, request.path, what=what, json=request.body, check=check)
-
-
-def changes(*triples: tuple[str, Any, Any]) -> list[Change]:
-    """`Change`s of (field, before, after) triples, leaving out what would stay the same."""
-    return [Change(field=name, before=before, after=after) for name, before, after in triples if before != after]
-
-
-@dataclass
-class Verdict:
-    """The documented rules, checked one by one in the Open API's order: the first refusal
-    stands (Pelcro, too, answers with the first rule broken); rules the preview cannot
-    settle are noted (`not_checked`)."""
-
-    refusal: str | None = None
-    rule: str | None = None
-    not_checked: list[str] = field(default_factory=list)
-
-    @property
-    def allowed(self) -> bool:
-        return self.refusal is None
-
-    def refuse(self, reason: str, rule: str) -> None:
-        if self.refusal is None:
-            self.refusal, self.rule = reason, rule
-
-    def unchecked(self, rule: str) -> None:
-        if self.refusal is None:
-            self.not_checked.append(rule)
-
-
-def preview(
-    tool: str,
-    request: UpstreamRequest,
-    verdict: Verdict,
-    *,
-    allowed: str,
-    rule: str,
-    changed: list[Change],
-    summary: str,
-    irreversible: bool = False,
-) -> WritePreview:
-    """The `dry_run` answer: `allowed` is the verdict when no rule refuses, `rule` the rules
-    applied; a refused write changes nothing."""
-    return WritePreview(
-        tool=tool,
-        would_send=request,
-        allowed=verdict.allowed,
-        verdict=allowed if verdict.allowed else verdict.refusal or "",
-        rule=rule if verdict.allowed else verdict.rule,
-        changes=changed if verdict.allowed else [],
-        summary=summary,
-        irreversible=irreversible,
-        not_checked=verdict.not_checked,
-    )

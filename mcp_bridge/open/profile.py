@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
-from mcp_bridge.open.previews import Verdict, changes, open_request, preview, send
+from mcp_bridge.open.previews import Verdict, changes, merged_metadata, open_request, preview, send
 from mcp_bridge.open.shapes import NoArguments, Profile, profile_from, result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
@@ -88,16 +88,6 @@ def _before(customer: dict[str, Any], name: str) -> Any:
     return customer.get("organization_name" if name == "organization" else name)
 
 
-def _merged(before: Any, patch: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(before) if isinstance(before, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
 async def _update_preview(call: CallContext, args: UpdateProfileInput) -> WritePreview:
     """One read (the customer resource); what would change, field by field."""
     request = _update_request(call, args)
@@ -108,7 +98,7 @@ async def _update_preview(call: CallContext, args: UpdateProfileInput) -> WriteP
         verdict.unchecked("that no other customer of the publication uses the new e-mail or username")
     triples = []
     for name, value in body.items():
-        after = _merged(customer.get("metadata"), value) if name == "metadata" else value
+        after = merged_metadata(customer.get("metadata"), value) if name == "metadata" else value
         if name == "phone":
             after = "".join(ch for ch in value if ch.isdigit())  # non-digits stripped (OPEN_API.md §5.1)
         triples.append((name, _before(customer, name), after))
