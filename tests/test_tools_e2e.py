@@ -430,8 +430,9 @@ def arguments_reaching(truth, account: str, site_id: int) -> dict[str, dict]:
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_token_for_one_account_gets_nothing_from_another_accounts_site(mcp_env, truth, mode):
     targets = {27: arguments_reaching(truth, "other", 27), 31: arguments_reaching(truth, "globex", 31)}
-    # Every tool is covered; get_account takes no site: it reads the caller's own account.
-    assert set(targets[27]) == set(TOOLS) - {"get_account"}
+    # Every tool is covered; get_account and list_recent_writes take no site: they read the
+    # caller's own account and connection (list_recent_writes: tests/test_idempotency.py).
+    assert set(targets[27]) == set(TOOLS) - {"get_account", "list_recent_writes"}
     before = truth.last_seq()
     token = mcp_env.token("acme")
     async with mcp_session(mcp_env.url, token, mode) as client:
