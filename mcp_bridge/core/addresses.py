@@ -14,7 +14,9 @@ from mcp_bridge.core.previews import (
     core_request,
     customer_label,
     described,
+    missing,
     preview,
+    read_customer,
     read_state,
     send,
     where,
@@ -148,20 +150,11 @@ async def preview_create_address(call: CallContext, args: CreateAddressInput) ->
     request = args.request()
     verdict = Verdict()
     _postal_rule(verdict, args.country, args.postal_code)  # checked before the customer (CORE_API.md §8.9)
-    what = f"customer {args.customer_id}"
-    customer = await read_state(
-        call, f"/customers/{args.customer_id}", args.site_id, what=what, params={"expand": "addresses"}
-    )
+    customer = await read_customer(call, args.site_id, args.customer_id, "addresses")
     if customer is None:
-        verdict.not_found(what, args.site_id)
-        return preview(
-            "create_address",
-            request,
-            verdict,
-            allowed="",
-            rule=ADDRESS_RULES,
-            changed=[],
-            summary=f"On {where(call, args.site_id)}: add a {args.type} address to {what}, which does not exist there.",
+        what = f"customer {args.customer_id}"
+        return missing(
+            "create_address", request, call, args.site_id, what, f"add a {args.type} address to", verdict=verdict
         )
     body = {k: v for k, v in (request.body or {}).items() if k != "site_id"}
     replaced = [
@@ -200,17 +193,15 @@ async def _address(call: CallContext, site_id: int, address_id: int) -> dict[str
 
 def _missing(tool: str, request: UpstreamRequest, call: CallContext, args: AddressIdInput, verb: str) -> WritePreview:
     """The preview of a write to an address the site does not have (the real call: 404)."""
-    verdict = Verdict()
     what = f"address {args.address_id}"
-    verdict.not_found(what, args.site_id)
-    return preview(
+    return missing(
         tool,
         request,
-        verdict,
-        allowed="",
-        rule=ADDRESS_RULES,
-        changed=[],
-        summary=f"On {where(call, args.site_id)}: {verb} {what}, which does not exist there (or is already deleted).",
+        call,
+        args.site_id,
+        what,
+        verb,
+        summary=f"{verb} {what}, which does not exist there (or is already deleted).",
         irreversible=verb == "delete",
     )
 

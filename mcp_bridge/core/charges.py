@@ -6,7 +6,7 @@ from pydantic import Field
 
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.customers import Customer
-from mcp_bridge.core.invoices import PAYABLE_RULE, Invoice, check_currency, missing, payment_refusal, the_invoice
+from mcp_bridge.core.invoices import PAYABLE_RULE, Invoice, check_currency, payment_refusal, the_invoice
 from mcp_bridge.core.previews import (
     IRREVERSIBLE,
     Verdict,
@@ -14,7 +14,9 @@ from mcp_bridge.core.previews import (
     core_request,
     customer_label,
     invoice_label,
+    missing,
     preview,
+    read_customer,
     read_state,
     send,
     where,
@@ -100,7 +102,7 @@ async def preview_create_offline_charge(call: CallContext, args: CreateOfflineCh
     site = where(call, args.site_id)
     if args.invoice_id is None:
         what = f"customer {args.customer_id}"
-        data = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what)
+        data = await read_customer(call, args.site_id, args.customer_id)
         if data is None:
             return missing("create_offline_charge", request, call, args.site_id, what, paid + " from")
         customer = parse(Customer, data)

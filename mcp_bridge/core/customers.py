@@ -19,8 +19,10 @@ from mcp_bridge.core.previews import (
     customer_label,
     described,
     merged_metadata,
+    missing,
     money,
     preview,
+    read_customer,
     read_state,
     send,
     where,
@@ -306,18 +308,9 @@ async def preview_update_customer(call: CallContext, args: UpdateCustomerInput) 
         customer = next((c for c in found if c.get("id") == args.customer_id), None)
     else:
         found = []
-        customer = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what)
+        customer = await read_customer(call, args.site_id, args.customer_id)
     if customer is None:
-        verdict.not_found(what, args.site_id)
-        return preview(
-            "update_customer",
-            request,
-            verdict,
-            allowed="",
-            rule=CUSTOMERS_RULES,
-            changed=[],
-            summary=f"On {where(call, args.site_id)}: update {what}, which does not exist there.",
-        )
+        return missing("update_customer", request, call, args.site_id, what, "update", verdict=verdict)
     if args.email:
         _email_rules(verdict, args.email)
         if "," in args.email:
@@ -359,27 +352,19 @@ async def preview_delete_customer(call: CallContext, args: CustomerIdInput) -> W
     """Reads the customer with their subscriptions, addresses and default payment method
     (one request, expand): what the delete takes with it (CORE_API.md §8.2)."""
     what = f"customer {args.customer_id}"
-    customer = await read_state(
-        call,
-        f"/customers/{args.customer_id}",
-        args.site_id,
-        what=what,
-        params=expand_param(["subscriptions", "addresses", "defaultSource"]),
-    )
-    verdict = Verdict()
+    customer = await read_customer(call, args.site_id, args.customer_id, "subscriptions", "addresses", "defaultSource")
     if customer is None:
-        verdict.not_found(what, args.site_id)
-        return preview(
+        return missing(
             "delete_customer",
             delete_request(args),
-            verdict,
-            allowed="",
-            rule="CORE_API.md §8.2 (delete customer)",
-            changed=[],
-            summary=f"On {where(call, args.site_id)}: delete {what}, which does not exist there (or is already "
-            "deleted).",
+            call,
+            args.site_id,
+            what,
+            "delete",
+            summary=f"delete {what}, which does not exist there (or is already deleted).",
             irreversible=True,
         )
+    verdict = Verdict()
     subscriptions = customer.get("subscriptions") or []
     addresses = customer.get("addresses") or []
     ending = [s for s in subscriptions if s.get("status") not in ENDED]

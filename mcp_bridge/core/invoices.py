@@ -11,13 +11,14 @@ from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.customers import Customer
 from mcp_bridge.core.previews import (
     IRREVERSIBLE,
-    NOT_FOUND_RULE,
     Verdict,
     changes,
     core_request,
     customer_label,
     invoice_label,
+    missing,
     preview,
+    read_customer,
     read_state,
     send,
     where,
@@ -272,24 +273,6 @@ async def _current_invoice(call: CallContext, site_id: int, invoice_id: int, **p
     return await read_state(call, f"/invoices/{invoice_id}", site_id, what=f"invoice {invoice_id}", params=params)
 
 
-def missing(
-    tool: str, request: UpstreamRequest, call: CallContext, site_id: int, what: str, doing: str
-) -> WritePreview:
-    """The preview of `doing` ("void") on `what` ("invoice 12"), which does not exist on the
-    site: the real call answers 404 and nothing changes (so nothing is irreversible)."""
-    verdict = Verdict()
-    verdict.not_found(what, site_id)
-    return preview(
-        tool,
-        request,
-        verdict,
-        allowed="",
-        rule=NOT_FOUND_RULE,
-        changed=[],
-        summary=f"On {where(call, site_id)}: {doing} {what}, which does not exist there.",
-    )
-
-
 def _of(invoice: Invoice) -> str:
     """An invoice with its customer and what it still owes, for a summary."""
     return (
@@ -303,8 +286,8 @@ async def preview_create_invoice(call: CallContext, args: CreateInvoiceInput) ->
     the subscription and take the currency; the lines must add up to 1..2147483647 cents."""
     request = args.request()
     what = f"customer {args.customer_id}"
-    params = {"expand": "subscriptions"} if args.subscription_id else None
-    data = await read_state(call, f"/customers/{args.customer_id}", args.site_id, what=what, params=params)
+    expand = ["subscriptions"] if args.subscription_id else []
+    data = await read_customer(call, args.site_id, args.customer_id, *expand)
     if data is None:
         return missing("create_invoice", request, call, args.site_id, what, "create an invoice for")
     customer = parse(Customer, data)
@@ -496,7 +479,7 @@ async def preview_apply_invoice_balance(call: CallContext, args: InvoiceIdInput)
         )
     else:
         what = f"customer {invoice.customer_id}"
-        customer = await read_state(call, f"/customers/{invoice.customer_id}", args.site_id, what=what)
+        customer = await read_customer(call, args.site_id, invoice.customer_id)
         if customer is None:
             verdict.not_found(what, args.site_id)
         else:

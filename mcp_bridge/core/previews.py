@@ -25,12 +25,12 @@ from pydantic import TypeAdapter, ValidationError
 from mcp_bridge.core.calls import core_api
 from mcp_bridge.core.client import CoreAPIResponse
 from mcp_bridge.core.results import money
-from mcp_bridge.core.shapes import Timestamp, iso
+from mcp_bridge.core.shapes import Timestamp, expand_param, iso
 from mcp_bridge.runtime import previews
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.previews import IRREVERSIBLE, changes, counted, described, merged_metadata, preview
 from mcp_bridge.runtime.results import ToolFailed
-from mcp_bridge.runtime.writes import UpstreamRequest
+from mcp_bridge.runtime.writes import UpstreamRequest, WritePreview
 
 __all__ = [
     "IRREVERSIBLE",
@@ -43,9 +43,11 @@ __all__ = [
     "described",
     "invoice_label",
     "merged_metadata",
+    "missing",
     "moment",
     "money",
     "preview",
+    "read_customer",
     "read_state",
     "send",
     "where",
@@ -94,6 +96,15 @@ async def read_state(
     return response.data
 
 
+async def read_customer(call: CallContext, site_id: int, customer_id: int, *expand: str) -> Any | None:
+    """Customer `customer_id` of site `site_id` as the Core API holds them now, with the
+    relations named in `expand` (CORE_API.md §6: "subscriptions", "addresses",
+    "defaultSource"): one GET through `read_state`; None when the site has no such customer."""
+    return await read_state(
+        call, f"/customers/{customer_id}", site_id, what=f"customer {customer_id}", params=expand_param(list(expand))
+    )
+
+
 _TIME: TypeAdapter[Any] = TypeAdapter(Timestamp | None)
 
 
@@ -136,3 +147,34 @@ class Verdict(previews.Verdict):
     def not_found(self, what: str, site_id: int) -> None:
         """The object does not exist on the site: the real call answers 404."""
         self.refuse(f"{what[:1].upper()}{what[1:]} was not found on site {site_id}.", NOT_FOUND_RULE)
+
+
+def missing(
+    tool: str,
+    request: UpstreamRequest,
+    call: CallContext,
+    site_id: int,
+    what: str,
+    doing: str,
+    *,
+    summary: str | None = None,
+    irreversible: bool = False,
+    verdict: Verdict | None = None,
+) -> WritePreview:
+    """The preview of `doing` ("void") on `what` ("invoice 12"), which does not exist on the
+    site: the real call answers 404 (NOT_FOUND_RULE) and nothing changes. Its summary, after
+    the account and site, is "<doing> <what>, which does not exist there." unless `summary`
+    says it otherwise. `verdict`: the one so far, when rules checked before the read left
+    notes (`not_checked`) that stand."""
+    verdict = verdict or Verdict()
+    verdict.not_found(what, site_id)
+    return preview(
+        tool,
+        request,
+        verdict,
+        allowed="",
+        rule=NOT_FOUND_RULE,
+        changed=[],
+        summary=f"On {where(call, site_id)}: {summary or f'{doing} {what}, which does not exist there.'}",
+        irreversible=irreversible,
+    )

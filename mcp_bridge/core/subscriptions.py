@@ -16,9 +16,11 @@ from mcp_bridge.core.previews import (
     changes,
     core_request,
     customer_label,
+    missing,
     moment,
     money,
     preview,
+    read_customer,
     read_state,
     send,
     where,
@@ -178,26 +180,18 @@ async def preview_create_subscription(call: CallContext, args: CreateSubscriptio
     (one request, expand). The plan and the coupon are other objects: not read."""
     request = args.request()
     what = f"customer {args.customer_id}"
-    customer = await read_state(
-        call,
-        f"/customers/{args.customer_id}",
-        args.site_id,
-        what=what,
-        params=expand_param(["subscriptions", "addresses", "defaultSource"]),
-    )
-    verdict = Verdict()
+    customer = await read_customer(call, args.site_id, args.customer_id, "subscriptions", "addresses", "defaultSource")
     if customer is None:
-        verdict.not_found(what, args.site_id)
-        return preview(
+        return missing(
             "create_subscription",
             request,
-            verdict,
-            allowed="",
-            rule=CREATE_RULE,
-            changed=[],
-            summary=f"On {where(call, args.site_id)}: subscribe {what} to plan {args.plan_id}; the customer does not "
-            "exist there.",
+            call,
+            args.site_id,
+            what,
+            "subscribe",
+            summary=f"subscribe {what} to plan {args.plan_id}; the customer does not exist there.",
         )
+    verdict = Verdict()
     verdict.unchecked(
         f"whether plan {args.plan_id} exists and is active (an archived plan takes no new subscribers); its price"
     )
@@ -301,19 +295,18 @@ async def preview_cancel_subscription(call: CallContext, args: CancelSubscriptio
     subscription = await read_state(
         call, f"/subscriptions/{args.subscription_id}", args.site_id, what=what, params=expand_param(["plan"])
     )
-    verdict = Verdict()
     if subscription is None:
-        verdict.not_found(what, args.site_id)
-        return preview(
+        return missing(
             "cancel_subscription",
             args.request(),
-            verdict,
-            allowed="",
-            rule=CANCEL_RULE,
-            changed=[],
-            summary=f"On {where(call, args.site_id)}: cancel {what} (mode {args.mode}), which does not exist there.",
+            call,
+            args.site_id,
+            what,
+            "cancel",
+            summary=f"cancel {what} (mode {args.mode}), which does not exist there.",
             irreversible=args.mode == "now",
         )
+    verdict = Verdict()
     _cancel_refusal(subscription, args.mode, verdict)
     get = subscription.get
     period_end = get("current_period_end")
