@@ -12,6 +12,8 @@ found something, each kept as the test that failed before its fix. Real gateway,
 - An authorization request naming a resource this server does not serve (the wrong host,
   a path in another case, a query) is answered `invalid_target` at once, like every other
   bad request, instead of sending a subscriber to the staff sign-in page.
+- Signing out (the page header's Sign out) at the consent step ends the sign-in the waiting
+  request holds: Back and Allow afterwards no longer connect the app as the subscriber.
 - Staff cannot delete a subscriber record in the admin: that left an orphan user record
   holding the subscriber's username, so the customer could never sign in again ("This
   account cannot be connected here"), while their connections and tokens stayed live.
@@ -373,3 +375,27 @@ def test_the_staff_sign_in_offers_no_subscriber_way_where_none_applies(mcp_env):
         ):
             page = session.get("/login", params={"next": next_url})
             assert page.status_code == 200 and "Sign in with your publication" not in page.text, next_url
+
+
+# --- signing out in the middle of a connection request ---------------------------------------
+
+
+def test_signing_out_ends_the_sign_in_a_waiting_request_holds(mcp_env, fresh_sbx):
+    """A subscriber who signs out (the page header's Sign out) while a connection request
+    waits at the consent step: Back and Allow afterwards (someone else at the same
+    computer) must not connect the app as them. The request's sign-in goes (logged out at
+    Pelcro); the request itself stays, asking for a sign-in again."""
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        consent, _verifier = to_consent(session, mcp_env, client["client_id"], state="so-1")
+        _step, form = subscriber_step(consent)
+        since = fresh_sbx.last_seq()
+        out = session.post("/open/sign-out", data={"csrfmiddlewaretoken": session.cookies["csrftoken"]})
+        assert out.status_code == 302
+        assert [e["path"] for e in fresh_sbx.log(since, api="open")] == ["/api/v1/sdk/auth/logout"]
+        # Back, then Allow on the page as it was.
+        again = session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
+        assert "location" not in again.headers, again.headers.get("location")
+        assert subscriber_step(again)[0] == "sign_in" and READER["email"] not in again.text
+    assert not AuthorizationConsent.objects.filter(application__client_id=client["client_id"]).exists()
+    assert not get_grant_model().objects.filter(application__client_id=client["client_id"]).exists()

@@ -138,8 +138,17 @@ def sign_in(request):
 @require_POST
 def sign_out(request):
     """POST /open/sign-out: the subscriber is signed out of this browser (an operator
-    signed in in the same browser stays signed in); then the sign-in page."""
+    signed in in the same browser stays signed in); then the sign-in page. Connection
+    requests waiting in this browser lose their sign-in too (logged out at Pelcro): the
+    page they were on would otherwise still connect the app as the subscriber who just
+    signed out (Back, then Allow); they ask for a sign-in again."""
     forget_subscriber(request)
+    store = request.session.get(PENDING_SESSION_KEY, {})
+    for pending in store.values():
+        discard_pending_sign_in(pending)
+        pending.update(subscriber=None, jwt=None, jwt_expires_at=None)
+    if store:
+        request.session[PENDING_SESSION_KEY] = store
     return redirect(reverse("open-sign-in") + "?signed_out=1")
 
 
@@ -176,6 +185,20 @@ EXPIRED_REQUEST = (
     "This connection request is no longer waiting for an answer (it expired, was already answered, or was "
     "opened in another browser). Start connecting again from your app."
 )
+
+
+def discard_pending_sign_in(pending: dict) -> None:
+    """Log the Pelcro JWT a pending connection request holds (if any) out at Pelcro, best
+    effort (`sign_in.discard_sign_in`); one the configured keys can no longer decrypt is
+    left to expire there."""
+    site = Site.objects.filter(site_id=pending.get("site_id")).first() if pending.get("jwt") else None
+    if site is None:
+        return
+    try:
+        jwt = crypto.decrypt(pending["jwt"])
+    except ValueError:
+        return
+    discard_sign_in(site, jwt)
 
 
 def authorize(request, *args, **kwargs):
@@ -350,10 +373,7 @@ class SubscriberAuthorizationView(AuthorizationDecisionMixin, OAuthLibMixin, Tem
         self._update(subscriber=None, jwt=None, jwt_expires_at=None, **({"site_id": None} if site else {}))
 
     def _discard(self, pending: dict) -> None:
-        if pending.get("jwt"):
-            site = Site.objects.filter(site_id=pending.get("site_id")).first()
-            if site is not None:
-                discard_sign_in(site, crypto.decrypt(pending["jwt"]))
+        discard_pending_sign_in(pending)
 
     def _site(self) -> Site | None:
         site_id = self.pending.get("site_id")
