@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mcp_types import CallToolResult
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from mcp_bridge.core.client import CoreAPIResponse
-from mcp_bridge.runtime.failures import before_retrying
-from mcp_bridge.runtime.results import ToolFailed, structured_result
-from mcp_bridge.runtime.schemas import Page, ToolFailure
+from mcp_bridge.runtime.failures import parse_answer
+from mcp_bridge.runtime.results import structured_result
+from mcp_bridge.runtime.schemas import Page
 from mcp_bridge.runtime.values import money
 
 M = TypeVar("M", bound=BaseModel)
@@ -25,26 +25,9 @@ __all__ = ["money", "object_result", "page_result", "parse", "structured_result"
 
 
 def parse(model: type[M], data: Any, response: CoreAPIResponse | None = None) -> M:
-    """Validate upstream data as `model`; a mismatch is an upstream error, not a crash. Given
-    the `response` of a write (it has a `check`), the error says the write was applied."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        message = (
-            f"The Core API answered with an unexpected {model.__name__.lower()} shape ({exc.error_count()} problem(s))"
-        )
-        if response is not None and response.check:
-            raise ToolFailed(
-                ToolFailure(
-                    error="upstream_error",
-                    may_have_been_applied=True,
-                    message=f"{message}; it answered {response.status}, so the change was most likely applied. "
-                    f"{before_retrying(response.check)}",
-                )
-            ) from None
-        raise ToolFailed(
-            ToolFailure(error="upstream_error", message=f"{message}; the request itself may have succeeded.")
-        ) from None
+    """Validate Core API data as `model` (`runtime.failures.parse_answer`): a mismatch is an
+    upstream error, not a crash; given the `response` of a write, it says the write was applied."""
+    return parse_answer(model, data, "Core API", response)
 
 
 def page_result(response: CoreAPIResponse, model: type[M], noun: str, site_id: int) -> CallToolResult:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mcp_types import CallToolResult
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_bridge.open.client import OpenAPIResponse
-from mcp_bridge.runtime.failures import before_retrying
-from mcp_bridge.runtime.results import ToolFailed, structured_result
-from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
+from mcp_bridge.runtime.failures import parse_answer
+from mcp_bridge.runtime.results import structured_result
+from mcp_bridge.runtime.schemas import ToolInput
 from mcp_bridge.runtime.values import Timestamp, iso
 
 M = TypeVar("M", bound=BaseModel)
@@ -229,26 +229,9 @@ class OrderPreview(OpenObject):
 
 
 def parse(model: type[M], data: Any, response: OpenAPIResponse | None = None) -> M:
-    """Validate Open API data as `model`; a mismatch is an upstream error, not a crash.
-    Given the `response` of a write (it has a `check`), the error says it was applied."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        message = (
-            f"The Open API answered with an unexpected {model.__name__.lower()} shape ({exc.error_count()} problem(s))"
-        )
-        if response is not None and response.check:
-            raise ToolFailed(
-                ToolFailure(
-                    error="upstream_error",
-                    may_have_been_applied=True,
-                    message=f"{message}; it answered {response.status}, so the change was most likely applied. "
-                    f"{before_retrying(response.check)}",
-                )
-            ) from None
-        raise ToolFailed(
-            ToolFailure(error="upstream_error", message=f"{message}; the request itself may have succeeded.")
-        ) from None
+    """Validate Open API data as `model` (`runtime.failures.parse_answer`): a mismatch is an
+    upstream error, not a crash; given the `response` of a write, it says the write was applied."""
+    return parse_answer(model, data, "Open API", response)
 
 
 def result(obj: M, summary: str | Callable[[M], str]) -> CallToolResult:

@@ -2,9 +2,14 @@
 one `ToolFailure.error` kind, with a message saying what happened and what to do.
 
 `what` names the object the call was about ("customer 12") and `site_id` the site.
+`parse_answer` is the failure of an answer that does not have the shape the tool expects.
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from mcp_bridge.models import ToolCall
 from mcp_bridge.runtime.results import ToolFailed
@@ -71,3 +76,42 @@ def before_retrying(check: str | None) -> str:
         "connection's writes and how each ended. (A retry with the same idempotency_key answers this again; "
         "if the write was not applied, retry with a new key.)"
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Answer(Protocol):
+    """What `parse_answer` reads of an upstream response (the Core and Open clients' both):
+    its HTTP status and, for a write made by a tool, how to check whether it was applied."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def check(self) -> str | None: ...
+
+
+def parse_answer(model: type[M], data: Any, api: str, response: Answer | None = None) -> M:
+    """`data` answered by `api` ("Core API", "Open API") validated as `model`. A mismatch is
+    an `upstream_error` failure, never a crash: given the `response` of a write (it has a
+    `check`), the message says the write was most likely applied and how to check before
+    trying again (`may_have_been_applied`); otherwise that the request may have succeeded."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message = (
+            f"The {api} answered with an unexpected {model.__name__.lower()} shape ({exc.error_count()} problem(s))"
+        )
+        if response is not None and response.check:
+            raise ToolFailed(
+                ToolFailure(
+                    error="upstream_error",
+                    may_have_been_applied=True,
+                    message=f"{message}; it answered {response.status}, so the change was most likely applied. "
+                    f"{before_retrying(response.check)}",
+                )
+            ) from None
+        raise ToolFailed(
+            ToolFailure(error="upstream_error", message=f"{message}; the request itself may have succeeded.")
+        ) from None
