@@ -229,13 +229,7 @@ async def _answered(spec: Any, call: CallContext, digest: str, state: str, respo
         message = "it belongs to another tool call (other tool or other arguments)."
         record.fail(f"Confirmation refused: {message}")
         raise invalid_state_error(message)
-    answer = responses.get(CONFIRM_KEY)
-    said_yes = (
-        isinstance(answer, ElicitResult)
-        and answer.action == "accept"
-        and isinstance(answer.content, dict)
-        and answer.content.get("confirm") is True
-    )
+    said_yes = is_yes(responses.get(CONFIRM_KEY))
     outcome = await run_db(
         _use_elicited,
         row_id,
@@ -270,6 +264,21 @@ async def _answered(spec: Any, call: CallContext, digest: str, state: str, respo
         return
     record.confirmation = Decision.DECLINED
     raise declined(spec.name)
+
+
+def is_yes(answer: Any) -> bool:
+    """Whether an elicitation answer is exactly the yes our form asks for: `accept` with
+    content `{"confirm": true}` and nothing else. Anything else is a no: another action,
+    no content, a value that only looks true ("true", 1), or fields the form never asked
+    for (a client answering another question than the one the person saw; MCP 2025-11-25
+    "Elicitation": the content matches the requested schema)."""
+    return (
+        isinstance(answer, ElicitResult)
+        and answer.action == "accept"
+        and isinstance(answer.content, dict)
+        and set(answer.content) == {"confirm"}
+        and answer.content["confirm"] is True
+    )
 
 
 def declined(tool: str) -> ToolFailed:

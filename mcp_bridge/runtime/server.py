@@ -32,7 +32,8 @@ from pydantic import ValidationError
 from mcp_bridge.audit import CallRecord
 from mcp_bridge.models import ToolCall
 from mcp_bridge.runtime import confirmation, protocol, read_only
-from mcp_bridge.runtime.context import CallContext, request_token
+from mcp_bridge.runtime.context import CallContext, PrincipalAccessToken, request_token
+from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.registry import ToolDef
 from mcp_bridge.runtime.results import failure_result
 from mcp_bridge.runtime.schemas import ToolFailure
@@ -80,12 +81,7 @@ class GatewayMCPServer(MCPServer):
         self, name: str, arguments: dict[str, Any], context: Any = None
     ) -> CallToolResult | InputRequiredResult:
         token = request_token()  # the one read of the SDK's auth context for this call
-        record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
-        subscriber = token.credentials.subscriber if token.credentials is not None else None
-        if subscriber is not None:
-            # An Open server call: every row (refused ones too) names the connection's one
-            # site and customer, which no argument can change.
-            record.site_id, record.customer_id = subscriber.site_id, subscriber.customer_id
+        record = call_record(token, name, arguments)
         try:
             if token.credentials is None:
                 raise RuntimeError("the verified token carries no credentials")
@@ -125,10 +121,7 @@ class GatewayMCPServer(MCPServer):
             # A bug, not the caller's fault: logged with its traceback, answered in the
             # same shape as every other failure, with nothing of the crash in it.
             logger.exception("tool %s crashed", name)
-            failure = ToolFailure(
-                error="internal_error",
-                message=f"{name} failed inside the gateway (the failure is logged). Try again later.",
-            )
+            failure = crash_failure(spec, record)
             record.fail(failure.message)
             return failure_result(failure)
         except ToolError as exc:
@@ -138,6 +131,36 @@ class GatewayMCPServer(MCPServer):
                 return failure_result(failure)
             record.fail(str(exc))
             raise
+
+
+def crash_failure(spec: ToolDef, record: CallRecord) -> ToolFailure:
+    """The `internal_error` of a tool that crashed. A write (not a dry run) may have crashed
+    after its request was sent (e.g. rendering the answer), so it says the write may have
+    been applied and how to check, never "try again" (a blind retry could write twice;
+    README "Safe writes"). With an idempotency key the repeat answers `outcome_unknown`."""
+    if spec.read_only or record.dry_run:
+        return ToolFailure(
+            error="internal_error",
+            message=f"{spec.name} failed inside the gateway (the failure is logged). Try again later.",
+        )
+    return ToolFailure(
+        error="internal_error",
+        message=f"{spec.name} failed inside the gateway (the failure is logged), possibly after the write was "
+        f"sent: it may have been applied. {before_retrying(None)}",
+        may_have_been_applied=True,
+    )
+
+
+def call_record(token: PrincipalAccessToken, name: str, arguments: Any) -> CallRecord:
+    """The audit record of one `tools/call` by `token`'s principal. An Open server call's
+    record names the connection's one site and customer from the start, so every row
+    (refused ones too, e.g. a request state refused before any tool runs) says whom the
+    call acted for: no argument can change them."""
+    record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
+    subscriber = token.credentials.subscriber if token.credentials is not None else None
+    if subscriber is not None:
+        record.site_id, record.customer_id = subscriber.site_id, subscriber.customer_id
+    return record
 
 
 class AuditedStateBoundary:
@@ -171,10 +194,8 @@ class AuditedStateBoundary:
         )
         params = ctx.params or {}
         arguments = params.get("arguments")
-        record = CallRecord(
-            principal=request_token().principal,
-            tool=str(params.get("name", "")),
-            arguments=arguments if isinstance(arguments, dict) else {},
+        record = call_record(
+            request_token(), str(params.get("name", "")), arguments if isinstance(arguments, dict) else {}
         )
         record.confirmation = ToolCall.Confirmation.REFUSED
         record.fail(error.error.message)
