@@ -8,8 +8,14 @@ lists and cancels its own subscription; then an operator's Core tools see it can
 - the TypeScript SDK v2 (`@modelcontextprotocol/client`, its own OAuth client,
   `devtools/ts_open_client.mjs`) pinned to each era, one demo subscriber each.
 
-Cancellation mode `last_period_end` (the Open API's end-of-period cancel; `now` needs the
-person's confirmation, a separate feature).
+Cancellation mode `last_period_end` (the Open API's end-of-period cancel), and (issue 15)
+mode `now` on site 15, which allows immediate cancellation: a person's confirmation first.
+The Python SDK client declares elicitation in both eras. In 2026-07-28 the subscriber is
+asked through it (the multi round-trip pattern): a no sends nothing, a yes cancels once. In
+the handshake era this stateless endpoint cannot carry a server-to-client request (README
+"Safe writes"), so the call fails closed to the confirmation link: the subscriber signs in
+on the page with the publication, confirms, and the repeated call cancels once (the
+client's elicitation is never used, nor auto-approved).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from mcp_types import ElicitResult
 
 from accounts.models import Connection, Subscriber
 from devtools.oauth_client import redirect_params, subscriber_step
@@ -90,8 +97,9 @@ class SubscriberAtTheBrowser:
 
 
 @contextlib.asynccontextmanager
-async def signed_in_session(gateway_url: str, person: SubscriberAtTheBrowser, mode: str):
-    """An SDK client of the Open server whose OAuth the SDK runs itself."""
+async def signed_in_session(gateway_url: str, person: SubscriberAtTheBrowser, mode: str, **options):
+    """An SDK client of the Open server whose OAuth the SDK runs itself; `options` go to
+    `mcp.Client` (e.g. `elicitation_callback=...`)."""
     storage = MemoryStorage()
     provider = OAuthClientProvider(
         server_url=gateway_url + "/open",
@@ -104,7 +112,7 @@ async def signed_in_session(gateway_url: str, person: SubscriberAtTheBrowser, mo
     )
     async with (
         httpx2.AsyncClient(auth=provider, timeout=60) as http,
-        Client(streamable_http_client(gateway_url + "/open", http_client=http), mode=mode) as client,
+        Client(streamable_http_client(gateway_url + "/open", http_client=http), mode=mode, **options) as client,
     ):
         yield client, storage
 
@@ -254,3 +262,95 @@ def test_the_typescript_sdk_lists_and_cancels_its_own_subscription(mcp_env, fres
         assert seen["protocolVersion"].startswith("2025-")  # the handshake era
     core = anyio.run(core_sees_it_canceled, mcp_env, subscriber, target["id"], "legacy")
     assert core["cancel_at_period_end"] is True and core["id"] == target["id"]
+
+
+# --- cancel now, confirmed by the subscriber (issue 15) ----------------------------------------
+
+WEEKLY = next(s for s in SUBSCRIBERS if s["site_id"] == 15)  # site 15 allows immediate cancellation
+CANCEL_PATH = "/api/v1/sdk/subscription/cancel"
+
+
+def cancels_sent(truth, since: int) -> list[dict]:
+    return [e for e in truth.log(since=since, api="open") if (e["method"], e["path"]) == ("POST", CANCEL_PATH)]
+
+
+def confirm_on_the_page(gateway_url: str, subscriber: dict, url: str) -> str:
+    """The subscriber opens the confirmation link in their browser: sent to the
+    publication's sign-in (the site preselected), back to the page, which shows the summary;
+    they press Confirm. Returns the page's text after the answer."""
+    from devtools.oauth_client import parse_forms
+    from tests.test_subscriber_session import sign_in_page
+
+    path = url.removeprefix(gateway_url)
+    with httpx.Client(base_url=gateway_url, timeout=30, follow_redirects=False) as browser:
+        first = browser.get(path)
+        assert first.status_code == 302 and first.headers["location"].startswith("/open/sign-in")
+        assert f"site_id={subscriber['site_id']}" in first.headers["location"]
+        assert sign_in_page(browser, subscriber, next_url=path).headers["location"] == path
+        page = browser.get(path)
+        assert page.status_code == 200 and "Confirm this action?" in page.text
+        form = next(f for f in parse_forms(page.text) if f["action"] and "/confirm/" in f["action"])
+        answered = browser.post(form["action"], data={**form["hidden"], "answer": "confirm"})
+        assert answered.status_code == 303
+        return page.text + browser.get(path).text
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_the_python_sdk_cancels_now_once_the_subscriber_confirms(mcp_env, fresh_sbx, truth, mode):
+    """Signed in through the real OAuth flow as site 15's demo subscriber, a client that
+    handles elicitation cancels its own subscription with mode now: nothing is sent until
+    the subscriber says yes, then once; the Core tools then see it canceled."""
+    person = SubscriberAtTheBrowser(mcp_env.gateway.url, WEEKLY)
+    asked: list = []
+    answers = ["decline", "accept", "decline"]
+
+    async def elicitation(context, params):
+        asked.append(params)
+        action = answers.pop(0)
+        return ElicitResult(action=action, content={"confirm": True} if action == "accept" else None)
+
+    async with signed_in_session(mcp_env.gateway.url, person, mode, elicitation_callback=elicitation) as (client, _s):
+        listed = await client.call_tool("list_my_subscriptions", {})
+        target = active_subscription(listed.structured_content["subscriptions"])
+        args = {"subscription_id": target["id"], "mode": "now", "reason": REASON}
+        since = truth.last_seq()
+        if mode == "2026-07-28":
+            declined = await client.call_tool("cancel_my_subscription", args)
+            assert declined.is_error and declined.structured_content["error"] == "confirmation_declined"
+            assert cancels_sent(truth, since) == []
+            canceled = await client.call_tool("cancel_my_subscription", args)
+            assert len(asked) == 2 and asked[0].message == asked[1].message
+            summary = asked[0].message
+        else:
+            first = await client.call_tool("cancel_my_subscription", args)
+            assert first.is_error and first.structured_content["error"] == "confirmation_required", first
+            assert cancels_sent(truth, since) == []
+            url = first.structured_content["confirmation_url"]
+            summary = await anyio.to_thread.run_sync(confirm_on_the_page, mcp_env.gateway.url, WEEKLY, url)
+            assert "Confirmed" in summary
+            canceled = await client.call_tool("cancel_my_subscription", args)
+            assert asked == []  # fail closed: the client's elicitation was never asked, nor assumed
+        assert not canceled.is_error, canceled
+        assert canceled.structured_content["id"] == target["id"] and canceled.structured_content["status"] == "canceled"
+        # The same call again is asked again (its yes was used), and declined: one cancel.
+        again = await client.call_tool("cancel_my_subscription", args)
+        assert again.structured_content["error"] == (
+            "confirmation_declined" if mode == "2026-07-28" else "confirmation_required"
+        )
+    # The person was told what they confirm: which subscription, that it ends now, for good.
+    assert str(target["id"]) in summary and "AT ONCE" in summary and "cannot be undone" in summary.lower()
+    assert "Acme Weekly" in summary
+    assert len(cancels_sent(truth, since)) == 1
+    connection = await anyio.to_thread.run_sync(
+        lambda: Connection.objects.get(application__client_id=_s.client_info.client_id)
+    )
+    expected = ["asked", "declined", "asked", "confirmed", "asked", "declined"]
+    if mode == "legacy":
+        expected = ["asked", "confirmed", "asked"]
+    rows = await anyio.to_thread.run_sync(
+        lambda: audit_rows(len(expected), connection=connection, tool="cancel_my_subscription")
+    )
+    assert [r.confirmation for r in rows] == expected
+    # The publication's staff, through the Core server, see it canceled.
+    core = await core_sees_it_canceled(mcp_env, WEEKLY, target["id"], mode)
+    assert core["id"] == target["id"] and core["status"] == "canceled"
