@@ -366,12 +366,18 @@ async def test_a_page_confirmation_is_bound_to_its_connection_and_arguments(mcp_
 
 
 @pytest.mark.sqlite
-async def test_declining_on_the_page_writes_nothing(mcp_env, truth):
+@pytest.mark.parametrize(
+    "callback", [None, answering("accept", {"confirm": True})], ids=["2025-no-elicitation", "2025-with-elicitation"]
+)
+async def test_declining_on_the_page_writes_nothing(mcp_env, truth, callback):
+    """A 2025 client, also one that declares elicitation (never asked, never assumed a
+    yes: the link is the only way), declined by the person on the page."""
     token = mcp_env.token()
     args = charge_args(truth)
     since = truth.last_seq()
     session = page_session(mcp_env)
-    async with mcp_session(mcp_env.url, token, "legacy") as client:
+    options = {"elicitation_callback": callback} if callback else {}
+    async with mcp_session(mcp_env.url, token, "legacy", **options) as client:
         url = (await client.call_tool(TOOL, args)).structured_content["confirmation_url"]
         declined = answer_on_page(session, url, "decline")
         assert "Declined" in declined.text and 'name="answer"' not in declined.text

@@ -3,9 +3,10 @@ the connection: a client without elicitation gets `confirmation_required` with t
 the person signs in, reads the summary and presses Confirm (a plain form, no JavaScript
 needed); the repeated call then writes once (the sandbox's request log). At desktop
 (1280 px) and phone (390 px) width: no horizontal overflow, no serious or critical axe-core
-violation. Screenshots: test-output/confirmation/<state>-<width>.png. Also: the consent
-screen's "Ask me before…" box, ticked, and locked for an account where the person is a
-plain member."""
+violation. Screenshots: test-output/confirmation/<state>-<width>.png. The same for a
+subscriber (Open server): the link sends them to the publication's sign-in first. Also: the
+consent screen's "Ask me before…" box, ticked, and locked for an account where the person
+is a plain member."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from mcp_types import ElicitResult
 from playwright.sync_api import expect
 
 from devtools.oauth_client import authorize_url, pkce_pair, register_client
@@ -115,3 +117,71 @@ def test_the_consent_box_is_ticked_and_locked_for_a_member(mcp_env, browser):
     expect(box).to_be_checked()
     check_and_shoot(page, "consent-member")
     page.close()
+
+
+def open_call(mcp_env, token: str, name: str, args: dict, seen: list):
+    """One `tools/call` on the Open server by a handshake-era SDK client that declares
+    elicitation (`seen` records any question it is asked: none, the call fails closed)."""
+
+    async def elicitation(context, params):
+        seen.append(params)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async def call():
+        async with mcp_session(mcp_env.gateway.url + "/open", token, "legacy", elicitation_callback=elicitation) as c:
+            return await c.call_tool(name, args)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call()).result()
+
+
+@pytest.mark.browser
+def test_a_subscriber_confirms_on_the_page_and_the_repeat_writes_once(mcp_env, truth, browser):
+    """An Open server `subscribe` (moves money): the link sends the subscriber's browser to
+    the publication's sign-in (e-mail and password of their account there), back to the
+    page with the summary (plan, amount, card); Confirm; the repeated call subscribes once."""
+    from tests.support import open_data
+    from tests.support.open import open_connection
+
+    sandbox = mcp_env.sandbox.url
+    who = open_data.register(sandbox, 14)
+    card = open_data.add_card(sandbox, who, "tok_visa_4242")
+    args = {"plan_id": open_data.plans(sandbox, 14)["Student Digital Monthly"]["id"], "payment_method_id": card["id"]}
+    conn = open_connection(mcp_env, who, access="read_write")
+    since = truth.last_seq()
+
+    def subscriptions_sent() -> list[dict]:
+        log = truth.log(since=since, api="open")
+        return [e for e in log if (e["method"], e["path"]) == ("POST", "/api/v1/sdk/subscription")]
+
+    seen: list = []
+    asked = open_call(mcp_env, conn.token, "subscribe", args, seen)
+    assert asked.structured_content["error"] == "confirmation_required", asked
+    url = asked.structured_content["confirmation_url"]
+
+    page = browser.new_page()
+    page.goto(url)
+    assert "/open/sign-in" in page.url  # signed out: the publication's sign-in, site preselected
+    assert "Acme Daily" in page.locator("body").inner_text()
+    page.fill("input[name=email]", who["email"])
+    page.fill("input[name=password]", who["password"])
+    page.click("button[type=submit]")
+    page.wait_for_url(url)
+    summary = page.locator("#confirmation-summary").inner_text()
+    assert "4.99 USD" in summary and "cannot be undone" in summary
+    assert page.locator("h1").inner_text() == "Confirm this action?"
+    check_and_shoot(page, "subscriber-pending")
+    assert subscriptions_sent() == []
+
+    page.click("button[name=answer][value=confirm]")
+    page.wait_for_selector("text=Confirmed")
+    check_and_shoot(page, "subscriber-confirmed")
+
+    done = open_call(mcp_env, conn.token, "subscribe", args, seen)
+    assert not done.is_error, done.content[0].text
+    again = open_call(mcp_env, conn.token, "subscribe", args, seen)
+    assert again.structured_content["error"] == "confirmation_required"
+    page.reload()
+    assert page.locator("h1").inner_text() == "Already used"
+    page.close()
+    assert len(subscriptions_sent()) == 1 and seen == []
