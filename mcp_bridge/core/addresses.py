@@ -23,14 +23,13 @@ from mcp_bridge.core.previews import (
 )
 from mcp_bridge.core.results import object_result, page_result, structured_result
 from mcp_bridge.core.shapes import CoreObject, Timestamp
+from mcp_bridge.runtime.addresses import COUNTRY_CODE, AddressText, needs_postal_code, needs_state, require_state, text
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
 from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 AddressType = Literal["shipping", "billing", "account_primary"]
-STATE_REQUIRED = frozenset({"US", "CA", "AU"})
-POSTAL_REQUIRED_WITH_TAX = frozenset({"US", "CA"})
 
 
 class Address(CoreObject):
@@ -62,23 +61,11 @@ class AddressIdInput(SiteInput):
     address_id: int = id_field("address")
 
 
-def _text(max_length: int = 255, description: str | None = None) -> Any:
-    return Field(None, min_length=1, max_length=max_length, description=description)
-
-
-class AddressFields(SiteInput):
-    first_name: str | None = _text()
-    last_name: str | None = _text()
-    company: str | None = _text()
-    department: str | None = _text()
-    salutation: str | None = _text()
-    title: str | None = _text()
-    line2: str | None = _text()
-    city: str | None = _text()
-    state: str | None = _text(description="State or province; required for US, CA and AU addresses.")
-    postal_code: str | None = _text(45)
-    phone: str | None = _text(40)
+class AddressFields(AddressText, SiteInput):
     is_default: bool | None = Field(None, description="Make it the customer's default address of its type.")
+    department: str | None = text()
+    salutation: str | None = text()
+    title: str | None = text()
 
     def body(self, site_id: int) -> dict[str, Any]:
         body = self.model_dump(exclude={"site_id", "address_id"}, exclude_none=True)
@@ -89,12 +76,11 @@ class CreateAddressInput(AddressFields):
     customer_id: int = id_field("customer")
     type: AddressType = Field(description="shipping, billing or account_primary.")
     line1: str = Field(min_length=1, max_length=255, description="Street and number.")
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code, e.g. US.")
+    country: str = Field(pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code, e.g. US.")
 
     @model_validator(mode="after")
     def _state_where_needed(self) -> CreateAddressInput:
-        if self.country in STATE_REQUIRED and not self.state:
-            raise ValueError(f"a {self.country} address needs a state")
+        require_state(self.country, self.state)
         return self
 
     def request(self) -> UpstreamRequest:
@@ -104,8 +90,8 @@ class CreateAddressInput(AddressFields):
 class UpdateAddressInput(AddressFields):
     address_id: int = id_field("address")
     type: AddressType | None = None
-    line1: str | None = _text(description="Street and number.")
-    country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")
+    line1: str | None = text(description="Street and number.")
+    country: str | None = Field(None, pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code.")
 
     @model_validator(mode="after")
     def _something(self) -> UpdateAddressInput:
@@ -133,7 +119,7 @@ SHOWN = ("line1", "line2", "city", "state", "postal_code", "country")
 
 
 def _postal_rule(verdict: Verdict, country: str | None, postal_code: str | None) -> None:
-    if country in POSTAL_REQUIRED_WITH_TAX and not postal_code:
+    if needs_postal_code(country, postal_code):
         verdict.unchecked(
             f"a {country} address needs a postal_code when the account has taxes enabled (the account's tax "
             "setting is not read)"
@@ -217,7 +203,7 @@ async def preview_update_address(call: CallContext, args: UpdateAddressInput) ->
     body = {k: v for k, v in (request.body or {}).items() if k != "site_id"}
     after = {**address, **body}
     country, state = after.get("country"), after.get("state")
-    if country in STATE_REQUIRED and not state:
+    if needs_state(country, state):
         verdict.refuse(
             f"The state field is required when country is {country}.",
             "CORE_API.md §8.9: state is required for CA, US and AU addresses",

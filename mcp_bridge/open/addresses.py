@@ -16,19 +16,16 @@ from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.profile import read_customer
 from mcp_bridge.open.shapes import NoArguments, OpenObject, parse, result
 from mcp_bridge.open.site import read_site
+from mcp_bridge.runtime.addresses import COUNTRY_CODE, AddressText, needs_postal_code, needs_state, require_state, text
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.results import ToolFailed
-from mcp_bridge.runtime.schemas import ToolFailure, ToolInput, id_field
+from mcp_bridge.runtime.schemas import ToolFailure, id_field
 from mcp_bridge.runtime.values import Timestamp
 from mcp_bridge.runtime.writes import Change, UpstreamRequest, WritePreview
 
 RULE = "OPEN_API.md §5.6, CORE_API.md §8.9"
-STATE_REQUIRED = frozenset({"US", "CA", "AU"})  # CORE_API.md §8.9
-# A postal code for US/CA addresses when the publication validates taxes (CORE_API.md §8.9:
-# "when AvaTax validation is on"; the Open site answers it as `taxes_enabled`).
-POSTAL_REQUIRED_WITH_TAX = frozenset({"US", "CA"})
 ENDED = ("canceled", "expired")
 AddressType = Literal["shipping", "billing"]
 # What an address write sends (OPEN_API.md §5.6 fields, plus Core's company and phone).
@@ -72,20 +69,9 @@ class AddressList(BaseModel):
     addresses: list[Address]
 
 
-def _text(max_length: int = 255, description: str | None = None) -> Any:
-    return Field(None, min_length=1, max_length=max_length, description=description)
-
-
-class AddressFields(ToolInput):
-    first_name: str | None = _text()
-    last_name: str | None = _text()
-    company: str | None = _text()
-    line2: str | None = _text()
-    city: str | None = _text()
-    state: str | None = _text(description="State or province; required for US, CA and AU addresses.")
-    postal_code: str | None = _text(45, "Required for US and CA addresses when the publication validates taxes.")
-    phone: str | None = _text(40)
-    is_default: bool | None = Field(None, description="Make it the default address of its type.")
+class AddressFields(AddressText):
+    # CORE_API.md §8.9 "when AvaTax validation is on"; the Open site answers it as `taxes_enabled`.
+    postal_code: str | None = text(45, "Required for US and CA addresses when the publication validates taxes.")
 
     @model_validator(mode="before")
     @classmethod
@@ -102,19 +88,18 @@ class AddressFields(ToolInput):
 class AddAddressInput(AddressFields):
     type: AddressType = Field("shipping", description="shipping (default) or billing.")
     line1: str = Field(min_length=1, max_length=255, description="Street and number.")
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code, e.g. US.")
+    country: str = Field(pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code, e.g. US.")
 
     @model_validator(mode="after")
     def _state_where_needed(self) -> AddAddressInput:
-        if self.country in STATE_REQUIRED and not self.state:
-            raise ValueError(f"a {self.country} address needs a state")
+        require_state(self.country, self.state)
         return self
 
 
 class UpdateAddressInput(AddressFields):
     address_id: int = id_field("address (from list_my_addresses)")
-    line1: str | None = _text(description="Street and number.")
-    country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")
+    line1: str | None = text(description="Street and number.")
+    country: str | None = Field(None, pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code.")
 
     @model_validator(mode="before")
     @classmethod
@@ -151,11 +136,6 @@ def in_use(customer: dict, address_id: int) -> bool:
     return any(isinstance(s, dict) and s.get("address") == address_id for s in customer.get("subscriptions") or [])
 
 
-def postal_missing(country: str | None, postal_code: str | None) -> bool:
-    """Whether the postal-code rule could refuse an address (US/CA without one)."""
-    return country in POSTAL_REQUIRED_WITH_TAX and not postal_code
-
-
 def request(call: CallContext, method: str, path: str, body: dict[str, Any]) -> UpstreamRequest:
     return UpstreamRequest(method=method, path=path, query={"site_id": subscriber_of(call).site_id}, body=body)
 
@@ -170,7 +150,7 @@ async def preview_add_address(call: CallContext, args: AddAddressInput) -> Write
     site = await read_site(call)
     body = {"type": args.type, **args.body()}
     allowed, verdict = True, "The address meets the publication's rules."
-    if site.taxes_enabled and postal_missing(args.country, args.postal_code):
+    if site.taxes_enabled and needs_postal_code(args.country, args.postal_code):
         allowed = False
         verdict = f"The postal code field is required when country is {args.country} (the publication validates taxes)."
     place = ", ".join(p for p in (args.line1, args.city, args.state, args.postal_code, args.country) if p)
@@ -208,9 +188,9 @@ async def update_verdict(
         return False, f"Address {args.address_id} not found among your addresses at {site_name(call)}.", None
     country = args.country or address.country
     state = args.state or address.state
-    if country in STATE_REQUIRED and not state:
+    if needs_state(country, state):
         return False, f"The state field is required when country is {country}.", address
-    if postal_missing(country, args.postal_code or address.postal_code) and (await read_site(call)).taxes_enabled:
+    if needs_postal_code(country, args.postal_code or address.postal_code) and (await read_site(call)).taxes_enabled:
         return (
             False,
             f"The postal code field is required when country is {country} (the publication validates taxes).",
