@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
 from contextlib import closing
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -32,6 +33,7 @@ import pytest
 from oauth2_provider.models import get_grant_model
 
 from accounts.models import AuthorizationConsent, Connection, ConsentCredential, Subscriber
+from accounts.views.consent import DECISION_SECONDS
 from devtools.oauth_client import (
     DEFAULT_REDIRECT_URI,
     authorize_url,
@@ -139,6 +141,21 @@ def test_a_double_click_on_allow_issues_one_code(mcp_env):
         mcp_env.gateway.url, client["client_id"], codes.pop(), verifier, resource=open_url(mcp_env.gateway.url)
     )
     assert tokens.status_code == 200, tokens.text
+
+
+def test_a_later_resubmission_finds_the_request_answered(mcp_env):
+    """Past the double-click window the spent code is not handed out again (a client might
+    exchange it a second time, and a replayed code revokes the tokens issued from it)."""
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        consent, _verifier = to_consent(session, mcp_env, client["client_id"])
+        _step, form = subscriber_step(consent)
+        first = session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
+        assert "code" in redirect_params(first)
+        time.sleep(DECISION_SECONDS + 1)
+        later = session.post(form["action"], data={**form["hidden"], "access": "read", "allow": "true"})
+    assert later.status_code == 400 and "no longer waiting" in later.text
+    assert redirect_params(first)["code"] not in later.text
 
 
 def test_allow_and_cancel_at_once_make_one_decision(mcp_env, fresh_sbx):

@@ -61,10 +61,14 @@ SELF_REGISTERED = {"dcr", "cimd"}
 SESSION_KEY = "oauth_pending"
 PENDING_SECONDS = 15 * 60
 MAX_PENDING = 10  # per session: several tabs may be connecting at once
-# How long a decision's answer is kept for a repeat of the same form (double click, Back and
-# submit again), and how long a repeat waits for the answer of the decision in progress.
-DECISION_SECONDS = 60
+# How long a decision's answer is kept for a repeat of the same form: long enough for a
+# double click's second post, short enough that a later Back-and-submit finds the request
+# gone (a client given its spent code again might exchange it, and a replayed code revokes
+# the tokens issued from it). How long a repeat waits for the answer of the decision in
+# progress, and how long that claim lives (longer than any decision takes).
+DECISION_SECONDS = 10
 DECISION_WAIT_SECONDS = 15
+DECISION_CLAIM_SECONDS = 60
 _DECIDING = b"deciding"
 CREDENTIAL_KEYS = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
 
@@ -201,7 +205,7 @@ class AuthorizationDecisionMixin:
         then make two), as sign-in works without Redis too."""
         key = self._decision_key(pending_id)
         try:
-            claimed = redis_client().set(key, _DECIDING, nx=True, ex=DECISION_SECONDS)
+            claimed = redis_client().set(key, _DECIDING, nx=True, ex=DECISION_CLAIM_SECONDS)
         except redis.RedisError as exc:
             log.warning("consent decision claim unavailable (%s); deciding without it", type(exc).__name__)
             return decide()
