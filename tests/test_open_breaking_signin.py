@@ -48,7 +48,7 @@ from devtools.oauth_client import (
     subscriber_step,
 )
 from tests.support.mcp import PASSWORDS
-from tests.support.sandbox import READER
+from tests.support.sandbox import READER, SUBSCRIBERS
 
 pytestmark = pytest.mark.sqlite
 
@@ -416,3 +416,38 @@ def test_signing_out_ends_the_sign_in_a_waiting_request_holds(mcp_env, fresh_sbx
         assert subscriber_step(again)[0] == "sign_in" and READER["email"] not in again.text
     assert not AuthorizationConsent.objects.filter(application__client_id=client["client_id"]).exists()
     assert not get_grant_model().objects.filter(application__client_id=client["client_id"]).exists()
+
+
+# --- probes that found nothing, kept as regression tests ------------------------------------------
+
+
+def test_a_site_id_posted_at_the_sign_in_or_consent_step_changes_nothing(mcp_env):
+    """The publication is the pending request's (chosen at the site step, server side): a
+    `site_id` added to the e-mail/password or the consent form is ignored."""
+    weekly = next(s for s in SUBSCRIBERS if s["site_id"] == 15)
+    client = register_client(mcp_env.gateway.url)
+    with browser(mcp_env.gateway.url) as session:
+        _verifier, challenge = pkce_pair()
+        url = authorize_url(
+            mcp_env.gateway.url, client["client_id"], challenge, resource=open_url(mcp_env.gateway.url), site_id="14"
+        )
+        page = session.get(url)
+        _step, form = subscriber_step(page)
+        # Site 15's subscriber, with site_id=15 slipped into the sign-in form of site 14.
+        refused = session.post(
+            form["action"],
+            data={**form["hidden"], "site_id": "15", "email": weekly["email"], "password": weekly["password"]},
+        )
+        assert subscriber_step(refused)[0] == "sign_in" and "do not match" in refused.text
+        consent, verifier = to_consent(session, mcp_env, client["client_id"])
+        _step, form = subscriber_step(consent)
+        answer = session.post(
+            form["action"], data={**form["hidden"], "site_id": "15", "access": "read", "allow": "true"}
+        )
+        params = redirect_params(answer)
+    tokens = exchange_code(
+        mcp_env.gateway.url, client["client_id"], params["code"], verifier, resource=open_url(mcp_env.gateway.url)
+    )
+    assert tokens.status_code == 200, tokens.text
+    connection = Connection.objects.get(application__client_id=client["client_id"])
+    assert connection.user.subscriber.site.site_id == READER["site_id"]
