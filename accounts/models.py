@@ -362,8 +362,9 @@ class ConsentCredential(models.Model):
     encrypted (`accounts.crypto`) in the server-side session until they allow, then here,
     next to the consent of the authorization code, until the app redeems the code: the
     exchange moves it, still encrypted, to the connection's `SubscriberCredential` and
-    deletes this row. An unredeemed one is deleted by the clean-up
-    (`accounts.maintenance`) once the code can no longer be redeemed.
+    deletes this row, or, when that connection already held a JWT (the same app connected
+    again), keeps the replaced JWT here. The Open sign-in sweep (`mcp_bridge.open.sign_out`)
+    signs out and deletes the JWT of every row left once the code can no longer be redeemed.
     """
 
     consent = models.OneToOneField(

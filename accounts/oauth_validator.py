@@ -348,21 +348,30 @@ class GatewayOAuth2Validator(OAuth2Validator):
     @staticmethod
     def _keep_subscriber_jwt(consent: AuthorizationConsent, connection, request) -> None:
         """A subscriber's code exchange: the Pelcro JWT from the consent becomes the
-        connection's (replacing an older one when the connection is reused), moved
-        encrypted, never decrypted here; the consent's copy is deleted."""
+        connection's, moved encrypted, never decrypted here; the consent's copy is deleted.
+
+        When the connection is reused (the same app connected again with the same access,
+        `connection_for_consent`), the JWT it held is swapped into the consent's row instead:
+        nothing holds it any more, and the Open sign-in sweep signs the JWTs of such rows out
+        at Pelcro once the code has expired (`mcp_bridge.open.sign_out`; this app may not
+        call Pelcro). Left in place, it would stay valid there for its whole lifetime."""
         pending = ConsentCredential.objects.filter(consent=consent).first()
         if pending is None:
             if subscribers.is_subscriber(consent.user):
                 raise errors.InvalidGrantError(description="The subscriber's sign-in has expired.", request=request)
             return
-        credential = SubscriberCredential.objects.filter(connection=connection).first() or SubscriberCredential(
-            connection=connection
-        )
+        held = SubscriberCredential.objects.filter(connection=connection).first()
+        replaced = (held.jwt_encrypted, held.expires_at) if held is not None else None
+        credential = held or SubscriberCredential(connection=connection)
         credential.jwt_encrypted = pending.jwt_encrypted
         credential.expires_at = pending.expires_at
         credential.refreshed_at = None
         credential.save()
-        pending.delete()
+        if replaced is None or replaced[0] == pending.jwt_encrypted:
+            pending.delete()
+        else:
+            pending.jwt_encrypted, pending.expires_at = replaced
+            pending.save(update_fields=["jwt_encrypted", "expires_at"])
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)

@@ -14,6 +14,9 @@ found something, each kept as the test that failed before its fix. Real gateway,
   bad request, instead of sending a subscriber to the staff sign-in page.
 - Signing out (the page header's Sign out) at the consent step ends the sign-in the waiting
   request holds: Back and Allow afterwards no longer connect the app as the subscriber.
+- The same app connected again reuses its connection with the new sign-in's JWT; the JWT
+  it replaced, held by nothing, is signed out by the sweep instead of staying valid at
+  Pelcro for its lifetime.
 - Staff cannot delete a subscriber record in the admin: that left an orphan user record
   holding the subscriber's username, so the customer could never sign in again ("This
   account cannot be connected here"), while their connections and tokens stayed live.
@@ -26,10 +29,12 @@ import re
 import threading
 import time
 from contextlib import closing
+from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from django.utils import timezone
 from oauth2_provider.models import get_grant_model
 
 from accounts.models import AuthorizationConsent, Connection, ConsentCredential, Subscriber
@@ -451,3 +456,50 @@ def test_a_site_id_posted_at_the_sign_in_or_consent_step_changes_nothing(mcp_env
     assert tokens.status_code == 200, tokens.text
     connection = Connection.objects.get(application__client_id=client["client_id"])
     assert connection.user.subscriber.site.site_id == READER["site_id"]
+
+
+# --- the same app connected again -------------------------------------------------------------------
+
+
+def test_connecting_the_same_app_again_signs_the_replaced_jwt_out(mcp_env, fresh_sbx, settings):
+    """The same app authorized again with the same access reuses its connection (no pile of
+    rows) and takes the new sign-in's JWT; the JWT it replaces, which nothing holds any
+    more, is signed out at Pelcro by the sweep instead of staying valid there (60 days)."""
+    from accounts import crypto
+    from accounts.models import SubscriberCredential
+    from devtools.oauth_client import subscriber_authorize
+    from mcp_bridge.open import tasks
+
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "OPEN_API_BASE_URL": mcp_env.sandbox.url + "/api/v1/sdk"}
+    base = mcp_env.gateway.url
+    client = register_client(base, client_name="Connected twice")
+    tokens, jwts = [], []
+    for _ in range(2):
+        with browser(base) as session:
+            result = subscriber_authorize(
+                session, base, client["client_id"], READER["site_id"], READER["email"], READER["password"], "read"
+            )
+        answer = exchange_code(base, client["client_id"], result["code"], result["verifier"], resource=open_url(base))
+        assert answer.status_code == 200, answer.text
+        tokens.append(answer.json()["access_token"])
+        connection = Connection.objects.get(application__client_id=client["client_id"])  # one, reused
+        jwts.append(SubscriberCredential.objects.get(connection=connection).get_jwt())
+    first, second = jwts
+    assert first != second
+
+    def pelcro(jwt: str) -> int:
+        return httpx.post(
+            f"{mcp_env.sandbox.url}/api/v1/sdk/customer",
+            params={"site_id": READER["site_id"]},
+            headers={"Authorization": f"Bearer {jwt}"},
+            timeout=10,
+        ).status_code
+
+    # Once the second code can no longer be redeemed, the sweep signs the replaced JWT out.
+    ConsentCredential.objects.filter(consent__application__client_id=client["client_id"]).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+    assert tasks.sweep_sign_ins() == {"ended": 0, "signed_out": 1}
+    assert pelcro(first) == 403 and pelcro(second) == 200
+    assert crypto.decrypt(SubscriberCredential.objects.get(connection=connection).jwt_encrypted) == second
+    assert [mcp_status(base + "/open", token) for token in tokens] == [200, 200]

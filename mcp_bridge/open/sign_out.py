@@ -38,7 +38,9 @@ When it runs:
   prompt path missed (queue down, Pelcro down, limiter refusals, bulk updates that send no
   signal). It also signs out the JWTs of authorization codes that were never redeemed
   (`ConsentCredential`: the subscriber allowed, the app never came back for its token), so
-  a sign-in that never became a connection does not outlive its code either.
+  a sign-in that never became a connection does not outlive its code either; a redeemed
+  code's row left holding the JWT its reused connection held before (the same app
+  connected again, `accounts.oauth_validator`) is signed out the same way.
 """
 
 from __future__ import annotations
