@@ -13,18 +13,16 @@ refuses it (the row's error kind) and nothing changes.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs
 
 import pytest
 
 from mcp_bridge.orm import run_db
 from tests.support.mcp import ERAS, audit_rows_async, mcp_session
+from tests.support.previews import CORE_BASE, sent_as_previewed
 from tests.support.sandbox import ACME_SITE_2, SandboxClient
 
 SITE = 14  # acme
@@ -340,21 +338,6 @@ def log_since(truth: SandboxClient, seq: int) -> list[dict]:
     return truth.log(since=seq, account="acme", api="core")
 
 
-def same_request(entry: dict, would_send: dict) -> None:
-    """The logged request is the one the preview said would be sent."""
-    assert (entry["method"], entry["path"]) == (would_send["method"], "/api/v1/core" + would_send["path"])
-    assert parse_qs(entry["query"]) == {k: [str(v)] for k, v in would_send["query"].items()}
-    body = would_send["body"]
-    # httpx's JSON encoding of a request body (what the gateway sends).
-    expected = (
-        body
-        and hashlib.sha256(
-            json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        ).hexdigest()
-    )
-    assert entry["body_sha256"] == (expected or None)
-
-
 class Objects:
     """The current value of a preview's change field (`invoice.status`, `customer.balance`,
     `invoice.metadata.po`, `refund.12.status`, `charge.amount`) for one row."""
@@ -453,7 +436,7 @@ async def test_dry_run_verdicts_match_the_real_calls(mcp_env, fresh_sbx, truth, 
             real = await client.call_tool(tool, arguments)
             writes = [e for e in log_since(truth, seq) if e["method"] != "GET"]
             assert len(writes) == 1, (row.name, writes)  # exactly the one write, once
-            same_request(writes[0], preview["would_send"])
+            sent_as_previewed(preview["would_send"], writes[0], CORE_BASE)
             if row.real is not None:  # refused upstream, as the preview said (or warned)
                 assert real.is_error and real.structured_content["error"] == row.real, (row.name, real.content)
                 assert writes[0]["status"] >= 400
