@@ -806,3 +806,42 @@ def crash_principal():
         scopes=frozenset({"read", "write"}),
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
+
+
+async def test_a_failure_after_the_write_was_accepted_says_it_was_most_likely_applied(mcp_env, truth):
+    """The subscriber confirms paying invoice A; meanwhile the publication's staff create
+    another invoice whose due date no calendar can show (Pelcro takes any Unix seconds). The
+    payment goes through, but its answer (the customer resource, with every invoice) cannot
+    be read: the failure must say the payment was most likely made, and a repeat with the
+    same idempotency key gets that answer again instead of a second payment attempt."""
+    from tests.support import open_data
+
+    sandbox = mcp_env.sandbox.url
+    who, conn, _subscribe = await open_subscriber_and_args(mcp_env)
+    card = open_data.add_card(sandbox, who, "tok_visa_4242")
+    bill = open_data.invoice(sandbox, who, status="open", total=1500)
+    args = {"invoice_id": bill["id"], "payment_method_id": card["id"], "idempotency_key": f"k-{uuid.uuid4().hex}"}
+    open_url = mcp_env.gateway.url + "/open"
+    since = truth.last_seq()
+    async with eliciting(open_url, conn.token) as client:
+        asked = await client.session.call_tool("pay_invoice", args, allow_input_required=True)
+        assert asked.result_type == "input_required"
+        body = {"customer_id": who["customer_id"], "currency": "usd", "total": 100, "status": "draft"}
+        open_data.core_api(sandbox, "POST", "/invoices", SITE, json={**body, "due_date": 10**13})
+        paid = await client.session.call_tool(
+            "pay_invoice", args, input_responses=YES, request_state=asked.request_state, allow_input_required=True
+        )
+        again = await client.session.call_tool("pay_invoice", args, allow_input_required=True)
+    pays = [e for e in writes_sent(truth, since) if e["path"] == f"/api/v1/sdk/invoices/{bill['id']}/pay"]
+    assert len(pays) == 1 and pays[0]["status"] == 200
+    assert paid.is_error, paid
+    failure = paid.structured_content
+    assert failure["may_have_been_applied"] is True, failure
+    assert "most likely applied" in failure["message"] and "list_recent_writes" in failure["message"]
+    assert again.result_type == "complete" and again.structured_content == failure  # kept: no second attempt
+    rows = await rows_of(3, "pay_invoice")
+    assert [(r.confirmation, r.replayed, r.outcome) for r in rows] == [
+        ("asked", False, "ok"),
+        ("confirmed", False, "error"),
+        ("", True, "error"),
+    ]

@@ -98,6 +98,10 @@ class CallRecord:
     idempotency_key: str = ""
     replayed: bool = False  # answered from an earlier call with the same idempotency key
     confirmation: str = ""  # ToolCall.Confirmation, blank when none was needed
+    # Not stored: set when the call's write was accepted upstream (2xx), to how its effect
+    # can be checked (the handler's `check`); `runtime.writes` reads it (a failure after
+    # that point never says the write was not made).
+    write_accepted: str | None = None
     saved: bool = False
 
     def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:

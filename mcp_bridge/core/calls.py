@@ -74,4 +74,7 @@ async def core_api(
         record.upstream_status = exc.status or None
         raise upstream_failure(exc, what, site_id, check) from None
     record.upstream_status = response.status
-    return response if check is None else replace(response, check=check)
+    if check is None:
+        return response
+    record.write_accepted = check
+    return replace(response, check=check)

@@ -118,7 +118,10 @@ async def open_api(
         record.upstream_status = exc.status or None
         raise open_failure(exc, what, call, check) from None
     record.upstream_status = response.status
-    return response if check is None else replace(response, check=check)
+    if check is None:
+        return response
+    record.write_accepted = check
+    return replace(response, check=check)
 
 
 def sign_in_ended(call: CallContext, status: int | None = None) -> ToolFailed:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from mcp_bridge.runtime import confirmation, idempotency
 from mcp_bridge.runtime.context import CallContext
+from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.results import ToolFailed, structured_result
 from mcp_bridge.runtime.schemas import ToolFailure, ToolInput
 
@@ -164,5 +165,27 @@ async def run_write(
         return asking
     # 3. Run once.
     if once is None:
+        return await _handle(spec, call, args)
+    return await once.run(lambda: _handle(spec, call, args))
+
+
+async def _handle(spec: Any, call: CallContext, args: Any) -> CallToolResult:
+    """The handler, once. A failure it raises after the upstream accepted its write (an
+    answer of an unexpected shape, a read that follows) would otherwise read as "nothing
+    was written": the model would try again and the idempotency key would be freed. Such a
+    failure says the write was most likely applied (`may_have_been_applied`, how to check),
+    so the key keeps it and repeats get it again (README "Safe writes")."""
+    try:
         return await spec.handler(call, args)
-    return await once.run(lambda: spec.handler(call, args))
+    except ToolFailed as failed:
+        check = call.record.write_accepted
+        if check is None or failed.failure.may_have_been_applied:
+            raise
+        failure = failed.failure.model_copy(
+            update={
+                "may_have_been_applied": True,
+                "message": f"{failed.failure.message} The write itself was accepted, so it was most likely "
+                f"applied. {before_retrying(check)}",
+            }
+        )
+        raise ToolFailed(failure, failed.outcome) from None
