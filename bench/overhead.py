@@ -158,7 +158,7 @@ def main() -> int:
                 "url": gateway.url + "/open",
                 "tool": "get_my_profile",
                 "arguments": {},
-                "token": stack.open_access_token(gateway, sandbox, subscriber),
+                "token": stack.open_access_token(gateway, subscriber),
             }
             servers.update({"bare-open": bare, "open": gateway})
             pairs.append(("open", "bare-open"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from devtools.oauth_client import obtain_tokens
+from devtools.oauth_client import obtain_open_tokens, obtain_tokens
 from devtools.servers import ROOT, ServerProcess, free_port, uvicorn_argv
 
 DEFAULT_PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -220,18 +220,19 @@ class Stack:
         login.raise_for_status()
         return login.json()["data"]["auth_token"]
 
-    def open_access_token(self, gateway: ServerProcess, sandbox: ServerProcess, subscriber: dict) -> str:
-        """An Open server (`/open`) access token for `subscriber` (bench/open_token.py)."""
-        made = subprocess.run(
-            [sys.executable, "-m", "bench.open_token", gateway.url, sandbox.url]
-            + [str(subscriber["site_id"]), subscriber["email"], subscriber["password"]],
-            cwd=ROOT,
-            env={**os.environ, **self.base_env()},
-            check=True,
-            capture_output=True,
-            text=True,
+    def open_access_token(self, gateway: ServerProcess, subscriber: dict) -> str:
+        """A read-only Open server (`/open`) access token for `subscriber` from the real OAuth
+        flow against `gateway`: the subscriber picks the publication, signs in (the gateway's
+        Open API login at its sandbox) and consents, as `access_token` does for staff."""
+        tokens = obtain_open_tokens(
+            gateway.url,
+            subscriber["site_id"],
+            subscriber["email"],
+            subscriber["password"],
+            access="read",
+            client_name="pelcro-bench (open)",
         )
-        return made.stdout.strip().splitlines()[-1]
+        return tokens["access_token"]
 
     def limiter_grants(self) -> int:
         """Requests the gateway's Redis limiter granted in this run (its per-minute usage ring)."""
