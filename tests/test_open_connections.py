@@ -31,19 +31,13 @@ from accounts.models import Connection, SubscriberCredential
 from devtools.oauth_client import obtain_open_tokens, obtain_tokens, parse_forms, signed_in
 from mcp_bridge.models import ToolCall
 from tests.support.mcp import audit_rows, mcp_session
-from tests.support.open import READ, READ_WRITE, held_jwt
+from tests.support.open import READ, READ_WRITE, held_jwt, mcp_initialize, pelcro_status
 from tests.support.sandbox import READER, SECOND, SUBSCRIBERS
 
 pytestmark = pytest.mark.sqlite
 
 DEMO = ("demo", "pelcro-demo-2026")
 WEEKLY = next(s for s in SUBSCRIBERS if s["site_id"] == 15)  # a customer of another site of the same account
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 
 
 @dataclass
@@ -84,26 +78,7 @@ def subscriber_session(gateway_url: str, who: dict = READER) -> httpx.Client:
 
 
 def mcp_status(env, token: str) -> httpx.Response:
-    return httpx.post(
-        env.gateway.url + "/open",
-        json=INIT,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": "2025-06-18",
-        },
-        timeout=30,
-    )
-
-
-def pelcro_status(env, jwt: str, site_id: int = READER["site_id"]) -> int:
-    """What the sandbox's Open API answers for a protected call made with `jwt`."""
-    return httpx.post(
-        f"{env.sandbox.url}/api/v1/sdk/customer",
-        params={"site_id": site_id},
-        headers={"Authorization": f"Bearer {jwt}"},
-        timeout=10,
-    ).status_code
+    return mcp_initialize(env.gateway.url, token)
 
 
 def call_tool(env, app: App, name: str, arguments: dict | None = None):

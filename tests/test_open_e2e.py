@@ -24,7 +24,6 @@ import contextlib
 import json
 import queue
 import subprocess
-import sys
 import threading
 import time
 
@@ -42,9 +41,9 @@ from accounts.models import Connection, Subscriber
 from devtools.oauth_client import redirect_params, subscriber_step
 from devtools.servers import ROOT
 from tests.support.mcp import audit_rows, mcp_session
+from tests.support.node import ensure_node_tools, node
 from tests.support.sandbox import READER, SECOND, SUBSCRIBERS
 from tests.test_oauth_e2e import MemoryStorage
-from tests.test_ts_client import node
 
 REDIRECT_URI = "http://127.0.0.1:47300/callback"
 ACCOUNT_OF_SITE = {14: "acme", 15: "acme", 27: "other", 31: "globex"}
@@ -228,13 +227,7 @@ class NodeClient:
 @pytest.mark.sqlite
 @pytest.mark.parametrize("mode", list(TS_SUBSCRIBERS))
 def test_the_typescript_sdk_lists_and_cancels_its_own_subscription(mcp_env, fresh_sbx, mode):
-    subprocess.run(
-        ["bash", "-c", "source scripts/lib.sh && PY=" + sys.executable + " ensure_node_tools"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    ensure_node_tools()
     subscriber = TS_SUBSCRIBERS[mode]
     person = SubscriberAtTheBrowser(mcp_env.gateway.url, subscriber)
     client = NodeClient(mcp_env.gateway.url + "/open", mode)

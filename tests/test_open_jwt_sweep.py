@@ -35,7 +35,7 @@ from accounts.models import AuthorizationConsent, Connection, ConsentCredential,
 from devtools.oauth_client import obtain_open_tokens, register_client, subscriber_authorize
 from mcp_bridge.open import tasks
 from tests.support.mcp import OUT_OF_REACH
-from tests.support.open import open_connection
+from tests.support.open import mcp_initialize, open_connection, pelcro_status
 from tests.support.ratelimit import WorkerProcess
 from tests.support.sandbox import READER, SECOND, SUBSCRIBERS
 from tests.support.servers import start_gateway
@@ -43,12 +43,6 @@ from tests.support.servers import start_gateway
 pytestmark = pytest.mark.sqlite
 
 WEEKLY = next(s for s in SUBSCRIBERS if s["site_id"] == 15)  # a customer of acme's other site
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 
 
 @pytest.fixture
@@ -60,31 +54,12 @@ def env(mcp_env, fresh_sbx, settings):
     return mcp_env
 
 
-def pelcro_status(env, jwt: str, site_id: int = READER["site_id"]) -> int:
-    """What the sandbox's Open API answers for a protected call made with `jwt`."""
-    return httpx.post(
-        f"{env.sandbox.url}/api/v1/sdk/customer",
-        params={"site_id": site_id},
-        headers={"Authorization": f"Bearer {jwt}"},
-        timeout=10,
-    ).status_code
-
-
 def logouts(env, since: int) -> list[dict]:
     return [e for e in env.sbx.log(since) if e["path"].endswith("/auth/logout")]
 
 
 def mcp_status(gateway_url: str, token: str) -> int:
-    return httpx.post(
-        gateway_url + "/open",
-        json=INIT,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": "2025-06-18",
-        },
-        timeout=30,
-    ).status_code
+    return mcp_initialize(gateway_url, token).status_code
 
 
 def held(connection_id: int) -> bool:

