@@ -49,6 +49,7 @@ CONFIRMED_TOOLS = {
     "apply_invoice_balance",
     "delete_customer",
     "cancel_subscription",
+    "create_subscription",
     "cancel_refunds",
     "delete_address",
 }

@@ -702,7 +702,9 @@ async def test_dry_run_verdicts_match_the_real_calls(mcp_env, truth):
             assert f"site {row.site_id} (" in preview["summary"] and "of account " in preview["summary"], where
             irreversible = row.tool in IRREVERSIBLE or args.get("mode") == "now"
             assert preview["irreversible"] is irreversible, where
-            assert preview["needs_confirmation"] is irreversible, where  # exactly these need a person
+            # Exactly these need a person: the irreversible ones, and a subscription charged to a card.
+            charges = row.tool == "create_subscription" and args.get("collection_method") != "send_invoice"
+            assert preview["needs_confirmation"] is (irreversible or charges), where
             if irreversible and row.allowed:
                 assert "This cannot be undone." in preview["summary"], where
             if not irreversible:

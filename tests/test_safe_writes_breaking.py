@@ -845,3 +845,39 @@ async def test_a_failure_after_the_write_was_accepted_says_it_was_most_likely_ap
         ("confirmed", False, "error"),
         ("", True, "error"),
     ]
+
+
+# --- money moved by a tool outside the issue's list -------------------------------------------
+
+
+async def test_a_core_subscription_charged_to_a_saved_card_needs_a_person(mcp_env, truth):
+    """create_subscription charges the customer's saved card (collection_method
+    charge_automatically, the default), as the Open server's subscribe does: a person
+    confirms first. Billed by invoice (send_invoice), nothing is charged: no question."""
+    from tests.test_previews_core_customers import World
+
+    world = World(truth)
+    customer = world.with_card()
+    charged = {
+        "site_id": SITE,
+        "customer_id": customer["id"],
+        "plan_id": world.plan["id"],
+        "quantity": 1,
+        "source_id": customer["default_source_id"],
+    }
+    invoiced = {**charged, "collection_method": "send_invoice", "source_id": None}
+    since = truth.last_seq()
+
+    def created() -> list[dict]:
+        log = truth.log(since=since, account="acme")
+        return [e for e in log if (e["method"], e["path"]) == ("POST", "/api/v1/core/subscriptions")]
+
+    async with mcp_session(mcp_env.url, mcp_env.token(), MODERN) as client:
+        asked = await client.call_tool("create_subscription", charged)
+        assert asked.structured_content["error"] == "confirmation_required", asked
+        assert created() == []
+        billed = await client.call_tool("create_subscription", invoiced)
+        assert not billed.is_error, billed.content[0].text
+    assert len(created()) == 1
+    assert TOOLS["create_subscription"].needs_confirmation(TOOLS["create_subscription"].args_model(**charged))
+    assert "Needs a person's confirmation" in TOOLS["create_subscription"].description

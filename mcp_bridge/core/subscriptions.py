@@ -409,6 +409,16 @@ async def get_subscription(call: CallContext, args: GetSubscriptionInput):
     return object_result(response, Subscription, lambda s: _line(s, args.site_id))
 
 
+def CHARGES_A_CARD(args: Any) -> bool:
+    """`confirm=` of create_subscription: it moves money when it charges the customer's saved
+    card (collection_method charge_automatically, the default), like the Open server's
+    `subscribe`; billed by invoice (send_invoice) nothing is charged by this call."""
+    return getattr(args, "collection_method", None) != "send_invoice"
+
+
+CHARGES_A_CARD.when = 'unless collection_method is "send_invoice"'  # type: ignore[attr-defined]
+
+
 @tool(
     "create_subscription",
     title="Create a subscription",
@@ -419,11 +429,13 @@ async def get_subscription(call: CallContext, args: GetSubscriptionInput):
     idempotent=False,
     open_world=True,
     preview=preview_create_subscription,
+    confirm=CHARGES_A_CARD,
 )
 async def create_subscription(call: CallContext, args: CreateSubscriptionInput):
     """Subscribe a customer to a plan, with a quantity (required) and optionally a coupon
     code. By default the customer's saved payment method (source_id, required then) is
-    charged; with collection_method send_invoice they are invoiced instead. Each call
+    charged (MOVES MONEY: a person confirms first); with collection_method send_invoice they
+    are invoiced instead. Each call
     creates a new subscription: check the customer's subscriptions first (get_customer).
     Refused: archived plans, coupons restricted to other plans, a customer at their
     maximum number of subscriptions.
