@@ -881,3 +881,24 @@ async def test_a_core_subscription_charged_to_a_saved_card_needs_a_person(mcp_en
     assert len(created()) == 1
     assert TOOLS["create_subscription"].needs_confirmation(TOOLS["create_subscription"].args_model(**charged))
     assert "Needs a person's confirmation" in TOOLS["create_subscription"].description
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "answer"),
+    [
+        ({}, "link"),
+        ({"elicitation": {"url": {}}}, "link"),  # url mode only: no form to ask a yes in
+        ({"elicitation": {}}, "asked"),  # a bare elicitation capability is form mode (MCP 2025-11-25)
+        ({"elicitation": {"form": {}, "url": {}}}, "asked"),
+    ],
+    ids=["none", "url-only", "bare", "form-and-url"],
+)
+async def test_what_a_client_declares_only_chooses_how_the_person_is_asked(mcp_env, truth, capabilities, answer):
+    args = charge_args(truth)
+    since = truth.last_seq()
+    result = modern_call(mcp_env.url, mcp_env.token(), TOOL, args, capabilities=capabilities)["result"]
+    if answer == "link":
+        assert result["structuredContent"]["error"] == "confirmation_required", result
+    else:
+        assert result["resultType"] == "input_required" and result["requestState"].startswith("v1."), result
+    assert charges_sent(truth, since) == []
