@@ -8,18 +8,49 @@ runs. Outputs are typed objects (the Core API's objects: `mcp_bridge.core.shapes
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 # --- Inputs ------------------------------------------------------------------------------
 
+NOT_A_BOOLEAN = "must be a number (as the tool's schema says), not true or false"
+
 
 class ToolInput(ArgModelBase):
-    """Base of every tool's arguments: unknown arguments are refused."""
+    """Base of every tool's arguments: unknown arguments are refused, and so is a JSON
+    boolean given for a number (an id, an amount, a page): pydantic's lax mode would read
+    `true` as 1 and act on object 1."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and _numeric_only(field.annotation):
+                raise ValueError(NOT_A_BOOLEAN)
+        return value
+
+
+def _leaves(annotation: Any) -> set[Any]:
+    """The plain types an annotation admits (through Optional, unions and Annotated)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _leaves(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return {leaf for arg in typing.get_args(annotation) for leaf in _leaves(arg)}
+    return {origin or annotation}
+
+
+def _numeric_only(annotation: Any) -> bool:
+    """Whether a field takes numbers and never a boolean (`int`, `float | None`, …)."""
+    leaves = _leaves(annotation)
+    return bool(leaves & {int, float}) and not leaves & {bool, Any}
 
 
 class SiteInput(ToolInput):

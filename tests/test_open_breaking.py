@@ -1,0 +1,117 @@
+"""The Open server and the dry-run previews, attacked as a hostile subscriber and a demanding
+user would (issues 14 and 15): what a review found, each kept as a test.
+
+Real parts: the sandbox's Open and Core APIs, the gateway process, MCP SDK clients (both
+protocol eras where the answer could differ). Each test registers its own subscribers
+(`tests.support.open_data`), so it knows exactly what they have; the sandbox's request log
+says what reached Pelcro.
+
+- A JSON boolean is never an id or an amount (pydantic's lax mode reads `true` as 1, so
+  `{"invoice_id": true}` acted on invoice 1).
+- A card number is refused wherever it appears in an Open tool's arguments (free text,
+  metadata keys or values, address lines, coupon codes), with the advice to add the card
+  on the publication's website, and never stored in an audit row, on either server.
+- The newsletter tools act only for an e-mail the subscriber has shown is theirs (the one
+  they signed in with, or a confirmed one): Pelcro's newsletter sign-ups are public and
+  keyed by e-mail, and a profile e-mail can be changed to anyone's without confirmation.
+- A failed read never says a change may have been applied, and says what to do.
+- Every dry run of every Open write tool, with any arguments, sends no write upstream; an
+  id of another customer or site costs the same requests as an unknown one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis as redis_lib
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from mcp_bridge.servers import OPEN_TOOLS, TOOLS
+from tests.support import open_data
+from tests.support.mcp import ERAS
+from tests.support.open import READ_WRITE, open_session
+from tests.support.sandbox import SandboxClient
+
+TAXED_SITE = 27  # its account validates taxes (tests/test_open_addresses.py)
+VISA = "4111111111111111"  # a test card number (Luhn-valid)
+ADD_ON_THE_SITE = "publication's"  # every card refusal says the card is added on the publication's website
+
+
+@pytest.fixture
+def sandbox(mcp_env):
+    client = SandboxClient(mcp_env.sandbox)
+    yield client
+    client.restore_config()
+    client.close()
+
+
+def session(env, subscriber: dict, **options):
+    return open_session(env, subscriber, access=READ_WRITE, confirm_writes=False, **options)
+
+
+def text_of(answer) -> str:
+    return " ".join(getattr(block, "text", "") for block in answer.content)
+
+
+def forget_site(site_id: int) -> None:
+    """Drop the site configuration the gateway keeps for previews (`open.site`)."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.delete(f"{settings.REDIS_KEY_PREFIX}open-site:{site_id}")
+    finally:
+        client.close()
+
+
+# --- A boolean is not a number -----------------------------------------------------------------
+
+
+def _integer_fields(spec) -> list[str]:
+    properties = spec.input_schema().get("properties", {})
+
+    def integer(schema: dict) -> bool:
+        kinds = [schema.get("type")] + [option.get("type") for option in schema.get("anyOf", [])]
+        return "integer" in kinds or "number" in kinds
+
+    return [name for name, schema in properties.items() if integer(schema)]
+
+
+@pytest.mark.parametrize("spec", [*TOOLS.values(), *OPEN_TOOLS.values()], ids=lambda s: f"{s.server}:{s.name}")
+def test_no_tool_reads_true_or_false_as_a_number(spec):
+    """Every integer or number argument of every tool (ids, amounts, pages) refuses a JSON
+    boolean, as its schema says (`type: integer`); pydantic's lax mode would read `true` as 1."""
+    for name in _integer_fields(spec):
+        for value in (True, False):
+            errors = _errors(spec, {name: value})
+            assert name in errors and "not true or false" in " ".join(errors[name]), (spec.name, name, errors)
+
+
+def _errors(spec, arguments: dict) -> dict[str, list[str]]:
+    from pydantic import ValidationError
+
+    try:
+        spec.input_model.model_validate(arguments)
+    except ValidationError as exc:
+        found: dict[str, list[str]] = {}
+        for item in exc.errors(include_url=False, include_input=False):
+            found.setdefault(".".join(str(p) for p in item["loc"]), []).append(item["msg"])
+        return found
+    return {}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_true_as_an_id_reaches_nobody(mcp_env, sandbox, mode):
+    url = mcp_env.sandbox.url
+    me = await sync_to_async(open_data.register)(url)
+    await sync_to_async(open_data.add_card)(url, me, default=True)
+    async with session(mcp_env, me, mode=mode) as (client, conn):
+        seq = sandbox.last_seq()
+        for tool, arguments in (
+            ("pay_invoice", {"invoice_id": True}),
+            ("cancel_my_subscription", {"subscription_id": True, "dry_run": True}),
+            ("update_address", {"address_id": True, "city": "Leeds"}),
+            ("delete_payment_method", {"payment_method_id": True}),
+        ):
+            answer = await client.call_tool(tool, arguments)
+            assert answer.is_error and answer.structured_content["error"] == "invalid_arguments", answer
+            assert "not true or false" in text_of(answer)
+        assert sandbox.log(since=seq, api="open") == []  # nothing reached Pelcro
