@@ -21,6 +21,8 @@ says what reached Pelcro.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis as redis_lib
 from asgiref.sync import sync_to_async
@@ -28,7 +30,7 @@ from django.conf import settings
 
 from mcp_bridge.servers import OPEN_TOOLS, TOOLS
 from tests.support import open_data
-from tests.support.mcp import ERAS
+from tests.support.mcp import ERAS, audit_rows_async, mcp_session
 from tests.support.open import READ_WRITE, open_session
 from tests.support.sandbox import SandboxClient
 
@@ -115,3 +117,76 @@ async def test_true_as_an_id_reaches_nobody(mcp_env, sandbox, mode):
             assert answer.is_error and answer.structured_content["error"] == "invalid_arguments", answer
             assert "not true or false" in text_of(answer)
         assert sandbox.log(since=seq, api="open") == []  # nothing reached Pelcro
+
+
+# --- Card numbers -------------------------------------------------------------------------------
+
+CARD_DATA_CALLS = [
+    ("cancel_my_subscription", {"subscription_id": 5, "reason": f"charge {VISA} instead", "dry_run": True}),
+    ("cancel_my_subscription", {"subscription_id": 5, "reason": "my card is 4111 1111 1111 1111"}),
+    ("update_my_profile", {"metadata": {"note": VISA}, "dry_run": True}),
+    ("update_my_profile", {"metadata": {VISA: "x"}}),
+    ("update_my_profile", {"first_name": "4111-1111-1111-1111"}),
+    ("add_address", {"line1": "1 Main St", "line2": f"card {VISA}", "country": "GB"}),
+    ("update_address", {"address_id": 5, "line1": f"{VISA[:8]} {VISA[8:]}", "dry_run": True}),
+    ("subscribe", {"plan_id": 1006, "coupon_code": VISA, "dry_run": True}),
+    ("preview_subscription", {"plan_id": 1006, "coupon_code": VISA}),
+    ("subscribe", {"plan_id": 1006, "number": VISA, "dry_run": True}),
+    ("pay_invoice", {"invoice_id": 5, "cvc": "123", "card_number": VISA}),
+]
+
+
+async def test_card_numbers_anywhere_in_open_arguments_are_refused_and_never_stored(mcp_env, sandbox):
+    """A card number in any argument of any Open tool (free text, metadata keys or values,
+    address lines, a coupon code, an argument of its own) is refused before anything is
+    sent, with the advice to add the card on the publication's website; the audit rows
+    keep no card number."""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, conn):
+        seq = sandbox.last_seq()
+        for tool, arguments in CARD_DATA_CALLS:
+            answer = await client.call_tool(tool, arguments)
+            assert answer.is_error, (tool, arguments, answer)
+            assert answer.structured_content["error"] == "invalid_arguments", (tool, answer)
+            text = text_of(answer)
+            assert "Card details are never accepted" in text and ADD_ON_THE_SITE in text, (tool, text)
+            assert VISA not in text and "4111 1111" not in text and ".." not in text
+        assert sandbox.log(since=seq, api="open") == []
+    rows = await audit_rows_async(len(CARD_DATA_CALLS), connection_id=conn.connection_id)
+    assert [r.tool for r in rows] == [tool for tool, _ in CARD_DATA_CALLS]
+    for row in rows:
+        stored = json.dumps(row.arguments) + row.error_message
+        assert "4111" not in stored, stored
+
+
+async def test_numbers_that_are_not_card_numbers_pass(mcp_env, sandbox):
+    """No false alarm: phone numbers, postal codes and long digit strings that are not card
+    numbers (Luhn check, card prefixes) are accepted."""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, _):
+        for arguments in (
+            {"phone": "+86 138 0013 8000"},  # 13 digits after a +: a phone number
+            {"metadata": {"order": "4111111111111112"}},  # 16 digits, fails the Luhn check
+            {"metadata": {"ref": "1234567890123456"}},  # no card starts with 1
+            {"organization": "Plant 4111 1111"},  # too short for a card
+        ):
+            answer = await client.call_tool("update_my_profile", {**arguments, "dry_run": True})
+            assert not answer.is_error and answer.structured_content["allowed"], (arguments, answer)
+
+
+async def test_a_core_call_never_stores_a_card_number_in_its_audit_row(mcp_env):
+    token = await sync_to_async(mcp_env.token)("acme")
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
+        answer = await client.call_tool(
+            "create_customer",
+            {
+                "site_id": 14,
+                "email": "pan-in-metadata@example.com",
+                "metadata": {"number": VISA, "note": "card 4111 1111 1111 1111"},
+                "dry_run": True,
+            },
+        )
+        assert not answer.is_error, answer
+    (row,) = await audit_rows_async(1, tool="create_customer", dry_run=True)
+    assert "4111" not in json.dumps(row.arguments), row.arguments
+    assert row.arguments["metadata"]["number"] == "[redacted]"

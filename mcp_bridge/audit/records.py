@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.principal import Principal
 from mcp_bridge import metrics
 from mcp_bridge.audit import writer as audit_writer
+from mcp_bridge.card_data import has_card_number, mask_card_numbers
 from mcp_bridge.models import ToolCall
 
 REDACTED = "[redacted]"
@@ -59,24 +60,36 @@ def storable(text: str) -> str:
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe, size-capped copy of tool arguments with secret-looking keys masked."""
+    """A JSON-safe, size-capped copy of tool arguments with secret-looking keys masked, and
+    every key or value holding a payment card number (`mcp_bridge.card_data`) masked, at any
+    depth: PCI DSS, a card number is never stored."""
     if depth > _MAX_DEPTH:
         return "…"
     if isinstance(value, dict):
         items = list(value.items())[:_MAX_ITEMS]
         return {
-            storable(str(key)[:100]): REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1)
-            for key, item in items
+            _stored_key(str(key), index): REDACTED if _SECRET_NAME.search(str(key)) else redact(item, depth + 1)
+            for index, (key, item) in enumerate(items)
         }
     if isinstance(value, (list, tuple)):
         return [redact(item, depth + 1) for item in list(value)[:_MAX_ITEMS]]
     if isinstance(value, str):
+        if has_card_number(value):
+            return REDACTED
         return storable(value if len(value) <= _MAX_STRING else value[:_MAX_STRING] + "…")
+    if isinstance(value, int) and not isinstance(value, bool) and has_card_number(str(value)):
+        return REDACTED
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # NaN and Infinity are not JSON: a JSON column refuses them
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return storable(str(value)[:_MAX_STRING])
+
+
+def _stored_key(key: str, index: int) -> str:
+    """An argument name as stored: a name that is itself a card number is masked (numbered,
+    so two such names stay two keys)."""
+    return f"{REDACTED}{index}" if has_card_number(key) else storable(key[:100])
 
 
 @dataclass
@@ -134,7 +147,7 @@ class CallRecord:
             outcome=self.outcome,
             upstream_status=self.upstream_status,
             latency_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
-            error_message=storable(self.error_message[:_MAX_ERROR]),
+            error_message=storable(mask_card_numbers(self.error_message[:_MAX_ERROR])),
             customer_id=self.customer_id,
             dry_run=self.dry_run,
             idempotency_key=storable(self.idempotency_key[:100]),

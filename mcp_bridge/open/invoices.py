@@ -12,10 +12,11 @@ takes a payment method id and nothing else. It needs a person's confirmation (is
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
+from mcp_bridge.card_data import CARD_DATA_REFUSED
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.profile import read_customer
 from mcp_bridge.open.shapes import Card, OpenObject, parse, result
@@ -33,34 +34,9 @@ InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollecti
 PAYABLE = ("open", "past_due")
 PAY_RULE = "OPEN_API.md §5.7"
 
-# Argument names that would carry card data. The input refuses them with a message saying
-# where cards are added (extra="forbid" would refuse them too, but without saying what to do).
-CARD_DATA = frozenset(
-    {
-        "card",
-        "card_number",
-        "number",
-        "cvc",
-        "cvv",
-        "exp_month",
-        "exp_year",
-        "expiry",
-        "token",
-        "gateway_token",
-        "payment_gateway",
-    }
-)
-ADD_A_CARD = (
-    "Card details are never accepted here: the subscriber adds a card on the publication's own website "
-    "(get_site gives its address), then pays with it by its payment_method_id (list_my_payment_methods)."
-)
-
-
-def refuse_card_data(values: Any) -> Any:
-    """A `model_validator(mode="before")` body: refuse arguments that carry card data."""
-    if isinstance(values, dict) and CARD_DATA & set(values):
-        raise ValueError(ADD_A_CARD)
-    return values
+# Card data in any argument is refused before the tool runs (`mcp_bridge.card_data`, checked
+# by the server for every Open tool); this is what the tools say where cards are added.
+ADD_A_CARD = CARD_DATA_REFUSED + "."
 
 
 # --- Shapes ------------------------------------------------------------------------------
@@ -147,8 +123,6 @@ class PayInvoiceInput(ToolInput):
         description="A card already saved on the publication's site (list_my_payment_methods). "
         "Left out: the default payment method.",
     )
-
-    _no_card_data = model_validator(mode="before")(refuse_card_data)
 
 
 # --- Reading the customer resource ---------------------------------------------------------

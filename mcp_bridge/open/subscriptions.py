@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.previews import IRREVERSIBLE, Verdict, changes, open_request, preview, send
@@ -44,10 +44,6 @@ NO_CARD_DATA = (
     "Card details are never accepted here. To pay with a new card, the subscriber adds it on the "
     "publication's website (get_site gives its address); then pass its id as payment_method_id "
     "(list_my_payment_methods lists the saved cards)."
-)
-# Argument names that would carry card data (PCI DSS: it must never pass through the gateway).
-CARD_FIELDS = frozenset(
-    {"card", "card_number", "number", "cvc", "cvv", "exp_month", "exp_year", "expiry", "token", "gateway_token"}
 )
 
 
@@ -90,13 +86,6 @@ class SubscribeInput(OrderInput):
         description="A card ALREADY SAVED on the site (list_my_payment_methods); required unless the plan is "
         "free. Card numbers are never accepted: a new card is added on the publication's website.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_card_data(cls, values: Any) -> Any:
-        if isinstance(values, dict) and CARD_FIELDS & {str(key).lower() for key in values}:
-            raise ValueError(NO_CARD_DATA)
-        return values
 
     def body(self) -> dict[str, Any]:
         body = self.order_body()

@@ -4,6 +4,8 @@ principal and audited.
 - `tools/list` shows a read-only connection only the read tools (`runtime.read_only`).
 - `tools/call` reads the verified token once, builds the call's `CallContext` (principal,
   credentials, audit record) and hands it to the tool.
+- `tools/call` on the Open server refuses card data in any argument before anything else
+  (`mcp_bridge.card_data`): a subscriber adds cards on the publication's website.
 - `tools/call` leaves exactly one audit row whatever happens (unknown tool, refused
   arguments, denial, upstream failure, crash); refused arguments come back as an `isError`
   result naming each bad argument, and a crash as an `internal_error` result.
@@ -30,6 +32,7 @@ from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from mcp_bridge.audit import CallRecord
+from mcp_bridge.card_data import CARD_DATA_REFUSED, carries_card_data
 from mcp_bridge.models import ToolCall
 from mcp_bridge.runtime import confirmation, protocol, read_only
 from mcp_bridge.runtime.context import CallContext, PrincipalAccessToken, request_token
@@ -114,6 +117,11 @@ class GatewayMCPServer(MCPServer):
             message = read_only.denial_message(name)
             record.fail(message, ToolCall.Outcome.DENIED)
             return failure_result(ToolFailure(error="insufficient_scope", message=message))
+        if spec.server == "open" and carries_card_data(arguments):
+            # Before validation, so no tool's own message or echo comes first (issue 14).
+            message = f"Invalid arguments for {name}: {CARD_DATA_REFUSED}."
+            record.fail(message)
+            return failure_result(ToolFailure(error="invalid_arguments", message=message))
         try:
             # The SDK passes this argument to the tool as its `call` (ToolDef.sdk_tool).
             return await super().call_tool(name, arguments, call)  # type: ignore[arg-type]
