@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import redis as redis_lib
 from asgiref.sync import sync_to_async
@@ -190,3 +191,39 @@ async def test_a_core_call_never_stores_a_card_number_in_its_audit_row(mcp_env):
     (row,) = await audit_rows_async(1, tool="create_customer", dry_run=True)
     assert "4111" not in json.dumps(row.arguments), row.arguments
     assert row.arguments["metadata"]["number"] == "[redacted]"
+
+
+# --- Newsletters ------------------------------------------------------------------------------
+
+
+async def test_newsletters_never_reach_an_email_not_shown_to_be_yours(mcp_env, sandbox):
+    """Pelcro's newsletter sign-ups are public and keyed by e-mail, and a subscriber may
+    change their profile e-mail to anyone's (it is then unconfirmed). The newsletter tools
+    then refuse: they never read or change the sign-up of an address the subscriber has not
+    signed in with or confirmed."""
+    url = mcp_env.sandbox.url
+    me = await sync_to_async(open_data.register)(url)
+    victim = f"nl-victim-{me['customer_id']}@example.com"
+    made = httpx.post(
+        f"{url}/api/v1/sdk/newsletter", params={"site_id": 14}, json={"email": victim, "lists": "default,sports"}
+    )
+    assert made.status_code == 201, made.text
+    async with session(mcp_env, me) as (client, _):
+        changed = await client.call_tool("update_my_profile", {"email": victim})
+        assert not changed.is_error and changed.structured_content["email_confirm"] is False
+        seq = sandbox.last_seq()
+        for tool, arguments in (
+            ("list_my_newsletters", {}),
+            ("update_my_newsletters", {"subscribed": False, "dry_run": True}),
+            ("update_my_newsletters", {"subscribed": False}),
+            ("update_my_newsletters", {"subscribed": True, "lists": ["default"]}),
+        ):
+            answer = await client.call_tool(tool, arguments)
+            assert answer.is_error and answer.structured_content["error"] == "refused", (tool, answer)
+            text = text_of(answer)
+            assert "not confirmed" in text and "sign in again" in text, text
+            assert "sports" not in text  # nothing of the sign-up shows
+        paths = [e["path"] for e in sandbox.log(since=seq, api="open")]
+        assert paths.count("/api/v1/sdk/customer") == 4 and not [p for p in paths if "newsletter" in p], paths
+    kept = httpx.get(f"{url}/api/v1/sdk/newsletter/{victim}", params={"site_id": 14}).json()["data"]
+    assert kept["lists"] == "default,sports"

@@ -6,7 +6,8 @@ name the signed-in subscriber's own e-mail, read from their customer resource (`
 /customer`, authenticated) on every call, never from an argument or a stored copy that
 could have gone stale (a changed e-mail would otherwise name an address someone else may
 now hold). That is why a newsletter preview reads twice (the e-mail, then the sign-up)
-where the other previews read once.
+where the other previews read once. And they act only while that e-mail is shown to be the
+subscriber's (confirmed, or the one they signed in with: `my_email`).
 
 One sign-up per e-mail per site; its `lists` is a comma-separated string of the site's
 newsletter ids (`GET /site` `newsletters[*].id`, OPEN_API.md §5.9 **chosen**).
@@ -20,10 +21,12 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field, model_validator
 
+from accounts.models import Subscriber
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.profile import read_customer
 from mcp_bridge.open.shapes import NoArguments, OpenObject, parse, result
 from mcp_bridge.open.site import read_site
+from mcp_bridge.orm import run_db
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.results import ToolFailed
@@ -103,14 +106,34 @@ def path_of(email: str) -> str:
     return f"/newsletter/{quote(email, safe='@')}"
 
 
+def _signed_in_email(user_id: int) -> str | None:
+    return Subscriber.objects.filter(user_id=user_id).values_list("email", flat=True).first()
+
+
 async def my_email(call: CallContext) -> tuple[str, dict]:
-    """The subscriber's e-mail as Pelcro holds it now (module docstring), with the resource."""
+    """The subscriber's e-mail as Pelcro holds it now (module docstring), with the resource.
+
+    Refused (nothing read or changed) unless that e-mail is shown to be theirs: confirmed
+    (`email_confirm`), or the one they signed in with (`Subscriber.email`, kept at each
+    sign-in). A profile e-mail can be changed to anyone's without confirmation
+    (OPEN_API.md §5.3), and Pelcro's sign-ups are public and keyed by e-mail: without this,
+    a subscriber would read and change another person's sign-up through these tools."""
     customer = await read_customer(call)
     email = customer.get("email")
     if not isinstance(email, str) or not email:
         raise ToolFailed(
             ToolFailure(error="upstream_error", message="The Open API answered your profile without an e-mail address.")
         )
+    if customer.get("email_confirm") is not True:
+        signed_in = await run_db(_signed_in_email, call.principal.user_id)
+        if signed_in is None or signed_in.casefold() != email.casefold():
+            message = (
+                f"Your e-mail address at {site_name(call)}, {email}, is not confirmed and is not the one you signed "
+                "in with, so the newsletter tools do not act on it (newsletter sign-ups are keyed by e-mail, and an "
+                "unconfirmed address may be someone else's). Confirm it with the link the publication sent, or "
+                "sign in again with it (reconnect the app), then try again. Nothing was read or changed."
+            )
+            raise ToolFailed(ToolFailure(error="refused", message=message))
     return email, customer
 
 
