@@ -227,3 +227,36 @@ async def test_newsletters_never_reach_an_email_not_shown_to_be_yours(mcp_env, s
         assert paths.count("/api/v1/sdk/customer") == 4 and not [p for p in paths if "newsletter" in p], paths
     kept = httpx.get(f"{url}/api/v1/sdk/newsletter/{victim}", params={"site_id": 14}).json()["data"]
     assert kept["lists"] == "default,sports"
+
+
+# --- Failures say what happened and what to do ----------------------------------------------------
+
+
+async def test_a_failed_read_never_says_a_change_may_have_been_applied(mcp_env, sandbox):
+    """POST /customer and POST /order only read (OPEN_API.md §5.3, §5.4): a 5xx on them is
+    a failed read, not a write of unknown fate. Every failed read says to try again."""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, _):
+        sandbox.configure(error_rate=1)
+        for tool, arguments in (
+            ("get_my_profile", {}),
+            ("list_my_subscriptions", {}),
+            ("preview_subscription", {"plan_id": 1006}),
+            ("get_site", {}),
+            ("cancel_my_subscription", {"subscription_id": 5, "dry_run": True}),
+        ):
+            answer = await client.call_tool(tool, arguments)
+            data = answer.structured_content
+            assert answer.is_error and data["error"] == "upstream_unavailable", (tool, answer)
+            assert not data.get("may_have_been_applied"), (tool, data)
+            text = text_of(answer)
+            assert "may or may not have been applied" not in text, (tool, text)
+            assert "Nothing was changed" in text and "try again" in text, (tool, text)
+
+
+async def test_a_tool_without_arguments_says_it_takes_none(mcp_env):
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, _):
+        answer = await client.call_tool("get_site", {"site_id": 15})
+        text = text_of(answer)
+        assert answer.is_error and "get_site takes no arguments" in text and "takes: ." not in text, text

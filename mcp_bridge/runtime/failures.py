@@ -19,11 +19,14 @@ from mcp_bridge.upstream.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    RateLimiterUnavailable,
     Unauthorized,
     UpstreamError,
     UpstreamUnavailable,
     ValidationFailed,
 )
+
+NOTHING_CHANGED = "Nothing was changed; try again in a minute."
 
 
 def upstream_failure(exc: UpstreamError, what: str, site_id: int, check: str | None = None) -> ToolFailed:
@@ -65,7 +68,10 @@ def upstream_failure(exc: UpstreamError, what: str, site_id: int, check: str | N
                     may_have_been_applied=True,
                 )
             )
-        return ToolFailed(ToolFailure(error="upstream_unavailable", message=exc.message, upstream_status=status))
+        # Nothing was sent, or it only read: say so, and what to do (a bare "Core API error
+        # 502" tells the assistant neither). The limiter's own message already says both.
+        message = exc.message if isinstance(exc, RateLimiterUnavailable) else f"{exc.message}. {NOTHING_CHANGED}"
+        return ToolFailed(ToolFailure(error="upstream_unavailable", message=message, upstream_status=status))
     return ToolFailed(ToolFailure(error="upstream_error", message=exc.message, upstream_status=status))
 
 

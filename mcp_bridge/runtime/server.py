@@ -257,10 +257,11 @@ def invalid_arguments(spec: ToolDef, error: ValidationError) -> ToolFailure:
         else:
             text = item["msg"].removeprefix("Value error, ")
         fields.setdefault(where, []).append(text)
-    problems = "; ".join(f"{where}: {' '.join(texts)}" for where, texts in fields.items())
+    problems = "; ".join(f"{where}: {' '.join(texts)}" for where, texts in fields.items()).rstrip(".")
     allowed = ", ".join(spec.input_model.model_fields)
+    takes = f"This tool takes: {allowed}." if allowed else f"{spec.name} takes no arguments: call it with {{}}."
     return ToolFailure(
         error="invalid_arguments",
-        message=f"Invalid arguments for {spec.name}: {problems}. This tool takes: {allowed}.",
+        message=f"Invalid arguments for {spec.name}: {problems}. {takes}",
         fields=fields,
     )
