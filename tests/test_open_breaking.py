@@ -260,3 +260,42 @@ async def test_a_tool_without_arguments_says_it_takes_none(mcp_env):
         answer = await client.call_tool("get_site", {"site_id": 15})
         text = text_of(answer)
         assert answer.is_error and "get_site takes no arguments" in text and "takes: ." not in text, text
+
+
+# --- Previews -------------------------------------------------------------------------------------
+
+
+async def test_update_address_preview_reads_once_even_for_the_tax_rule(mcp_env, sandbox):
+    """Issue 15 item 3: a preview reads the current state with at most one upstream request.
+    The postal-code rule depends on the site's tax setting, which the preview takes from the
+    site configuration the gateway keeps (`open.site`), or names as not checked."""
+    url = mcp_env.sandbox.url
+    me = await sync_to_async(open_data.register)(url, TAXED_SITE)
+    mine = await sync_to_async(open_data.add_address)(url, me)
+    arguments = {"address_id": mine["id"], "country": "US", "state": "NY", "dry_run": True}
+    async with session(mcp_env, me) as (client, _):
+        assert not (await client.call_tool("get_site", {})).is_error  # the gateway keeps the site
+        seq = sandbox.last_seq()
+        kept = (await client.call_tool("update_address", arguments)).structured_content
+        assert kept["allowed"] is False and "postal code" in kept["verdict"], kept
+        assert len(sandbox.log(since=seq, api="open")) == 1
+        await sync_to_async(forget_site)(TAXED_SITE)
+        seq = sandbox.last_seq()
+        unknown = (await client.call_tool("update_address", arguments)).structured_content
+        assert unknown["allowed"] is True and any("postal code" in rule for rule in unknown["not_checked"]), unknown
+        assert len(sandbox.log(since=seq, api="open")) == 1
+        real = await client.call_tool("update_address", {k: v for k, v in arguments.items() if k != "dry_run"})
+        assert real.is_error and "postal_code" in real.structured_content["fields"]
+
+
+async def test_a_refused_subscribe_preview_names_what_is_wrong(mcp_env):
+    url = mcp_env.sandbox.url
+    me = await sync_to_async(open_data.register)(url)
+    card = await sync_to_async(open_data.add_card)(url, me, default=True)
+    theirs = await sync_to_async(open_data.add_address)(url, await sync_to_async(open_data.register)(url))
+    async with session(mcp_env, me) as (client, _):
+        arguments = {"plan_id": 1006, "payment_method_id": card["id"], "address_id": theirs["id"], "dry_run": True}
+        data = (await client.call_tool("subscribe", arguments)).structured_content
+        assert data["allowed"] is False and f"Address {theirs['id']} not found" in data["verdict"], data
+        assert "(plan 1006)" not in data["verdict"]
+        assert "Nothing would be created" in data["summary"] and "canceled later" not in data["summary"], data

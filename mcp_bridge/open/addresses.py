@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.profile import read_customer
 from mcp_bridge.open.shapes import NoArguments, OpenObject, parse, result
-from mcp_bridge.open.site import read_site
+from mcp_bridge.open.site import cached_site, read_site
 from mcp_bridge.runtime.addresses import COUNTRY_CODE, AddressText, needs_postal_code, needs_state, require_state, text
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.failures import before_retrying
@@ -177,37 +177,49 @@ async def preview_add_address(call: CallContext, args: AddAddressInput) -> Write
 
 async def update_verdict(
     call: CallContext, customer: dict, args: UpdateAddressInput
-) -> tuple[bool, str, Address | None]:
+) -> tuple[bool, str, Address | None, list[str]]:
     """Pelcro's rules for `PUT /address/{id}` on the current state, in its order: the
     address must be the subscriber's (another customer's or site's is "not found", as an
     unknown id); US/CA/AU need a state; country and state are fixed while a subscription
-    uses it; US/CA need a postal code when the publication validates taxes (only then is
-    the site read, so a preview reads once unless that rule is in play)."""
+    uses it; US/CA need a postal code when the publication validates taxes. Returns
+    (allowed, verdict, the address, rules not checked). The tax setting comes from the site
+    configuration the gateway keeps (`open.site.cached_site`), so the preview's one read
+    stays the customer resource (issue 15 item 3); with no copy kept that rule is named as
+    not checked."""
     address = next((a for a in addresses_of(customer) if a.id == args.address_id), None)
     if address is None:
-        return False, f"Address {args.address_id} not found among your addresses at {site_name(call)}.", None
+        return False, f"Address {args.address_id} not found among your addresses at {site_name(call)}.", None, []
     country = args.country or address.country
     state = args.state or address.state
     if needs_state(country, state):
-        return False, f"The state field is required when country is {country}.", address
-    if needs_postal_code(country, args.postal_code or address.postal_code) and (await read_site(call)).taxes_enabled:
-        return (
-            False,
-            f"The postal code field is required when country is {country} (the publication validates taxes).",
-            address,
-        )
+        return False, f"The state field is required when country is {country}.", address, []
+    not_checked = []
+    if needs_postal_code(country, args.postal_code or address.postal_code):
+        site = await cached_site(call)
+        if site is None or site.taxes_enabled is None:
+            not_checked.append(
+                f"whether the publication validates taxes (then a {country} address needs a postal code): "
+                "get_site shows it"
+            )
+        elif site.taxes_enabled:
+            return (
+                False,
+                f"The postal code field is required when country is {country} (the publication validates taxes).",
+                address,
+                [],
+            )
     if in_use(customer, address.id):
         for name in ("country", "state"):
             new = getattr(args, name)
             if new is not None and new != getattr(address, name):
-                return False, f"The {name} cannot change while a subscription uses this address.", address
-    return True, "The address is yours and the change meets the publication's rules.", address
+                return False, f"The {name} cannot change while a subscription uses this address.", address, []
+    return True, "The address is yours and the change meets the publication's rules.", address, not_checked
 
 
 async def preview_update_address(call: CallContext, args: UpdateAddressInput) -> WritePreview:
     where = site_name(call)
     customer = await read_customer(call)
-    allowed, verdict, address = await update_verdict(call, customer, args)
+    allowed, verdict, address, not_checked = await update_verdict(call, customer, args)
     changes = []
     if address is not None:
         for name, after in args.body().items():
@@ -227,6 +239,7 @@ async def preview_update_address(call: CallContext, args: UpdateAddressInput) ->
         rule=RULE,
         changes=changes if allowed else [],
         summary=summary,
+        not_checked=not_checked,
     )
 
 

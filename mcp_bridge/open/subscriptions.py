@@ -77,6 +77,16 @@ class OrderInput(ToolInput):
     def order_body(self) -> dict[str, Any]:
         return self.model_dump(include={"plan_id", "coupon_code", "address_id"}, exclude_none=True)
 
+    def named(self) -> str:
+        """What a refusal is about, e.g. "plan 1006, address 12": Pelcro's /order and create
+        refuse the plan, the coupon or the address alike (404)."""
+        parts = [f"plan {self.plan_id}"]
+        if self.address_id is not None:
+            parts.append(f"address {self.address_id}")
+        if self.coupon_code is not None:
+            parts.append(f"coupon {self.coupon_code}")
+        return ", ".join(parts)
+
 
 class SubscribeInput(OrderInput):
     payment_method_id: int | None = Field(
@@ -178,7 +188,7 @@ async def list_my_subscriptions(call: CallContext, args: NoArguments):
 
 
 async def _order(call: CallContext, args: OrderInput) -> OrderPreview:
-    response = await open_api(call, "POST", "/order", what=f"plan {args.plan_id}", json=args.order_body())
+    response = await open_api(call, "POST", "/order", what=args.named(), json=args.order_body())
     data = response.data if isinstance(response.data, dict) else {}
     plan = _plan(await cached_site(call), args.plan_id)
     named = {"plan": plan.nickname, "trial_period_days": plan.trial_period_days} if plan else {}
@@ -273,15 +283,16 @@ async def _subscribe_preview(call: CallContext, args: SubscribeInput) -> WritePr
     else:
         charged = order.total
         effect = f"{money(order.total, cur)} is charged now to {card} ({_order_line(order)}); it renews until canceled."
-    undo = (
-        f"{IRREVERSIBLE} Canceling later (cancel_my_subscription) stops the renewals; a refund is the publication's."
-        if charged
-        else "It can be canceled later (cancel_my_subscription)."
-    )
+    if order is None:
+        undo = ""
+    elif charged:
+        undo = f" {IRREVERSIBLE} Canceling later (cancel_my_subscription) stops the renewals; a refund is the publication's."
+    else:
+        undo = " It can be canceled later (cancel_my_subscription)."
     summary = (
         f"Subscribe customer {customer} at {where} to {name}"
         + (f" with coupon {args.coupon_code}" if args.coupon_code else "")
-        + f". {effect} {undo}"
+        + f". {effect}{undo}"
     )
     changed = changes(("subscriptions", None, f"a new {name} subscription"), ("charged_now", None, money(charged, cur)))
     return preview(
@@ -323,7 +334,7 @@ async def subscribe(call: CallContext, args: SubscribeInput):
         response = await send(
             call,
             _subscribe_request(call, args),
-            what=f"plan {args.plan_id}",
+            what=args.named(),
             check="list your subscriptions with list_my_subscriptions to see whether the new one is there",
         )
     except ToolFailed as failed:
