@@ -22,6 +22,7 @@ says what reached Pelcro.
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -299,3 +300,126 @@ async def test_a_refused_subscribe_preview_names_what_is_wrong(mcp_env):
         assert data["allowed"] is False and f"Address {theirs['id']} not found" in data["verdict"], data
         assert "(plan 1006)" not in data["verdict"]
         assert "Nothing would be created" in data["summary"] and "canceled later" not in data["summary"], data
+
+
+# --- Dry runs never write, whatever the arguments --------------------------------------------------
+
+
+def _dry_run_calls(me: dict, them: dict, elsewhere: dict) -> dict[str, list[dict]]:
+    """Argument sets for every Open write tool: the subscriber's own objects, another
+    customer's, another site's, unknown ids, and edge values."""
+    unknown = 2_000_000_123
+    return {
+        "update_my_profile": [{"first_name": "Dry"}, {"email": them["email"]}, {"metadata": {"k": None}}],
+        "subscribe": [
+            {"plan_id": 1006, "payment_method_id": me["card"]},
+            {"plan_id": 1006, "payment_method_id": them["card"]},
+            {"plan_id": 1006, "address_id": them["address"]},
+            {"plan_id": elsewhere["plan"]},
+            {"plan_id": unknown, "coupon_code": "NOPE"},
+        ],
+        "cancel_my_subscription": [
+            {"subscription_id": me["subscription"], "mode": mode} for mode in ("now", "current_period_end")
+        ]
+        + [{"subscription_id": sid} for sid in (them["subscription"], elsewhere["subscription"], unknown)],
+        "reactivate_my_subscription": [
+            {"subscription_id": sid} for sid in (me["subscription"], them["subscription"], unknown)
+        ],
+        "pay_invoice": [
+            {"invoice_id": me["invoice"]},
+            {"invoice_id": them["invoice"]},
+            {"invoice_id": me["invoice"], "payment_method_id": them["card"]},
+            {"invoice_id": elsewhere["invoice"]},
+        ],
+        "set_default_payment_method": [{"payment_method_id": pid} for pid in (me["card"], them["card"], unknown)],
+        "delete_payment_method": [{"payment_method_id": pid} for pid in (me["card"], them["card"], unknown)],
+        "add_address": [{"line1": "1 Dry St", "country": "US", "state": "NY"}, {"line1": "x", "country": "GB"}],
+        "update_address": [
+            {"address_id": me["address"], "country": "FR"},
+            {"address_id": them["address"], "city": "Leeds"},
+            {"address_id": elsewhere["address"], "city": "Leeds"},
+        ],
+        "update_my_newsletters": [{"subscribed": True}, {"subscribed": False}, {"subscribed": True, "lists": ["x"]}],
+    }
+
+
+def _customer(url: str, site_id: int) -> dict:
+    who = open_data.register(url, site_id)
+    who["card"] = open_data.add_card(url, who, default=True)["id"]
+    who["address"] = open_data.add_address(url, who)["id"]
+    who["subscription"] = open_data.subscribe(url, who, who["card"], plan="Digital Monthly")["id"]
+    who["invoice"] = open_data.invoice(url, who)["id"]
+    who["plan"] = next(iter(open_data.plans(url, site_id).values()))["id"]
+    return who
+
+
+async def test_no_dry_run_of_any_open_write_tool_writes(mcp_env, sandbox):
+    url = mcp_env.sandbox.url
+    me, them = await sync_to_async(_customer)(url, 14), await sync_to_async(_customer)(url, 14)
+    elsewhere = await sync_to_async(_customer)(url, 15)
+    calls = _dry_run_calls(me, them, elsewhere)
+    assert set(calls) == {name for name, spec in OPEN_TOOLS.items() if not spec.read_only}
+    async with session(mcp_env, me, mode="legacy") as (client, _):
+        seq = sandbox.last_seq()
+        for tool, argument_sets in calls.items():
+            for arguments in argument_sets:
+                answer = await client.call_tool(tool, {**arguments, "dry_run": True})
+                assert not answer.is_error and answer.structured_content["dry_run"] is True, (tool, answer)
+        assert open_data.writes_since(sandbox, seq) == []
+
+
+async def test_another_customers_ids_cost_the_same_requests_as_unknown_ones(mcp_env, sandbox):
+    """No existence oracle by timing class either: for every Open tool that takes an id, an
+    id of another customer, of another site or of nothing makes the same upstream requests,
+    in a dry run and for real."""
+    url = mcp_env.sandbox.url
+    me, them = await sync_to_async(_customer)(url, 14), await sync_to_async(_customer)(url, 14)
+    elsewhere = await sync_to_async(_customer)(url, 15)
+    unknown = {"card": 2_000_000_201, "address": 2_000_000_202, "subscription": 2_000_000_203, "invoice": 2_000_000_204}
+    shapes = {
+        "pay_invoice": lambda who: {"invoice_id": who["invoice"]},
+        "set_default_payment_method": lambda who: {"payment_method_id": who["card"]},
+        "delete_payment_method": lambda who: {"payment_method_id": who["card"]},
+        "cancel_my_subscription": lambda who: {"subscription_id": who["subscription"]},
+        "reactivate_my_subscription": lambda who: {"subscription_id": who["subscription"]},
+        "update_address": lambda who: {"address_id": who["address"], "city": "Leeds"},
+        "subscribe": lambda who: {"plan_id": 1006, "address_id": who["address"], "payment_method_id": me["card"]},
+        "preview_subscription": lambda who: {"plan_id": 1006, "address_id": who["address"]},
+    }
+    async with session(mcp_env, me) as (client, _):
+        for tool, shape in shapes.items():
+            for dry_run in (True, False) if tool != "preview_subscription" else (None,):
+                seen = set()
+                for who in (them, elsewhere, unknown):
+                    arguments = shape(who) | ({} if dry_run is None else {"dry_run": dry_run})
+                    seq = sandbox.last_seq()
+                    answer = await client.call_tool(tool, arguments)
+                    refused = answer.is_error or not answer.structured_content.get("allowed", True)
+                    assert refused, (tool, arguments, answer)
+                    requests = sandbox.log(since=seq, api="open")
+                    seen.add(tuple((e["method"], re.sub(r"/\d+", "/<id>", e["path"])) for e in requests))
+                assert len(seen) == 1, (tool, dry_run, seen)
+
+
+# --- Read-only connections ---------------------------------------------------------------------
+
+
+async def test_a_read_only_connection_sees_no_write_tool_and_its_refused_write_names_the_subscriber(mcp_env, sandbox):
+    """tools/list of a read-only subscriber connection shows only the read tools; a write
+    call (dry run or not) is refused before the server, sends nothing, and its audit row
+    names the connection's site and customer like every other Open call."""
+    from mcp.shared.exceptions import MCPError
+
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with open_session(mcp_env, me) as (client, conn):
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert listed == {name for name, spec in OPEN_TOOLS.items() if spec.read_only}
+        seq = sandbox.last_seq()
+        for arguments in ({"first_name": "Ro"}, {"first_name": "Ro", "dry_run": True}):
+            with pytest.raises(MCPError, match="insufficient_scope: update_my_profile changes data"):
+                await client.call_tool("update_my_profile", arguments)
+        assert sandbox.log(since=seq, api="open") == []
+    rows = await audit_rows_async(2, connection_id=conn.connection_id)
+    assert [(r.tool, r.outcome, r.site_id, r.customer_id) for r in rows] == [
+        ("update_my_profile", "denied", 14, me["customer_id"])
+    ] * 2

@@ -23,12 +23,12 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_bridge.audit import CallRecord
 from mcp_bridge.edge.auth import PrincipalTokenVerifier
 from mcp_bridge.edge.origins import normalize_origin
 from mcp_bridge.models import ToolCall
 from mcp_bridge.runtime import read_only
 from mcp_bridge.runtime.context import PrincipalAccessToken
+from mcp_bridge.runtime.server import call_record
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class WriteScopeGate:
             return
         name, arguments, request_id = call
         message = read_only.denial_message(name)
-        record = CallRecord(principal=token.principal, tool=name, arguments=arguments)
+        record = call_record(token, name, arguments)  # an Open call's row names its site and customer
         record.fail(message, ToolCall.Outcome.DENIED)
         await record.save()
         challenge = (
