@@ -423,3 +423,26 @@ async def test_a_read_only_connection_sees_no_write_tool_and_its_refused_write_n
     assert [(r.tool, r.outcome, r.site_id, r.customer_id) for r in rows] == [
         ("update_my_profile", "denied", 14, me["customer_id"])
     ] * 2
+
+
+async def test_a_profile_preview_says_what_pelcro_keeps(mcp_env, sandbox):
+    """E-mails are kept in lower case (CORE_API.md §8.2): the own address in other letters
+    changes nothing, and the preview says so; a new one in capitals is shown as stored."""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, _):
+        same = await client.call_tool("update_my_profile", {"email": me["email"].upper(), "dry_run": True})
+        assert same.structured_content["changes"] == [], same.structured_content
+        real = await client.call_tool("update_my_profile", {"email": me["email"].upper()})
+        assert real.structured_content["email"] == me["email"]
+        new = f"New-{me['email']}".upper()
+        other = (await client.call_tool("update_my_profile", {"email": new, "dry_run": True})).structured_content
+        assert {"field": "email", "before": me["email"], "after": new.lower()} in other["changes"], other
+
+
+def test_descriptions_say_the_rules_the_tools_apply():
+    """What an assistant reads matches what the tools do (the review's findings)."""
+    for name in ("list_my_newsletters", "update_my_newsletters"):
+        assert "confirmed" in OPEN_TOOLS[name].description and "signed in with" in OPEN_TOOLS[name].description
+    assert "newsletter tools refuse it" in OPEN_TOOLS["update_my_profile"].description
+    # Pelcro refuses a second end-of-period cancellation, not an immediate one (OPEN_API.md §5.4).
+    assert "(except with mode now) for one already set to" in OPEN_TOOLS["cancel_my_subscription"].description

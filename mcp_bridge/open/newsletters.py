@@ -216,7 +216,9 @@ async def preview_update_my_newsletters(call: CallContext, args: UpdateMyNewslet
 )
 async def list_my_newsletters(call: CallContext, args: NoArguments):
     """The publication's newsletters and which of them the signed-in subscriber's e-mail is
-    signed up for. Change it with update_my_newsletters."""
+    signed up for. Change it with update_my_newsletters. Refused while their e-mail is
+    neither confirmed nor the one they signed in with (after a change of e-mail: confirm
+    it, or sign in again)."""
     (email, _), site = await asyncio.gather(my_email(call), read_site(call))
     current = await read_sign_up(call, email)
     mine = MyNewsletters(
@@ -251,9 +253,10 @@ async def list_my_newsletters(call: CallContext, args: NoArguments):
 async def update_my_newsletters(call: CallContext, args: UpdateMyNewslettersInput):
     """Sign the subscriber's own e-mail up for the publication's newsletters (subscribed:
     true, with lists from list_my_newsletters, e.g. ["default"]), change which ones, or
-    unsubscribe from all (subscribed: false). Only ever the signed-in subscriber's e-mail.
-    Asking for what already is changes nothing. Can be changed back at any time; no
-    confirmation needed."""
+    unsubscribe from all (subscribed: false). Only ever the signed-in subscriber's e-mail,
+    and only while it is confirmed or is the one they signed in with (after a change of
+    e-mail: confirm it, or sign in again). Asking for what already is changes nothing.
+    Can be changed back at any time; no confirmation needed."""
     email, customer = await my_email(call)
     current = await read_sign_up(call, email)
     method, path, body, action, after = plan_change(args, email, customer, current)

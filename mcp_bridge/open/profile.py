@@ -101,8 +101,10 @@ async def _update_preview(call: CallContext, args: UpdateProfileInput) -> WriteP
         after = merged_metadata(customer.get("metadata"), value) if name == "metadata" else value
         if name == "phone":
             after = "".join(ch for ch in value if ch.isdigit())  # non-digits stripped (OPEN_API.md §5.1)
+        if name == "email":
+            after = value.lower()  # kept in lower case (CORE_API.md §8.2, the same customers)
         triples.append((name, _before(customer, name), after))
-    if "email" in body and body["email"] != customer.get("email"):
+    if "email" in body and body["email"].lower() != customer.get("email"):
         triples.append(("email_confirm", customer.get("email_confirm"), False))
     changed = changes(*triples)
     listed = "; ".join(f"{c.field} {c.before!r} → {c.after!r}" for c in changed) or "nothing would change"
@@ -137,7 +139,7 @@ async def update_my_profile(call: CallContext, args: UpdateProfileInput):
     """Change the signed-in subscriber's own profile at this publication: only the fields
     given change (name, e-mail, username, phone, salutation, title, organization,
     language, metadata: merged, a key set to null removed). A new e-mail must be confirmed
-    again. The password cannot be changed here. Refused when another customer of the
+    again (until then the newsletter tools refuse it). The password cannot be changed here. Refused when another customer of the
     publication already uses the e-mail or username.
     """
     response = await send(

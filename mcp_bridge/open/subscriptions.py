@@ -485,7 +485,8 @@ async def cancel_my_subscription(call: CallContext, args: CancelInput):
     reactivate_my_subscription until it ends. now: it ends at once (refund or credit per the
     publication's settings), only where the publication allows it; IRREVERSIBLE, and a
     person confirms first. Refused for ended, gift-received, pending-payment or
-    agency-managed subscriptions, and for one already set to cancel.
+    agency-managed subscriptions, and (except with mode now) for one already set to
+    cancel.
     """
     response = await send(
         call,
