@@ -4,6 +4,12 @@ characters in request parameters."""
 
 from django.http import HttpResponseBadRequest, JsonResponse
 
+# Pages with personal data or sign-in forms, which no browser or proxy may keep (Back after
+# signing out on a shared computer would show them): the operators' (sign-in, consent,
+# connections, ops, admin) and the subscribers' (`/open/…` sign-in and connected apps), and
+# a confirmation page (a call's exact arguments).
+NOT_CACHED = ("/login", "/oauth/", "/connections", "/ops/", "/admin/", "/open/", "/confirm/")
+
 
 class SecurityHeadersMiddleware:
     def __init__(self, get_response):
@@ -13,7 +19,7 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.path.startswith(("/login", "/oauth/", "/connections", "/ops/", "/admin/")):
+        if request.path.startswith(NOT_CACHED):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -17,6 +17,8 @@ found something, each kept as the test that failed before its fix. Real gateway,
 - The same app connected again reuses its connection with the new sign-in's JWT; the JWT
   it replaced, held by nothing, is signed out by the sweep instead of staying valid at
   Pelcro for its lifetime.
+- The subscriber's pages (sign-in, connected apps, revoke) and confirmation pages are sent
+  with `Cache-Control: no-store`, as the operators' pages were.
 - Staff cannot delete a subscriber record in the admin: that left an orphan user record
   holding the subscriber's username, so the customer could never sign in again ("This
   account cannot be connected here"), while their connections and tokens stayed live.
@@ -46,6 +48,7 @@ from devtools.oauth_client import (
     exchange_code,
     obtain_open_tokens,
     open_url,
+    parse_forms,
     pkce_pair,
     redirect_params,
     register_client,
@@ -503,3 +506,28 @@ def test_connecting_the_same_app_again_signs_the_replaced_jwt_out(mcp_env, fresh
     assert pelcro(first) == 403 and pelcro(second) == 200
     assert crypto.decrypt(SubscriberCredential.objects.get(connection=connection).jwt_encrypted) == second
     assert [mcp_status(base + "/open", token) for token in tokens] == [200, 200]
+
+
+# --- browser caches -------------------------------------------------------------------------------
+
+
+def test_subscriber_pages_are_never_cached(mcp_env):
+    """Like the operators' pages: the subscriber's connected apps (with their recent calls)
+    and sign-in forms must not be kept by the browser (Back after signing out on a shared
+    computer would show them), nor a confirmation page with a call's arguments."""
+    tokens = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
+    connection = Connection.objects.get(application__client_id=tokens["client_id"])
+    with browser(mcp_env.gateway.url) as session:
+        page = session.get("/open/sign-in", params={"site_id": READER["site_id"], "next": "/open/connections"})
+        pages = {"sign-in": page}
+        form = next(f for f in parse_forms(page.text) if f["action"] == "/open/sign-in")
+        pages["signed in"] = session.post(
+            "/open/sign-in", data={**form["hidden"], "email": READER["email"], "password": READER["password"]}
+        )
+        pages["connections"] = session.get("/open/connections")
+        pages["revoke"] = session.get(f"/open/connections/{connection.pk}/revoke")
+        pages["confirmation"] = session.get("/confirm/00000000-0000-4000-8000-000000000000")
+    assert [response.status_code for response in pages.values()] == [200, 302, 200, 200, 404]
+    assert READER["email"] in pages["connections"].text
+    for name, response in pages.items():
+        assert "no-store" in response.headers.get("cache-control", ""), name
