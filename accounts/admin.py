@@ -6,10 +6,11 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
+from accounts import subscribers
 from accounts.auth_epoch import EpochUnavailable
 from accounts.connections import revoke_connections
 from accounts.forms import AdminLoginForm
-from accounts.models import Account, Connection, Membership, Site, Subscriber
+from accounts.models import Account, Connection, Membership, Site, Subscriber, SubscriberCredential
 from accounts.upstream_account import set_manual_limit
 
 
@@ -126,6 +127,12 @@ class ConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # connections come from consent only
 
+    def has_delete_permission(self, request, obj=None):
+        # One holding a subscriber's Pelcro JWT is revoked instead (which signs the JWT out at
+        # Pelcro): deleted, the JWT would go unsigned-out, valid there until it expires.
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not SubscriberCredential.objects.filter(connection=obj).exists())
+
     @admin.display(description="status")
     def status(self, connection: Connection) -> str:
         return "active" if connection.is_active else f"revoked {connection.revoked_at:%Y-%m-%d %H:%M}"
@@ -157,11 +164,13 @@ class GatewayUserAdmin(UserAdmin):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
-    """Subscribers are made by their own sign-in (`accounts.subscribers`), never by hand, and
-    never deleted here: the user record would stay behind holding the subscriber's username,
-    so the customer could never sign in again, with their connections still live. To end a
-    subscriber's access, revoke their connections (Subscriber connections, which also signs
-    them out at Pelcro), or turn off the site's subscriber access."""
+    """Subscribers are made by their own sign-in (`accounts.subscribers`), never by hand. One
+    is deleted here (or with their user record or their site) only once nothing of theirs is
+    live (`subscribers.has_live_access`): deleting one with an active connection left that
+    connection, its tokens and their Pelcro JWT live. End a subscriber's access first:
+    revoke their connections (Subscriber connections, which also signs them out at Pelcro)
+    or turn off the site's subscriber access. Their next sign-in takes up the user record a
+    deleted subscriber leaves."""
 
     list_display = ["email", "customer_id", "site", "created_at"]
     list_filter = ["site"]
@@ -172,4 +181,5 @@ class SubscriberAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or not subscribers.has_live_access(obj))

@@ -19,9 +19,12 @@ found something, each kept as the test that failed before its fix. Real gateway,
   Pelcro for its lifetime.
 - The subscriber's pages (sign-in, connected apps, revoke) and confirmation pages are sent
   with `Cache-Control: no-store`, as the operators' pages were.
-- Staff cannot delete a subscriber record in the admin: that left an orphan user record
-  holding the subscriber's username, so the customer could never sign in again ("This
-  account cannot be connected here"), while their connections and tokens stayed live.
+- A subscriber record deleted (in the admin, or with its site when Pelcro's `GET /account`
+  stops listing the site) left its user record holding the subscriber's username, so the
+  customer could never sign in again ("This account cannot be connected here"); in the
+  admin, their connections, tokens and Pelcro JWT also stayed live. Now the next sign-in
+  takes that user record up again, and the admin deletes a subscriber (or their user record,
+  or their site) only once nothing of theirs is live.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from oauth2_provider.models import get_grant_model
 
-from accounts.models import AuthorizationConsent, Connection, ConsentCredential, Subscriber
+from accounts.models import AuthorizationConsent, Connection, ConsentCredential, Site, Subscriber
 from accounts.views.consent import DECISION_SECONDS
 from devtools.oauth_client import (
     DEFAULT_REDIRECT_URI,
@@ -86,6 +90,11 @@ def mcp_status(url: str, token: str) -> int:
         },
         timeout=30,
     ).status_code
+
+
+def csrf_of(page: httpx.Response) -> dict:
+    """The CSRF token of a page's form."""
+    return {"csrfmiddlewaretoken": re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)}
 
 
 def to_consent(session: httpx.Client, env, client_id: str, subscriber: dict = READER, **params):
@@ -302,22 +311,78 @@ def test_the_core_server_still_asks_staff_to_sign_in(mcp_env):
 # --- the admin ---------------------------------------------------------------------------------------
 
 
-def test_staff_cannot_delete_a_subscriber_in_the_admin(mcp_env):
+def test_a_subscriber_with_live_access_cannot_be_deleted_in_the_admin(mcp_env):
+    """Deleting a subscriber (or what cascades to one: their user record, their site) while a
+    connection of theirs is active or holds their Pelcro JWT is refused: it left the user
+    record behind holding the subscriber's username (the customer could never sign in again)
+    and the JWT valid at Pelcro. A connection holding a JWT cannot be deleted either."""
     tokens = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
     subscriber = Subscriber.objects.get(site__site_id=READER["site_id"], email=READER["email"])
-    with closing(signed_in(mcp_env.gateway.url, "demo", PASSWORDS["demo"])) as staff:
-        listing = staff.get("/admin/accounts/subscriber/")
-        assert listing.status_code == 200 and READER["email"] in listing.text
-        assert 'value="delete_selected"' not in listing.text
-        assert staff.get(f"/admin/accounts/subscriber/{subscriber.pk}/delete/").status_code == 403
-        detail = staff.get(f"/admin/accounts/subscriber/{subscriber.pk}/change/")
-        assert detail.status_code == 200 and "/delete/" not in detail.text
-    assert Subscriber.objects.filter(pk=subscriber.pk).exists()
-    # Nothing changed for the subscriber: the connection and its sign-in are theirs still.
     connection = Connection.objects.get(application__client_id=tokens["client_id"])
-    assert connection.user_id == subscriber.user_id and connection.revoked_at is None
+    site = subscriber.site
+    with closing(signed_in(mcp_env.gateway.url, "demo", PASSWORDS["demo"])) as staff:
+        assert staff.get(f"/admin/accounts/subscriber/{subscriber.pk}/delete/").status_code == 403
+        listing = staff.get("/admin/accounts/subscriber/")
+        selected = {**csrf_of(listing), "action": "delete_selected", "_selected_action": [str(subscriber.pk)]}
+        bulk = staff.post("/admin/accounts/subscriber/", data=selected)
+        assert bulk.status_code == 200 and "Cannot delete" in bulk.text
+        assert staff.post("/admin/accounts/subscriber/", data={**selected, "post": "yes"}).status_code == 403
+        for cascading in (f"/admin/auth/user/{subscriber.user_id}/delete/", f"/admin/accounts/site/{site.pk}/delete/"):
+            page = staff.get(cascading)
+            assert page.status_code == 200 and "Cannot delete" in page.text, cascading
+            lacking = re.search(r'<ul id="deleted-objects">(.*?)</ul>', page.text, re.S).group(1)
+            assert "subscriber" in lacking, cascading
+            assert staff.post(cascading, data={**csrf_of(page), "post": "yes"}).status_code == 403, cascading
+        assert staff.get(f"/admin/accounts/connection/{connection.pk}/delete/").status_code == 403
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists() and Connection.objects.filter(pk=connection.pk).exists()
+    assert mcp_status(mcp_env.gateway.url + "/open", tokens["access_token"]) == 200
+
+
+def test_a_site_that_leaves_and_comes_back_lets_its_subscribers_sign_in_again(mcp_env):
+    """Pelcro's `GET /account` no longer listing a site deletes it, and its subscriber
+    records with it (`accounts.upstream_account`); their user records stay (the connections
+    and audit rows point at them). When the site is listed again, its subscribers sign in
+    again as before instead of "This account cannot be connected here" forever."""
+    first = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
+    before = Subscriber.objects.get(site__site_id=READER["site_id"], email=READER["email"])
+    site = before.site
+    fields = {"site_id": site.site_id, "account": site.account, "name": site.name, "url": site.url}
+    site.delete()  # as an account refresh does
+    assert not Subscriber.objects.filter(pk=before.pk).exists()
+    assert get_user_model().objects.filter(pk=before.user_id).exists()
+    Site.objects.create(**fields, source=Site.Source.UPSTREAM, subscriber_access_enabled=True)
     again = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
-    assert Connection.objects.get(application__client_id=again["client_id"]).user_id == subscriber.user_id
+    assert mcp_status(mcp_env.gateway.url + "/open", again["access_token"]) == 200
+    after = Subscriber.objects.get(site__site_id=READER["site_id"], email=READER["email"])
+    assert after.user_id == before.user_id and after.customer_id == before.customer_id
+    # The connection the site's removal ended stays ended.
+    assert mcp_status(mcp_env.gateway.url + "/open", first["access_token"]) == 401
+
+
+def test_a_subscriber_can_be_deleted_once_nothing_of_theirs_is_live_and_can_sign_in_again(mcp_env):
+    tokens = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
+    subscriber = Subscriber.objects.get(site__site_id=READER["site_id"], email=READER["email"])
+    connection = Connection.objects.get(application__client_id=tokens["client_id"])
+    with closing(signed_in(mcp_env.gateway.url, "demo", PASSWORDS["demo"])) as staff:
+        listing = staff.get("/admin/mcp_bridge/subscriberconnection/")
+        revoked = staff.post(
+            "/admin/mcp_bridge/subscriberconnection/",
+            data={**csrf_of(listing), "action": "revoke", "_selected_action": [str(connection.pk)]},
+        )
+        assert revoked.status_code == 302
+        page = staff.get(f"/admin/accounts/subscriber/{subscriber.pk}/delete/")
+        assert page.status_code == 200
+        deleted = staff.post(
+            f"/admin/accounts/subscriber/{subscriber.pk}/delete/", data={**csrf_of(page), "post": "yes"}
+        )
+        assert deleted.status_code == 302
+    assert not Subscriber.objects.filter(pk=subscriber.pk).exists()
+    # The user record left behind (with the old connection and its audit rows) is taken up
+    # again by the customer's next sign-in instead of blocking it.
+    again = obtain_open_tokens(mcp_env.gateway.url, READER["site_id"], READER["email"], READER["password"], "read")
+    assert mcp_status(mcp_env.gateway.url + "/open", again["access_token"]) == 200
+    assert Subscriber.objects.get(site__site_id=READER["site_id"], email=READER["email"]).user_id == subscriber.user_id
+    assert mcp_status(mcp_env.gateway.url + "/open", tokens["access_token"]) == 401  # revoked stays revoked
 
 
 @pytest.fixture

@@ -66,6 +66,23 @@ def test_an_operator_username_is_never_taken_over(sites):
     assert not Subscriber.objects.exists()
 
 
+def test_an_operator_record_without_a_password_is_never_taken_over_either(sites):
+    """Only what a deleted subscriber left (no subscriber record, no usable password, not
+    staff, no memberships) is taken up again by the customer's sign-in."""
+    from accounts.models import Membership
+
+    staff = get_user_model().objects.create_user("subscriber.9014.8", password=None, is_staff=True)
+    member = get_user_model().objects.create_user("subscriber.9014.9", password=None)
+    Membership.objects.create(user=member, account=sites[0].account, role=Membership.Role.MEMBER)
+    for customer_id in (8, 9):
+        with pytest.raises(SubscriberNameTaken):
+            subscriber_for(sites[0], customer_id, "x@example.com")
+    left = subscriber_for(sites[0], 10, "ten@example.com").user
+    Subscriber.objects.filter(user=left).delete()
+    assert subscriber_for(sites[0], 10, "ten@example.com").user_id == left.pk
+    assert not staff.has_usable_password() and not member.has_usable_password()
+
+
 def test_operator_sign_in_and_sessions_refuse_a_subscriber(sites):
     user = subscriber_for(sites[0], 43, "sam@example.com").user
     # Even if a password were set on the record behind the gateway's back:
