@@ -902,3 +902,35 @@ async def test_what_a_client_declares_only_chooses_how_the_person_is_asked(mcp_e
     else:
         assert result["resultType"] == "input_required" and result["requestState"].startswith("v1."), result
     assert charges_sent(truth, since) == []
+
+
+async def test_two_confirmed_rounds_with_one_key_at_once_through_two_processes_charge_once(mcp_env, truth, replica):
+    """The model asked twice for the same charge (same key), and the person said yes to
+    both questions; the two yes rounds arrive together at two gateway processes: the
+    idempotency claim lets one charge, the other answers its outcome."""
+    token = mcp_env.token()
+    args = {**charge_args(truth), "idempotency_key": f"k-{uuid.uuid4().hex}"}
+    since = truth.last_seq()
+    async with eliciting(mcp_env.url, token) as client:
+        states = [(await first_round(client, args)).request_state for _ in range(2)]
+
+    async def answer(url: str, state: str):
+        async with eliciting(url, token) as client:
+            return await client.session.call_tool(
+                TOOL, args, input_responses=YES, request_state=state, allow_input_required=True
+            )
+
+    first, second = await asyncio.gather(answer(mcp_env.url, states[0]), answer(replica.url + "/", states[1]))
+    assert not first.is_error and not second.is_error, (first, second)
+    assert first.structured_content == second.structured_content
+    assert len(charges_sent(truth, since)) == 1
+    rows = await rows_of(4)
+    assert sorted((r.confirmation, r.replayed) for r in rows if not r.replayed) == [
+        ("asked", False),
+        ("asked", False),
+        ("confirmed", False),
+    ]
+    # The other yes got the kept outcome: found by the lookup before its confirmation was
+    # used (blank), or after it, waiting for the claim (confirmed).
+    [replay] = [r for r in rows if r.replayed]
+    assert replay.confirmation in ("", "confirmed") and replay.upstream_status is None
