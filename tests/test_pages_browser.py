@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import OperationalError
@@ -180,11 +181,15 @@ def test_every_page_fits_a_phone_and_a_desktop_and_passes_axe(gateway_server, wa
         for name, path in [
             ("landing", "/"),
             ("login", "/login"),
+            # From an app that named no resource: with the subscribers' way on.
+            ("login-from-an-app", "/login?next=" + quote("/oauth/authorize?response_type=code&client_id=x")),
             ("admin-login", "/admin/login/"),
             ("not-found", "/no/such/page"),
         ]:
             response = page.goto(url + path)
             assert response.status == (404 if name == "not-found" else 200), name
+            if name == "login-from-an-app":
+                assert page.get_by_role("link", name="Sign in with your publication").is_visible()
             check(page, name, width)
         assert "Page not found" in page.content()
         # 500 and 503 as the handler renders them, served at a gateway URL so the real CSS loads.
@@ -228,5 +233,5 @@ def test_every_page_fits_a_phone_and_a_desktop_and_passes_axe(gateway_server, wa
         context.close()
 
     assert not problems, "\n".join(problems)
-    assert len(visited) == 2 * 17
+    assert len(visited) == 2 * 18
     assert all(Path(SHOTS / f"{v.replace('@', '-')}.png").exists() for v in visited)
