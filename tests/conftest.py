@@ -245,9 +245,12 @@ def tight_sandbox():
 
 @pytest.fixture(scope="session")
 def tight_env(tmp_path_factory) -> dict[str, str]:
-    """Settings shared by the tight gateways and the Celery worker."""
+    """Settings shared by the tight gateways and the Celery worker. Their own task queue:
+    the worker lives for the rest of the session and must not take the tasks other tests
+    queue from this process (a revoke's sign-out, say), which they call or check themselves."""
     return {
         **TIGHT_GATEWAY_ENV,
+        "CELERY_TASK_DEFAULT_QUEUE": "tight",
         "EXPORT_PAGE_SIZE": str(EXPORT_PAGE_SIZE),
         "EXPORT_DIR": str(tmp_path_factory.mktemp("exports")),
     }
