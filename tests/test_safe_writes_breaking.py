@@ -825,7 +825,7 @@ async def test_a_failure_after_the_write_was_accepted_says_it_was_most_likely_ap
     since = truth.last_seq()
     async with eliciting(open_url, conn.token) as client:
         asked = await client.session.call_tool("pay_invoice", args, allow_input_required=True)
-        assert asked.result_type == "input_required"
+        assert asked.result_type == "input_required", asked
         body = {"customer_id": who["customer_id"], "currency": "usd", "total": 100, "status": "draft"}
         open_data.core_api(sandbox, "POST", "/invoices", SITE, json={**body, "due_date": 10**13})
         paid = await client.session.call_tool(
