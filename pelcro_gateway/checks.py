@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.http.request import validate_host
 
 
 @register(Tags.security, deploy=False)
@@ -18,6 +19,16 @@ def check_production_safety(app_configs=None, **kwargs):
     env = settings.GATEWAY_ENV
     if env not in {"prd", "stg", "dev"}:
         errors.append(Error(f"GATEWAY_ENV must be prd, stg or dev, not {env!r}.", id="pelcro_gateway.E001"))
+    if not settings.API_KEY_ENCRYPTION_KEYS:
+        # Only commas or blanks (env_list drops empty items): nothing could be encrypted.
+        errors.append(
+            Error(
+                "API_KEY_ENCRYPTION_KEYS holds no key: Core API keys and subscribers' Pelcro JWTs could "
+                "be neither stored nor read.",
+                hint=GENERATE_FERNET_KEY,
+                id="pelcro_gateway.E002",
+            )
+        )
     for key in settings.API_KEY_ENCRYPTION_KEYS:
         try:
             Fernet(key)
@@ -25,7 +36,7 @@ def check_production_safety(app_configs=None, **kwargs):
             errors.append(
                 Error(
                     "API_KEY_ENCRYPTION_KEYS holds a value that is not a Fernet key.",
-                    hint='Generate one: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
+                    hint=GENERATE_FERNET_KEY,
                     id="pelcro_gateway.E002",
                 )
             )
@@ -83,26 +94,141 @@ def check_production_safety(app_configs=None, **kwargs):
         )
     if settings.DEBUG:
         errors.append(Error(f"DEBUG must be off when GATEWAY_ENV={env}.", id="pelcro_gateway.E010"))
-    if settings.SECRET_KEY == settings.DEV_SECRET_KEY or len(settings.SECRET_KEY) < 32:
-        errors.append(Error("SECRET_KEY is the dev default or shorter than 32 characters.", id="pelcro_gateway.E011"))
+    if weakness := secret_weakness(settings.SECRET_KEY, dev_default=settings.DEV_SECRET_KEY):
+        errors.append(
+            Error(
+                f"SECRET_KEY {weakness} when GATEWAY_ENV={env}: it signs sessions and CSRF tokens.",
+                hint=f"Generate one: {GENERATE_SECRET}",
+                id="pelcro_gateway.E011",
+            )
+        )
     if settings.DEV_ENCRYPTION_KEY in settings.API_KEY_ENCRYPTION_KEYS:
         errors.append(Error("API_KEY_ENCRYPTION_KEYS still contains the dev default key.", id="pelcro_gateway.E012"))
-    if urlsplit(settings.PUBLIC_URL).scheme != "https":
-        errors.append(Error(f"PUBLIC_URL must be https when GATEWAY_ENV={env}.", id="pelcro_gateway.E013"))
+    public = urlsplit(settings.PUBLIC_URL)
+    if public.scheme != "https" or not public.hostname:
+        errors.append(
+            Error(
+                f"PUBLIC_URL must be an https URL with a host name when GATEWAY_ENV={env}, "
+                f"not {settings.PUBLIC_URL!r}.",
+                hint="Set it to the https origin clients use, e.g. PUBLIC_URL=https://mcp.example.com.",
+                id="pelcro_gateway.E013",
+            )
+        )
     if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
         errors.append(Error("Session and CSRF cookies must be Secure outside dev.", id="pelcro_gateway.E014"))
-    if len(settings.PELCRO_GATEWAY["METRICS_TOKEN"].strip()) < 32:
+    if weakness := secret_weakness(settings.PELCRO_GATEWAY["METRICS_TOKEN"].strip()):
         # Set but guessable ("changeme") is as open as unset: the same bar as SECRET_KEY.
         errors.append(
             Error(
-                f"METRICS_TOKEN must be set, 32 characters or more, when GATEWAY_ENV={env}: "
-                "/metrics lists every account's live usage.",
-                hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"; give it to the '
-                "Prometheus scrape job as its bearer token.",
+                f"METRICS_TOKEN {weakness} when GATEWAY_ENV={env}: it must be set, 32 characters or more, "
+                "as /metrics lists every account's live usage.",
+                hint=f"Generate one: {GENERATE_SECRET}; give it to the Prometheus scrape job as its bearer token.",
                 id="pelcro_gateway.E016",
             )
         )
+    errors.extend(check_allowed_hosts(settings.ALLOWED_HOSTS, settings.PUBLIC_URL, env))
+    errors.extend(check_hsts(settings.SECURE_HSTS_SECONDS, env))
     return errors
+
+
+GENERATE_FERNET_KEY = (
+    'Generate one: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
+GENERATE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 5  # Django's own bar (check security.W009)
+
+
+def secret_weakness(secret: str, *, dev_default: str | None = None) -> str | None:
+    """Why `secret` is guessable, as the end of a sentence ("is empty"), or None if it is not:
+    empty, the dev default, shorter than 32 characters, fewer than 5 distinct characters
+    (Django's security.W009 bar: "xxxx…" is as long as it is guessable), or a key Django's
+    startproject marked `django-insecure-`."""
+    if not secret:
+        return "is empty"
+    if secret == dev_default:
+        return "is the dev default"
+    if len(secret) < SECRET_MIN_LENGTH:
+        return f"is shorter than {SECRET_MIN_LENGTH} characters ({len(secret)})"
+    if len(set(secret)) < SECRET_MIN_DISTINCT:
+        return f"has fewer than {SECRET_MIN_DISTINCT} distinct characters"
+    if secret.startswith("django-insecure-"):
+        return "is a key Django generated as insecure ('django-insecure-…')"
+    return None
+
+
+def check_allowed_hosts(hosts: list[str], public_url: str, env: str) -> list[Error]:
+    """E018 (outside dev): `ALLOWED_HOSTS` names this deployment's hosts and nothing wider.
+
+    Refused: an empty list (every request would get a 400); a pattern that lets any Host
+    through: `*`, an empty or blank entry, a leading-dot pattern over a whole top-level
+    domain or more (`.`, `.com`: Django's `validate_host` matches every host under it); and
+    a list that does not cover PUBLIC_URL's host (every request through it would get a 400).
+    Host checking is what stops DNS rebinding against the MCP endpoint (MCP transport spec,
+    "Security Warning"; mcp_bridge.edge.gates.OriginGate) and links built from a forged Host.
+    Each error's hint names the value to set: PUBLIC_URL's host."""
+    public_host = urlsplit(public_url).hostname or ""
+    hint = (
+        f"Set ALLOWED_HOSTS to the public host of PUBLIC_URL ({public_host}), plus any name your proxy "
+        f"or health checks use, e.g. ALLOWED_HOSTS={public_host},127.0.0.1"
+        if public_host
+        else "Set ALLOWED_HOSTS to the public host of PUBLIC_URL (e.g. mcp.example.com)."
+    )
+    if not hosts:
+        return [
+            Error(
+                f"ALLOWED_HOSTS is empty when GATEWAY_ENV={env}: every request would be refused (400).",
+                hint=hint,
+                id="pelcro_gateway.E018",
+            )
+        ]
+    wide = [host for host in hosts if host.strip() in ("", "*") or (host.startswith(".") and "." not in host[1:])]
+    if wide:
+        return [
+            Error(
+                f"ALLOWED_HOSTS holds {', '.join(repr(host) for host in wide)} when GATEWAY_ENV={env}: a pattern "
+                "that lets any Host header through (DNS rebinding against the MCP endpoint, links built "
+                "from a forged Host).",
+                hint=hint,
+                id="pelcro_gateway.E018",
+            )
+        ]
+    if public_host and not validate_host(public_host, hosts):
+        return [
+            Error(
+                f"ALLOWED_HOSTS ({','.join(hosts)}) does not cover PUBLIC_URL's host {public_host!r}: every "
+                "request through it would be refused (400).",
+                hint=hint,
+                id="pelcro_gateway.E018",
+            )
+        ]
+    return []
+
+
+HSTS_MIN_SECONDS = 86400  # a day
+
+
+def check_hsts(seconds: int, env: str) -> list[Error]:
+    """E019 (outside dev): `SECURE_HSTS_SECONDS` (the Strict-Transport-Security max-age, in
+    seconds) is at least a day (86400).
+
+    Below that, a browser forgets within hours that this host is https-only (RFC 6797 §11.2),
+    and its next visit is again open to a TLS-stripping network attacker (§14.6). An error, not a warning:
+    outside dev PUBLIC_URL must be https (E013), so there is no http deployment a short or
+    zero max-age would keep reachable, and `max-age=0` (RFC 6797 §6.1.1: forget this host) is
+    the step for moving a host off https, which a prd or stg gateway cannot do."""
+    if seconds >= HSTS_MIN_SECONDS:
+        return []
+    return [
+        Error(
+            f"SECURE_HSTS_SECONDS={seconds} is below a day ({HSTS_MIN_SECONDS}) when GATEWAY_ENV={env}: "
+            "browsers would soon forget that this host is https-only, letting a network attacker strip "
+            "TLS from a later visit.",
+            hint="Unset it (one year, 31536000, the default) or set 86400 or more; to roll HSTS out "
+            "carefully, start at 86400 and raise it.",
+            id="pelcro_gateway.E019",
+        )
+    ]
 
 
 # Each numeric knob's allowed range: (lowest, highest, lowest allowed itself). A value of the
@@ -166,10 +292,11 @@ def check_ranges(conf: dict) -> list[Error]:
 
 
 def run_startup_checks() -> None:
-    """Raise SystemCheckError if any registered check fails (used by the ASGI app)."""
+    """Raise SystemCheckError if any registered check fails (used by the ASGI app); its
+    message has a line per failure: "<id>: <what is wrong> HINT: <what to set instead>"."""
     from django.core import checks
     from django.core.management.base import SystemCheckError
 
     failures = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
     if failures:
-        raise SystemCheckError("\n".join(f"{m.id}: {m.msg}" for m in failures))
+        raise SystemCheckError("\n".join(f"{m.id}: {m.msg}" + (f" HINT: {m.hint}" if m.hint else "") for m in failures))

@@ -1,7 +1,8 @@
 """Django settings. Every value comes from the environment; defaults are safe for dev.
 
-Production (`GATEWAY_ENV=prd`) must set SECRET_KEY, API_KEY_ENCRYPTION_KEYS and an https
-PUBLIC_URL: the system checks in `pelcro_gateway/checks.py` refuse to start otherwise.
+Production (`GATEWAY_ENV=prd`) must set SECRET_KEY, API_KEY_ENCRYPTION_KEYS, METRICS_TOKEN,
+FORWARDED_ALLOW_IPS and an https PUBLIC_URL (with ALLOWED_HOSTS, if set, covering its host and
+no wildcard): the system checks in `pelcro_gateway/checks.py` refuse to start otherwise.
 """
 
 import logging
@@ -259,6 +260,7 @@ CONTENT_SECURITY_POLICY = {
 # address (X-Forwarded-For) from the proxies listed in FORWARDED_ALLOW_IPS and from nobody
 # else; Django reads both from the ASGI scope, so it needs no proxy header of its own.
 SECURE_PROXY_SSL_HEADER = None
+# Outside dev at least a day (pelcro_gateway.E019).
 SECURE_HSTS_SECONDS = 0 if IS_DEV else env_int("SECURE_HSTS_SECONDS", 31536000)
 
 # --- Static files ------------------------------------------------------------------------
