@@ -3,7 +3,8 @@
 Counters and histograms (`mcp_bridge.metrics`) are per process; with
 `PROMETHEUS_MULTIPROC_DIR` set, every process's files are aggregated. The per-account
 limiter gauges are read from Redis at scrape time, so they are right whichever process
-is scraped. With `METRICS_TOKEN` set, a scrape must send `Authorization: Bearer <token>`;
+is scraped. With `METRICS_TOKEN` set, a scrape must send `Authorization: Bearer <token>`
+(scheme in any case, RFC 7235; the bare token is refused);
 it is required outside dev (system check E016). Without it (dev only) the per-account
 gauges are left out: anyone could read every account's slug and live usage.
 """
@@ -92,19 +93,37 @@ def _process_registry():
     return REGISTRY
 
 
+def _scrape_refusal(authorization: str, token: str) -> HttpResponse | None:
+    """None if `authorization` (the Authorization header, "" if absent) carries `token` as a
+    Bearer credential, else the 401 to send.
+
+    RFC 7235 §2.1 / RFC 6750 §2.1: `Bearer` then one or more spaces then the token; the
+    scheme is case-insensitive, blanks around the value are allowed. Anything else (no
+    header, another scheme, the bare token with no scheme) is a request without Bearer
+    credentials: 401 with `WWW-Authenticate: Bearer` and no error code (RFC 6750 §3.1); a
+    Bearer token that is not `token` adds `error="invalid_token"`. The token is compared in
+    constant time (hmac.compare_digest), whatever its length or content."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        if hmac.compare_digest(credentials.strip().encode(), token.encode()):
+            return None
+        challenge, message = 'Bearer realm="metrics", error="invalid_token"', "the scrape token is not this one"
+    else:
+        challenge, message = 'Bearer realm="metrics"', "metrics need the scrape token"
+    return HttpResponse(
+        f"{message}: send the header 'Authorization: Bearer <METRICS_TOKEN>'\n",
+        status=401,
+        content_type="text/plain",
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
 @require_GET
 @never_cache
 def metrics(request):
-    token = settings.PELCRO_GATEWAY.get("METRICS_TOKEN", "")
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return HttpResponse(
-                "metrics need the scrape token\n",
-                status=401,
-                content_type="text/plain",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    token = settings.PELCRO_GATEWAY.get("METRICS_TOKEN", "").strip()
+    if token and (refusal := _scrape_refusal(request.headers.get("Authorization", ""), token)):
+        return refusal
     # Per-account labels only behind the token (set outside dev, system check E016).
     body = generate_latest(_process_registry()) + generate_latest(_limiter_registries[bool(token)])
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,7 @@ import asyncio
 import re
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -166,11 +167,65 @@ def test_without_a_metrics_token_no_account_is_named(client, account, settings):
     assert "pelcro_ratelimit_in_window" not in text
 
 
-def test_metrics_token_is_required_when_configured(client, settings):
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer scrape-secret",
+        "bearer scrape-secret",  # the scheme is case-insensitive (RFC 7235 §2.1)
+        "BEARER scrape-secret",
+        "Bearer   scrape-secret",  # 1*SP between scheme and token
+        "  Bearer scrape-secret  ",  # blanks around a field value are not part of it
+    ],
+)
+def test_metrics_take_the_token_as_a_bearer_credential(client, settings, authorization):
     settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": "scrape-secret"}
-    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION=authorization).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("authorization", "error"),
+    [
+        (None, None),
+        ("scrape-secret", None),  # the bare token: no scheme, so no Bearer credentials
+        ("Basic scrape-secret", None),
+        ("Bearerscrape-secret", None),
+        ("Bearer", None),
+        ("Bearer ", None),
+        ("Bearer wrong", "invalid_token"),
+        ("Bearer scrape-secret2", "invalid_token"),
+        ("Bearer scrape-secre", "invalid_token"),
+        ("Bearer scrape-secret extra", "invalid_token"),
+    ],
+)
+def test_metrics_refuse_anything_but_the_bearer_token_saying_what_to_send(client, settings, authorization, error):
+    """RFC 6750 §3.1: 401 with `WWW-Authenticate: Bearer`; an error code only when Bearer
+    credentials were sent and are wrong."""
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": "scrape-secret"}
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert ('error="invalid_token"' in challenge) == (error == "invalid_token"), challenge
+    assert "send the header 'Authorization: Bearer <METRICS_TOKEN>'" in response.content.decode()
+    assert "pelcro_ratelimit" not in response.content.decode()
+
+
+def test_metrics_compare_the_token_in_constant_time(client, settings, monkeypatch):
+    """The token goes through hmac.compare_digest (no early exit on the first wrong byte)."""
+    from ops import prometheus
+
+    settings.PELCRO_GATEWAY = {**settings.PELCRO_GATEWAY, "METRICS_TOKEN": "scrape-secret"}
+    compared = []
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(prometheus, "hmac", SimpleNamespace(compare_digest=compare_digest))
+    assert client.get("/metrics", HTTP_AUTHORIZATION="bearer scrape-secret").status_code == 200
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+    assert compared == [(b"scrape-secret", b"scrape-secret"), (b"wrong", b"scrape-secret")]
 
 
 def test_record_tool_call_counts_by_tool_and_outcome(client):
