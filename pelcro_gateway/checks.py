@@ -4,12 +4,14 @@ They run on every `manage.py` command and when the ASGI app starts (asgi.py call
 `run_startup_checks`), so a misconfigured `prd` deployment never serves a request.
 """
 
+import ipaddress
+import logging
 import os
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.http.request import validate_host
 
 
@@ -128,6 +130,7 @@ def check_production_safety(app_configs=None, **kwargs):
         )
     errors.extend(check_allowed_hosts(settings.ALLOWED_HOSTS, settings.PUBLIC_URL, env))
     errors.extend(check_hsts(settings.SECURE_HSTS_SECONDS, env))
+    errors.extend(check_upstreams(settings.PELCRO_GATEWAY, env))
     return errors
 
 
@@ -291,12 +294,51 @@ def check_ranges(conf: dict) -> list[Error]:
     return errors
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_upstreams(conf: dict, env: str) -> list[Warning]:
+    """W001 (outside dev): CORE_API_BASE_URL and OPEN_API_BASE_URL over plain http to a host
+    that is not loopback: every Core API call would carry the account's API key, and every
+    Open API call a subscriber's Pelcro JWT, in clear text (Pelcro's APIs are https:
+    docs/CORE_API.md). A warning, not an error: a staging instance may run against the
+    sandbox service (docker-compose's `http://sandbox:8100`, SEED_DEMO=1), whose keys are
+    throw-away; loopback (a local sandbox or TLS sidecar) is not warned about."""
+    warnings = []
+    for name in ("CORE_API_BASE_URL", "OPEN_API_BASE_URL"):
+        url = urlsplit(conf[name])
+        if url.scheme == "http" and not _is_loopback(url.hostname or ""):
+            warnings.append(
+                Warning(
+                    f"{name}={conf[name]} is plain http when GATEWAY_ENV={env}: API keys and subscribers' "
+                    "Pelcro JWTs would cross the network in clear text.",
+                    hint="Use Pelcro's https URL (README's settings table), or a TLS sidecar on loopback.",
+                    id="pelcro_gateway.W001",
+                )
+            )
+    return warnings
+
+
+logger = logging.getLogger(__name__)
+
+
 def run_startup_checks() -> None:
     """Raise SystemCheckError if any registered check fails (used by the ASGI app); its
-    message has a line per failure: "<id>: <what is wrong> HINT: <what to set instead>"."""
+    message has a line per failure: "<id>: <what is wrong> HINT: <what to set instead>".
+    Warnings (e.g. W001) are logged and the start goes on."""
     from django.core import checks
     from django.core.management.base import SystemCheckError
 
-    failures = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
+    messages = checks.run_checks(include_deployment_checks=False)
+    for message in messages:
+        if not message.is_serious() and not message.is_silenced():
+            logger.warning("%s: %s%s", message.id, message.msg, f" HINT: {message.hint}" if message.hint else "")
+    failures = [m for m in messages if m.is_serious()]
     if failures:
         raise SystemCheckError("\n".join(f"{m.id}: {m.msg}" + (f" HINT: {m.hint}" if m.hint else "") for m in failures))

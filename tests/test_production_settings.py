@@ -201,6 +201,17 @@ def test_each_other_unsafe_setting_is_refused_with_its_message(prd, overrides, e
     assert said in only(prd(environ, **overrides), error_id)
 
 
+@pytest.mark.parametrize("name", ["CORE_API_BASE_URL", "OPEN_API_BASE_URL"])
+def test_a_plain_http_upstream_off_this_machine_is_warned_about(prd, name):
+    """A warning (the start goes on): a staging instance may use the compose sandbox."""
+    errors = prd(**{name: "http://sandbox:8100/api/v1/x"})
+    assert [(e.id, e.is_serious()) for e in errors] == [("pelcro_gateway.W001", False)]
+    assert f"{name}=http://sandbox:8100/api/v1/x is plain http when GATEWAY_ENV=prd" in errors[0].msg
+    assert "in clear text" in errors[0].msg and "https" in errors[0].hint
+    for url in ("http://127.0.0.1:8100/api/v1/x", "http://localhost:8100/x", "http://[::1]:8100/x", "https://h/x"):
+        assert prd(**{name: url}) == [], url
+
+
 def test_dev_keeps_its_conveniences(prd):
     """Dev (the default for `make run` and tests) takes a wildcard host, no HSTS, http and
     the dev secrets: these rules are for prd and stg only."""
@@ -216,5 +227,26 @@ def test_dev_keeps_its_conveniences(prd):
         SECRET_KEY=django_settings.DEV_SECRET_KEY,
         API_KEY_ENCRYPTION_KEYS=[django_settings.DEV_ENCRYPTION_KEY],
         METRICS_TOKEN="",
+        CORE_API_BASE_URL="http://sandbox:8100/api/v1/core",
     )
     assert errors == []
+
+
+def test_the_start_up_stops_on_errors_with_their_hints_and_logs_warnings(prd, caplog):
+    """What the ASGI lifespan runs (pelcro_gateway.asgi): errors stop it, one line each with
+    what to set instead; warnings are logged and the start goes on."""
+    from django.core.management.base import SystemCheckError
+
+    from pelcro_gateway.checks import run_startup_checks
+
+    prd(CORE_API_BASE_URL="http://sandbox:8100/api/v1/core")
+    with caplog.at_level("WARNING", logger="pelcro_gateway.checks"):
+        run_startup_checks()
+    assert "pelcro_gateway.W001: CORE_API_BASE_URL=http://sandbox:8100/api/v1/core is plain http" in caplog.text
+    prd(ALLOWED_HOSTS=["*"], SECURE_HSTS_SECONDS=0)
+    with pytest.raises(SystemCheckError) as refused:
+        run_startup_checks()
+    lines = str(refused.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["pelcro_gateway.E018", "pelcro_gateway.E019"], lines
+    assert "HINT: Set ALLOWED_HOSTS to the public host of PUBLIC_URL (mcp.example.test)" in lines[0]
+    assert "HINT: Unset it (one year, 31536000, the default) or set 86400 or more" in lines[1]
