@@ -108,6 +108,10 @@ class PendingConfirmation(models.Model):
     arguments_hash = models.CharField(max_length=64)  # SHA-256 of the canonical arguments
     arguments = models.JSONField(default=dict, blank=True)  # redacted (mcp_bridge.audit.redact), for the page
     summary = models.TextField()
+    # The upstream request the person was shown (the preview's `would_send`; null for a tool
+    # without a preview): a value the arguments leave to a default (pay_invoice's card) is
+    # the one the question named, which the call then uses (`CallRecord.confirmed_request`).
+    request = models.JSONField(null=True, blank=True)
     channel = models.CharField(max_length=12, choices=Channel.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)

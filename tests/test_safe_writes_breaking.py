@@ -934,3 +934,57 @@ async def test_two_confirmed_rounds_with_one_key_at_once_through_two_processes_c
     # used (blank), or after it, waiting for the claim (confirmed).
     [replay] = [r for r in rows if r.replayed]
     assert replay.confirmation in ("", "confirmed") and replay.upstream_status is None
+
+
+# --- what the person confirmed is what is done ------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["elicitation", "link"])
+async def test_a_confirmed_payment_goes_to_the_card_the_person_saw(mcp_env, truth, channel):
+    """pay_invoice without payment_method_id pays with the default card, and the person is
+    asked about that card ("charged now to your visa ending 4242"). Between their yes and
+    the call that uses it, the model makes another card the default (which needs no
+    confirmation): the payment must still go to the card the person confirmed, never to
+    one they were not shown."""
+    from asgiref.sync import sync_to_async
+
+    from tests.support import open_data
+    from tests.support.previews import OPEN_BASE, sent_as_previewed
+    from tests.test_subscriber_session import sign_in_page
+
+    sandbox = mcp_env.sandbox.url
+    who, conn, subscribe = await open_subscriber_and_args(mcp_env)  # a visa ending 4242, the default
+    other = open_data.add_card(sandbox, who, "tok_mastercard_5555")
+    bill = open_data.invoice(sandbox, who, status="open", total=2300)
+    args = {"invoice_id": bill["id"]}
+    open_url = mcp_env.gateway.url + "/open"
+    make_default = {"payment_method_id": other["id"]}
+    since = truth.last_seq()
+    if channel == "elicitation":
+        async with eliciting(open_url, conn.token) as client:
+            asked = await client.session.call_tool("pay_invoice", args, allow_input_required=True)
+            assert "visa ending 4242" in asked.input_requests["confirm"].params.message
+            assert not (await client.call_tool("set_default_payment_method", make_default)).is_error
+            paid = await client.session.call_tool(
+                "pay_invoice", args, input_responses=YES, request_state=asked.request_state, allow_input_required=True
+            )
+    else:
+        async with mcp_session(open_url, conn.token, MODERN) as client:
+            asked = await client.call_tool("pay_invoice", args)
+            assert "visa ending 4242" in asked.structured_content["message"]
+            url = asked.structured_content["confirmation_url"]
+            path = url.removeprefix(mcp_env.gateway.url)
+
+            def confirm_on_page() -> None:
+                with httpx.Client(base_url=mcp_env.gateway.url, timeout=20, follow_redirects=False) as browser:
+                    assert sign_in_page(browser, who, next_url=path).headers["location"] == path
+                    assert "Confirmed" in answer_on_page(browser, url, "confirm").text
+
+            await sync_to_async(confirm_on_page)()
+            assert not (await client.call_tool("set_default_payment_method", make_default)).is_error
+            paid = await client.call_tool("pay_invoice", args)
+    assert not paid.is_error, paid.content[0].text
+    assert paid.structured_content["payment_method"]["last4"] == "4242", paid.structured_content
+    [pay] = [e for e in writes_sent(truth, since) if e["path"] == f"{OPEN_BASE}/invoices/{bill['id']}/pay"]
+    sent = {"method": "POST", "path": f"/invoices/{bill['id']}/pay", "query": {"site_id": SITE}}
+    sent_as_previewed({**sent, "body": {"source_id": subscribe["payment_method_id"]}}, pay, OPEN_BASE)

@@ -115,6 +115,9 @@ class CallRecord:
     # can be checked (the handler's `check`); `runtime.writes` reads it (a failure after
     # that point never says the write was not made).
     write_accepted: str | None = None
+    # Not stored: the upstream request the person confirmed for this call (the question's
+    # preview `would_send`, `runtime.confirmation`), once their yes is used; None otherwise.
+    confirmed_request: dict | None = None
     saved: bool = False
 
     def fail(self, message: str, outcome: str = ToolCall.Outcome.ERROR) -> str:

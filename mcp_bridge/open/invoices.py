@@ -247,6 +247,16 @@ async def preview_pay_invoice(call: CallContext, args: PayInvoiceInput) -> Write
     )
 
 
+def confirmed_card(call: CallContext) -> int | None:
+    """The card the person confirmed this payment with, when the arguments named none: the
+    question named the default card of that moment ("charged now to your visa ending
+    4242"), and a yes is for that card, not for whichever is the default when the call
+    runs (another card made the default in between). None when no yes was used."""
+    body = (call.record.confirmed_request or {}).get("body") or {}
+    card_id = body.get("source_id")
+    return card_id if isinstance(card_id, int) and not isinstance(card_id, bool) else None
+
+
 # --- Tools -------------------------------------------------------------------------------
 
 
@@ -300,7 +310,7 @@ async def pay_invoice(call: CallContext, args: PayInvoiceInput):
     Refused: another customer's invoice (not found), drafts, paid, void and uncollectible
     invoices, a card that is not the subscriber's.
     """
-    card_id = args.payment_method_id
+    card_id = args.payment_method_id or confirmed_card(call)
     if card_id is None:
         customer = await read_customer(call)
         card_id = default_card_id(customer)

@@ -199,8 +199,8 @@ def can_elicit(exchange: Any) -> bool:
 
 
 async def _ask_in_client(spec: Any, call: CallContext, args: Any, digest: str) -> InputRequiredResult:
-    summary = await confirmation_summary(spec, call, args)
-    row = await run_db(_create, call, spec, args, digest, summary, Channel.ELICITATION)
+    summary, request = await confirmation_question(spec, call, args)
+    row = await run_db(_create, call, spec, args, digest, summary, request, Channel.ELICITATION)
     record = call.record
     record.confirmation = Decision.ASKED
     # The row must not read as a write that happened (list_recent_writes, the activity page):
@@ -230,7 +230,7 @@ async def _answered(spec: Any, call: CallContext, digest: str, state: str, respo
         record.fail(f"Confirmation refused: {message}")
         raise invalid_state_error(message)
     said_yes = is_yes(responses.get(CONFIRM_KEY))
-    outcome = await run_db(
+    outcome, confirmed = await run_db(
         _use_elicited,
         row_id,
         call.principal.connection_id,
@@ -261,6 +261,7 @@ async def _answered(spec: Any, call: CallContext, digest: str, state: str, respo
         )
     if said_yes:
         record.confirmation = Decision.CONFIRMED
+        record.confirmed_request = confirmed
         return
     record.confirmation = Decision.DECLINED
     raise declined(spec.name)
@@ -309,6 +310,7 @@ async def _through_link(spec: Any, call: CallContext, args: Any, digest: str) ->
     outcome, row = await run_db(_use_link, call.principal.connection_id, spec.name, digest)
     if outcome == "confirmed":
         record.confirmation = Decision.CONFIRMED
+        record.confirmed_request = row.request
         return
     if outcome == "declined":
         record.confirmation = Decision.DECLINED
@@ -316,8 +318,8 @@ async def _through_link(spec: Any, call: CallContext, args: Any, digest: str) ->
     if outcome == "pending":
         record.confirmation = Decision.ASKED
         raise _link_failure(spec.name, row, expired_before=False)
-    summary = await confirmation_summary(spec, call, args)
-    row = await run_db(_create, call, spec, args, digest, summary, Channel.LINK)
+    summary, request = await confirmation_question(spec, call, args)
+    row = await run_db(_create, call, spec, args, digest, summary, request, Channel.LINK)
     record.confirmation = Decision.EXPIRED if outcome == "expired" else Decision.ASKED
     record.upstream_status = None  # the preview's read, not a write's answer
     raise _link_failure(spec.name, row, expired_before=outcome == "expired")
@@ -345,18 +347,22 @@ def _link_failure(tool: str, row: PendingConfirmation, *, expired_before: bool) 
 # --- what the person is shown -------------------------------------------------------------
 
 
-async def confirmation_summary(spec: Any, call: CallContext, args: Any) -> str:
-    """One paragraph for the person: the tool's dry-run preview's `summary` (account or
-    site, customer, object, amount with its currency, the effect, whether it can be
-    undone; one upstream read, through the limiter) when the tool declares a preview, else
-    `fallback_summary`. A preview that finds the call would be refused says so."""
+async def confirmation_question(spec: Any, call: CallContext, args: Any) -> tuple[str, dict | None]:
+    """What the person is asked: one paragraph, the tool's dry-run preview's `summary`
+    (account or site, customer, object, amount with its currency, the effect, whether it
+    can be undone; one upstream read, through the limiter) when the tool declares a
+    preview, else `fallback_summary`; a preview that finds the call would be refused says
+    so. With it, the upstream request that preview shows (`would_send`, as JSON; None
+    without a preview): what the person is shown is what their yes allows, so the call
+    that uses the yes gets it (`CallRecord.confirmed_request`) and fills a default the
+    arguments leave out (pay_invoice's card) from it, not from a state changed since."""
     if spec.preview is None:
-        return fallback_summary(spec, call, args)
+        return fallback_summary(spec, call, args), None
     preview = await spec.preview(call, args)
     text = preview.summary
     if not preview.allowed:
         text += f" Note: Pelcro's rules would refuse it now ({preview.verdict})."
-    return text
+    return text, preview.would_send.model_dump(mode="json")
 
 
 def fallback_summary(spec: Any, call: CallContext, args: Any) -> str:
@@ -393,7 +399,9 @@ def connection_asks(connection_id: int) -> bool:
     return True if found is None else bool(found)
 
 
-def _create(call: CallContext, spec: Any, args: Any, digest: str, summary: str, channel: str) -> PendingConfirmation:
+def _create(
+    call: CallContext, spec: Any, args: Any, digest: str, summary: str, request: dict | None, channel: str
+) -> PendingConfirmation:
     now = timezone.now()
     return PendingConfirmation.objects.create(
         connection_id=call.principal.connection_id,
@@ -402,15 +410,18 @@ def _create(call: CallContext, spec: Any, args: Any, digest: str, summary: str, 
         arguments_hash=digest,
         arguments=redact(args.model_dump(mode="json", exclude_none=True)),
         summary=summary,
+        request=request,
         channel=channel,
         created_at=now,
         expires_at=now + timedelta(seconds=confirmation_seconds()),
     )
 
 
-def _use_elicited(row_id: uuid.UUID, connection_id: int, tool: str, digest: str, status: str) -> str:
-    """Record the person's answer on an elicitation row and use it, once: "ok", or why not
-    ("used", "expired", "missing")."""
+def _use_elicited(
+    row_id: uuid.UUID, connection_id: int, tool: str, digest: str, status: str
+) -> tuple[str, dict | None]:
+    """Record the person's answer on an elicitation row and use it, once: ("ok", the
+    request the question showed), or why not ("used", "expired", "missing"; None)."""
     now = timezone.now()
     rows = PendingConfirmation.objects.filter(
         pk=row_id, connection_id=connection_id, tool=tool, arguments_hash=digest, channel=Channel.ELICITATION
@@ -418,11 +429,11 @@ def _use_elicited(row_id: uuid.UUID, connection_id: int, tool: str, digest: str,
     if rows.filter(status=Status.PENDING, used_at__isnull=True, expires_at__gt=now).update(
         status=status, decided_at=now, used_at=now
     ):
-        return "ok"
+        return "ok", rows.values_list("request", flat=True).first()
     row = rows.first()
     if row is None:
-        return "missing"
-    return "used" if row.used_at is not None else "expired"
+        return "missing", None
+    return ("used" if row.used_at is not None else "expired"), None
 
 
 def _use_link(connection_id: int, tool: str, digest: str) -> tuple[str, PendingConfirmation | None]:
