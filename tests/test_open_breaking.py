@@ -446,3 +446,32 @@ def test_descriptions_say_the_rules_the_tools_apply():
     assert "newsletter tools refuse it" in OPEN_TOOLS["update_my_profile"].description
     # Pelcro refuses a second end-of-period cancellation, not an immediate one (OPEN_API.md §5.4).
     assert "(except with mode now) for one already set to" in OPEN_TOOLS["cancel_my_subscription"].description
+
+
+async def test_an_update_with_nothing_to_change_is_refused_and_sends_nothing(mcp_env, sandbox, truth):
+    """update_my_profile (/open), update_address and update_customer (/) refuse a call that
+    names no field to change ("give at least one field to change"), with or without
+    dry_run, and a field given as null is no change either: such a call was sent upstream
+    as an empty write (PUT /customer {}) and answered as a success, which a model asking to
+    clear a field reads as done. (Two of them checked, but counted the runtime's own
+    `dry_run` option as a field; update_customer did not check.)"""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    address = open_data.add_address(mcp_env.sandbox.url, me)
+    seq = sandbox.last_seq()
+    async with session(mcp_env, me) as (client, _):
+        for arguments in ({}, {"first_name": None}, {"dry_run": True}, {"idempotency_key": "nothing-1"}):
+            answer = await client.call_tool("update_my_profile", arguments)
+            assert answer.is_error, (arguments, answer.structured_content)
+            assert answer.structured_content["error"] == "invalid_arguments", answer.structured_content
+            assert "give at least one field to change" in answer.structured_content["message"]
+    async with mcp_session(mcp_env.url, mcp_env.token(), "2026-07-28") as client:
+        for extra in ({}, {"last_name": None}, {"dry_run": True}):
+            for tool, target in (
+                ("update_address", {"address_id": address["id"]}),
+                ("update_customer", {"customer_id": me["customer_id"]}),
+            ):
+                arguments = {"site_id": 14, **target, **extra}
+                answer = await client.call_tool(tool, arguments)
+                assert answer.is_error, (tool, arguments, answer.structured_content)
+                assert "give at least one field to change" in answer.structured_content["message"]
+    assert [e for e in truth.log(since=seq) if e["method"] == "PUT"] == []

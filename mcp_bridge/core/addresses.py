@@ -95,7 +95,10 @@ class UpdateAddressInput(AddressFields):
 
     @model_validator(mode="after")
     def _something(self) -> UpdateAddressInput:
-        if not self.model_dump(exclude={"site_id", "address_id"}, exclude_none=True):
+        # This model's own fields, never the runtime's dry_run / idempotency_key (the
+        # published model, a subclass, adds them).
+        fields = set(UpdateAddressInput.model_fields) - {"site_id", "address_id"}
+        if not self.model_dump(include=fields, exclude_none=True):
             raise ValueError("give at least one field to change")
         return self
 

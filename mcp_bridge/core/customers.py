@@ -201,6 +201,15 @@ class UpdateCustomerInput(CustomerFields):
         None, ge=1, description="One of the customer's saved payment methods, to become the default."
     )
 
+    @model_validator(mode="after")
+    def _something(self) -> UpdateCustomerInput:
+        # This model's own fields, never the runtime's dry_run / idempotency_key (the
+        # published model, a subclass, adds them): an update naming none is no write.
+        fields = set(UpdateCustomerInput.model_fields) - {"site_id", "customer_id"}
+        if not self.model_dump(include=fields, exclude_none=True):
+            raise ValueError("give at least one field to change")
+        return self
+
     def request(self) -> UpstreamRequest:
         return core_request("PUT", f"/customers/{self.customer_id}", self.site_id, body=self.body())
 

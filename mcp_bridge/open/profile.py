@@ -77,7 +77,9 @@ class UpdateProfileInput(ToolInput):
         return self
 
     def body(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        """The fields given: this model's own, never the runtime's `dry_run` or
+        `idempotency_key`, which the published model (a subclass) adds."""
+        return {name: value for name in UpdateProfileInput.model_fields if (value := getattr(self, name)) is not None}
 
 
 def _update_request(call: CallContext, args: UpdateProfileInput) -> UpstreamRequest:
