@@ -31,7 +31,7 @@ class ToolCall(models.Model):
         ASKED = "asked", "Asked (no answer yet)"
         CONFIRMED = "confirmed", "Confirmed by the person"
         DECLINED = "declined", "Declined by the person"
-        EXPIRED = "expired", "Expired unanswered"
+        EXPIRED = "expired", "Expired before it was used"
         WAIVED = "waived", "Not asked (turned off for this connection)"
         # The client sent back a confirmation state that is forged, altered, replayed or
         # bound to another call (MCP 2026-07-28 requestState): nothing was run.

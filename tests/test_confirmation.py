@@ -410,7 +410,9 @@ async def test_an_expired_page_confirmation_writes_nothing(mcp_env, truth):
         await run_db(expire)
         late = await client.call_tool(TOOL, args)
         assert late.structured_content["error"] == "confirmation_required"
-        assert "expired" in late.content[0].text
+        # The person did answer: the app must not tell them they did not.
+        assert "expired before a call used it" in late.content[0].text, late.content[0].text
+        assert "unanswered" not in late.content[0].text
         fresh = late.structured_content["confirmation_url"]
         assert fresh != url and "Expired" in session.get(url).text
         # Never answered, expired: the page can no longer confirm it.
@@ -420,7 +422,9 @@ async def test_an_expired_page_confirmation_writes_nothing(mcp_env, truth):
         token_input = next(f for f in parse_forms(page.text) if f["hidden"].get("csrfmiddlewaretoken"))["hidden"]
         session.post(fresh, data={**token_input, "answer": "confirm"})
         assert "Expired" in session.get(fresh).text
-        assert (await client.call_tool(TOOL, args)).structured_content["error"] == "confirmation_required"
+        unanswered = await client.call_tool(TOOL, args)
+        assert unanswered.structured_content["error"] == "confirmation_required"
+        assert "expired unanswered" in unanswered.content[0].text, unanswered.content[0].text
     assert charges_sent(truth, since) == []
     assert [r.confirmation for r in await rows_for(3)] == ["asked", "expired", "expired"]
     session.close()

@@ -33,7 +33,7 @@ CONFIRMATION_WORDS = {
     ToolCall.Confirmation.ASKED: "Asked you; no answer yet",
     ToolCall.Confirmation.CONFIRMED: "You confirmed it",
     ToolCall.Confirmation.DECLINED: "You declined it",
-    ToolCall.Confirmation.EXPIRED: "Asked you; expired unanswered",
+    ToolCall.Confirmation.EXPIRED: "Asked you; expired before it was used",
     ToolCall.Confirmation.WAIVED: "Not asked (asking is off for this app)",
 }
 

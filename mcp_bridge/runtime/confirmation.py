@@ -317,21 +317,32 @@ async def _through_link(spec: Any, call: CallContext, args: Any, digest: str) ->
         raise declined(spec.name)
     if outcome == "pending":
         record.confirmation = Decision.ASKED
-        raise _link_failure(spec.name, row, expired_before=False)
+        raise _link_failure(spec.name, row)
+    expired = row if outcome == "expired" else None
     summary, request = await confirmation_question(spec, call, args)
     row = await run_db(_create, call, spec, args, digest, summary, request, Channel.LINK)
-    record.confirmation = Decision.EXPIRED if outcome == "expired" else Decision.ASKED
+    record.confirmation = Decision.EXPIRED if expired is not None else Decision.ASKED
     record.upstream_status = None  # the preview's read, not a write's answer
-    raise _link_failure(spec.name, row, expired_before=outcome == "expired")
+    raise _link_failure(spec.name, row, expired=expired)
 
 
 def confirmation_url(row: PendingConfirmation) -> str:
     return settings.PUBLIC_URL + reverse("confirmation", args=[row.id])
 
 
-def _link_failure(tool: str, row: PendingConfirmation, *, expired_before: bool) -> ToolFailed:
+def _link_failure(tool: str, row: PendingConfirmation, *, expired: PendingConfirmation | None = None) -> ToolFailed:
+    """`confirmation_required` with `row`'s link; `expired`: the earlier confirmation this
+    call found expired, which the message names as it was (never answered, or confirmed
+    but not used by a call in time: the person must not be told they did not answer)."""
     url = confirmation_url(row)
-    earlier = "The earlier confirmation expired unanswered. " if expired_before else ""
+    earlier = ""
+    if expired is not None and expired.status == Status.CONFIRMED:
+        earlier = (
+            "The person confirmed this earlier, but that confirmation expired before a call used it (repeat the "
+            "call soon after they confirm). "
+        )
+    elif expired is not None:
+        earlier = "The earlier confirmation expired unanswered. "
     return ToolFailed(
         ToolFailure(
             error="confirmation_required",
@@ -439,7 +450,8 @@ def _use_elicited(
 def _use_link(connection_id: int, tool: str, digest: str) -> tuple[str, PendingConfirmation | None]:
     """What the page's confirmations for this exact call say, using the one acted on:
     ("confirmed" | "declined", row) used now; ("pending", row) still waiting for the
-    person; ("expired", row) the last one expired unanswered (now reported); ("none", None)."""
+    person; ("expired", row) the last one expired, unanswered or confirmed but not used in
+    time (now reported); ("none", None)."""
     now = timezone.now()
     unused = PendingConfirmation.objects.filter(
         connection_id=connection_id, tool=tool, arguments_hash=digest, channel=Channel.LINK, used_at__isnull=True
