@@ -475,3 +475,35 @@ async def test_an_update_with_nothing_to_change_is_refused_and_sends_nothing(mcp
                 assert answer.is_error, (tool, arguments, answer.structured_content)
                 assert "give at least one field to change" in answer.structured_content["message"]
     assert [e for e in truth.log(since=seq) if e["method"] == "PUT"] == []
+
+
+async def test_a_profile_value_pelcro_would_refuse_or_replace_is_refused_first(mcp_env, sandbox):
+    """update_my_profile's preview must say what the real call does (issue 15 item 3). A
+    phone with fewer than 5 (or more than 20) digits: the preview said allowed, then Pelcro
+    refused it (OPEN_API.md §5.1: 5 to 20 digits once the rest is dropped). A language
+    Pelcro does not offer (OPEN_API.md §1: en, fr, it, ko, es, de; any other falls back to
+    en): the preview said the profile would take it, and the real call set en instead,
+    silently replacing the subscriber's language. Both are refused before anything is
+    read or sent, saying what is accepted; an offered language changes as previewed."""
+    me = await sync_to_async(open_data.register)(mcp_env.sandbox.url)
+    async with session(mcp_env, me) as (client, _):
+        seq = sandbox.last_seq()
+        for arguments, words in (
+            ({"phone": "abc"}, "5 to 20 digits"),
+            ({"phone": "12-34"}, "5 to 20 digits"),
+            ({"phone": "1" * 21}, "5 to 20 digits"),
+            ({"language": "ja"}, "fr"),
+        ):
+            for dry_run in (True, False):
+                answer = await client.call_tool("update_my_profile", {**arguments, "dry_run": dry_run})
+                assert answer.is_error, (arguments, answer.structured_content)
+                assert answer.structured_content["error"] == "invalid_arguments", answer.structured_content
+                assert words in answer.structured_content["message"], answer.structured_content["message"]
+        assert open_data.requests_since(sandbox, seq) == []
+        dry = await client.call_tool(
+            "update_my_profile", {"language": "fr", "phone": "+44 20 7946 0000", "dry_run": True}
+        )
+        changes = {c["field"]: c["after"] for c in dry.structured_content["changes"]}
+        assert changes == {"language": "fr", "phone": "442079460000"}, dry.structured_content
+        real = await client.call_tool("update_my_profile", {"language": "fr", "phone": "+44 20 7946 0000"})
+        assert (real.structured_content["language"], real.structured_content["phone"]) == ("fr", "442079460000")

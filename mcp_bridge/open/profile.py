@@ -3,9 +3,10 @@ change, OPEN_API.md §5.3): always the signed-in customer's, never anyone else's
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.previews import Verdict, changes, merged_metadata, open_request, preview, send
@@ -46,6 +47,9 @@ async def get_my_profile(call: CallContext, args: NoArguments):
 # --- update_my_profile ---------------------------------------------------------------------
 
 PROFILE_RULES = "OPEN_API.md §5.3 (update: partial, metadata merged, a new e-mail unconfirmed)"
+# The languages Pelcro offers (OPEN_API.md §1): any other code is stored as en, so the
+# profile would silently take another language than the one asked for.
+Language = Literal["en", "fr", "it", "ko", "es", "de"]
 
 
 class UpdateProfileInput(ToolInput):
@@ -63,12 +67,25 @@ class UpdateProfileInput(ToolInput):
     display_name: str | None = Field(None, min_length=1, max_length=100)
     first_name: str | None = Field(None, min_length=1, max_length=191)
     last_name: str | None = Field(None, min_length=1, max_length=191)
-    phone: str | None = Field(None, min_length=1, max_length=40, description="Digits are kept, the rest dropped.")
+    phone: str | None = Field(
+        None, min_length=1, max_length=40, description="5 to 20 digits; the other characters are dropped."
+    )
     salutation: str | None = Field(None, min_length=1, max_length=50)
     title: str | None = Field(None, min_length=1, max_length=100)
     organization: str | None = Field(None, min_length=1, max_length=191, description="Organization, free text.")
-    language: str | None = Field(None, pattern=r"^[a-z]{2}$", description="ISO 639-1, e.g. en, fr, de.")
+    language: Language | None = Field(
+        None, description="ISO 639-1, one Pelcro offers: en, fr, it, ko, es or de (others would be stored as en)."
+    )
     metadata: Metadata | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_digits(cls, value: str | None) -> str | None:
+        """Pelcro drops the non-digits and refuses fewer than 5 or more than 20 (OPEN_API.md
+        §5.1, as register): refused here, so the preview's verdict is the real call's."""
+        if value is not None and not 5 <= len(re.sub(r"\D", "", value)) <= 20:
+            raise ValueError("a phone number needs 5 to 20 digits (other characters are dropped by Pelcro)")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> UpdateProfileInput:
