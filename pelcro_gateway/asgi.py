@@ -40,15 +40,30 @@ class GatewayRouter:
         self.lifespan = lifespan  # an async context manager factory, or None
 
     def _mcp_for(self, scope):
-        app = self.mcp.get(scope["path"])
+        """(the MCP app, the scope it gets) for this request, or None (Django's).
+
+        `/open/` is the Open server as `/open` is: a client configured with the trailing
+        slash (copied from a page, typed) would otherwise get Django's 404 instead of the
+        401 that starts its sign-in. Its resource is the same: `accounts.resource` takes
+        `…/open/` as `…/open` (RFC 8707 names a resource by URI; RFC 3986 §6.2.3 leaves a
+        trailing slash to the scheme, and the MCP SDKs compare paths without it)."""
+        path = scope["path"]
+        app = self.mcp.get(path)
+        if app is None and len(path) > 1 and path.endswith("/"):
+            canonical = path[:-1]
+            if (app := self.mcp.get(canonical)) is not None:
+                scope = {**scope, "path": canonical, "raw_path": canonical.encode()}
+            else:
+                app = None
         if app is None or (scope["method"] in ("GET", "HEAD") and _wants_html(scope)):
             return None
-        return app
+        return app, scope
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and (app := self._mcp_for(scope)) is not None:
+        elif scope["type"] == "http" and (routed := self._mcp_for(scope)) is not None:
+            app, scope = routed
             await app(scope, receive, send)
         else:
             await self.django(scope, receive, send)

@@ -107,6 +107,28 @@ async def test_an_sdk_client_reaches_the_open_server_in_both_eras(mcp_env, mode)
         assert {"get_site", "list_plans", "get_my_profile", "list_recent_writes"} <= {tool.name for tool in tools.tools}
 
 
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_open_server_answers_at_open_with_a_trailing_slash(mcp_env, mode):
+    """A client configured with `…/open/` gets the Open server, not a 404: the 401 that
+    starts its sign-in, then its tools; the tokens it takes stay bound to /open."""
+    from asgiref.sync import sync_to_async
+
+    base = mcp_env.gateway.url
+    anonymous = await sync_to_async(post)(base + "/open/", None)
+    assert anonymous.status_code == 401
+    assert (
+        f'resource_metadata="{base}/.well-known/oauth-protected-resource/open"' in anonymous.headers["WWW-Authenticate"]
+    )
+    core = await sync_to_async(lambda: post(base + "/open/", mcp_env.token()))()
+    assert core.status_code == 401  # a Core token stays refused
+    token = await sync_to_async(open_token)(mcp_env)
+    async with mcp_session(base + "/open/", token, mode) as client:
+        tools = await client.list_tools()
+        assert "get_my_profile" in {tool.name for tool in tools.tools}
+    # Only the Open server's path: other paths with a slash are Django's, as before.
+    assert httpx.post(base + "/open//", json=INIT, timeout=10).status_code == 404
+
+
 def test_a_token_is_bound_to_one_server(settings):
     """The authorization server binds a grant to the Core server or to the Open server, never
     both (which consent may issue which: tests/test_open_oauth.py)."""
