@@ -28,7 +28,9 @@ class ToolCall(models.Model):
 
     class Confirmation(models.TextChoices):
         # Blank: the tool needs no human confirmation for these arguments.
-        ASKED = "asked", "Asked (no answer yet)"
+        # This call asked and did nothing else; the person's answer is the decision of the
+        # call that came back with it (confirmed, declined, expired), its own row.
+        ASKED = "asked", "Asked the person (the answer is in a later call)"
         CONFIRMED = "confirmed", "Confirmed by the person"
         DECLINED = "declined", "Declined by the person"
         EXPIRED = "expired", "Expired before it was used"

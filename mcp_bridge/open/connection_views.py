@@ -30,7 +30,9 @@ ACCESS_WORDS = {
 
 # A confirmation decision of the audit (`ToolCall.confirmation`), told to the subscriber.
 CONFIRMATION_WORDS = {
-    ToolCall.Confirmation.ASKED: "Asked you; no answer yet",
+    # A row of its own: the call that asked did nothing else; your answer shows on the call
+    # that came back with it.
+    ToolCall.Confirmation.ASKED: "Asked you to confirm (your answer shows on the next call)",
     ToolCall.Confirmation.CONFIRMED: "You confirmed it",
     ToolCall.Confirmation.DECLINED: "You declined it",
     ToolCall.Confirmation.EXPIRED: "Asked you; expired before it was used",
