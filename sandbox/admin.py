@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sandbox.clock import now_unix
 from sandbox.config import ConfigError
 from sandbox.errors import APIError, NotFound, Unauthenticated, ValidationError
+from sandbox.records import new_refund
 from sandbox.runtime import Sandbox
 
 
@@ -186,6 +188,31 @@ def patch_account(request: Request, sandbox: Sandbox, raw: bytes):
     return 200, {"data": _account(sandbox, account)}
 
 
+def create_refund(request: Request, sandbox: Sandbox, raw: bytes):
+    """A pending (`to_issue`) refund of one of the site's charges, created now, as Pelcro's
+    dashboard or a payment gateway would make it (the Core API cannot create refunds,
+    CORE_API.md §8.8). Body: `{"charge_id": int, "amount": int (cents, optional: the
+    charge's amount)}`."""
+    site = _site(sandbox, request)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or set(body) - {"charge_id", "amount"}:
+        raise ValidationError({"body": ["Send a JSON object with charge_id and, optionally, amount (cents)."]})
+    charge = sandbox.store.find("charges", site.id, body.get("charge_id"))
+    if charge is None:
+        raise NotFound(f"No charge {body.get('charge_id')!r} on site {site.id}.")
+    amount = body.get("amount", charge["amount"])
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= charge["amount"]:
+        raise ValidationError({"amount": [f"The amount must be an integer from 1 to {charge['amount']}."]})
+    refund = new_refund(
+        sandbox.store.next_id(), site.id, charge, amount, now_unix(), status="to_issue", reason="requested_by_customer"
+    )
+    sandbox.store.add("refunds", refund)
+    return 201, {"data": refund}
+
+
 def run_jobs(request: Request, sandbox: Sandbox, raw: bytes):
     """Run every queued background job now (refund cancellations), whatever its delay."""
     return 200, {"data": {"ran": sandbox.run_due_jobs(all_jobs=True)}}
@@ -206,4 +233,5 @@ ROUTES = [
     Route("/_sandbox/sites/{site_id:int}/open", admin_endpoint(get_open_settings), methods=["GET"]),
     Route("/_sandbox/sites/{site_id:int}/open", admin_endpoint(patch_open_settings), methods=["PATCH"]),
     Route("/_sandbox/outbox", admin_endpoint(outbox), methods=["GET"]),
+    Route("/_sandbox/sites/{site_id:int}/refunds", admin_endpoint(create_refund), methods=["POST"]),
 ]

@@ -988,3 +988,42 @@ async def test_a_confirmed_payment_goes_to_the_card_the_person_saw(mcp_env, trut
     [pay] = [e for e in writes_sent(truth, since) if e["path"] == f"{OPEN_BASE}/invoices/{bill['id']}/pay"]
     sent = {"method": "POST", "path": f"/invoices/{bill['id']}/pay", "query": {"site_id": SITE}}
     sent_as_previewed({**sent, "body": {"source_id": subscribe["payment_method_id"]}}, pay, OPEN_BASE)
+
+
+# --- a yes covers what the question showed ----------------------------------------------------
+
+
+async def test_a_yes_to_cancel_every_pending_refund_covers_the_refunds_the_question_listed(mcp_env, truth, fresh_sbx):
+    """The person is asked to cancel "every pending refund" and shown which; before the
+    call that uses the yes, a new refund becomes pending (made in Pelcro's dashboard). The
+    yes covers the refunds it listed: those are canceled, the new one is still to be issued."""
+    from asgiref.sync import sync_to_async
+
+    try:
+        token = await sync_to_async(mcp_env.token)()
+        refunds = truth.ok("GET", "/refunds", params={"limit": 100})
+        listed = {r["id"] for r in refunds if r["status"] == "to_issue" and r["created_at"]}
+        assert listed, "the seed has pending refunds"
+        charge = truth.ok("GET", "/charges", params={"limit": 1})[0]
+        args = {"site_id": SITE, "all_pending": True}
+        async with eliciting(mcp_env.url, token) as staff:
+            asked = await staff.session.call_tool("cancel_refunds", args, allow_input_required=True)
+            assert asked.result_type == "input_required", asked
+            question = asked.input_requests["confirm"].params.message
+            assert all(f"refund {refund_id} " in question for refund_id in sorted(listed)[:10])
+            made = fresh_sbx.admin.post(f"/sites/{SITE}/refunds", json={"charge_id": charge["id"], "amount": 1})
+            assert made.status_code == 201, made.text
+            late = made.json()["data"]["id"]
+            done = await staff.session.call_tool(
+                "cancel_refunds", args, input_responses=YES, request_state=asked.request_state
+            )
+        assert not done.is_error, done
+        assert set(done.structured_content["queued"]) == listed
+        assert fresh_sbx.admin.post("/jobs/run").status_code == 200
+        after = {r["id"]: r["status"] for r in truth.ok("GET", "/refunds", params={"limit": 100})}
+        assert after[late] == "to_issue"  # not in the question: untouched
+        assert {after[refund_id] for refund_id in listed} == {"canceled"}
+        rows = await rows_of(2, "cancel_refunds")
+        assert [(r.confirmation, r.outcome) for r in rows] == [("asked", "ok"), ("confirmed", "ok")]
+    finally:
+        fresh_sbx.reset()  # the other tests of this worker find the seed's pending refunds again

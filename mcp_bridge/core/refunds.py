@@ -43,7 +43,11 @@ class ListRefundsInput(ListInput):
 
 class CancelRefundsInput(SiteInput):
     refund_ids: IdList | None = Field(None, description="The pending (to_issue) refunds to cancel.")
-    all_pending: bool = Field(False, description="true: cancel EVERY pending refund of the account's site instead.")
+    all_pending: bool = Field(
+        False,
+        description="true: cancel EVERY pending refund of the account's site instead (after a person's "
+        "confirmation: the pending refunds their question listed).",
+    )
 
     @model_validator(mode="after")
     def _which(self) -> CancelRefundsInput:
@@ -52,8 +56,25 @@ class CancelRefundsInput(SiteInput):
         return self
 
     def request(self) -> UpstreamRequest:
-        ids = "all" if self.all_pending else ",".join(map(str, self.refund_ids or []))
-        return core_request("POST", "/refunds/cancelled", self.site_id, body={"refund_ids": ids})
+        return cancel_request(self.site_id, "all" if self.all_pending else list(self.refund_ids or []))
+
+
+def cancel_request(site_id: int, ids: list[int] | str) -> UpstreamRequest:
+    """`POST /refunds/cancelled` with `refund_ids` "all" or the ids comma-separated (§8.8)."""
+    body = {"refund_ids": ids if isinstance(ids, str) else ",".join(map(str, ids))}
+    return core_request("POST", "/refunds/cancelled", site_id, body=body)
+
+
+def confirmed_ids(call: CallContext) -> list[int] | None:
+    """The refunds the person confirmed canceling when the call said all_pending: those the
+    question listed as pending (its preview's request names them), or None (no yes used,
+    or the question covered "all": more refunds than one page could show)."""
+    body = (call.record.confirmed_request or {}).get("body") or {}
+    text = body.get("refund_ids")
+    if not isinstance(text, str) or text == "all" or not text:
+        return None
+    ids = [int(part) for part in text.split(",") if part.strip().isdigit()]
+    return ids or None
 
 
 class CanceledRefunds(CoreObject):
@@ -98,6 +119,11 @@ async def preview_cancel_refunds(call: CallContext, args: CancelRefundsInput) ->
     everything = total <= len(listed)
     named = listed if args.all_pending else [r for r in listed if r.id in set(args.refund_ids or [])]
     queued = [r for r in named if cancellable(r)]
+    if args.all_pending and everything and queued:
+        # "All pending" means these refunds now: a person's yes to this summary is for them,
+        # not for a refund made pending (in the dashboard) before the call runs, so the
+        # confirmed call sends these ids (`confirmed_ids`) instead of "all".
+        request = cancel_request(args.site_id, [r.id for r in queued])
     kept = [r for r in named if not cancellable(r)]
     seen = {r.id for r in listed}
     absent = [] if args.all_pending else [i for i in args.refund_ids or [] if i not in seen]
@@ -173,9 +199,12 @@ async def cancel_refunds(call: CallContext, args: CancelRefundsInput):
     once); refunds already issued or canceled are left as they are. Confirm with the user
     first.
     """
+    request = args.request()
+    if args.all_pending and (ids := confirmed_ids(call)) is not None:
+        request = cancel_request(args.site_id, ids)  # what the person said yes to, no more
     response = await send(
         call,
-        args.request(),
+        request,
         what="refunds",
         check="see their status with list_refunds (canceled, or still to_issue while the cancellation is queued)",
     )
