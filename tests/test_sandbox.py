@@ -949,10 +949,36 @@ def test_admin_api_needs_its_token(sbx):
         ("DELETE", "/limits"),
         ("PATCH", "/accounts/acme"),
         ("POST", "/jobs/run"),
+        ("POST", "/sites/14/refunds"),
     ):
         for headers in ({}, {"X-Sandbox-Admin": "wrong"}):
             assert httpx.request(method, sbx.url + "/_sandbox" + path, headers=headers).status_code == 401, path
     assert httpx.get(sbx.url + "/_sandbox/accounts", headers={"X-Sandbox-Admin": KEYS["acme"]}).status_code == 401
+
+
+def test_admin_makes_a_pending_refund_as_the_dashboard_would(fresh_sbx):
+    sbx = fresh_sbx
+    charge = sbx.ok("GET", "/charges", params={"limit": 1})[0]
+    made = sbx.admin.post(f"/sites/{ACME_SITE}/refunds", json={"charge_id": charge["id"], "amount": 1})
+    assert made.status_code == 201, made.text
+    refund = made.json()["data"]
+    assert (refund["charge_id"], refund["user_id"], refund["amount"], refund["status"]) == (
+        charge["id"],
+        charge["customer_id"],
+        1,
+        "to_issue",
+    )
+    assert refund["id"] in {r["id"] for r in sbx.ok("GET", "/refunds", params={"limit": 100})}
+    for body, status, says in (
+        ({"charge_id": 987_654_321}, 404, "No charge 987654321"),
+        ({"charge_id": charge["id"], "amount": charge["amount"] + 1}, 400, "The amount must be"),
+        ({"charge_id": charge["id"], "why": "x"}, 400, "charge_id"),
+    ):
+        refused = sbx.admin.post(f"/sites/{ACME_SITE}/refunds", json=body)
+        assert (refused.status_code, says in refused.text) == (status, True), refused.text
+    # Another account's charge is not one of this site's.
+    other = sbx.ok("GET", "/charges", account="other", site_id=27, params={"limit": 1})[0]
+    assert sbx.admin.post(f"/sites/{ACME_SITE}/refunds", json={"charge_id": other["id"]}).status_code == 404
 
 
 def test_admin_accounts_match_the_demo_file(sbx):
