@@ -527,6 +527,25 @@ async def test_a_preview_on_another_site_of_the_account_names_that_site(mcp_env,
     assert world.ok("GET", f"/customers/{customer['id']}")["balance"] == 0
 
 
+async def test_an_invoice_preview_says_when_it_is_due_and_its_period(mcp_env, fresh_sbx, truth):
+    """The dates a new invoice is given are part of what would change (ISO 8601, as the
+    invoice will show them), and the summary says when it is due."""
+    customer = World(truth).customer()
+    token = mcp_env.token("acme")
+    args = {"site_id": SITE, "customer_id": customer["id"], "currency": "usd", "total": 2500, "status": "open",
+            "period_start": "2027-01-01", "period_end": "2027-01-31", "due_date": 1801440000, "dry_run": True}  # fmt: skip
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as client:
+        preview = (await client.call_tool("create_invoice", args)).structured_content
+    assert preview["allowed"] is True, preview
+    assert "create an open invoice of 25.00 USD" in preview["summary"]
+    assert "owed at once, due 2027-02-01T00:00:00Z" in preview["summary"]
+    assert {c["field"]: c["after"] for c in preview["changes"]}.items() >= {
+        "invoice.period_start": "2027-01-01T00:00:00Z",
+        "invoice.period_end": "2027-01-31T00:00:00Z",
+        "invoice.due_date": "2027-02-01T00:00:00Z",
+    }.items()
+
+
 async def test_a_read_only_connection_cannot_dry_run_a_write_tool(mcp_env, fresh_sbx, truth):
     """Kept on purpose: the edge's write-scope gate refuses every write tool to a read-only
     token before any tool code runs (README), dry runs included; nothing is read upstream."""

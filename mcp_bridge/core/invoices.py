@@ -47,6 +47,7 @@ from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.schemas import Cents, Currency, ListInput, Metadata, Page, SiteInput, ToolInput, id_field
+from mcp_bridge.runtime.values import iso
 from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollectible"]
@@ -307,7 +308,10 @@ async def preview_create_invoice(call: CallContext, args: CreateInvoiceInput) ->
         )
     check_currency(verdict, customer, args.currency, CREATE_RULE)
     owed = "owed at once" if args.status == "open" else "not owed until it is finalized"
+    if args.due_date is not None:
+        owed += f", due {iso(args.due_date)}"
     amount = money(subtotal, args.currency) + (" plus tax" if taxed else "")
+    article = "an" if args.status == "open" else "a"
     return preview(
         "create_invoice",
         request,
@@ -322,8 +326,17 @@ async def preview_create_invoice(call: CallContext, args: CreateInvoiceInput) ->
             ("invoice.currency", None, args.currency),
             ("invoice.subtotal", None, subtotal),
             *([] if taxed else [("invoice.total", None, subtotal), ("invoice.amount_remaining", None, subtotal)]),
+            *(
+                (f"invoice.{name}", None, iso(moment))
+                for name, moment in (
+                    ("period_start", args.period_start),
+                    ("period_end", args.period_end),
+                    ("due_date", args.due_date),
+                )
+                if moment is not None
+            ),
         ),
-        summary=f"On {where(call, args.site_id)}: create a {args.status} invoice of {amount} for "
+        summary=f"On {where(call, args.site_id)}: create {article} {args.status} invoice of {amount} for "
         f"{customer_label(data, customer.id)}, {owed}.",
     )
 

@@ -119,11 +119,6 @@ async def preview_cancel_refunds(call: CallContext, args: CancelRefundsInput) ->
     everything = total <= len(listed)
     named = listed if args.all_pending else [r for r in listed if r.id in set(args.refund_ids or [])]
     queued = [r for r in named if cancellable(r)]
-    if args.all_pending and everything and queued:
-        # "All pending" means these refunds now: a person's yes to this summary is for them,
-        # not for a refund made pending (in the dashboard) before the call runs, so the
-        # confirmed call sends these ids (`confirmed_ids`) instead of "all".
-        request = cancel_request(args.site_id, [r.id for r in queued])
     kept = [r for r in named if not cancellable(r)]
     seen = {r.id for r in listed}
     absent = [] if args.all_pending else [i for i in args.refund_ids or [] if i not in seen]
@@ -148,7 +143,7 @@ async def preview_cancel_refunds(call: CallContext, args: CancelRefundsInput) ->
         if queued
         else f"On {site}: cancel pending refunds; none of those named is pending, so nothing would change."
     )
-    return preview(
+    shown = preview(
         "cancel_refunds",
         request,
         verdict,
@@ -158,6 +153,12 @@ async def preview_cancel_refunds(call: CallContext, args: CancelRefundsInput) ->
         summary=summary,
         irreversible=bool(queued),
     )
+    if args.all_pending and everything and queued:
+        # "All pending" means these refunds now: a person's yes to this summary is for them,
+        # not for a refund made pending (in the dashboard) before the call runs, so the
+        # call that uses the yes sends these ids (`confirmed_ids`) instead of "all".
+        shown.narrowed(cancel_request(args.site_id, [r.id for r in queued]))
+    return shown
 
 
 @tool(

@@ -373,7 +373,7 @@ async def confirmation_question(spec: Any, call: CallContext, args: Any) -> tupl
     text = preview.summary
     if not preview.allowed:
         text += f" Note: Pelcro's rules would refuse it now ({preview.verdict})."
-    return text, preview.would_send.model_dump(mode="json")
+    return text, preview.confirmed_send().model_dump(mode="json")
 
 
 def fallback_summary(spec: Any, call: CallContext, args: Any) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from mcp_types import CallToolResult, InputRequiredResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from mcp_bridge.runtime import confirmation, idempotency
 from mcp_bridge.runtime.context import CallContext
@@ -92,6 +92,20 @@ class WritePreview(BaseModel):
     irreversible: bool = False
     needs_confirmation: bool = False
     not_checked: list[str] = Field(default_factory=list)
+    # What a person's yes to `summary` allows, when narrower than `would_send` (never
+    # published): `cancel_refunds` with all_pending sends "all", but the question lists the
+    # refunds pending now, and the call that uses the yes cancels those
+    # (`runtime.confirmation.confirmation_question`, `CallRecord.confirmed_request`).
+    _confirmed_send: UpstreamRequest | None = PrivateAttr(default=None)
+
+    def confirmed_send(self) -> UpstreamRequest:
+        """The request a yes to this preview's summary allows (`would_send` unless narrowed)."""
+        return self._confirmed_send or self.would_send
+
+    def narrowed(self, request: UpstreamRequest) -> WritePreview:
+        """This preview, with a yes allowing only `request` (see `confirmed_send`)."""
+        self._confirmed_send = request
+        return self
 
 
 # `preview(call, args)`: the `WritePreview` of a write tool's arguments, reading the
