@@ -14,6 +14,7 @@ starts one itself.
 import contextlib
 import os
 import random
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -22,6 +23,7 @@ from playwright.sync_api import sync_playwright
 
 from devtools.servers import ServerProcess
 from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
+from tests.support.databases import drop_stale_test_databases, quick_commits
 from tests.support.faults import DatabaseOutage, FaultEnv, delete_prefixed_keys, fault_prefix, start_fault_gateway
 from tests.support.mcp import OUT_OF_REACH, McpEnv
 from tests.support.oauth import STRICT_LIMITS, _clear_redis_prefix
@@ -38,6 +40,24 @@ from tests.support.ratelimit import (
 )
 from tests.support.sandbox import OpenClient, SandboxClient
 from tests.support.servers import start_gateway, start_sandbox
+
+
+def pytest_sessionstart(session):
+    """Once per run (the xdist controller, or the only process): drop the test databases
+    that ended runs left behind (tests/support/databases.py)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    drop_stale_test_databases(settings.DATABASES["default"], Path(settings.VAR_DIR))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with commits that do not wait for the disk
+    (PostgreSQL; tests/support/databases.py)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        quick_commits(connection)
 
 
 @pytest.fixture
