@@ -428,7 +428,30 @@ SERVER_STARTERS = (
 )
 
 
+# The modules that take longest (a minute or more of one worker: rate-limit windows, load,
+# browsers, restarts), started first: pytest-xdist hands out modules in collection order
+# (`--dist loadfile`), and one of these begun last would keep a worker busy alone at the end.
+HEAVY_FIRST = (
+    "test_ratelimit_gateway.py",
+    "test_pages_browser.py",
+    "test_redis_reliability.py",
+    "test_ops_browser.py",
+    "test_export.py",
+    "test_faults_writes.py",
+    "test_redis_cluster.py",
+    "test_idempotency.py",
+    "test_open_breaking_signin.py",
+    "test_mcp_inspector.py",
+    "test_faults_upstream.py",
+    "test_bad_input_mcp.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    # A stable sort: the heavy modules first, every module's own tests in their order.
+    items.sort(
+        key=lambda item: HEAVY_FIRST.index(item.path.name) if item.path.name in HEAVY_FIRST else len(HEAVY_FIRST)
+    )
     sources: dict[str, bool] = {}
     for item in items:
         path = str(item.path)

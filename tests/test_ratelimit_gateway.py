@@ -3,6 +3,13 @@ gateway processes sharing Redis, against a sandbox with the same (compressed) li
 
 The sandbox's own request log is the judge: zero 429s, never more than its limit in any
 rolling window, and at least 95% of what it would have accepted, over 4 windows.
+
+Not among the tests `make test` runs again on SQLite (marker `sqlite`): what they judge is
+the limiter in Redis, the same whatever the database, and they are the suite's heaviest
+(six processes hammering for two minutes). SQLite with several processes writing at once
+is covered by the `sqlite` runs of tests/test_ops_browser.py (tool calls through two
+gateways while the dashboard reads), test_export.py (a worker and a gateway) and
+test_oauth_concurrency.py (token requests at once through two gateways).
 """
 
 import pytest
@@ -12,7 +19,6 @@ from tests.support.mcp import PASSWORDS
 from tests.support.ratelimit import TIGHT_LIMIT, TIGHT_WINDOW, log_times, max_in_window, run_tool_callers
 from tests.support.sandbox import SandboxClient
 
-pytestmark = pytest.mark.sqlite
 WINDOWS = 4
 
 
