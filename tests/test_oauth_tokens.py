@@ -166,6 +166,44 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(gateway_server, toke
     assert refresh(url, client_id, second["refresh_token"]).json()["error"] == "invalid_grant"
 
 
+def test_a_pair_ended_while_its_refresh_runs_is_invalid_grant_not_a_500(gateway_server, tokens, monkeypatch, settings):
+    """A duplicate refresh within the grace window answers the pair issued earlier; a
+    concurrent replay past the window can end that pair before DOT reads it back (seen in
+    tests/test_oauth_concurrency.py as a rare 500). Forced here: the issued access token is
+    gone when DOT looks it up."""
+    from django.test import Client
+
+    from accounts.views.token_endpoints import TokenView
+
+    original = TokenView.create_token_response
+
+    def pair_ended_meanwhile(self, request):
+        url, headers, body, status = original(self, request)
+        get_access_token_model().objects.all().delete()  # the concurrent family kill
+        return url, headers, body, status
+
+    before = set(get_access_token_model().objects.filter(application__client_id=tokens["client_id"]))
+    monkeypatch.setattr(TokenView, "create_token_response", pair_ended_meanwhile)
+    url = gateway_server.url
+    # This process answers as the gateway that issued the tokens (their resource is its URL).
+    settings.PUBLIC_URL, settings.MCP_RESOURCE_URL, settings.OPEN_RESOURCE_URL = url, url + "/", url + "/open"
+    answer = Client(SERVER_NAME="127.0.0.1").post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": tokens["client_id"],
+            "resource": url + "/",
+        },
+    )
+    assert answer.status_code == 400, answer.content
+    assert answer["Content-Type"] == "application/json", answer.content[:300]
+    assert answer.json()["error"] == "invalid_grant" and answer["Cache-Control"] == "no-store"
+    # Rolled back: nothing was issued, and the refresh token was not spent.
+    assert get_refresh_token_model().objects.get(application__client_id=tokens["client_id"]).revoked is None
+    assert set(get_access_token_model().objects.filter(application__client_id=tokens["client_id"])) == before
+
+
 def test_a_duplicate_refresh_within_the_grace_window_gets_the_same_pair(gateway_server, tokens):
     url, client_id = gateway_server.url, tokens["client_id"]
     first = refresh(url, client_id, tokens["refresh_token"]).json()

@@ -29,9 +29,28 @@ class TokenView(DOTTokenView):
     other (no 5xx, no double issue, no family killed by a concurrent twin)."""
 
     def post(self, request, *args, **kwargs):
-        with transaction.atomic(using=router.db_for_write(get_refresh_token_model())):
-            lock_grant(request.POST)
-            return self.authorization_flow_token_response(request)
+        try:
+            with transaction.atomic(using=router.db_for_write(get_refresh_token_model())):
+                lock_grant(request.POST)
+                return self.authorization_flow_token_response(request)
+        except get_access_token_model().DoesNotExist:
+            # DOT reads back the access token it is about to answer (for its
+            # `app_authorized` signal). A duplicate of a refresh answered within the grace
+            # window names the pair issued earlier; if a concurrent request has just ended
+            # that pair (a replay past the window kills the whole family) it is gone, and
+            # DOT's lookup raised. The transaction is rolled back, so nothing was issued:
+            # that is `invalid_grant` (RFC 6749 §5.2: the grant was revoked), never a 500.
+            response = JsonResponse(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "This grant was revoked while the request ran (its token family ended); "
+                    "sign in again.",
+                },
+                status=400,
+            )
+            response["Cache-Control"] = "no-store"
+            response["Pragma"] = "no-cache"
+            return response
 
 
 def _connection_of(raw_token: str) -> Connection | None:
