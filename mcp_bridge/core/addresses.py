@@ -26,7 +26,7 @@ from mcp_bridge.core.shapes import CoreObject, Timestamp
 from mcp_bridge.runtime.addresses import COUNTRY_CODE, AddressText, needs_postal_code, needs_state, require_state, text
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field
+from mcp_bridge.runtime.schemas import ListInput, Page, SiteInput, id_field, require_a_change
 from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 AddressType = Literal["shipping", "billing", "account_primary"]
@@ -95,11 +95,7 @@ class UpdateAddressInput(AddressFields):
 
     @model_validator(mode="after")
     def _something(self) -> UpdateAddressInput:
-        # This model's own fields, never the runtime's dry_run / idempotency_key (the
-        # published model, a subclass, adds them).
-        fields = set(UpdateAddressInput.model_fields) - {"site_id", "address_id"}
-        if not self.model_dump(include=fields, exclude_none=True):
-            raise ValueError("give at least one field to change")
+        require_a_change(self, UpdateAddressInput, "site_id", "address_id")
         return self
 
     def request(self) -> UpstreamRequest:

@@ -47,7 +47,7 @@ from mcp_bridge.core.shapes import (
 from mcp_bridge.core.subscriptions import Subscription
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import ListInput, Metadata, Page, SiteInput, id_field
+from mcp_bridge.runtime.schemas import ListInput, Metadata, Page, SiteInput, id_field, require_a_change
 from mcp_bridge.runtime.writes import ALWAYS, UpstreamRequest, WritePreview
 
 # --- Shapes ------------------------------------------------------------------------------
@@ -203,11 +203,7 @@ class UpdateCustomerInput(CustomerFields):
 
     @model_validator(mode="after")
     def _something(self) -> UpdateCustomerInput:
-        # This model's own fields, never the runtime's dry_run / idempotency_key (the
-        # published model, a subclass, adds them): an update naming none is no write.
-        fields = set(UpdateCustomerInput.model_fields) - {"site_id", "customer_id"}
-        if not self.model_dump(include=fields, exclude_none=True):
-            raise ValueError("give at least one field to change")
+        require_a_change(self, UpdateCustomerInput, "site_id", "customer_id")
         return self
 
     def request(self) -> UpstreamRequest:

@@ -21,7 +21,7 @@ from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.failures import before_retrying
 from mcp_bridge.runtime.registry import tool
 from mcp_bridge.runtime.results import ToolFailed
-from mcp_bridge.runtime.schemas import ToolFailure, id_field
+from mcp_bridge.runtime.schemas import NOTHING_TO_CHANGE, ToolFailure, id_field
 from mcp_bridge.runtime.values import Timestamp
 from mcp_bridge.runtime.writes import Change, UpstreamRequest, WritePreview
 
@@ -111,7 +111,7 @@ class UpdateAddressInput(AddressFields):
     @model_validator(mode="after")
     def _something(self) -> UpdateAddressInput:
         if not self.body():
-            raise ValueError("give at least one field to change")
+            raise ValueError(NOTHING_TO_CHANGE)
         return self
 
 

@@ -13,7 +13,7 @@ from mcp_bridge.open.previews import Verdict, changes, merged_metadata, open_req
 from mcp_bridge.open.shapes import NoArguments, Profile, profile_from, result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool
-from mcp_bridge.runtime.schemas import Metadata, ToolInput
+from mcp_bridge.runtime.schemas import NOTHING_TO_CHANGE, Metadata, ToolInput
 from mcp_bridge.runtime.writes import UpstreamRequest, WritePreview
 
 
@@ -90,7 +90,7 @@ class UpdateProfileInput(ToolInput):
     @model_validator(mode="after")
     def _something(self) -> UpdateProfileInput:
         if not self.body():
-            raise ValueError("give at least one field to change")
+            raise ValueError(NOTHING_TO_CHANGE)
         return self
 
     def body(self) -> dict[str, Any]:

@@ -75,6 +75,19 @@ class ListInput(SiteInput):
         return query
 
 
+NOTHING_TO_CHANGE = "give at least one field to change"
+
+
+def require_a_change(model: BaseModel, own: type[BaseModel], *ids: str) -> None:
+    """An update tool's validator: refuse arguments naming no field to change (`ValueError`,
+    answered as invalid_arguments), which would be sent as an empty write and read as a
+    success. Counts only `own`'s fields (the tool's input model) other than the object's
+    `ids`: never the runtime's `dry_run` / `idempotency_key`, which the published model (a
+    subclass) adds."""
+    if not model.model_dump(include=set(own.model_fields) - set(ids), exclude_none=True):
+        raise ValueError(NOTHING_TO_CHANGE)
+
+
 def id_field(noun: str) -> Any:
     return Field(ge=1, le=2_147_483_647, description=f"The {noun}'s id (integer).")
 
