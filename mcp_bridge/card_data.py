@@ -48,6 +48,8 @@ CARD_DATA_REFUSED = (
     "(get_site gives the address of the publication's website), then pays with it by its "
     "payment_method_id (list_my_payment_methods)"
 )
+# The same as a sentence of its own: where a tool needs a card the subscriber has not saved.
+ADD_A_CARD = CARD_DATA_REFUSED + "."
 
 
 def _luhn(digits: str) -> bool:

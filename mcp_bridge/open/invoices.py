@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_bridge.card_data import CARD_DATA_REFUSED
+from mcp_bridge.card_data import ADD_A_CARD
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.profile import read_customer
 from mcp_bridge.open.shapes import Card, OpenObject, parse, result
@@ -33,10 +33,6 @@ InvoiceStatus = Literal["draft", "open", "past_due", "paid", "void", "uncollecti
 # a draft is not owed yet).
 PAYABLE = ("open", "past_due")
 PAY_RULE = "OPEN_API.md §5.7"
-
-# Card data in any argument is refused before the tool runs (`mcp_bridge.card_data`, checked
-# by the server for every Open tool); this is what the tools say where cards are added.
-ADD_A_CARD = CARD_DATA_REFUSED + "."
 
 
 # --- Shapes ------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from mcp_bridge.card_data import ADD_A_CARD
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
-from mcp_bridge.open.invoices import ADD_A_CARD
 from mcp_bridge.open.shapes import NoArguments, OpenObject, parse, result
 from mcp_bridge.runtime.context import CallContext
 from mcp_bridge.runtime.registry import tool

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_bridge.card_data import ADD_A_CARD
 from mcp_bridge.open.calls import open_api, site_name, subscriber_of
 from mcp_bridge.open.previews import IRREVERSIBLE, Verdict, changes, open_request, preview, send
 from mcp_bridge.open.profile import read_customer
@@ -40,11 +41,6 @@ from mcp_bridge.runtime.writes import ALWAYS, WHEN_MODE_NOW, UpstreamRequest, Wr
 
 ENDED = ("canceled", "expired")
 CANCEL_MODES = ("now", "current_period_end", "last_period_end")
-NO_CARD_DATA = (
-    "Card details are never accepted here. To pay with a new card, the subscriber adds it on the "
-    "publication's website (get_site gives its address); then pass its id as payment_method_id "
-    "(list_my_payment_methods lists the saved cards)."
-)
 
 
 # --- Inputs --------------------------------------------------------------------------------
@@ -260,7 +256,7 @@ async def _subscribe_preview(call: CallContext, args: SubscribeInput) -> WritePr
     verdict.unchecked("at most 25 live subscriptions per customer, and a plan in the currency of your credit balance")
     due = (order.subtotal or 0) - (order.discount or 0) if order is not None else 0
     if due > 0 and args.payment_method_id is None:
-        verdict.refuse(f"This plan costs money: {NO_CARD_DATA}", "OPEN_API.md §5.4: a paid plan needs a payment method")
+        verdict.refuse(f"This plan costs money: {ADD_A_CARD}", "OPEN_API.md §5.4: a paid plan needs a payment method")
     if args.payment_method_id is not None:
         verdict.unchecked(
             f"that payment method {args.payment_method_id} is a card saved for you (list_my_payment_methods)"
@@ -340,7 +336,7 @@ async def subscribe(call: CallContext, args: SubscribeInput):
     except ToolFailed as failed:
         if failed.failure.fields and "source_id" in failed.failure.fields:
             raise ToolFailed(
-                ToolFailure(error="validation_failed", message=f"This plan costs money. {NO_CARD_DATA}")
+                ToolFailure(error="validation_failed", message=f"This plan costs money. {ADD_A_CARD}")
             ) from None
         raise
     customer = response.data if isinstance(response.data, dict) else {}
