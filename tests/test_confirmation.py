@@ -127,6 +127,11 @@ async def test_declining_in_the_client_writes_nothing(mcp_env, truth):
     assert seen[0].requested_schema["properties"]["confirm"]["type"] == "boolean"
     rows = await rows_for(2)
     assert [(r.confirmation, r.outcome) for r in rows] == [("asked", "ok"), ("declined", "error")]
+    # list_recent_writes, read as text by a model checking what happened: no line reads as a write.
+    async with mcp_session(mcp_env.url, token, "2026-07-28") as c:
+        listed = (await c.call_tool("list_recent_writes", {"tool": TOOL})).content[0].text.splitlines()[1:]
+    assert len(listed) == 2 and all("nothing written" in line for line in listed), listed
+    assert "declined by the person" in listed[0] and "asked a person" in listed[1]
 
 
 @pytest.mark.parametrize(

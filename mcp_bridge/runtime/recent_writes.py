@@ -81,11 +81,26 @@ def _item(row: ToolCall) -> RecentWrite:
     )
 
 
+# The person's decision as the text line says it: a call that only asked, or whose answer
+# was no, wrote nothing, whatever its outcome (an asking round's is "ok": it answered).
+CONFIRMATION_MARKS = {
+    "asked": "asked a person, nothing written",
+    "confirmed": "confirmed by the person",
+    "declined": "declined by the person, nothing written",
+    "expired": "confirmation expired, nothing written",
+    "refused": "confirmation refused, nothing written",
+    "waived": "not asked (turned off)",
+}
+
+
 def _line(item: RecentWrite) -> str:
     status = f" {item.upstream_status}" if item.upstream_status else ""
-    marks = "".join(f", {mark}" for mark, on in (("replayed", item.replayed), ("dry run", item.dry_run)) if on) + (
-        f", key {item.idempotency_key}" if item.idempotency_key else ""
-    )
+    confirmation = CONFIRMATION_MARKS.get(item.confirmation or "", item.confirmation or "")
+    marks = "".join(
+        f", {mark}"
+        for mark, on in (("replayed", item.replayed), ("dry run", item.dry_run), (confirmation, bool(confirmation)))
+        if on
+    ) + (f", key {item.idempotency_key}" if item.idempotency_key else "")
     return f"- {item.at} {item.tool}: {item.outcome}{status}{marks}"
 
 
